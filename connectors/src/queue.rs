@@ -1,0 +1,223 @@
+//! The bounded in-process ingest queue between sources and normalisation, with batch acks.
+//!
+//! Capacity is counted in records, not batches: a source reserves one permit per record
+//! before it enqueues, and the permits return when the consumer has finished the batch.
+//! A HEC request that does not fit is refused at once ([`IngestSender::try_send`] → 503 code 9);
+//! stream sources (syslog TCP, file tailers) wait instead ([`IngestSender::send`]), which stops
+//! them reading — backpressure. A batch can carry an ack that fires once its records are durable
+//! in the store (or failed), so HEC answers and file positions follow durability.
+
+use std::sync::Arc;
+
+use securewatch_parse::RawRecord;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+
+/// What happened to a batch, reported through its ack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Every record is durable (stored, or dead-lettered with its reason).
+    Durable,
+    /// The store failed; the records may not be stored.
+    Failed(String),
+}
+
+/// Records enqueued together, with an optional durability ack.
+#[derive(Debug)]
+pub struct IngestBatch {
+    pub records: Vec<RawRecord>,
+    pub ack: Option<oneshot::Sender<BatchOutcome>>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl IngestBatch {
+    /// A batch without an ack.
+    pub fn new(records: Vec<RawRecord>) -> Self {
+        IngestBatch { records, ack: None, permit: None }
+    }
+
+    /// A batch and the receiver of its durability ack.
+    pub fn with_ack(records: Vec<RawRecord>) -> (Self, oneshot::Receiver<BatchOutcome>) {
+        let (sender, receiver) = oneshot::channel();
+        (IngestBatch { records, ack: Some(sender), permit: None }, receiver)
+    }
+
+    /// Reports the outcome to the sender (if it still listens) and frees the queue capacity.
+    pub fn complete(self, outcome: BatchOutcome) {
+        if let Some(ack) = self.ack {
+            let _ = ack.send(outcome);
+        }
+    }
+}
+
+/// Why a batch was not enqueued. The batch is handed back so nothing is lost silently.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("ingest queue is full")]
+    Full(IngestBatch),
+    #[error("ingest queue is closed (shutting down)")]
+    Closed(IngestBatch),
+    #[error("batch of {} records exceeds the queue capacity", .0.records.len())]
+    TooLarge(IngestBatch),
+}
+
+/// The sending side, cloned into every source.
+#[derive(Clone, Debug)]
+pub struct IngestSender {
+    sender: mpsc::UnboundedSender<IngestBatch>,
+    permits: Arc<Semaphore>,
+    capacity: usize,
+}
+
+/// The receiving side, owned by the normalisation stage.
+#[derive(Debug)]
+pub struct IngestReceiver {
+    receiver: mpsc::UnboundedReceiver<IngestBatch>,
+    permits: Arc<Semaphore>,
+    capacity: usize,
+}
+
+/// A queue holding at most `capacity` records in flight.
+pub fn ingest_queue(capacity: usize) -> (IngestSender, IngestReceiver) {
+    let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
+    let permits = Arc::new(Semaphore::new(capacity));
+    let (sender, receiver) = mpsc::unbounded_channel();
+    (
+        IngestSender { sender, permits: Arc::clone(&permits), capacity },
+        IngestReceiver { receiver, permits, capacity },
+    )
+}
+
+fn permit_count(batch: &IngestBatch) -> u32 {
+    u32::try_from(batch.records.len().max(1)).unwrap_or(u32::MAX)
+}
+
+impl IngestSender {
+    /// Enqueues without waiting; `Full` when the records do not fit now.
+    pub fn try_send(&self, mut batch: IngestBatch) -> Result<(), QueueError> {
+        if batch.records.len() > self.capacity {
+            return Err(QueueError::TooLarge(batch));
+        }
+        match Arc::clone(&self.permits).try_acquire_many_owned(permit_count(&batch)) {
+            Ok(permit) => batch.permit = Some(permit),
+            Err(TryAcquireError::NoPermits) => return Err(QueueError::Full(batch)),
+            Err(TryAcquireError::Closed) => return Err(QueueError::Closed(batch)),
+        }
+        self.push(batch)
+    }
+
+    /// Enqueues, waiting for room (backpressure for stream sources).
+    pub async fn send(&self, mut batch: IngestBatch) -> Result<(), QueueError> {
+        if batch.records.len() > self.capacity {
+            return Err(QueueError::TooLarge(batch));
+        }
+        match Arc::clone(&self.permits).acquire_many_owned(permit_count(&batch)).await {
+            Ok(permit) => batch.permit = Some(permit),
+            Err(_) => return Err(QueueError::Closed(batch)),
+        }
+        self.push(batch)
+    }
+
+    fn push(&self, batch: IngestBatch) -> Result<(), QueueError> {
+        self.sender.send(batch).map_err(|error| QueueError::Closed(error.0))?;
+        metrics::gauge!(crate::telemetry::QUEUE_DEPTH).set(self.depth() as f64);
+        Ok(())
+    }
+
+    /// Records currently in flight (enqueued and not yet completed).
+    pub fn depth(&self) -> usize {
+        self.capacity - self.permits.available_permits()
+    }
+
+    /// The configured capacity in records.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+impl IngestReceiver {
+    /// The next batch; `None` once every sender is gone and the queue is empty.
+    pub async fn recv(&mut self) -> Option<IngestBatch> {
+        self.receiver.recv().await
+    }
+
+    /// The next batch if one is ready now.
+    pub fn try_recv(&mut self) -> Option<IngestBatch> {
+        self.receiver.try_recv().ok()
+    }
+
+    /// Records currently in flight.
+    pub fn depth(&self) -> usize {
+        self.capacity - self.permits.available_permits()
+    }
+
+    /// Refuses new batches; batches already queued are still delivered.
+    pub fn close(&mut self) {
+        self.permits.close();
+        self.receiver.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use securewatch_parse::RecordMeta;
+    use securewatch_schemas::SourceKind;
+
+    fn records(count: usize) -> Vec<RawRecord> {
+        (0..count)
+            .map(|index| RawRecord {
+                kind: SourceKind::Syslog,
+                source_name: "test".into(),
+                peer: None,
+                received: Utc::now(),
+                body: format!("line {index}").into_bytes(),
+                meta: RecordMeta::None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn capacity_counts_records_and_frees_on_completion() {
+        let (sender, mut receiver) = ingest_queue(10);
+        sender.try_send(IngestBatch::new(records(6))).unwrap();
+        assert!(matches!(sender.try_send(IngestBatch::new(records(5))), Err(QueueError::Full(_))));
+        assert!(matches!(
+            sender.try_send(IngestBatch::new(records(11))),
+            Err(QueueError::TooLarge(_))
+        ));
+        assert_eq!(sender.depth(), 6);
+        let batch = receiver.recv().await.unwrap();
+        assert_eq!(batch.records.len(), 6);
+        batch.complete(BatchOutcome::Durable);
+        assert_eq!(sender.depth(), 0);
+        sender.try_send(IngestBatch::new(records(10))).unwrap();
+    }
+
+    #[tokio::test]
+    async fn ack_reports_outcome_and_send_waits_for_room() {
+        let (sender, mut receiver) = ingest_queue(2);
+        let (batch, ack) = IngestBatch::with_ack(records(2));
+        sender.try_send(batch).unwrap();
+        let waiting = {
+            let sender = sender.clone();
+            tokio::spawn(async move { sender.send(IngestBatch::new(records(1))).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "send must wait while the queue is full");
+        receiver.recv().await.unwrap().complete(BatchOutcome::Durable);
+        assert_eq!(ack.await.unwrap(), BatchOutcome::Durable);
+        waiting.await.unwrap().unwrap();
+        assert_eq!(receiver.recv().await.unwrap().records.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn closed_queue_hands_the_batch_back() {
+        let (sender, mut receiver) = ingest_queue(4);
+        receiver.close();
+        match sender.send(IngestBatch::new(records(3))).await {
+            Err(QueueError::Closed(batch)) => assert_eq!(batch.records.len(), 3),
+            other => panic!("expected Closed, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Stores that events are written to.
+
+pub mod sqlite;

@@ -1,0 +1,1 @@
+//! hec source (in progress).

@@ -1,0 +1,1 @@
+//! wazuh source (in progress).

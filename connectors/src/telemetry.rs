@@ -1,0 +1,66 @@
+//! Metric names and the per-source counters every connector reports through.
+//!
+//! Names follow `securewatch_<component>_<thing>_total`. Each source labels its counters with
+//! `source` (configured name) and `kind`; rejections also carry `reason`.
+
+use securewatch_schemas::SourceKind;
+
+/// Records received from the wire, before validation.
+pub const SOURCE_RECEIVED: &str = "securewatch_source_received_total";
+/// Records accepted into the ingest queue.
+pub const SOURCE_ACCEPTED: &str = "securewatch_source_accepted_total";
+/// Records refused, by reason (never silently dropped).
+pub const SOURCE_REJECTED: &str = "securewatch_source_rejected_total";
+/// Bytes received from the wire.
+pub const SOURCE_BYTES: &str = "securewatch_source_bytes_total";
+/// Records in flight in the ingest queue.
+pub const QUEUE_DEPTH: &str = "securewatch_queue_depth";
+/// Syslog messages kept with a parse-failure mark.
+pub const PARSE_FAILURES: &str = "securewatch_parse_failures_total";
+/// Records sent to the dead letter, by reason.
+pub const DEAD_LETTERED: &str = "securewatch_dead_letter_total";
+/// Events newly written to the store.
+pub const STORE_WRITTEN: &str = "securewatch_store_written_total";
+/// Events the store already held (re-delivered, same deterministic id).
+pub const STORE_DUPLICATES: &str = "securewatch_store_duplicates_total";
+/// Failed store transactions.
+pub const STORE_ERRORS: &str = "securewatch_store_errors_total";
+/// Seconds per store batch commit.
+pub const STORE_COMMIT_SECONDS: &str = "securewatch_store_commit_seconds";
+
+/// A source's identity for its metric labels.
+#[derive(Clone, Debug)]
+pub struct SourceLabels {
+    pub kind: SourceKind,
+    pub name: String,
+}
+
+impl SourceLabels {
+    pub fn new(kind: SourceKind, name: impl Into<String>) -> Self {
+        SourceLabels { kind, name: name.into() }
+    }
+
+    /// Counts records received (and their bytes).
+    pub fn received(&self, records: u64, bytes: u64) {
+        let labels = [("source", self.name.clone()), ("kind", self.kind.as_str().to_string())];
+        metrics::counter!(SOURCE_RECEIVED, &labels).increment(records);
+        metrics::counter!(SOURCE_BYTES, &labels).increment(bytes);
+    }
+
+    /// Counts records accepted into the queue.
+    pub fn accepted(&self, records: u64) {
+        metrics::counter!(SOURCE_ACCEPTED, "source" => self.name.clone(), "kind" => self.kind.as_str())
+            .increment(records);
+    }
+
+    /// Counts records refused, with the reason.
+    pub fn rejected(&self, reason: &'static str, records: u64) {
+        metrics::counter!(
+            SOURCE_REJECTED,
+            "source" => self.name.clone(),
+            "kind" => self.kind.as_str(),
+            "reason" => reason
+        )
+        .increment(records);
+    }
+}

@@ -1,0 +1,377 @@
+//! Avro encoding of [`Event`] in the Confluent wire format (magic byte, schema id, datum).
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use apache_avro::types::Value;
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::writer::datum::GenericDatumWriter;
+use apache_avro::Schema;
+use chrono::{DateTime, Utc};
+
+use crate::{Event, EventId, FieldValue, Fields, Severity, Source, SourceKind};
+
+/// The event schema as shipped in `schemas/avro/event.avsc`.
+pub const EVENT_SCHEMA_JSON: &str = include_str!("../avro/event.avsc");
+/// The alert schema as shipped in `schemas/avro/alert.avsc`.
+pub const ALERT_SCHEMA_JSON: &str = include_str!("../avro/alert.avsc");
+/// The Confluent wire format's first byte.
+pub const MAGIC_BYTE: u8 = 0;
+
+/// Why a record could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum AvroError {
+    #[error("record is {0} bytes, shorter than the 5-byte Confluent header")]
+    TooShort(usize),
+    #[error("magic byte is {0}, expected 0 (Confluent wire format)")]
+    BadMagic(u8),
+    #[error("schema id {found} does not match the expected {expected}")]
+    SchemaMismatch { expected: u32, found: u32 },
+    #[error("avro: {0}")]
+    Avro(#[from] Box<apache_avro::Error>),
+    #[error("field {field}: {reason}")]
+    Shape { field: &'static str, reason: String },
+}
+
+impl From<apache_avro::Error> for AvroError {
+    fn from(error: apache_avro::Error) -> Self {
+        AvroError::Avro(Box::new(error))
+    }
+}
+
+/// The parsed event schema (parsed once).
+pub fn event_schema() -> &'static Schema {
+    static SCHEMA: OnceLock<Schema> = OnceLock::new();
+    SCHEMA.get_or_init(|| Schema::parse_str(EVENT_SCHEMA_JSON).expect("event.avsc is valid"))
+}
+
+/// The parsed alert schema (parsed once).
+pub fn alert_schema() -> &'static Schema {
+    static SCHEMA: OnceLock<Schema> = OnceLock::new();
+    SCHEMA.get_or_init(|| Schema::parse_str(ALERT_SCHEMA_JSON).expect("alert.avsc is valid"))
+}
+
+/// Encodes and decodes events with a fixed writer schema and its registry id.
+#[derive(Clone, Debug)]
+pub struct EventCodec {
+    schema_id: u32,
+}
+
+impl EventCodec {
+    /// A codec that stamps `schema_id` (the registry id, or 1 without a registry).
+    pub fn new(schema_id: u32) -> Self {
+        EventCodec { schema_id }
+    }
+
+    /// Encodes `event` as magic byte + big-endian schema id + Avro binary datum.
+    pub fn encode(&self, event: &Event) -> Result<Vec<u8>, AvroError> {
+        let mut out = Vec::with_capacity(256);
+        out.push(MAGIC_BYTE);
+        out.extend_from_slice(&self.schema_id.to_be_bytes());
+        write_datum(event_schema(), &event_to_value(event), &mut out)?;
+        Ok(out)
+    }
+
+    /// Decodes a record written with this codec's schema.
+    pub fn decode(&self, bytes: &[u8]) -> Result<Event, AvroError> {
+        self.decode_with(bytes, event_schema(), None)
+    }
+
+    /// Decodes a record written with `writer` schema, resolved to `reader` when given
+    /// (Avro schema evolution: new fields take their defaults, removed ones are skipped).
+    pub fn decode_with(
+        &self,
+        bytes: &[u8],
+        writer: &Schema,
+        reader: Option<&Schema>,
+    ) -> Result<Event, AvroError> {
+        let payload = strip_header(bytes, self.schema_id)?;
+        let mut cursor = payload;
+        let datum_reader = match reader {
+            Some(reader) => GenericDatumReader::builder(writer).reader_schema(reader).build()?,
+            None => GenericDatumReader::builder(writer).build()?,
+        };
+        value_to_event(datum_reader.read_value(&mut cursor)?)
+    }
+}
+
+/// Appends the Avro binary encoding of `value` (validated against `schema`) to `out`.
+pub fn write_datum(schema: &Schema, value: &Value, out: &mut Vec<u8>) -> Result<(), AvroError> {
+    GenericDatumWriter::builder(schema).build()?.write_value_ref(out, value)?;
+    Ok(())
+}
+
+/// Checks the Confluent header and returns the datum after it.
+pub fn strip_header(bytes: &[u8], expected_id: u32) -> Result<&[u8], AvroError> {
+    if bytes.len() < 5 {
+        return Err(AvroError::TooShort(bytes.len()));
+    }
+    if bytes[0] != MAGIC_BYTE {
+        return Err(AvroError::BadMagic(bytes[0]));
+    }
+    let found = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+    if found != expected_id {
+        return Err(AvroError::SchemaMismatch { expected: expected_id, found });
+    }
+    Ok(&bytes[5..])
+}
+
+fn optional_string(value: &Option<String>) -> Value {
+    match value {
+        Some(text) => Value::Union(1, Box::new(Value::String(text.clone()))),
+        None => Value::Union(0, Box::new(Value::Null)),
+    }
+}
+
+fn field_to_value(field: &FieldValue) -> Value {
+    let (index, inner) = match field {
+        FieldValue::Null => (0, Value::Null),
+        FieldValue::Bool(flag) => (1, Value::Boolean(*flag)),
+        FieldValue::Int(int) => (2, Value::Long(*int)),
+        FieldValue::Float(float) => (3, Value::Double(*float)),
+        FieldValue::Str(text) => (4, Value::String(text.clone())),
+        FieldValue::List(items) => {
+            (5, Value::Array(items.iter().cloned().map(Value::String).collect()))
+        }
+    };
+    Value::Union(index, Box::new(inner))
+}
+
+/// Converts an event to the Avro value of `event.avsc`.
+pub fn event_to_value(event: &Event) -> Value {
+    let kind_index = SourceKind::ALL.iter().position(|kind| *kind == event.source.kind);
+    let fields: HashMap<String, Value> =
+        event.fields.iter().map(|(key, field)| (key.clone(), field_to_value(field))).collect();
+    Value::Record(vec![
+        ("id".into(), Value::Fixed(16, event.id.to_bytes().to_vec())),
+        ("time".into(), Value::TimestampMicros(event.time.timestamp_micros())),
+        ("received".into(), Value::TimestampMicros(event.received.timestamp_micros())),
+        (
+            "source".into(),
+            Value::Record(vec![
+                (
+                    "kind".into(),
+                    Value::Enum(kind_index.unwrap_or(0) as u32, event.source.kind.as_str().into()),
+                ),
+                ("name".into(), Value::String(event.source.name.clone())),
+                ("peer".into(), optional_string(&event.source.peer)),
+            ]),
+        ),
+        ("host".into(), optional_string(&event.host)),
+        ("severity".into(), Value::Int(i32::from(event.severity.code()))),
+        ("category".into(), optional_string(&event.category)),
+        ("message".into(), Value::String(event.message.clone())),
+        ("fields".into(), Value::Map(fields)),
+        ("raw".into(), optional_string(&event.raw)),
+    ])
+}
+
+fn shape(field: &'static str, reason: impl Into<String>) -> AvroError {
+    AvroError::Shape { field, reason: reason.into() }
+}
+
+fn take_string(field: &'static str, value: Value) -> Result<String, AvroError> {
+    match value {
+        Value::String(text) => Ok(text),
+        other => Err(shape(field, format!("expected string, got {other:?}"))),
+    }
+}
+
+fn take_optional_string(field: &'static str, value: Value) -> Result<Option<String>, AvroError> {
+    match value {
+        Value::Union(_, inner) => match *inner {
+            Value::Null => Ok(None),
+            other => take_string(field, other).map(Some),
+        },
+        Value::Null => Ok(None),
+        other => take_string(field, other).map(Some),
+    }
+}
+
+fn take_time(field: &'static str, value: Value) -> Result<DateTime<Utc>, AvroError> {
+    let micros = match value {
+        Value::TimestampMicros(micros) | Value::Long(micros) => micros,
+        other => return Err(shape(field, format!("expected timestamp-micros, got {other:?}"))),
+    };
+    DateTime::from_timestamp_micros(micros).ok_or_else(|| shape(field, "timestamp out of range"))
+}
+
+fn value_to_field(value: Value) -> Result<FieldValue, AvroError> {
+    let inner = match value {
+        Value::Union(_, inner) => *inner,
+        other => other,
+    };
+    Ok(match inner {
+        Value::Null => FieldValue::Null,
+        Value::Boolean(flag) => FieldValue::Bool(flag),
+        Value::Long(int) => FieldValue::Int(int),
+        Value::Int(int) => FieldValue::Int(i64::from(int)),
+        Value::Double(float) => FieldValue::Float(float),
+        Value::String(text) => FieldValue::Str(text),
+        Value::Array(items) => FieldValue::List(
+            items.into_iter().map(|item| take_string("fields[]", item)).collect::<Result<_, _>>()?,
+        ),
+        other => return Err(shape("fields", format!("unsupported value {other:?}"))),
+    })
+}
+
+/// Converts an Avro value of `event.avsc` (or a compatible reader schema) back to an event.
+pub fn value_to_event(value: Value) -> Result<Event, AvroError> {
+    let Value::Record(record) = value else {
+        return Err(shape("event", "expected a record"));
+    };
+    let mut id = None;
+    let (mut time, mut received, mut source) = (None, None, None);
+    let (mut host, mut severity, mut category, mut message) = (None, None, None, None);
+    let (mut fields, mut raw) = (Fields::new(), None);
+    for (name, value) in record {
+        match name.as_str() {
+            "id" => match value {
+                Value::Fixed(16, bytes) => {
+                    let array: [u8; 16] = bytes.try_into().expect("fixed(16) has 16 bytes");
+                    id = Some(EventId::from_bytes(array));
+                }
+                other => return Err(shape("id", format!("expected fixed(16), got {other:?}"))),
+            },
+            "time" => time = Some(take_time("time", value)?),
+            "received" => received = Some(take_time("received", value)?),
+            "source" => source = Some(value_to_source(value)?),
+            "host" => host = take_optional_string("host", value)?,
+            "severity" => {
+                severity = match value {
+                    Value::Int(code) => Some(Severity::from_code(code.clamp(0, 7) as u8)),
+                    other => return Err(shape("severity", format!("expected int, got {other:?}"))),
+                }
+            }
+            "category" => category = take_optional_string("category", value)?,
+            "message" => message = Some(take_string("message", value)?),
+            "fields" => {
+                let Value::Map(map) = value else { return Err(shape("fields", "expected a map")) };
+                for (key, inner) in map {
+                    fields.insert(key, value_to_field(inner)?);
+                }
+            }
+            "raw" => raw = take_optional_string("raw", value)?,
+            _ => {} // fields added by a newer writer that this reader does not know
+        }
+    }
+    Ok(Event {
+        id: id.ok_or_else(|| shape("id", "missing"))?,
+        time: time.ok_or_else(|| shape("time", "missing"))?,
+        received: received.ok_or_else(|| shape("received", "missing"))?,
+        source: source.ok_or_else(|| shape("source", "missing"))?,
+        host,
+        severity: severity.ok_or_else(|| shape("severity", "missing"))?,
+        category,
+        message: message.ok_or_else(|| shape("message", "missing"))?,
+        fields,
+        raw,
+    })
+}
+
+fn value_to_source(value: Value) -> Result<Source, AvroError> {
+    let Value::Record(record) = value else { return Err(shape("source", "expected a record")) };
+    let (mut kind, mut name, mut peer) = (None, None, None);
+    for (field, value) in record {
+        match field.as_str() {
+            "kind" => match value {
+                Value::Enum(_, symbol) => kind = SourceKind::parse(&symbol),
+                other => return Err(shape("source.kind", format!("expected enum, got {other:?}"))),
+            },
+            "name" => name = Some(take_string("source.name", value)?),
+            "peer" => peer = take_optional_string("source.peer", value)?,
+            _ => {}
+        }
+    }
+    Ok(Source {
+        kind: kind.ok_or_else(|| shape("source.kind", "missing or unknown symbol"))?,
+        name: name.ok_or_else(|| shape("source.name", "missing"))?,
+        peer,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_event() -> Event {
+        let mut fields = Fields::new();
+        fields.insert("data.srcip".into(), FieldValue::from("10.0.0.5"));
+        fields.insert("rule.level".into(), FieldValue::Int(10));
+        fields.insert("score".into(), FieldValue::Float(0.25));
+        fields.insert("flag".into(), FieldValue::Bool(false));
+        fields.insert("empty".into(), FieldValue::Null);
+        fields.insert("rule.groups".into(), FieldValue::List(vec!["sshd".into(), "auth".into()]));
+        Event {
+            id: EventId::from_parts([b"sample".as_slice()]),
+            time: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
+            received: DateTime::from_timestamp_micros(1_700_000_001_000_000).unwrap(),
+            source: Source {
+                kind: SourceKind::Wazuh,
+                name: "wazuh".into(),
+                peer: Some("/var/ossec/logs/alerts/alerts.json".into()),
+            },
+            host: Some("web-01".into()),
+            severity: Severity::Error,
+            category: Some("sshd".into()),
+            message: "sshd: brute force".into(),
+            fields,
+            raw: None,
+        }
+    }
+
+    #[test]
+    fn round_trip_in_wire_format() {
+        let codec = EventCodec::new(7);
+        let event = sample_event();
+        let bytes = codec.encode(&event).unwrap();
+        assert_eq!(bytes[0], MAGIC_BYTE);
+        assert_eq!(&bytes[1..5], &7u32.to_be_bytes());
+        assert_eq!(codec.decode(&bytes).unwrap(), event);
+    }
+
+    #[test]
+    fn header_errors_are_reported() {
+        let codec = EventCodec::new(7);
+        let bytes = codec.encode(&sample_event()).unwrap();
+        assert!(matches!(codec.decode(&bytes[..3]), Err(AvroError::TooShort(3))));
+        let mut bad = bytes.clone();
+        bad[0] = 9;
+        assert!(matches!(codec.decode(&bad), Err(AvroError::BadMagic(9))));
+        assert!(matches!(
+            EventCodec::new(8).decode(&bytes),
+            Err(AvroError::SchemaMismatch { expected: 8, found: 7 })
+        ));
+    }
+
+    /// A reader with a field added (with a default) reads data of the current writer, and the
+    /// current reader reads data of that newer writer: both directions of Avro evolution.
+    #[test]
+    fn schema_evolution_both_ways() {
+        let mut newer: serde_json::Value = serde_json::from_str(EVENT_SCHEMA_JSON).unwrap();
+        newer["fields"].as_array_mut().unwrap().push(serde_json::json!(
+            {"name": "tenant", "type": "string", "default": "default"}
+        ));
+        let newer = Schema::parse_str(&newer.to_string()).unwrap();
+        let codec = EventCodec::new(1);
+        let event = sample_event();
+
+        let old_bytes = codec.encode(&event).unwrap();
+        let read_by_newer = codec.decode_with(&old_bytes, event_schema(), Some(&newer)).unwrap();
+        assert_eq!(read_by_newer, event);
+
+        let mut value = event_to_value(&event);
+        if let Value::Record(fields) = &mut value {
+            fields.push(("tenant".into(), Value::String("acme".into())));
+        }
+        let mut framed = vec![MAGIC_BYTE, 0, 0, 0, 1];
+        write_datum(&newer, &value, &mut framed).unwrap();
+        let read_by_older = codec.decode_with(&framed, &newer, Some(event_schema())).unwrap();
+        assert_eq!(read_by_older, event);
+    }
+
+    #[test]
+    fn alert_schema_parses() {
+        assert_eq!(alert_schema().name().map(|name| name.name()), Some("Alert"));
+    }
+}

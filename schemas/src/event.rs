@@ -1,0 +1,225 @@
+//! The normalised security event that every source produces and every sink stores.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{EventId, Severity};
+
+/// Field map: flattened keys (`data.srcip`, `win.eventdata.Image`) keep the source's own names,
+/// so Sigma rules written for that log source match them unchanged.
+pub type Fields = BTreeMap<String, FieldValue>;
+
+/// One normalised event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Deterministic id (see `EventId`).
+    pub id: EventId,
+    /// When the event happened, as the source says (falls back to `received`).
+    pub time: DateTime<Utc>,
+    /// When SecureWatch received it.
+    pub received: DateTime<Utc>,
+    /// Where it came from.
+    pub source: Source,
+    /// The host the event is about or came from.
+    pub host: Option<String>,
+    /// Severity on the syslog scale.
+    pub severity: Severity,
+    /// A coarse class such as `authentication` or a Wazuh rule group / HEC sourcetype.
+    pub category: Option<String>,
+    /// Human-readable message.
+    pub message: String,
+    /// Source-specific fields under their original names.
+    #[serde(default)]
+    pub fields: Fields,
+    /// The raw record as received, when kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+}
+
+/// The origin of an event.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Source {
+    /// The kind of connector.
+    pub kind: SourceKind,
+    /// The configured name of the connector instance.
+    pub name: String,
+    /// Remote address (ip:port) for network sources, the file path for files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+}
+
+/// Kinds of connectors; the order matches the Avro enum symbols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Hec,
+    Syslog,
+    Wazuh,
+    Kafka,
+    Redis,
+    File,
+}
+
+impl SourceKind {
+    /// All kinds in Avro symbol order.
+    pub const ALL: [SourceKind; 6] = [
+        SourceKind::Hec,
+        SourceKind::Syslog,
+        SourceKind::Wazuh,
+        SourceKind::Kafka,
+        SourceKind::Redis,
+        SourceKind::File,
+    ];
+
+    /// The lower-case name used in JSON, metrics labels and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Hec => "hec",
+            SourceKind::Syslog => "syslog",
+            SourceKind::Wazuh => "wazuh",
+            SourceKind::Kafka => "kafka",
+            SourceKind::Redis => "redis",
+            SourceKind::File => "file",
+        }
+    }
+
+    /// Inverse of [`SourceKind::as_str`].
+    pub fn parse(text: &str) -> Option<SourceKind> {
+        SourceKind::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A field value. Arrays hold their elements as strings (Sigma matches any element).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FieldValue {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    List(Vec<String>),
+}
+
+impl FieldValue {
+    /// The value as text, as a Sigma matcher or the store's search sees it.
+    pub fn as_text(&self) -> String {
+        match self {
+            FieldValue::Null => String::new(),
+            FieldValue::Bool(value) => value.to_string(),
+            FieldValue::Int(value) => value.to_string(),
+            FieldValue::Float(value) => value.to_string(),
+            FieldValue::Str(value) => value.clone(),
+            FieldValue::List(values) => values.join(","),
+        }
+    }
+
+    /// The string inside, when this is a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            FieldValue::Str(value) => Some(value),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for FieldValue {
+    fn from(value: &str) -> Self {
+        FieldValue::Str(value.to_string())
+    }
+}
+
+impl From<String> for FieldValue {
+    fn from(value: String) -> Self {
+        FieldValue::Str(value)
+    }
+}
+
+/// Flattens a JSON value into `fields` under `prefix` with dotted keys: objects recurse, arrays
+/// of scalars become [`FieldValue::List`], arrays holding objects are kept as JSON text.
+pub fn flatten_json(prefix: &str, value: &serde_json::Value, fields: &mut Fields) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                flatten_json(&path, inner, fields);
+            }
+        }
+        Value::Array(items) => {
+            let scalars: Option<Vec<String>> = items
+                .iter()
+                .map(|item| match item {
+                    Value::String(text) => Some(text.clone()),
+                    Value::Number(number) => Some(number.to_string()),
+                    Value::Bool(flag) => Some(flag.to_string()),
+                    Value::Null => Some(String::new()),
+                    _ => None,
+                })
+                .collect();
+            let field = match scalars {
+                Some(list) => FieldValue::List(list),
+                None => FieldValue::Str(value.to_string()),
+            };
+            fields.insert(prefix.to_string(), field);
+        }
+        Value::String(text) => {
+            fields.insert(prefix.to_string(), FieldValue::Str(text.clone()));
+        }
+        Value::Number(number) => {
+            let field = match number.as_i64() {
+                Some(int) => FieldValue::Int(int),
+                None => FieldValue::Float(number.as_f64().unwrap_or(f64::NAN)),
+            };
+            fields.insert(prefix.to_string(), field);
+        }
+        Value::Bool(flag) => {
+            fields.insert(prefix.to_string(), FieldValue::Bool(*flag));
+        }
+        Value::Null => {
+            fields.insert(prefix.to_string(), FieldValue::Null);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flatten_keeps_original_names() {
+        let value = serde_json::json!({
+            "win": {"eventdata": {"Image": "C:\\x.exe", "ProcessId": 42}},
+            "groups": ["a", "b"],
+            "nested": [{"k": 1}],
+            "ok": true,
+            "none": null,
+            "ratio": 0.5
+        });
+        let mut fields = Fields::new();
+        flatten_json("data", &value, &mut fields);
+        assert_eq!(fields["data.win.eventdata.Image"], FieldValue::from("C:\\x.exe"));
+        assert_eq!(fields["data.win.eventdata.ProcessId"], FieldValue::Int(42));
+        assert_eq!(fields["data.groups"], FieldValue::List(vec!["a".into(), "b".into()]));
+        assert_eq!(fields["data.nested"], FieldValue::from("[{\"k\":1}]"));
+        assert_eq!(fields["data.ok"], FieldValue::Bool(true));
+        assert_eq!(fields["data.none"], FieldValue::Null);
+        assert_eq!(fields["data.ratio"], FieldValue::Float(0.5));
+    }
+
+    #[test]
+    fn source_kind_names_round_trip() {
+        for kind in SourceKind::ALL {
+            assert_eq!(SourceKind::parse(kind.as_str()), Some(kind));
+        }
+    }
+}
