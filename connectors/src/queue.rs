@@ -132,6 +132,30 @@ impl IngestSender {
     pub fn capacity(&self) -> usize {
         self.capacity
     }
+
+    /// A read-only view of the queue's fill that does not keep the queue open.
+    pub fn monitor(&self) -> QueueMonitor {
+        QueueMonitor { permits: Arc::clone(&self.permits), capacity: self.capacity }
+    }
+}
+
+/// Reads the queue's depth (for health checks) without being a sender.
+#[derive(Clone, Debug)]
+pub struct QueueMonitor {
+    permits: Arc<Semaphore>,
+    capacity: usize,
+}
+
+impl QueueMonitor {
+    /// Records currently in flight.
+    pub fn depth(&self) -> usize {
+        self.capacity.saturating_sub(self.permits.available_permits())
+    }
+
+    /// The configured capacity in records.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
 }
 
 impl IngestReceiver {

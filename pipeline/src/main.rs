@@ -1,1 +1,89 @@
-fn main() {}
+//! `securewatch`: the one binary of SecureWatch (run, config check; more roles to come).
+
+mod api;
+mod config;
+mod ingest;
+mod run;
+mod telemetry;
+mod token;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// SecureWatch: a streaming security-event pipeline.
+#[derive(Debug, Parser)]
+#[command(name = "securewatch", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Everything in one process on embedded defaults: HEC, syslog, Wazuh → SQLite, API.
+    Run {
+        /// TOML configuration file (defaults apply without one).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Data directory for the store, the HEC token and file positions (default ./data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Checks a configuration file (and SECUREWATCH_* overrides); non-zero exit on errors.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config, data_dir } => run_command(config, data_dir),
+        Command::Config { command: ConfigCommand::Check { file } } => check_command(&file),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command(config_path: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut config = Config::load(config_path.as_deref(), std::env::vars())?;
+    if let Some(data_dir) = data_dir {
+        config.data_dir = Some(data_dir);
+    }
+    telemetry::init_logging(&config.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run::run(config))
+}
+
+fn check_command(file: &std::path::Path) -> anyhow::Result<()> {
+    let config = Config::load(Some(file), std::env::vars())?;
+    println!(
+        "{}: ok (HEC {}, syslog udp {:?} tcp {:?}, wazuh {}, API {})",
+        file.display(),
+        if config.sources.hec.enabled { config.sources.hec.listen.to_string() } else { "off".into() },
+        config.sources.syslog.udp_listen,
+        config.sources.syslog.tcp_listen,
+        if config.sources.wazuh.enabled { config.sources.wazuh.path.display().to_string() } else { "off".into() },
+        config.api.listen,
+    );
+    Ok(())
+}

@@ -1,0 +1,221 @@
+//! Read queries over the embedded store for the API: events newest first, dead letters.
+
+use chrono::{DateTime, Utc};
+use securewatch_schemas::{Event, EventId, Fields, Severity, Source, SourceKind};
+use serde::Serialize;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::store::{SqliteStore, StoreError};
+
+/// Filters of `GET /api/v1/events`.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// Most events returned.
+    pub limit: u32,
+    /// Source kind (`hec`, `syslog`, `wazuh`) or configured source name.
+    pub source: Option<String>,
+    /// Exact host.
+    pub host: Option<String>,
+    /// Case-insensitive substring of the message.
+    pub q: Option<String>,
+    /// Event time lower bound (inclusive).
+    pub from: Option<DateTime<Utc>>,
+    /// Event time upper bound (exclusive).
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// An event as the API returns it.
+pub type StoredEvent = Event;
+
+/// A dead letter as the API returns it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredDeadLetter {
+    pub received: DateTime<Utc>,
+    pub source_kind: String,
+    pub source_name: String,
+    pub peer: Option<String>,
+    pub reason: String,
+    pub detail: String,
+    /// The record as received (lossy UTF-8).
+    pub body: String,
+}
+
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len() + 2);
+    escaped.push('%');
+    for character in text.chars() {
+        if matches!(character, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(character);
+    }
+    escaped.push('%');
+    escaped
+}
+
+fn micros_to_time(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+impl SqliteStore {
+    /// Events matching `query`, newest event time first.
+    pub async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT id, time_us, received_us, source_kind, source_name, peer, host, severity, \
+             category, message, fields, raw FROM events WHERE 1 = 1",
+        );
+        if let Some(source) = &query.source {
+            builder.push(" AND (source_kind = ").push_bind(source.clone());
+            builder.push(" OR source_name = ").push_bind(source.clone()).push(")");
+        }
+        if let Some(host) = &query.host {
+            builder.push(" AND host = ").push_bind(host.clone());
+        }
+        if let Some(q) = &query.q {
+            builder.push(" AND message LIKE ").push_bind(escape_like(q)).push(" ESCAPE '\\'");
+        }
+        if let Some(from) = query.from {
+            builder.push(" AND time_us >= ").push_bind(from.timestamp_micros());
+        }
+        if let Some(to) = query.to {
+            builder.push(" AND time_us < ").push_bind(to.timestamp_micros());
+        }
+        builder.push(" ORDER BY time_us DESC, seq DESC LIMIT ").push_bind(i64::from(query.limit));
+        let rows = builder.build().fetch_all(self.pool()).await?;
+        rows.iter().map(row_to_event).collect()
+    }
+
+    /// The most recent dead letters, newest first.
+    pub async fn dead_letters(&self, limit: u32) -> Result<Vec<StoredDeadLetter>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT received_us, source_kind, source_name, peer, reason, detail, body \
+             FROM dead_letters ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let body: Vec<u8> = row.try_get("body")?;
+                Ok(StoredDeadLetter {
+                    received: micros_to_time(row.try_get("received_us")?),
+                    source_kind: row.try_get("source_kind")?,
+                    source_name: row.try_get("source_name")?,
+                    peer: row.try_get("peer")?,
+                    reason: row.try_get("reason")?,
+                    detail: row.try_get("detail")?,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                })
+            })
+            .collect()
+    }
+
+    /// Number of stored events (for health and tests).
+    pub async fn event_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(self.pool()).await?)
+    }
+}
+
+fn row_to_event(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, StoreError> {
+    let id_bytes: Vec<u8> = row.try_get("id")?;
+    let id = <[u8; 16]>::try_from(id_bytes.as_slice())
+        .map(EventId::from_bytes)
+        .map_err(|_| StoreError::Sql(sqlx::Error::Decode("event id is not 16 bytes".into())))?;
+    let kind: String = row.try_get("source_kind")?;
+    let fields: String = row.try_get("fields")?;
+    let severity: i64 = row.try_get("severity")?;
+    Ok(Event {
+        id,
+        time: micros_to_time(row.try_get("time_us")?),
+        received: micros_to_time(row.try_get("received_us")?),
+        source: Source {
+            kind: SourceKind::parse(&kind).unwrap_or(SourceKind::File),
+            name: row.try_get("source_name")?,
+            peer: row.try_get("peer")?,
+        },
+        host: row.try_get("host")?,
+        severity: Severity::from_code(severity.clamp(0, 7) as u8),
+        category: row.try_get("category")?,
+        message: row.try_get("message")?,
+        fields: serde_json::from_str::<Fields>(&fields)?,
+        raw: row.try_get("raw")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::sqlite::{DeadLetter, SqliteConfig};
+    use securewatch_parse::{RawRecord, RecordMeta};
+    use securewatch_schemas::FieldValue;
+
+    fn event(seed: &str, seconds: i64, host: &str, message: &str) -> Event {
+        let mut fields = Fields::new();
+        fields.insert("seed".into(), FieldValue::from(seed));
+        Event {
+            id: EventId::from_parts([seed.as_bytes()]),
+            time: DateTime::from_timestamp(seconds, 0).unwrap(),
+            received: DateTime::from_timestamp(seconds + 1, 0).unwrap(),
+            source: Source { kind: SourceKind::Syslog, name: "syslog".into(), peer: None },
+            host: Some(host.into()),
+            severity: Severity::Warning,
+            category: None,
+            message: message.into(),
+            fields,
+            raw: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_once_and_queries_newest_first_with_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), &SqliteConfig::default()).await.unwrap();
+        let events = vec![
+            event("a", 100, "web-01", "Failed password for root"),
+            event("b", 300, "web-02", "Accepted publickey 100%_sure"),
+            event("c", 200, "web-01", "session opened"),
+        ];
+        let first = store.write(&events, &[]).await.unwrap();
+        assert_eq!((first.written, first.duplicates), (3, 0));
+        let again = store.write(&events[..2], &[]).await.unwrap();
+        assert_eq!((again.written, again.duplicates), (0, 2));
+        assert_eq!(store.event_count().await.unwrap(), 3);
+
+        let all = store.events(&EventQuery { limit: 10, ..Default::default() }).await.unwrap();
+        let order: Vec<_> = all.iter().map(|event| event.message.as_str()).collect();
+        assert_eq!(order, ["Accepted publickey 100%_sure", "session opened", "Failed password for root"]);
+        assert_eq!(all[0], events[1], "an event reads back exactly as written");
+
+        let web01 = EventQuery { limit: 10, host: Some("web-01".into()), ..Default::default() };
+        assert_eq!(store.events(&web01).await.unwrap().len(), 2);
+        let like = EventQuery { limit: 10, q: Some("100%_".into()), ..Default::default() };
+        assert_eq!(store.events(&like).await.unwrap().len(), 1);
+        let wildcard = EventQuery { limit: 10, q: Some("%".into()), ..Default::default() };
+        assert_eq!(store.events(&wildcard).await.unwrap().len(), 1, "% is literal");
+        let limited = EventQuery { limit: 1, source: Some("syslog".into()), ..Default::default() };
+        assert_eq!(store.events(&limited).await.unwrap().len(), 1);
+        let other = EventQuery { limit: 10, source: Some("hec".into()), ..Default::default() };
+        assert!(store.events(&other).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn dead_letters_keep_reason_and_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), &SqliteConfig::default()).await.unwrap();
+        let record = RawRecord {
+            kind: SourceKind::Wazuh,
+            source_name: "wazuh".into(),
+            peer: Some("/tmp/alerts.json".into()),
+            received: Utc::now(),
+            body: b"{not json".to_vec(),
+            meta: RecordMeta::None,
+        };
+        let letter = DeadLetter { record, reason: "invalid_json", detail: "EOF at column 9".into() };
+        let summary = store.write(&[], &[letter]).await.unwrap();
+        assert_eq!(summary.dead_lettered, 1);
+        let stored = store.dead_letters(10).await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].reason, "invalid_json");
+        assert_eq!(stored[0].body, "{not json");
+    }
+}

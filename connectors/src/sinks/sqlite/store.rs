@@ -1,0 +1,152 @@
+//! Writes events (idempotently, by deterministic id) and dead letters to SQLite.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Instant;
+
+use securewatch_parse::RawRecord;
+use securewatch_schemas::Event;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::config::{SqliteConfig, Synchronous};
+use crate::telemetry;
+
+/// Rows per multi-row INSERT statement (13 bound values each, below SQLite's 32766 limit).
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the event store at {path}: {source}")]
+    Open { path: String, source: sqlx::Error },
+    #[error("cannot migrate the event store: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("event store: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("cannot encode fields as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// A record that could not become an event, kept with its reason.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub record: RawRecord,
+    /// Metrics label, e.g. `invalid_json`.
+    pub reason: &'static str,
+    /// Human-readable explanation.
+    pub detail: String,
+}
+
+/// What one write did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteSummary {
+    /// Events newly stored.
+    pub written: u64,
+    /// Events already present (same id), not written again.
+    pub duplicates: u64,
+    /// Dead letters stored.
+    pub dead_lettered: u64,
+}
+
+/// The SQLite event store. Cheap to clone (a connection pool).
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database in `data_dir` and applies the migrations.
+    pub async fn open(data_dir: &Path, config: &SqliteConfig) -> Result<SqliteStore, StoreError> {
+        let path = data_dir.join(&config.file);
+        let open_error = |source| StoreError::Open { path: path.display().to_string(), source };
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(open_error)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match config.synchronous {
+                Synchronous::Normal => SqliteSynchronous::Normal,
+                Synchronous::Full => SqliteSynchronous::Full,
+            })
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(open_error)?;
+        sqlx::migrate!("../schemas/sql/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// The connection pool, for read queries.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Writes events and dead letters in one transaction. Events whose id is already stored
+    /// are skipped (counted as duplicates), so re-delivery never stores an event twice.
+    pub async fn write(
+        &self,
+        events: &[Event],
+        dead_letters: &[DeadLetter],
+    ) -> Result<WriteSummary, StoreError> {
+        let started = Instant::now();
+        let mut transaction = self.pool.begin().await?;
+        let mut summary = WriteSummary::default();
+        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            let rows = encode_rows(chunk)?;
+            let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT OR IGNORE INTO events (id, time_us, received_us, source_kind, source_name, \
+                 peer, host, severity, category, message, fields, raw) ",
+            );
+            builder.push_values(rows, |mut row, (event, fields)| {
+                row.push_bind(event.id.to_bytes().to_vec())
+                    .push_bind(event.time.timestamp_micros())
+                    .push_bind(event.received.timestamp_micros())
+                    .push_bind(event.source.kind.as_str())
+                    .push_bind(event.source.name.as_str())
+                    .push_bind(event.source.peer.as_deref())
+                    .push_bind(event.host.as_deref())
+                    .push_bind(i64::from(event.severity.code()))
+                    .push_bind(event.category.as_deref())
+                    .push_bind(event.message.as_str())
+                    .push_bind(fields)
+                    .push_bind(event.raw.as_deref());
+            });
+            let inserted = builder.build().execute(&mut *transaction).await?.rows_affected();
+            summary.written += inserted;
+            summary.duplicates += chunk.len() as u64 - inserted;
+        }
+        for letter in dead_letters {
+            sqlx::query(
+                "INSERT INTO dead_letters (received_us, source_kind, source_name, peer, reason, \
+                 detail, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(letter.record.received.timestamp_micros())
+            .bind(letter.record.kind.as_str())
+            .bind(&*letter.record.source_name)
+            .bind(letter.record.peer.as_deref())
+            .bind(letter.reason)
+            .bind(&letter.detail)
+            .bind(&letter.record.body)
+            .execute(&mut *transaction)
+            .await?;
+            summary.dead_lettered += 1;
+        }
+        transaction.commit().await?;
+        metrics::histogram!(telemetry::STORE_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::counter!(telemetry::STORE_WRITTEN).increment(summary.written);
+        metrics::counter!(telemetry::STORE_DUPLICATES).increment(summary.duplicates);
+        Ok(summary)
+    }
+
+    /// Closes the pool after a final WAL checkpoint.
+    pub async fn close(&self) {
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await;
+        self.pool.close().await;
+    }
+}
+
+fn encode_rows(events: &[Event]) -> Result<Vec<(&Event, String)>, serde_json::Error> {
+    events.iter().map(|event| Ok((event, serde_json::to_string(&event.fields)?))).collect()
+}

@@ -1,0 +1,71 @@
+//! The HTTP API: health, events, dead letters and Prometheus metrics.
+
+mod events;
+mod health;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use securewatch_connectors::queue::QueueMonitor;
+use securewatch_connectors::sinks::sqlite::SqliteStore;
+use serde::Serialize;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: SqliteStore,
+    pub queue: QueueMonitor,
+    pub metrics: PrometheusHandle,
+    pub started: Instant,
+    /// Listening addresses of the sources, shown by the health endpoint.
+    pub listeners: Arc<Vec<(String, SocketAddr)>>,
+}
+
+/// The router of `/api/v1/...` and `/metrics`.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/health", get(health::health))
+        .route("/api/v1/events", get(events::list_events))
+        .route("/api/v1/dead-letters", get(events::list_dead_letters))
+        .route("/metrics", get(render_metrics))
+        .with_state(state)
+}
+
+async fn render_metrics(axum::extract::State(state): axum::extract::State<ApiState>) -> String {
+    state.metrics.render()
+}
+
+/// A JSON error body `{"error": "..."}` with a status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::BAD_REQUEST, message: message.into() }
+    }
+
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "API request failed.");
+        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: error.to_string() }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(ErrorBody { error: &self.message })).into_response()
+    }
+}

@@ -1,0 +1,265 @@
+//! The TOML configuration: one file, unknown keys rejected with file and line, env overrides.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use securewatch_connectors::sinks::sqlite::SqliteConfig;
+use securewatch_connectors::sources::hec::HecConfig;
+use securewatch_connectors::sources::syslog::SyslogConfig;
+use securewatch_connectors::sources::wazuh::WazuhConfig;
+use serde::{Deserialize, Serialize};
+
+/// Prefix of environment overrides: `SECUREWATCH_API__LISTEN=0.0.0.0:8080` sets `api.listen`.
+pub const ENV_PREFIX: &str = "SECUREWATCH_";
+/// Separator of key path segments in environment override names.
+const ENV_PATH_SEPARATOR: &str = "__";
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory for the store, the HEC token and file positions (default `./data`).
+    pub data_dir: Option<PathBuf>,
+    /// The HTTP API.
+    pub api: ApiConfig,
+    /// The in-process ingest queue.
+    pub queue: QueueConfig,
+    /// The embedded SQLite store.
+    pub store: SqliteConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Ingestion sources.
+    pub sources: SourcesConfig,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address of the API and `/metrics`.
+    pub listen: SocketAddr,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8080)) }
+    }
+}
+
+/// `[queue]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Most records in flight between the sources and the store; beyond it HEC answers 503
+    /// code 9, syslog TCP and file tailers wait, syslog UDP drops (counted).
+    pub capacity: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig { capacity: 200_000 }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `human` or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `securewatch=debug,info`; `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Human, level: "info".to_string() }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// `[sources.*]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourcesConfig {
+    /// Splunk-compatible HTTP Event Collector.
+    pub hec: HecConfig,
+    /// Syslog over UDP and TCP.
+    pub syslog: SyslogConfig,
+    /// Wazuh alerts.json tailer (off unless configured).
+    pub wazuh: WazuhConfig,
+}
+
+/// A configuration error, located in its file where possible.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid { path: String, line: usize, column: usize, message: String },
+    #[error("{origin}: {message}")]
+    Unlocated { origin: String, message: String },
+}
+
+impl Config {
+    /// Reads `path` (or the defaults when `None`) and applies `SECUREWATCH_*` overrides from
+    /// `environment`.
+    pub fn load(
+        path: Option<&Path>,
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let (origin, text) = match path {
+            Some(path) => {
+                let display = path.display().to_string();
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: display.clone(), source })?;
+                (display, text)
+            }
+            None => ("<defaults>".to_string(), String::new()),
+        };
+        let mut document: toml::Table = text.parse().map_err(|error: toml::de::Error| {
+            located(&origin, &text, error.span(), error.message())
+        })?;
+        // Validate the file on its own first, so its errors carry its lines.
+        Config::deserialize(toml::Value::Table(document.clone())).map_err(|error| {
+            match error.span() {
+                Some(span) => located(&origin, &text, Some(span), error.message()),
+                None => locate_by_key(&origin, &text, error.message()),
+            }
+        })?;
+        let mut applied = Vec::new();
+        for (name, value) in environment {
+            let Some(path) = name.strip_prefix(ENV_PREFIX) else { continue };
+            if !path.contains(ENV_PATH_SEPARATOR) && !ENV_TOP_LEVEL.contains(&path) {
+                continue; // e.g. SECUREWATCH_HEC_TOKEN, handled elsewhere
+            }
+            let keys: Vec<String> =
+                path.split(ENV_PATH_SEPARATOR).map(|key| key.to_ascii_lowercase()).collect();
+            set_path(&mut document, &keys, parse_env_value(&value));
+            applied.push(name);
+        }
+        Config::deserialize(toml::Value::Table(document)).map_err(|error| ConfigError::Unlocated {
+            origin: format!("environment override ({})", applied.join(", ")),
+            message: error.message().to_string(),
+        })
+    }
+
+    /// The data directory (default `./data`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| PathBuf::from("data"))
+    }
+}
+
+/// Top-level keys settable without a `__` path (`SECUREWATCH_DATA_DIR`).
+const ENV_TOP_LEVEL: [&str; 1] = ["DATA_DIR"];
+
+fn parse_env_value(text: &str) -> toml::Value {
+    // A TOML literal when it is one (numbers, booleans, arrays), a plain string otherwise.
+    match format!("value = {text}").parse::<toml::Table>() {
+        Ok(mut table) => table.remove("value").unwrap_or_else(|| toml::Value::String(text.into())),
+        Err(_) => toml::Value::String(text.to_string()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, keys: &[String], value: toml::Value) {
+    let Some((last, parents)) = keys.split_last() else { return };
+    let mut current = table;
+    for key in parents {
+        let entry = current.entry(key.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        current = entry.as_table_mut().expect("just made a table");
+    }
+    current.insert(last.clone(), value);
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |tail| tail.chars().count()) + 1;
+    (line, column)
+}
+
+fn located(origin: &str, text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> ConfigError {
+    let (line, column) = span.map_or((1, 1), |span| line_column(text, span.start));
+    ConfigError::Invalid { path: origin.to_string(), line, column, message: message.trim().to_string() }
+}
+
+/// serde errors from a `toml::Value` carry no span; find the offending key in the text.
+fn locate_by_key(origin: &str, text: &str, message: &str) -> ConfigError {
+    let key = message.split('`').nth(1).unwrap_or_default();
+    let offset = (!key.is_empty())
+        .then(|| {
+            text.match_indices(key).map(|(index, _)| index).find(|&index| {
+                let line_start = text[..index].rfind('\n').map_or(0, |position| position + 1);
+                text[line_start..index].trim().is_empty()
+            })
+        })
+        .flatten();
+    match offset {
+        Some(offset) => located(origin, text, Some(offset..offset), message),
+        None => ConfigError::Unlocated { origin: origin.to_string(), message: message.to_string() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let config = Config::load(None, []).unwrap();
+        assert_eq!(config.api.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.data_dir(), PathBuf::from("data"));
+    }
+
+    #[test]
+    fn unknown_key_reports_file_and_line() {
+        let file = write("[api]\nlisten = \"127.0.0.1:9000\"\n\n[queue]\ncapacity = 10\nbogus = 1\n");
+        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
+        assert!(error.contains(&format!("{}:6:", file.path().display())), "{error}");
+        assert!(error.contains("bogus"), "{error}");
+    }
+
+    #[test]
+    fn wrong_type_and_syntax_errors_are_located() {
+        let file = write("[queue]\ncapacity = \"many\"\n");
+        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
+        assert!(error.contains(":2:"), "{error}");
+        let file = write("[api\n");
+        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
+        assert!(error.contains(":1:"), "{error}");
+    }
+
+    #[test]
+    fn environment_overrides_apply_and_are_checked() {
+        let env = [
+            ("SECUREWATCH_API__LISTEN".to_string(), "127.0.0.1:9999".to_string()),
+            ("SECUREWATCH_QUEUE__CAPACITY".to_string(), "42".to_string()),
+            ("SECUREWATCH_DATA_DIR".to_string(), "/tmp/sw".to_string()),
+            ("SECUREWATCH_HEC_TOKEN".to_string(), "ignored-here".to_string()),
+            ("OTHER".to_string(), "x".to_string()),
+        ];
+        let config = Config::load(None, env).unwrap();
+        assert_eq!(config.api.listen.port(), 9999);
+        assert_eq!(config.queue.capacity, 42);
+        assert_eq!(config.data_dir(), PathBuf::from("/tmp/sw"));
+        let bad = [("SECUREWATCH_QUEUE__NOPE".to_string(), "1".to_string())];
+        let error = Config::load(None, bad).unwrap_err().to_string();
+        assert!(error.contains("SECUREWATCH_QUEUE__NOPE") && error.contains("nope"), "{error}");
+    }
+}

@@ -1,0 +1,166 @@
+//! `securewatch run`: sources → bounded queue → normalisation → SQLite, plus the API.
+//!
+//! Shutdown order on SIGINT/SIGTERM: sources stop accepting (in-flight HEC requests finish,
+//! TCP connections flush what they read), the queue drains into the store, the store
+//! checkpoints, the API stops last, and the process exits 0.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use securewatch_connectors::queue::ingest_queue;
+use securewatch_connectors::sinks::sqlite::SqliteStore;
+use securewatch_connectors::sources::hec::HecSource;
+use securewatch_connectors::sources::syslog::SyslogSource;
+use securewatch_connectors::sources::wazuh::WazuhSource;
+use securewatch_connectors::CancellationToken;
+use tokio::task::JoinSet;
+
+use crate::api::{self, ApiState};
+use crate::config::Config;
+use crate::token::{self, TokenOrigin};
+use crate::{ingest, telemetry};
+
+/// How long sources get to finish in-flight work after the shutdown signal.
+const SOURCE_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs until SIGINT/SIGTERM (or a source fails), then drains and returns.
+pub async fn run(mut config: Config) -> anyhow::Result<()> {
+    let data_dir = config.data_dir();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let metrics = telemetry::init_metrics()?;
+    let store = SqliteStore::open(&data_dir, &config.store).await?;
+    let (queue, receiver) = ingest_queue(config.queue.capacity);
+    let shutdown = CancellationToken::new();
+    let mut sources: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    let mut listeners: Vec<(String, SocketAddr)> = Vec::new();
+
+    if config.sources.hec.enabled {
+        announce_token(&mut config, &data_dir)?;
+        let hec = HecSource::bind(config.sources.hec.clone(), queue.clone())
+            .await
+            .context("HEC source")?;
+        listeners.push(("hec".into(), hec.local_addr()));
+        let stop = shutdown.clone();
+        sources.spawn(async move { hec.run(stop).await.context("HEC source") });
+    }
+    if config.sources.syslog.enabled {
+        let syslog = SyslogSource::bind(config.sources.syslog.clone(), queue.clone())
+            .await
+            .context("syslog source")?;
+        listeners.extend(syslog.udp_addr().map(|address| ("syslog_udp".to_string(), address)));
+        listeners.extend(syslog.tcp_addr().map(|address| ("syslog_tcp".to_string(), address)));
+        let stop = shutdown.clone();
+        sources.spawn(async move { syslog.run(stop).await.context("syslog source") });
+    }
+    if config.sources.wazuh.enabled {
+        let wazuh = WazuhSource::new(config.sources.wazuh.clone(), &data_dir, queue.clone())
+            .context("Wazuh source")?;
+        let stop = shutdown.clone();
+        sources.spawn(async move { wazuh.run(stop).await.context("Wazuh source") });
+    }
+
+    let monitor = queue.monitor();
+    drop(queue); // the sources hold the only senders: the queue closes when they stop
+    let ingest = tokio::spawn(ingest::run(receiver, store.clone(), config.store.max_batch_events));
+
+    let api_listener = tokio::net::TcpListener::bind(config.api.listen)
+        .await
+        .with_context(|| format!("API: cannot listen on {}", config.api.listen))?;
+    listeners.push(("api".into(), api_listener.local_addr()?));
+    let state = ApiState {
+        store: store.clone(),
+        queue: monitor,
+        metrics,
+        started: Instant::now(),
+        listeners: Arc::new(listeners.clone()),
+    };
+    let api_stop = CancellationToken::new();
+    let api = {
+        let stop = api_stop.clone();
+        tokio::spawn(async move {
+            axum::serve(api_listener, api::router(state))
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        })
+    };
+    for (name, address) in &listeners {
+        tracing::info!(listener = %name, %address, "Listening.");
+    }
+    tracing::info!(data_dir = %data_dir.display(), "SecureWatch is running; Ctrl-C stops it.");
+
+    let mut failure = None;
+    tokio::select! {
+        signal = shutdown_signal() => tracing::info!(signal, "Shutting down: draining sources."),
+        Some(result) = sources.join_next() => {
+            failure = Some(flatten(result).err().unwrap_or_else(|| anyhow::anyhow!("a source stopped")));
+        }
+    }
+    shutdown.cancel();
+    let drained = tokio::time::timeout(SOURCE_DRAIN_TIMEOUT, async {
+        while let Some(result) = sources.join_next().await {
+            if let Err(error) = flatten(result) {
+                tracing::error!(error = %format!("{error:#}"), "Source failed while stopping.");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("Sources did not stop in time; aborting them.");
+        sources.abort_all();
+    }
+    ingest.await.context("ingest task")?;
+    store.close().await;
+    api_stop.cancel();
+    api.await.context("API task")?.context("API server")?;
+    tracing::info!("Stopped; everything accepted is stored.");
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+fn flatten(result: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
+    result.map_err(anyhow::Error::from).and_then(|inner| inner)
+}
+
+fn announce_token(config: &mut Config, data_dir: &Path) -> anyhow::Result<()> {
+    let from_environment = std::env::var(token::HEC_TOKEN_ENV).ok();
+    let (origin, value) = token::ensure_hec_token(&mut config.sources.hec.tokens, from_environment, data_dir)?;
+    let kept = data_dir.join(token::TOKEN_FILE);
+    match origin {
+        TokenOrigin::Generated => {
+            println!("HEC token (generated once, kept in {}): {value}", kept.display());
+        }
+        TokenOrigin::Stored => tracing::info!(file = %kept.display(), "Using the HEC token kept in the data directory."),
+        TokenOrigin::Environment => tracing::info!("Using the HEC token from {}.", token::HEC_TOKEN_ENV),
+        TokenOrigin::Config => tracing::info!(tokens = config.sources.hec.tokens.len(), "Using the configured HEC tokens."),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = match signal(SignalKind::terminate()) {
+            Ok(stream) => stream,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return "SIGINT";
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}

@@ -1,0 +1,95 @@
+//! The HEC token of `securewatch run`: from the config, `SECUREWATCH_HEC_TOKEN`, or generated once.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use rand::Rng;
+use securewatch_connectors::sources::hec::HecTokenConfig;
+
+/// Environment variable holding a HEC token.
+pub const HEC_TOKEN_ENV: &str = "SECUREWATCH_HEC_TOKEN";
+/// File in the data directory that keeps a generated token.
+pub const TOKEN_FILE: &str = "hec_token";
+
+/// Where the token in force came from.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TokenOrigin {
+    Config,
+    Environment,
+    Stored,
+    Generated,
+}
+
+/// Makes sure `tokens` holds at least one token: the configured ones win, then the
+/// environment, then a token kept in the data directory, else a new one is generated, stored
+/// (mode 0600) and returned as `Generated` so the caller prints it once.
+pub fn ensure_hec_token(
+    tokens: &mut Vec<HecTokenConfig>,
+    from_environment: Option<String>,
+    data_dir: &Path,
+) -> anyhow::Result<(TokenOrigin, String)> {
+    if let Some(first) = tokens.first() {
+        return Ok((TokenOrigin::Config, first.token.clone()));
+    }
+    let (origin, token) = match from_environment.filter(|token| !token.trim().is_empty()) {
+        Some(token) => (TokenOrigin::Environment, token.trim().to_string()),
+        None => {
+            let path = data_dir.join(TOKEN_FILE);
+            match std::fs::read_to_string(&path) {
+                Ok(stored) if !stored.trim().is_empty() => (TokenOrigin::Stored, stored.trim().to_string()),
+                _ => {
+                    let token = generate_token();
+                    store_token(&path, &token)
+                        .with_context(|| format!("cannot store the HEC token in {}", path.display()))?;
+                    (TokenOrigin::Generated, token)
+                }
+            }
+        }
+    };
+    tokens.push(HecTokenConfig { name: "default".to_string(), token: token.clone(), ..HecTokenConfig::default() });
+    Ok((origin, token))
+}
+
+/// A random token in Splunk's GUID layout.
+fn generate_token() -> String {
+    let bytes: [u8; 16] = rand::rng().random();
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+fn store_token(path: &Path, token: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    writeln!(file, "{token}")?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_then_environment_then_stored_then_generated() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut configured = vec![HecTokenConfig { name: "a".into(), token: "t1".into(), ..Default::default() }];
+        let (origin, token) = ensure_hec_token(&mut configured, Some("env".into()), dir.path()).unwrap();
+        assert_eq!((origin, token.as_str()), (TokenOrigin::Config, "t1"));
+
+        let mut tokens = Vec::new();
+        let (origin, token) = ensure_hec_token(&mut tokens, Some("env-token".into()), dir.path()).unwrap();
+        assert_eq!((origin, token.as_str()), (TokenOrigin::Environment, "env-token"));
+        assert_eq!(tokens.len(), 1);
+
+        let mut tokens = Vec::new();
+        let (origin, generated) = ensure_hec_token(&mut tokens, None, dir.path()).unwrap();
+        assert_eq!(origin, TokenOrigin::Generated);
+        assert_eq!(generated.len(), 36);
+        let mut tokens = Vec::new();
+        let (origin, stored) = ensure_hec_token(&mut tokens, None, dir.path()).unwrap();
+        assert_eq!((origin, stored), (TokenOrigin::Stored, generated));
+    }
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `securewatch` binary driven by `curl` and `logger`.
+//!
+//! Each test starts its own instance on free loopback ports in a temporary data directory.
+
+mod hec;
+mod lifecycle;
+mod syslog;
+mod wazuh;

@@ -1,0 +1,4 @@
+//! The corpus conformance run: parse rates over `../shared/corpus` (syslog, Wazuh).
+
+pub mod syslog;
+pub mod wazuh;

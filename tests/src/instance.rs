@@ -1,0 +1,214 @@
+//! A running `securewatch run` process on free loopback ports, driven with real clients.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+
+/// The `securewatch` binary: `$SECUREWATCH_BIN`, else `target/debug/securewatch`.
+pub fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("SECUREWATCH_BIN") {
+        return PathBuf::from(path);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("debug/securewatch")
+}
+
+/// A loopback port that is free for both TCP and UDP right now.
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind a TCP port");
+        let port = tcp.local_addr().expect("local address").port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Ports of one instance.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub hec: u16,
+    pub syslog: u16,
+    pub api: u16,
+}
+
+impl Ports {
+    pub fn free() -> Ports {
+        Ports { hec: free_port(), syslog: free_port(), api: free_port() }
+    }
+}
+
+/// A `securewatch run` child process; killed on drop.
+pub struct Instance {
+    pub child: Child,
+    pub ports: Ports,
+    pub data_dir: PathBuf,
+    pub config_path: PathBuf,
+    pub stdout_path: PathBuf,
+}
+
+/// The config file for `ports` plus `extra` TOML appended (e.g. a `[sources.wazuh]` table).
+pub fn config_text(ports: Ports, extra: &str) -> String {
+    format!(
+        "[api]\nlisten = \"127.0.0.1:{api}\"\n\n[sources.hec]\nlisten = \"127.0.0.1:{hec}\"\n\n\
+         [sources.syslog]\nudp_listen = \"127.0.0.1:{syslog}\"\ntcp_listen = \"127.0.0.1:{syslog}\"\n\n{extra}\n",
+        api = ports.api,
+        hec = ports.hec,
+        syslog = ports.syslog,
+    )
+}
+
+impl Instance {
+    /// Starts the binary with a config for free ports and waits until the API answers.
+    pub fn start(data_dir: &Path, extra_config: &str, env: &[(&str, &str)]) -> anyhow::Result<Instance> {
+        Instance::start_with_ports(data_dir, Ports::free(), extra_config, env)
+    }
+
+    /// Like [`Instance::start`] with given ports (to restart on the same ports).
+    pub fn start_with_ports(
+        data_dir: &Path,
+        ports: Ports,
+        extra_config: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Instance> {
+        std::fs::create_dir_all(data_dir)?;
+        let config_path = data_dir.join("securewatch.toml");
+        std::fs::File::create(&config_path)?.write_all(config_text(ports, extra_config).as_bytes())?;
+        let stdout_path = data_dir.join(format!("stdout-{}.log", Instant::now().elapsed().as_nanos()));
+        let stdout = std::fs::File::create(&stdout_path)?;
+        let stderr = std::fs::File::create(data_dir.join("stderr.log"))?;
+        let mut command = Command::new(binary());
+        command
+            .arg("run")
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .stdout(stdout)
+            .stderr(stderr)
+            .env_remove("SECUREWATCH_HEC_TOKEN")
+            .env("RUST_LOG", "info");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command.spawn().with_context(|| format!("cannot start {}", binary().display()))?;
+        let mut instance = Instance { child, ports, data_dir: data_dir.to_path_buf(), config_path, stdout_path };
+        instance.wait_ready()?;
+        Ok(instance)
+    }
+
+    fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("securewatch exited early ({status}); stderr:\n{}", self.stderr());
+            }
+            if let Ok((200, _)) = curl(&[&self.api_url("/api/v1/health")]) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("securewatch did not become ready; stderr:\n{}", self.stderr())
+    }
+
+    /// The process's stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("stderr.log")).unwrap_or_default()
+    }
+
+    /// The process's stdout so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
+    }
+
+    /// `http://127.0.0.1:<api>/<path>`.
+    pub fn api_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.ports.api)
+    }
+
+    /// `http://127.0.0.1:<hec>/<path>`.
+    pub fn hec_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.ports.hec)
+    }
+
+    /// The syslog address.
+    pub fn syslog_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.ports.syslog))
+    }
+
+    /// `GET /api/v1/events?<query>` as JSON.
+    pub fn events(&self, query: &str) -> anyhow::Result<Vec<Value>> {
+        let (status, body) = curl(&[&self.api_url(&format!("/api/v1/events?{query}"))])?;
+        if status != 200 {
+            bail!("events query answered {status}: {body}");
+        }
+        let value: Value = serde_json::from_str(&body)?;
+        Ok(value.as_array().cloned().unwrap_or_default())
+    }
+
+    /// Polls `events(query)` until `count` events are there (or the deadline passes).
+    pub fn wait_events(&self, query: &str, count: usize) -> anyhow::Result<Vec<Value>> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let events = self.events(query)?;
+            if events.len() >= count || Instant::now() > deadline {
+                return Ok(events);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> anyhow::Result<ExitStatus> {
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status()?;
+        if !status.success() {
+            bail!("kill -TERM failed");
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("securewatch did not exit within 30 s of SIGTERM")
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `curl -sS` with `args`, returning the HTTP status and the body.
+pub fn curl(args: &[&str]) -> anyhow::Result<(u16, String)> {
+    let output = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .context("cannot run curl")?;
+    if !output.status.success() {
+        bail!("curl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').context("curl printed no status")?;
+    Ok((status.trim().parse()?, body.to_string()))
+}
+
+/// Runs `logger` with `args`, failing when it fails.
+pub fn logger(args: &[&str]) -> anyhow::Result<()> {
+    let output = Command::new("logger").args(args).output().context("cannot run logger")?;
+    if !output.status.success() {
+        bail!("logger {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(())
+}
