@@ -1,1 +1,41 @@
-//! hec source (in progress).
+//! Splunk-compatible HTTP Event Collector source: `/services/collector/{event,raw,health}`.
+//!
+//! Requests are authorised with `Authorization: Splunk <token>` (compared in constant time),
+//! decoded (gzip, capped while decompressing), cut into one [`RawRecord`] per envelope or
+//! line and enqueued as one batch. The answer — Splunk's status codes and JSON bodies — is
+//! given only once the batch is durable: `200 {"text":"Success","code":0}` then means stored.
+//! A request that does not fit the ingest queue gets `503 {"text":"Server is busy","code":9}`.
+//!
+//! [`RawRecord`]: securewatch_parse::RawRecord
+
+mod config;
+mod request;
+mod response;
+mod server;
+
+use std::net::SocketAddr;
+
+pub use config::{HecConfig, HecTokenConfig};
+pub use server::HecSource;
+
+/// Why the HEC source could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum HecError {
+    /// The configuration is unusable (no token, duplicate tokens, zero limits).
+    #[error("invalid HEC configuration: {0}")]
+    InvalidConfig(String),
+    /// The listen address could not be bound.
+    #[error("HEC cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The HTTP server failed while running.
+    #[error("HEC server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+#[cfg(test)]
+mod tests;

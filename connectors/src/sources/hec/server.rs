@@ -1,0 +1,359 @@
+//! The HEC HTTP server: routes, the request flow from body to durable ack, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Uri};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use securewatch_parse::hec::{parse_epoch_seconds, split_events, split_raw, HecBodyErrorKind};
+use securewatch_parse::{HecDefaults, HecMeta, RawRecord, RecordMeta};
+use securewatch_schemas::SourceKind;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::request::{self, Encoding, HecQuery};
+use super::response::{HecReply, Refusal};
+use super::{HecConfig, HecError};
+use crate::queue::{BatchOutcome, IngestBatch, IngestSender, QueueError};
+use crate::telemetry::SourceLabels;
+
+/// A bound, not yet running, HEC listener. [`HecSource::run`] serves it until shutdown.
+#[derive(Debug)]
+pub struct HecSource {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    state: Arc<HecState>,
+}
+
+/// What every request handler shares.
+#[derive(Debug)]
+struct HecState {
+    labels: SourceLabels,
+    source_name: Arc<str>,
+    tokens: Vec<TokenEntry>,
+    max_body_bytes: usize,
+    max_events_per_request: usize,
+    queue: IngestSender,
+}
+
+/// One configured token: the secret, its name and its default metadata.
+struct TokenEntry {
+    secret: Vec<u8>,
+    name: String,
+    defaults: HecDefaults,
+}
+
+impl std::fmt::Debug for TokenEntry {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("TokenEntry").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// Which of the two ingest endpoints a request came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Event,
+    Raw,
+}
+
+impl HecSource {
+    /// Validates `config` and binds its listen address, so configuration and port errors
+    /// surface at start-up. Accepted requests go to `queue`.
+    pub async fn bind(config: HecConfig, queue: IngestSender) -> Result<HecSource, HecError> {
+        config.validate()?;
+        let addr = config.listen;
+        let listener =
+            TcpListener::bind(addr).await.map_err(|source| HecError::Bind { addr, source })?;
+        let local_addr = listener.local_addr().map_err(|source| HecError::Bind { addr, source })?;
+        let tokens = config
+            .tokens
+            .into_iter()
+            .map(|token| TokenEntry {
+                secret: token.token.into_bytes(),
+                name: token.name,
+                defaults: HecDefaults {
+                    host: token.host,
+                    source: token.source,
+                    sourcetype: token.sourcetype,
+                    index: token.index,
+                    time: None,
+                },
+            })
+            .collect();
+        let state = HecState {
+            labels: SourceLabels::new(SourceKind::Hec, config.name.as_str()),
+            source_name: Arc::from(config.name.as_str()),
+            tokens,
+            max_body_bytes: config.max_body_bytes,
+            max_events_per_request: config.max_events_per_request,
+            queue,
+        };
+        Ok(HecSource { listener, local_addr, state: Arc::new(state) })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting connections and waits for
+    /// requests in flight to be answered (which waits for their batches to be durable).
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), HecError> {
+        tracing::info!(source = %self.state.source_name, listen = %self.local_addr, "HEC source listening.");
+        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .map_err(HecError::Serve)
+    }
+}
+
+fn router(state: Arc<HecState>) -> Router {
+    Router::new()
+        .route("/services/collector", post(event_endpoint))
+        .route("/services/collector/event", post(event_endpoint))
+        .route("/services/collector/event/1.0", post(event_endpoint))
+        .route("/services/collector/raw", post(raw_endpoint))
+        .route("/services/collector/raw/1.0", post(raw_endpoint))
+        .route("/services/collector/health", get(health))
+        .route("/services/collector/health/1.0", get(health))
+        .route("/services/collector/ack", post(ack))
+        .fallback(|| async { HecReply::NOT_FOUND })
+        .with_state(state)
+}
+
+async fn event_endpoint(
+    State(state): State<Arc<HecState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> HecReply {
+    state.accept(Endpoint::Event, peer, &headers, &uri, body).await
+}
+
+async fn raw_endpoint(
+    State(state): State<Arc<HecState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> HecReply {
+    state.accept(Endpoint::Raw, peer, &headers, &uri, body).await
+}
+
+/// Healthy unless the ingest queue is more than 90% full. No token needed, as in Splunk.
+async fn health(State(state): State<Arc<HecState>>) -> HecReply {
+    let depth = state.queue.depth() as u128;
+    let capacity = state.queue.capacity() as u128;
+    if depth * 10 > capacity * 9 {
+        HecReply::QUEUES_FULL
+    } else {
+        HecReply::HEALTHY
+    }
+}
+
+/// Indexer acknowledgement is not offered yet: authorised clients learn so with code 14.
+/// Ack polls carry no records, so they are not counted.
+async fn ack(State(state): State<Arc<HecState>>, headers: HeaderMap, uri: Uri) -> HecReply {
+    let query = HecQuery::from_uri(&uri).unwrap_or_default();
+    match request::authorise(&headers, &query, state.secrets()) {
+        Ok(_) => HecReply::ACK_DISABLED,
+        Err(refusal) => refusal.reply,
+    }
+}
+
+impl HecState {
+    fn secrets(&self) -> impl Iterator<Item = &[u8]> {
+        self.tokens.iter().map(|token| token.secret.as_slice())
+    }
+
+    /// Counts a refused request and gives its answer.
+    fn refuse(&self, refusal: Refusal) -> HecReply {
+        self.labels.received(refusal.records, refusal.bytes);
+        self.labels.rejected(refusal.reason, refusal.records);
+        tracing::debug!(source = %self.source_name, reason = refusal.reason, records = refusal.records, "HEC request refused.");
+        refusal.reply
+    }
+
+    /// The whole flow of an ingest request; the answer comes once the batch is durable.
+    async fn accept(
+        &self,
+        endpoint: Endpoint,
+        peer: SocketAddr,
+        headers: &HeaderMap,
+        uri: &Uri,
+        body: Body,
+    ) -> HecReply {
+        let (records, bytes) = match self.prepare(endpoint, peer, headers, uri, body).await {
+            Ok(prepared) => prepared,
+            Err(refusal) => return self.refuse(refusal),
+        };
+        let count = records.len() as u64;
+        self.labels.received(count, bytes as u64);
+        let (batch, ack) = IngestBatch::with_ack(records);
+        if let Err(error) = self.queue.try_send(batch) {
+            let reason = match error {
+                QueueError::Closed(_) => "shutting_down",
+                QueueError::Full(_) | QueueError::TooLarge(_) => "queue_full",
+            };
+            self.labels.rejected(reason, count);
+            tracing::debug!(source = %self.source_name, reason, records = count, "HEC request refused.");
+            return HecReply::SERVER_BUSY;
+        }
+        self.labels.accepted(count);
+        match ack.await {
+            Ok(BatchOutcome::Durable) => HecReply::SUCCESS,
+            Ok(BatchOutcome::Failed(error)) => {
+                tracing::warn!(source = %self.source_name, %error, records = count, "HEC batch not stored; the client is told to retry.");
+                HecReply::INTERNAL_ERROR
+            }
+            // The batch was dropped unfinished (shutdown): the client should send it again.
+            Err(_) => HecReply::SERVER_BUSY,
+        }
+    }
+
+    /// Authorises the request, reads and decodes its body and cuts it into records.
+    async fn prepare(
+        &self,
+        endpoint: Endpoint,
+        peer: SocketAddr,
+        headers: &HeaderMap,
+        uri: &Uri,
+        body: Body,
+    ) -> Result<(Vec<RawRecord>, usize), Refusal> {
+        let query = HecQuery::from_uri(uri);
+        // The token is checked first, so a stranger learns nothing about the rest.
+        let fallback = HecQuery::default();
+        let position =
+            request::authorise(headers, query.as_ref().unwrap_or(&fallback), self.secrets())?;
+        let query = query?;
+        let token = self
+            .tokens
+            .get(position)
+            .ok_or_else(|| Refusal::request(HecReply::INTERNAL_ERROR, "internal_error"))?;
+        let channel = request::channel(headers, &query)?;
+        let encoding = request::content_encoding(headers)?;
+        let defaults = match endpoint {
+            Endpoint::Event => token.defaults.clone(),
+            Endpoint::Raw => raw_defaults(&token.defaults, &query)?,
+        };
+        let wire = request::read_wire_body(headers, body, self.max_body_bytes).await?;
+        let bytes = wire.len();
+        let cutter = RecordCutter {
+            endpoint,
+            encoding,
+            meta: Arc::new(HecMeta { token_name: token.name.clone(), channel, defaults }),
+            source_name: Arc::clone(&self.source_name),
+            peer: peer.to_string(),
+            received: Utc::now(),
+            max_body_bytes: self.max_body_bytes,
+            max_events: self.max_events_per_request,
+        };
+        let records = tokio::task::spawn_blocking(move || cutter.cut(wire))
+            .await
+            .map_err(|_| Refusal::request(HecReply::INTERNAL_ERROR, "internal_error"))?
+            .map_err(|refusal| refusal.with_bytes(bytes))?;
+        Ok((records, bytes))
+    }
+}
+
+/// Raw requests: the query string's `host`, `source`, `sourcetype`, `index` override the
+/// token's defaults; `time` (epoch seconds) sets the event time of every line.
+fn raw_defaults(token: &HecDefaults, query: &HecQuery) -> Result<HecDefaults, Refusal> {
+    let pick = |given: &Option<String>, default: &Option<String>| {
+        given.clone().filter(|value| !value.is_empty()).or_else(|| default.clone())
+    };
+    let time = match query.time.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => Some(
+            parse_epoch_seconds(text)
+                .ok_or_else(|| Refusal::request(HecReply::INVALID_DATA_FORMAT, "invalid_time"))?,
+        ),
+    };
+    Ok(HecDefaults {
+        host: pick(&query.host, &token.host),
+        source: pick(&query.source, &token.source),
+        sourcetype: pick(&query.sourcetype, &token.sourcetype),
+        index: pick(&query.index, &token.index),
+        time,
+    })
+}
+
+/// Everything needed to turn a request body into records, moved to a blocking thread.
+struct RecordCutter {
+    endpoint: Endpoint,
+    encoding: Encoding,
+    meta: Arc<HecMeta>,
+    source_name: Arc<str>,
+    peer: String,
+    received: DateTime<Utc>,
+    max_body_bytes: usize,
+    max_events: usize,
+}
+
+impl RecordCutter {
+    fn cut(self, wire: Vec<u8>) -> Result<Vec<RawRecord>, Refusal> {
+        let body = request::decode(self.encoding, wire, self.max_body_bytes)?;
+        let ranges = match self.endpoint {
+            Endpoint::Event => split_events(&body).map_err(|error| Refusal {
+                reply: HecReply::body_error(&error),
+                reason: body_error_reason(error.kind),
+                records: error.index as u64 + 1,
+                bytes: 0,
+            })?,
+            Endpoint::Raw => split_raw(&body),
+        };
+        if ranges.is_empty() {
+            return Err(Refusal::request(HecReply::NO_DATA, "no_data"));
+        }
+        if ranges.len() > self.max_events {
+            let records = ranges.len() as u64;
+            return Err(Refusal {
+                reply: HecReply::TOO_LARGE,
+                reason: "too_many_events",
+                records,
+                bytes: 0,
+            });
+        }
+        let records = ranges
+            .into_iter()
+            .enumerate()
+            .map(|(position, range)| {
+                // `max_events` fits a u32 (checked by `HecConfig::validate`).
+                let index = u32::try_from(position).unwrap_or(u32::MAX);
+                let meta = Arc::clone(&self.meta);
+                RawRecord {
+                    kind: SourceKind::Hec,
+                    source_name: Arc::clone(&self.source_name),
+                    peer: Some(self.peer.clone()),
+                    received: self.received,
+                    body: body[range].to_vec(),
+                    meta: match self.endpoint {
+                        Endpoint::Event => RecordMeta::HecEvent { meta, index },
+                        Endpoint::Raw => RecordMeta::HecRaw { meta, index },
+                    },
+                }
+            })
+            .collect();
+        Ok(records)
+    }
+}
+
+/// The metrics reason for a refused body.
+fn body_error_reason(kind: HecBodyErrorKind) -> &'static str {
+    match kind {
+        HecBodyErrorKind::NoData => "no_data",
+        HecBodyErrorKind::EventMissing => "event_missing",
+        HecBodyErrorKind::EventBlank => "event_blank",
+        HecBodyErrorKind::InvalidFields => "invalid_fields",
+        HecBodyErrorKind::InvalidJson
+        | HecBodyErrorKind::NotAnObject
+        | HecBodyErrorKind::InvalidTime
+        | HecBodyErrorKind::InvalidMetadata => "invalid_data",
+    }
+}
