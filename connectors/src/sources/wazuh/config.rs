@@ -1,0 +1,87 @@
+//! Configuration of the Wazuh `alerts.json` tailer.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Where to begin reading when no position has been persisted yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartAt {
+    /// Read the file from its first byte.
+    #[default]
+    Beginning,
+    /// Skip what the file holds now (up to its last complete line) and read only new alerts.
+    End,
+}
+
+/// `[sources.wazuh]`: tails a Wazuh manager's `alerts.json`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WazuhConfig {
+    /// Whether `securewatch run` starts this source (default false: only when configured).
+    pub enabled: bool,
+    /// Instance name: the `source` metrics label, `Event.source.name` and the position file
+    /// name (`positions/wazuh-<name>.json`); letters, digits, `-`, `_` and `.` only.
+    pub name: String,
+    /// The alerts file to follow (default `/var/ossec/logs/alerts/alerts.json`).
+    pub path: PathBuf,
+    /// How often to look for new lines, rotation and truncation, in milliseconds (default 250).
+    pub poll_interval_ms: u64,
+    /// Longest accepted line in bytes (default 1 MiB); longer lines are skipped up to the next
+    /// newline and counted as rejected with reason `too_large`.
+    pub max_line_bytes: usize,
+    /// Most lines per ingest batch (default 1000; also capped by the queue capacity).
+    pub batch_size: usize,
+    /// Where to begin when no position is persisted: `beginning` (default) or `end`.
+    pub start_at: StartAt,
+    /// First wait before re-sending a batch whose store write failed, in milliseconds
+    /// (default 1000; doubles on each further failure, up to 30 s).
+    pub retry_backoff_ms: u64,
+}
+
+impl Default for WazuhConfig {
+    fn default() -> Self {
+        WazuhConfig {
+            enabled: false,
+            name: "wazuh".to_string(),
+            path: PathBuf::from("/var/ossec/logs/alerts/alerts.json"),
+            poll_interval_ms: 250,
+            max_line_bytes: 1024 * 1024,
+            batch_size: 1000,
+            start_at: StartAt::Beginning,
+            retry_backoff_ms: 1000,
+        }
+    }
+}
+
+impl WazuhConfig {
+    /// Checks the values that `Default` cannot guarantee; the message names the bad key.
+    pub fn validate(&self) -> Result<(), String> {
+        let name_ok = !self.name.is_empty()
+            && self.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && !self.name.starts_with('.');
+        if !name_ok {
+            return Err(format!(
+                "name {:?} must be non-empty and use only letters, digits, '-', '_' and '.'",
+                self.name
+            ));
+        }
+        if self.path.as_os_str().is_empty() {
+            return Err("path must not be empty".to_string());
+        }
+        if self.poll_interval_ms == 0 {
+            return Err("poll_interval_ms must be at least 1".to_string());
+        }
+        if self.max_line_bytes == 0 {
+            return Err("max_line_bytes must be at least 1".to_string());
+        }
+        if self.batch_size == 0 {
+            return Err("batch_size must be at least 1".to_string());
+        }
+        if self.retry_backoff_ms == 0 {
+            return Err("retry_backoff_ms must be at least 1".to_string());
+        }
+        Ok(())
+    }
+}
