@@ -126,3 +126,16 @@ fn errors_answer_with_splunk_status_and_code() {
     }
     assert!(instance.events("source=hec").unwrap().is_empty(), "rejected requests store nothing");
 }
+
+#[test]
+fn body_over_the_configured_cap_answers_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("SECUREWATCH_HEC_TOKEN", TOKEN), ("SECUREWATCH_SOURCES__HEC__MAX_BODY_BYTES", "1000")];
+    let instance = Instance::start(dir.path(), "", &env).unwrap();
+    let auth = format!("Authorization: Splunk {TOKEN}");
+    let big = format!(r#"{{"event": "{}"}}"#, "x".repeat(2000));
+    let (status, answer) = post(&instance, "/services/collector/event", &["-H", &auth], &big);
+    assert_eq!((status, answer), (413, json!({"text": "Content too large", "code": 27})));
+    let (status, _) = post(&instance, "/services/collector/event", &["-H", &auth], r#"{"event": "small"}"#);
+    assert_eq!(status, 200, "bodies under the cap still pass");
+}

@@ -34,7 +34,7 @@ fn logger_over_udp_and_tcp_in_both_formats() {
         "--sd-id", "origin@32473", "--sd-param", "user=\"bob\"", "udp 5424 message"]);
     send(&["--udp", "--rfc3164", "-p", "local4.err", "-t", "app", "udp 3164 message"]);
     send(&["--tcp", "--rfc5424", "-p", "daemon.info", "-t", "cron", "tcp 5424 message"]);
-    send(&["--tcp", "--rfc3164", "-p", "kern.crit", "-t", "kernel", "tcp 3164 message"]);
+    send(&["--tcp", "--rfc3164", "-p", "daemon.crit", "-t", "ntpd", "tcp 3164 message"]);
     send(&["--tcp", "--octet-count", "--rfc5424", "-p", "user.notice", "-t", "oc", "octet counted message"]);
 
     let events = instance.wait_events("source=syslog&limit=50", 5).unwrap();
@@ -58,7 +58,7 @@ fn logger_over_udp_and_tcp_in_both_formats() {
 
     assert_eq!(find(&events, "tcp 5424 message")["severity"], "informational");
     assert_eq!(find(&events, "tcp 3164 message")["severity"], "critical");
-    assert_eq!(find(&events, "tcp 3164 message")["category"], "kern");
+    assert_eq!(find(&events, "tcp 3164 message")["category"], "daemon");
     assert_eq!(find(&events, "octet counted message")["severity"], "notice");
 
     for event in &events {

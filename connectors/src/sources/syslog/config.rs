@@ -1,0 +1,140 @@
+//! Configuration of the syslog source (UDP and TCP listeners).
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+/// The default listen address for both UDP and TCP: loopback, unprivileged port.
+const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 5514);
+
+/// `[sources.syslog]`: receives syslog over UDP and TCP.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyslogConfig {
+    /// Whether `securewatch run` starts this source (default true).
+    pub enabled: bool,
+    /// Instance name: the `source` metrics label and `Event.source.name` (default `syslog`).
+    pub name: String,
+    /// UDP address to listen on (default `127.0.0.1:5514`); `""` or `"off"` disables UDP.
+    #[serde(with = "optional_address")]
+    pub udp_listen: Option<SocketAddr>,
+    /// TCP address to listen on (default `127.0.0.1:5514`); `""` or `"off"` disables TCP.
+    #[serde(with = "optional_address")]
+    pub tcp_listen: Option<SocketAddr>,
+    /// Longest accepted message in bytes (default 65536). Longer datagrams and TCP frames are
+    /// skipped and counted as rejected with reason `too_large`.
+    pub max_message_bytes: usize,
+    /// Most TCP connections served at once (default 1024); further ones are closed at once
+    /// and counted in `securewatch_source_connections_refused_total`.
+    pub max_connections: usize,
+    /// Most records per enqueued batch (default 512; also capped by the queue capacity).
+    pub batch_size: usize,
+}
+
+impl Default for SyslogConfig {
+    fn default() -> Self {
+        SyslogConfig {
+            enabled: true,
+            name: "syslog".to_string(),
+            udp_listen: Some(DEFAULT_LISTEN),
+            tcp_listen: Some(DEFAULT_LISTEN),
+            max_message_bytes: 65536,
+            max_connections: 1024,
+            batch_size: 512,
+        }
+    }
+}
+
+impl SyslogConfig {
+    /// Checks the values that `Default` cannot guarantee; the message names the bad key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("sources.syslog.name must not be empty".into());
+        }
+        for (key, value) in [
+            ("max_message_bytes", self.max_message_bytes),
+            ("max_connections", self.max_connections),
+            ("batch_size", self.batch_size),
+        ] {
+            if value == 0 {
+                return Err(format!("sources.syslog.{key} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A listen address that can be switched off: TOML has no null, so `""` or `"off"` means none.
+mod optional_address {
+    use std::net::SocketAddr;
+
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    const DISABLED: &str = "off";
+
+    pub fn serialize<S: Serializer>(
+        address: &Option<SocketAddr>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match address {
+            Some(address) => serializer.collect_str(address),
+            None => serializer.serialize_str(DISABLED),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<SocketAddr>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let text = text.trim();
+        if text.is_empty() || text.eq_ignore_ascii_case(DISABLED) {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|error| {
+            D::Error::custom(format!(
+                "invalid listen address {text:?} (ip:port or \"off\"): {error}"
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_listen_on_loopback_5514() {
+        let config: SyslogConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(config, SyslogConfig::default());
+        assert_eq!(config.udp_listen, Some("127.0.0.1:5514".parse().unwrap()));
+        assert_eq!(config.tcp_listen, config.udp_listen);
+        assert!(config.enabled);
+        assert_eq!(
+            (config.max_message_bytes, config.max_connections, config.batch_size),
+            (65536, 1024, 512)
+        );
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn listeners_can_be_switched_off_and_round_trip() {
+        let config: SyslogConfig =
+            serde_json::from_str(r#"{"udp_listen": "off", "tcp_listen": "0.0.0.0:6514"}"#).unwrap();
+        assert_eq!(config.udp_listen, None);
+        assert_eq!(config.tcp_listen, Some("0.0.0.0:6514".parse().unwrap()));
+        let text = serde_json::to_string(&config).unwrap();
+        assert_eq!(serde_json::from_str::<SyslogConfig>(&text).unwrap(), config);
+        let empty: SyslogConfig = serde_json::from_str(r#"{"tcp_listen": ""}"#).unwrap();
+        assert_eq!(empty.tcp_listen, None);
+    }
+
+    #[test]
+    fn unknown_keys_bad_addresses_and_zero_limits_are_refused() {
+        assert!(serde_json::from_str::<SyslogConfig>(r#"{"framing": "x"}"#).is_err());
+        let error =
+            serde_json::from_str::<SyslogConfig>(r#"{"udp_listen": "nowhere"}"#).unwrap_err();
+        assert!(error.to_string().contains("nowhere"), "{error}");
+        let config = SyslogConfig { batch_size: 0, ..SyslogConfig::default() };
+        assert!(config.validate().unwrap_err().contains("batch_size"));
+    }
+}

@@ -1,0 +1,183 @@
+//! Syslog over TCP: RFC 6587 framing per connection, waiting for queue room (backpressure).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use securewatch_parse::RawRecord;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::codec::Decoder;
+use tokio_util::sync::CancellationToken;
+
+use super::{ReceiveClock, SourceContext, SyslogDecoder, SyslogFrame, CONNECTIONS_REFUSED};
+use crate::queue::{IngestBatch, QueueError};
+
+/// Bytes requested from the socket per read.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// Accepts connections until `shutdown`, then waits for every connection to finish.
+pub(super) async fn accept(
+    listener: TcpListener,
+    context: Arc<SourceContext>,
+    max_connections: usize,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(finished) = connections.join_next(), if !connections.is_empty() => {
+                if let Err(error) = finished {
+                    tracing::error!(source = %context.source_name, %error, "Syslog TCP connection task failed.");
+                }
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => match Arc::clone(&slots).try_acquire_owned() {
+                    Ok(slot) => {
+                        let context = Arc::clone(&context);
+                        connections.spawn(serve(stream, peer, context, shutdown.clone(), slot));
+                    }
+                    Err(_) => refuse(&context, stream, peer, max_connections),
+                },
+                Err(error) => {
+                    tracing::warn!(source = %context.source_name, %error, "Syslog TCP accept failed.");
+                    tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
+                }
+            },
+        }
+    }
+    // Stop accepting before waiting for the open connections to flush.
+    drop(listener);
+    while let Some(finished) = connections.join_next().await {
+        if let Err(error) = finished {
+            tracing::error!(source = %context.source_name, %error, "Syslog TCP connection task failed.");
+        }
+    }
+}
+
+fn refuse(context: &SourceContext, stream: TcpStream, peer: SocketAddr, max_connections: usize) {
+    drop(stream);
+    metrics::counter!(
+        CONNECTIONS_REFUSED,
+        "source" => context.labels.name.clone(),
+        "kind" => context.labels.kind.as_str()
+    )
+    .increment(1);
+    tracing::warn!(source = %context.source_name, %peer, max_connections, "Syslog TCP connection refused: too many connections.");
+}
+
+/// Reads one connection until EOF, an error or `shutdown`; what was read by then is framed and
+/// enqueued (an incomplete last frame included) before the connection closes.
+async fn serve(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    context: Arc<SourceContext>,
+    shutdown: CancellationToken,
+    _slot: OwnedSemaphorePermit,
+) {
+    let mut connection = Connection {
+        peer: peer.to_string(),
+        decoder: SyslogDecoder::new(context.max_message_bytes),
+        buffer: BytesMut::with_capacity(READ_CHUNK),
+        clock: ReceiveClock::default(),
+        context,
+    };
+    loop {
+        connection.buffer.reserve(READ_CHUNK);
+        let read = tokio::select! {
+            _ = shutdown.cancelled() => None,
+            result = stream.read_buf(&mut connection.buffer) => Some(result),
+        };
+        let (bytes_read, at_eof) = match read {
+            Some(Ok(0)) | None => (0, true),
+            Some(Ok(bytes_read)) => (bytes_read, false),
+            Some(Err(error)) => {
+                tracing::debug!(source = %connection.context.source_name, peer = %connection.peer, %error, "Syslog TCP read failed.");
+                (0, true)
+            }
+        };
+        let queue_open = connection.forward(bytes_read, at_eof).await;
+        if at_eof || !queue_open {
+            return;
+        }
+    }
+}
+
+/// One connection's framing state.
+struct Connection {
+    peer: String,
+    decoder: SyslogDecoder,
+    buffer: BytesMut,
+    clock: ReceiveClock,
+    context: Arc<SourceContext>,
+}
+
+impl Connection {
+    /// Frames what is buffered and enqueues it in batches, waiting for room; false once the
+    /// queue is closed.
+    async fn forward(&mut self, bytes_read: usize, at_eof: bool) -> bool {
+        let context = Arc::clone(&self.context);
+        let mut frames = 0u64;
+        let mut records = Vec::new();
+        let mut queue_open = true;
+        loop {
+            let frame = match at_eof {
+                true => self.decoder.decode_eof(&mut self.buffer),
+                false => self.decoder.decode(&mut self.buffer),
+            };
+            match frame {
+                Ok(Some(SyslogFrame::Message(body))) => {
+                    frames += 1;
+                    records.push(context.record(&self.peer, self.clock.now(), body));
+                    if records.len() >= context.batch_limit {
+                        queue_open = enqueue(&context, std::mem::take(&mut records)).await;
+                        if !queue_open {
+                            break;
+                        }
+                    }
+                }
+                Ok(Some(SyslogFrame::TooLarge)) => {
+                    frames += 1;
+                    context.labels.rejected("too_large", 1);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        context.labels.received(frames, bytes_read as u64);
+        if queue_open {
+            queue_open = enqueue(&context, records).await;
+        }
+        queue_open
+    }
+}
+
+/// Enqueues, waiting while the queue is full; false when the queue is closed (shutting down).
+async fn enqueue(context: &SourceContext, records: Vec<RawRecord>) -> bool {
+    if records.is_empty() {
+        return true;
+    }
+    let count = records.len() as u64;
+    match context.queue.send(IngestBatch::new(records)).await {
+        Ok(()) => {
+            context.labels.accepted(count);
+            true
+        }
+        Err(QueueError::Closed(_)) => {
+            context.labels.rejected("queue_closed", count);
+            false
+        }
+        // `batch_limit` keeps batches within the capacity, so this does not happen.
+        Err(QueueError::Full(_) | QueueError::TooLarge(_)) => {
+            context.labels.rejected("queue_full", count);
+            true
+        }
+    }
+}
