@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use securewatch_connectors::sinks::sqlite::SqliteConfig;
-use securewatch_connectors::sources::hec::HecConfig;
+use securewatch_connectors::sources::hec::{HecConfig, HecTokenConfig};
 use securewatch_connectors::sources::syslog::SyslogConfig;
 use securewatch_connectors::sources::wazuh::WazuhConfig;
 use serde::{Deserialize, Serialize};
@@ -128,12 +128,8 @@ impl Config {
             located(&origin, &text, error.span(), error.message())
         })?;
         // Validate the file on its own first, so its errors carry its lines.
-        Config::deserialize(toml::Value::Table(document.clone())).map_err(|error| {
-            match error.span() {
-                Some(span) => located(&origin, &text, Some(span), error.message()),
-                None => locate_by_key(&origin, &text, error.message()),
-            }
-        })?;
+        toml::from_str::<Config>(&text)
+            .map_err(|error| located(&origin, &text, error.span(), error.message()))?;
         let mut applied = Vec::new();
         for (name, value) in environment {
             let Some(path) = name.strip_prefix(ENV_PREFIX) else { continue };
@@ -145,10 +141,44 @@ impl Config {
             set_path(&mut document, &keys, parse_env_value(&value));
             applied.push(name);
         }
-        Config::deserialize(toml::Value::Table(document)).map_err(|error| ConfigError::Unlocated {
-            origin: format!("environment override ({})", applied.join(", ")),
-            message: error.message().to_string(),
-        })
+        let config = Config::deserialize(toml::Value::Table(document)).map_err(|error| {
+            ConfigError::Unlocated {
+                origin: format!("environment override ({})", applied.join(", ")),
+                message: error.message().to_string(),
+            }
+        })?;
+        config.validate(&origin)?;
+        Ok(config)
+    }
+
+    /// Checks what the types cannot: each source's own rules (tokens, sizes, paths).
+    /// HEC without configured tokens is checked as if the run-time token were present.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |section: &str, message: String| ConfigError::Unlocated {
+            origin: format!("{origin} [{section}]"),
+            message,
+        };
+        let hec = &self.sources.hec;
+        if hec.enabled {
+            let mut checked = hec.clone();
+            if checked.tokens.is_empty() {
+                checked.tokens.push(HecTokenConfig { token: "runtime-token".into(), ..Default::default() });
+            }
+            checked.validate().map_err(|error| invalid("sources.hec", error.to_string()))?;
+        }
+        if self.sources.syslog.enabled {
+            self.sources.syslog.validate().map_err(|message| invalid("sources.syslog", message))?;
+        }
+        if self.sources.wazuh.enabled {
+            self.sources.wazuh.validate().map_err(|message| invalid("sources.wazuh", message))?;
+        }
+        if self.queue.capacity == 0 {
+            return Err(invalid("queue", "capacity must be above 0".into()));
+        }
+        if self.store.max_batch_events == 0 {
+            return Err(invalid("store", "max_batch_events must be above 0".into()));
+        }
+        Ok(())
     }
 
     /// The data directory (default `./data`).
@@ -193,23 +223,6 @@ fn located(origin: &str, text: &str, span: Option<std::ops::Range<usize>>, messa
     ConfigError::Invalid { path: origin.to_string(), line, column, message: message.trim().to_string() }
 }
 
-/// serde errors from a `toml::Value` carry no span; find the offending key in the text.
-fn locate_by_key(origin: &str, text: &str, message: &str) -> ConfigError {
-    let key = message.split('`').nth(1).unwrap_or_default();
-    let offset = (!key.is_empty())
-        .then(|| {
-            text.match_indices(key).map(|(index, _)| index).find(|&index| {
-                let line_start = text[..index].rfind('\n').map_or(0, |position| position + 1);
-                text[line_start..index].trim().is_empty()
-            })
-        })
-        .flatten();
-    match offset {
-        Some(offset) => located(origin, text, Some(offset..offset), message),
-        None => ConfigError::Unlocated { origin: origin.to_string(), message: message.to_string() },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +249,16 @@ mod tests {
     }
 
     #[test]
+    fn source_rules_are_checked() {
+        let file = write("[sources.hec]\nmax_body_bytes = 0\n");
+        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
+        assert!(error.contains("[sources.hec]") && error.contains("max_body_bytes"), "{error}");
+        let file = write("[[sources.hec.tokens]]\nname = \"a\"\ntoken = \"x\"\n[[sources.hec.tokens]]\nname = \"a\"\ntoken = \"y\"\n");
+        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
+        assert!(error.contains("used twice"), "{error}");
+    }
+
+    #[test]
     fn wrong_type_and_syntax_errors_are_located() {
         let file = write("[queue]\ncapacity = \"many\"\n");
         let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
@@ -258,6 +281,9 @@ mod tests {
         assert_eq!(config.api.listen.port(), 9999);
         assert_eq!(config.queue.capacity, 42);
         assert_eq!(config.data_dir(), PathBuf::from("/tmp/sw"));
+        let zero = [("SECUREWATCH_QUEUE__CAPACITY".to_string(), "0".to_string())];
+        let error = Config::load(None, zero).unwrap_err().to_string();
+        assert!(error.contains("[queue]") && error.contains("capacity"), "{error}");
         let bad = [("SECUREWATCH_QUEUE__NOPE".to_string(), "1".to_string())];
         let error = Config::load(None, bad).unwrap_err().to_string();
         assert!(error.contains("SECUREWATCH_QUEUE__NOPE") && error.contains("nope"), "{error}");

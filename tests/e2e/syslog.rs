@@ -81,3 +81,23 @@ fn unparseable_syslog_is_kept_with_a_parse_error_mark() {
     assert!(events[0]["fields"]["parse_error"].is_string(), "{:#}", events[0]);
     assert!(events[0]["message"].as_str().unwrap().contains("garbage without structure"));
 }
+
+/// Wazuh's `<syslog_output>` with `<format>json</format>` sends `ossec: {alert JSON}`; it is
+/// mapped like an alerts.json line.
+#[test]
+fn wazuh_json_syslog_output_is_mapped_as_an_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let instance = Instance::start(dir.path(), "", &[]).unwrap();
+    let port = instance.ports.syslog.to_string();
+    let alert = r#"{"timestamp":"2024-03-01T10:00:00.000+0000","rule":{"level":12,"description":"Multiple authentication failures","id":"40111","groups":["authentication_failures"]},"agent":{"id":"004","name":"db-07"},"manager":{"name":"mgr"},"id":"1709287200.99","data":{"srcip":"198.51.100.4"}}"#;
+    logger(&["--server", "127.0.0.1", "--port", &port, "--udp", "--rfc3164", "-p", "local0.alert", "-t", "ossec", alert]).unwrap();
+    let events = instance.wait_events("host=db-07", 1).unwrap();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let event = &events[0];
+    assert_eq!(event["message"], "Multiple authentication failures");
+    assert_eq!(event["severity"], "critical");
+    assert_eq!(event["fields"]["rule.id"], "40111");
+    assert_eq!(event["fields"]["data.srcip"], "198.51.100.4");
+    assert_eq!(event["time"], "2024-03-01T10:00:00Z");
+    assert_eq!(event["source"]["kind"], "syslog");
+}

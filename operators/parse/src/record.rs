@@ -86,12 +86,30 @@ impl ParseError {
     }
 }
 
+/// Syslog, with Wazuh's JSON syslog output (`ossec: {alert JSON}`) mapped like an alerts.json
+/// line, so a manager's `<syslog_output>` can feed the syslog source. A message that only looks
+/// like one (invalid JSON, no `rule`) stays a syslog event, with the reason in `parse_warning`.
+fn normalise_syslog(record: &RawRecord) -> Event {
+    let mut event = crate::syslog::normalise(record);
+    let from_wazuh = event.fields.get("appname").and_then(|app| app.as_str()) == Some("ossec");
+    if from_wazuh && event.message.trim_start().starts_with('{') {
+        match crate::wazuh::from_syslog_message(record, &event.message) {
+            Ok(alert) => return alert,
+            Err(error) => {
+                let warning = format!("ossec message is not a Wazuh alert: {error}");
+                event.fields.insert("parse_warning".into(), warning.into());
+            }
+        }
+    }
+    event
+}
+
 /// Turns one raw record into an event. Syslog never fails (an unparseable message is kept
 /// with its raw text and a `parse_error` field); HEC and Wazuh records that are not valid
 /// give an error, which the caller dead-letters with its reason.
 pub fn normalise(record: &RawRecord) -> Result<Event, ParseError> {
     match (&record.kind, &record.meta) {
-        (SourceKind::Syslog, _) => Ok(crate::syslog::normalise(record)),
+        (SourceKind::Syslog, _) => Ok(normalise_syslog(record)),
         (SourceKind::Hec, RecordMeta::HecEvent { meta, index }) => {
             crate::hec::normalise_event(record, meta, *index)
         }
@@ -100,5 +118,46 @@ pub fn normalise(record: &RawRecord) -> Result<Event, ParseError> {
         }
         (SourceKind::Wazuh, _) => crate::wazuh::normalise(record),
         (kind, _) => Err(ParseError::Unsupported(*kind)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn syslog(body: &str) -> RawRecord {
+        RawRecord {
+            kind: SourceKind::Syslog,
+            source_name: "syslog".into(),
+            peer: Some("192.0.2.10:514".into()),
+            received: DateTime::from_timestamp(1_709_287_300, 0).unwrap_or_default(),
+            body: body.as_bytes().to_vec(),
+            meta: RecordMeta::None,
+        }
+    }
+
+    #[test]
+    fn wazuh_json_syslog_output_becomes_a_wazuh_mapped_event() {
+        let alert = r#"{"timestamp":"2024-03-01T10:00:00.000+0000","rule":{"level":10,"description":"sshd: brute force","id":"5712","groups":["sshd"]},"agent":{"id":"001","name":"web-01"},"manager":{"name":"mgr"},"id":"1709287200.1","data":{"srcip":"203.0.113.9"}}"#;
+        let event = normalise(&syslog(&format!("<33>Mar  1 10:00:01 mgr ossec: {alert}"))).unwrap();
+        assert_eq!(event.source.kind, SourceKind::Syslog);
+        assert_eq!(event.host.as_deref(), Some("web-01"));
+        assert_eq!(event.message, "sshd: brute force");
+        assert_eq!(event.fields["data.srcip"].as_str(), Some("203.0.113.9"));
+        assert_eq!(event.severity, securewatch_schemas::Severity::Error);
+    }
+
+    #[test]
+    fn broken_ossec_json_stays_a_syslog_event_with_a_warning() {
+        let event = normalise(&syslog("<33>Mar  1 10:00:01 mgr ossec: {\"rule\": oops")).unwrap();
+        assert_eq!(event.fields["appname"].as_str(), Some("ossec"));
+        assert!(event.fields["parse_warning"].as_text().contains("not a Wazuh alert"));
+    }
+
+    #[test]
+    fn other_kinds_without_parser_are_unsupported() {
+        let mut record = syslog("x");
+        record.kind = SourceKind::Kafka;
+        assert_eq!(normalise(&record), Err(ParseError::Unsupported(SourceKind::Kafka)));
     }
 }
