@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Ingest benchmark: starts a release `securewatch run` in a temporary data directory, drives it
 # with the load generators, and prints events/s, latency percentiles and the server's peak RSS.
-# Usage: bench/run.sh [EVENTS]   (default 1000000)
+# Usage: bench/run.sh [EVENTS] [SCENARIOS]   (defaults: 1000000 "hec syslog")
+# Extra server settings can be given as SECUREWATCH_* environment overrides; HEC_CONCURRENCY
+# sets the number of concurrent HEC connections (default 32).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 events="${1:-1000000}"
+scenarios="${2:-hec syslog}"
 
 cargo build --release --locked -p securewatch -p securewatch-bench
 bin="$PWD/target/release"
@@ -26,11 +29,18 @@ server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$api_port/api/v1/health" >/dev/null && break; sleep 0.1; done
 
-echo "== HEC: $events events, batches of 100"
-"$bin/securewatch-bench" hec --url "http://127.0.0.1:$hec_port" --api "http://127.0.0.1:$api_port" \
-  --token bench --events "$events" --batch 100 --concurrency 32
-echo "== syslog TCP: $events messages"
-"$bin/securewatch-bench" syslog-tcp --addr "127.0.0.1:$syslog_port" --api "http://127.0.0.1:$api_port" \
-  --events "$events" --connections 4
+for scenario in $scenarios; do
+  case "$scenario" in
+    hec)
+      echo "== HEC: $events events, batches of 100"
+      "$bin/securewatch-bench" hec --url "http://127.0.0.1:$hec_port" --api "http://127.0.0.1:$api_port" \
+        --token bench --events "$events" --batch 100 --concurrency "${HEC_CONCURRENCY:-32}" ;;
+    syslog)
+      echo "== syslog TCP: $events messages"
+      "$bin/securewatch-bench" syslog-tcp --addr "127.0.0.1:$syslog_port" --api "http://127.0.0.1:$api_port" \
+        --events "$events" --connections 4 ;;
+    *) echo "unknown scenario $scenario (hec, syslog)" >&2; exit 2 ;;
+  esac
+done
 echo "== server peak RSS: $(grep VmHWM /proc/$server/status | awk '{print $2/1024 " MiB"}')"
 echo "== store size: $(du -sh "$data" | cut -f1)"

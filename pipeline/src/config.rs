@@ -248,6 +248,15 @@ mod tests {
         assert!(error.contains("bogus"), "{error}");
     }
 
+    /// The shipped example documents every key with its default value.
+    #[test]
+    fn example_config_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/securewatch.example.toml");
+        let example = Config::load(Some(&path), []).unwrap();
+        let defaults = Config { data_dir: Some(PathBuf::from("data")), ..Config::default() };
+        assert_eq!(example, defaults);
+    }
+
     #[test]
     fn source_rules_are_checked() {
         let file = write("[sources.hec]\nmax_body_bytes = 0\n");

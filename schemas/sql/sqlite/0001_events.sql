@@ -15,7 +15,7 @@ CREATE TABLE IF NOT EXISTS events (
     raw          TEXT
 );
 CREATE INDEX IF NOT EXISTS events_time ON events (time_us DESC);
-CREATE INDEX IF NOT EXISTS events_host_time ON events (host, time_us DESC);
+
 
 CREATE TABLE IF NOT EXISTS dead_letters (
     seq          INTEGER PRIMARY KEY,

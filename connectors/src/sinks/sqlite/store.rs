@@ -1,6 +1,8 @@
 //! Writes events (idempotently, by deterministic id) and dead letters to SQLite.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::str::FromStr;
 use std::time::Instant;
 
@@ -49,10 +51,20 @@ pub struct WriteSummary {
     pub dead_lettered: u64,
 }
 
-/// The SQLite event store. Cheap to clone (a connection pool).
+/// The SQLite event store. Cheap to clone (connection pools).
+///
+/// Writes go through one dedicated connection, so its page cache stays warm and SQLite's single
+/// writer never waits on a lock; reads (the API) use a separate pool and see committed data
+/// through WAL without blocking the writer.
+///
+/// WAL checkpoints run on a third connection in the background after commits (at most one at a
+/// time), instead of inside the writer's commit as SQLite's auto-checkpoint would do.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
+    checkpointer: SqlitePool,
+    checkpointing: Arc<AtomicBool>,
 }
 
 impl SqliteStore {
@@ -68,17 +80,25 @@ impl SqliteStore {
                 Synchronous::Normal => SqliteSynchronous::Normal,
                 Synchronous::Full => SqliteSynchronous::Full,
             })
-            .busy_timeout(std::time::Duration::from_secs(10));
+            .busy_timeout(std::time::Duration::from_secs(10))
+            // 64 MiB page cache per connection (SQLite's default is 2 MiB): the unique index on
+            // random 128-bit ids otherwise thrashes once it outgrows the cache.
+            .pragma("cache_size", "-65536");
+        let single = || SqlitePoolOptions::new().max_connections(1);
+        // The writer never checkpoints by itself below 256 MiB of WAL (a safety net only).
+        let writer_options = options.clone().pragma("wal_autocheckpoint", "65536");
+        let writer = single().connect_with(writer_options).await.map_err(open_error)?;
+        let checkpointer = single().connect_with(options.clone()).await.map_err(open_error)?;
+        sqlx::migrate!("../schemas/sql/sqlite").run(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.read_only(true))
             .await
             .map_err(open_error)?;
-        sqlx::migrate!("../schemas/sql/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, writer, checkpointer, checkpointing: Arc::new(AtomicBool::new(false)) })
     }
 
-    /// The connection pool, for read queries.
+    /// The read-only connection pool, for queries.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -91,7 +111,7 @@ impl SqliteStore {
         dead_letters: &[DeadLetter],
     ) -> Result<WriteSummary, StoreError> {
         let started = Instant::now();
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.writer.begin().await?;
         let mut summary = WriteSummary::default();
         for chunk in events.chunks(ROWS_PER_STATEMENT) {
             let rows = encode_rows(chunk)?;
@@ -134,16 +154,34 @@ impl SqliteStore {
             summary.dead_lettered += 1;
         }
         transaction.commit().await?;
+        self.checkpoint_in_background();
         metrics::histogram!(telemetry::STORE_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         metrics::counter!(telemetry::STORE_WRITTEN).increment(summary.written);
         metrics::counter!(telemetry::STORE_DUPLICATES).increment(summary.duplicates);
         Ok(summary)
     }
 
-    /// Closes the pool after a final WAL checkpoint.
+    /// Starts a passive WAL checkpoint unless one is running: it copies committed pages into
+    /// the database file without blocking the writer, keeping the WAL short.
+    fn checkpoint_in_background(&self) {
+        if self.checkpointing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (checkpointer, running) = (self.checkpointer.clone(), Arc::clone(&self.checkpointing));
+        tokio::spawn(async move {
+            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&checkpointer).await {
+                tracing::warn!(%error, "WAL checkpoint failed.");
+            }
+            running.store(false, Ordering::Release);
+        });
+    }
+
+    /// Closes the pools after a final WAL checkpoint.
     pub async fn close(&self) {
-        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await;
         self.pool.close().await;
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.writer).await;
+        self.writer.close().await;
+        self.checkpointer.close().await;
     }
 }
 
