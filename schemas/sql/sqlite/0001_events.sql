@@ -1,7 +1,7 @@
 -- Embedded store: events, dead letters. Times are microseconds since the Unix epoch (UTC).
 CREATE TABLE IF NOT EXISTS events (
     seq          INTEGER PRIMARY KEY,          -- insertion order
-    id           BLOB    NOT NULL UNIQUE,      -- deterministic 128-bit event id
+    id           BLOB    NOT NULL,             -- deterministic 128-bit event id
     time_us      INTEGER NOT NULL,
     received_us  INTEGER NOT NULL,
     source_kind  TEXT    NOT NULL,
@@ -14,7 +14,11 @@ CREATE TABLE IF NOT EXISTS events (
     fields       TEXT    NOT NULL,             -- JSON object, original field names
     raw          TEXT
 );
-CREATE INDEX IF NOT EXISTS events_time ON events (time_us DESC);
+-- One row per event: a re-delivered event has the same id and, being normalised from the same
+-- record, the same time. Keying the uniqueness by (time, id) instead of id alone keeps index
+-- inserts close to append order (ids are random, times mostly increase), which cuts the pages
+-- each commit rewrites; the same index serves "newest first".
+CREATE UNIQUE INDEX IF NOT EXISTS events_time_id ON events (time_us, id);
 
 
 CREATE TABLE IF NOT EXISTS dead_letters (

@@ -14,8 +14,8 @@ use sqlx::{QueryBuilder, Sqlite};
 use super::config::{SqliteConfig, Synchronous};
 use crate::telemetry;
 
-/// Rows per multi-row INSERT statement (13 bound values each, below SQLite's 32766 limit).
-const ROWS_PER_STATEMENT: usize = 500;
+/// Rows per multi-row INSERT statement (12 bound values each, below SQLite's 32766 limit).
+const ROWS_PER_STATEMENT: usize = 2000;
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
