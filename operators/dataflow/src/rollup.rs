@@ -1,0 +1,140 @@
+//! The rollup dataflow: splits off late updates, schedules expiry, and counts per bucket.
+
+use differential_dataflow::operators::{CountTotal, ThresholdTotal};
+use differential_dataflow::{AsCollection, VecCollection};
+use securewatch_schemas::{Severity, SourceKind};
+use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::vec::{Filter, Map};
+use timely::dataflow::operators::OkErr;
+use timely::dataflow::Stream;
+
+use crate::config::{bucket_start, RollupConfig};
+use crate::input::RollupInput;
+
+/// Logical time of the dataflow: the ingest epoch in milliseconds, rounded to the ticker's tick.
+pub type Epoch = u64;
+
+/// What a rollup row counts; one variant per rollup table.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum RollupKey {
+    /// Events per (source kind, host, severity).
+    Source {
+        /// The connector kind.
+        kind: SourceKind,
+        /// The host, when the event named one.
+        host: Option<String>,
+        /// The severity.
+        severity: Severity,
+    },
+    /// Events per category (`None` for events without a category).
+    Category(Option<String>),
+    /// Distinct hosts seen in the bucket (events without a host are not counted).
+    DistinctHosts,
+}
+
+/// One rollup row: the count of `key` in the one-minute bucket starting at `bucket_start_ms`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RollupRow {
+    /// What is counted.
+    pub key: RollupKey,
+    /// Bucket start in event time, ms since the Unix epoch, a multiple of one minute.
+    pub bucket_start_ms: u64,
+    /// Events (or distinct hosts) in the bucket; negative only if the input retracted events it
+    /// never inserted.
+    pub count: i64,
+}
+
+/// The outputs of [`build_rollups`], all at ingest-epoch times.
+pub struct Rollups<'scope> {
+    /// Rollup rows as differential updates: a changed count arrives as `(old, -1)` and
+    /// `(new, +1)` at the epoch of the change. Only real changes appear here: a bucket's
+    /// departure at the retention horizon is not a change, so the store keeps its final row.
+    /// Feed it to a writer through [`crate::changes`].
+    pub rows: VecCollection<'scope, Epoch, RollupRow, isize>,
+    /// Input updates that arrived after their bucket closed, at the epoch they arrived, with
+    /// their original diff. They are not in `rows`; the caller stores and counts them.
+    pub late: VecCollection<'scope, Epoch, RollupInput, isize>,
+    /// The rows resident in memory: like `rows`, plus the retraction of each bucket at its
+    /// expiry epoch. Never write it to a store; it serves gauges and tests.
+    pub resident: VecCollection<'scope, Epoch, RollupRow, isize>,
+}
+
+/// Builds the rollups over `input`, a collection of events at their ingest epochs.
+///
+/// Every step is keyed, so with several workers the counts are exchanged by
+/// `(key, bucket)` and the distinct-host sets by `(bucket, host)`; each worker may feed any
+/// subset of the events. The lateness split needs no coordination: it depends only on an
+/// update's own event time and epoch.
+pub fn build_rollups<'scope>(
+    input: VecCollection<'scope, Epoch, RollupInput, isize>,
+    config: RollupConfig,
+) -> Rollups<'scope> {
+    type Updates<D> = Vec<(D, Epoch, isize)>;
+    let (accepted, late): (
+        Stream<'scope, Epoch, Updates<RollupInput>>,
+        Stream<'scope, Epoch, Updates<RollupInput>>,
+    ) = input.inner.ok_err(move |(record, epoch, diff)| {
+        if config.accepts(record.event_time_ms, epoch) {
+            Ok((record, epoch, diff))
+        } else {
+            Err((record, epoch, diff))
+        }
+    });
+
+    // Each accepted update is retracted again at its bucket's expiry epoch, which is never
+    // earlier than its own epoch (the bucket was still open), so the timestamp invariant of
+    // differential collections holds. Once the frontier passes the expiry, the bucket's
+    // updates cancel and the arrangements compact them away.
+    let windowed = accepted
+        .flat_map(move |(record, epoch, diff)| {
+            let expiry = config.expiry_epoch(bucket_start(record.event_time_ms));
+            [(record.clone(), epoch, diff), (record, expiry, -diff)]
+        })
+        .as_collection();
+
+    let per_event = windowed.clone().flat_map(|record: RollupInput| {
+        let bucket = bucket_start(record.event_time_ms);
+        let source = RollupKey::Source {
+            kind: record.kind,
+            host: record.host,
+            severity: record.severity,
+        };
+        [
+            (source, bucket),
+            (RollupKey::Category(record.category), bucket),
+        ]
+    });
+    // Not `distinct_total`: in differential 0.25.1 it thresholds with a constant 1, which never
+    // maps a count of zero to zero, so a (bucket, host) pair is never retracted. This threshold
+    // keeps a pair while its event count is positive.
+    let hosts = windowed
+        .flat_map(|record: RollupInput| {
+            record
+                .host
+                .map(|host| (bucket_start(record.event_time_ms), host))
+        })
+        .threshold_total(|_, count: &isize| isize::from(*count > 0))
+        .map(|(bucket, _host)| (RollupKey::DistinctHosts, bucket));
+
+    let resident = per_event
+        .concat(hosts)
+        .count_total()
+        .map(|((key, bucket_start_ms), count)| RollupRow {
+            key,
+            bucket_start_ms,
+            count: count as i64,
+        });
+
+    // Changes at or after a bucket's close epoch can only be its expiry: keep them off `rows`.
+    let rows = resident
+        .inner
+        .clone()
+        .filter(move |(row, epoch, _)| *epoch < config.close_epoch(row.bucket_start_ms))
+        .as_collection();
+
+    Rollups {
+        rows,
+        late: late.as_collection(),
+        resident,
+    }
+}
