@@ -26,19 +26,34 @@ pub enum BatchOutcome {
 pub struct IngestBatch {
     pub records: Vec<RawRecord>,
     pub ack: Option<oneshot::Sender<BatchOutcome>>,
+    reservation: Option<Reservation>,
+}
+
+/// The queue capacity a batch holds; released (and the depth gauge updated) when the batch is
+/// completed or dropped, whichever comes first.
+#[derive(Debug)]
+struct Reservation {
     permit: Option<OwnedSemaphorePermit>,
+    monitor: QueueMonitor,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        self.monitor.publish_depth();
+    }
 }
 
 impl IngestBatch {
     /// A batch without an ack.
     pub fn new(records: Vec<RawRecord>) -> Self {
-        IngestBatch { records, ack: None, permit: None }
+        IngestBatch { records, ack: None, reservation: None }
     }
 
     /// A batch and the receiver of its durability ack.
     pub fn with_ack(records: Vec<RawRecord>) -> (Self, oneshot::Receiver<BatchOutcome>) {
         let (sender, receiver) = oneshot::channel();
-        (IngestBatch { records, ack: Some(sender), permit: None }, receiver)
+        (IngestBatch { records, ack: Some(sender), reservation: None }, receiver)
     }
 
     /// Reports the outcome to the sender (if it still listens) and frees the queue capacity.
@@ -64,27 +79,22 @@ pub enum QueueError {
 #[derive(Clone, Debug)]
 pub struct IngestSender {
     sender: mpsc::UnboundedSender<IngestBatch>,
-    permits: Arc<Semaphore>,
-    capacity: usize,
+    monitor: QueueMonitor,
 }
 
 /// The receiving side, owned by the normalisation stage.
 #[derive(Debug)]
 pub struct IngestReceiver {
     receiver: mpsc::UnboundedReceiver<IngestBatch>,
-    permits: Arc<Semaphore>,
-    capacity: usize,
+    monitor: QueueMonitor,
 }
 
 /// A queue holding at most `capacity` records in flight.
 pub fn ingest_queue(capacity: usize) -> (IngestSender, IngestReceiver) {
     let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
-    let permits = Arc::new(Semaphore::new(capacity));
+    let monitor = QueueMonitor { permits: Arc::new(Semaphore::new(capacity)), capacity };
     let (sender, receiver) = mpsc::unbounded_channel();
-    (
-        IngestSender { sender, permits: Arc::clone(&permits), capacity },
-        IngestReceiver { receiver, permits, capacity },
-    )
+    (IngestSender { sender, monitor: monitor.clone() }, IngestReceiver { receiver, monitor })
 }
 
 fn permit_count(batch: &IngestBatch) -> u32 {
@@ -94,11 +104,11 @@ fn permit_count(batch: &IngestBatch) -> u32 {
 impl IngestSender {
     /// Enqueues without waiting; `Full` when the records do not fit now.
     pub fn try_send(&self, mut batch: IngestBatch) -> Result<(), QueueError> {
-        if batch.records.len() > self.capacity {
+        if batch.records.len() > self.capacity() {
             return Err(QueueError::TooLarge(batch));
         }
-        match Arc::clone(&self.permits).try_acquire_many_owned(permit_count(&batch)) {
-            Ok(permit) => batch.permit = Some(permit),
+        match Arc::clone(&self.monitor.permits).try_acquire_many_owned(permit_count(&batch)) {
+            Ok(permit) => batch.reservation = Some(self.reserve(permit)),
             Err(TryAcquireError::NoPermits) => return Err(QueueError::Full(batch)),
             Err(TryAcquireError::Closed) => return Err(QueueError::Closed(batch)),
         }
@@ -107,35 +117,39 @@ impl IngestSender {
 
     /// Enqueues, waiting for room (backpressure for stream sources).
     pub async fn send(&self, mut batch: IngestBatch) -> Result<(), QueueError> {
-        if batch.records.len() > self.capacity {
+        if batch.records.len() > self.capacity() {
             return Err(QueueError::TooLarge(batch));
         }
-        match Arc::clone(&self.permits).acquire_many_owned(permit_count(&batch)).await {
-            Ok(permit) => batch.permit = Some(permit),
+        match Arc::clone(&self.monitor.permits).acquire_many_owned(permit_count(&batch)).await {
+            Ok(permit) => batch.reservation = Some(self.reserve(permit)),
             Err(_) => return Err(QueueError::Closed(batch)),
         }
         self.push(batch)
     }
 
+    fn reserve(&self, permit: OwnedSemaphorePermit) -> Reservation {
+        let reservation = Reservation { permit: Some(permit), monitor: self.monitor.clone() };
+        self.monitor.publish_depth();
+        reservation
+    }
+
     fn push(&self, batch: IngestBatch) -> Result<(), QueueError> {
-        self.sender.send(batch).map_err(|error| QueueError::Closed(error.0))?;
-        metrics::gauge!(crate::telemetry::QUEUE_DEPTH).set(self.depth() as f64);
-        Ok(())
+        self.sender.send(batch).map_err(|error| QueueError::Closed(error.0))
     }
 
     /// Records currently in flight (enqueued and not yet completed).
     pub fn depth(&self) -> usize {
-        self.capacity - self.permits.available_permits()
+        self.monitor.depth()
     }
 
     /// The configured capacity in records.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.monitor.capacity()
     }
 
     /// A read-only view of the queue's fill that does not keep the queue open.
     pub fn monitor(&self) -> QueueMonitor {
-        QueueMonitor { permits: Arc::clone(&self.permits), capacity: self.capacity }
+        self.monitor.clone()
     }
 }
 
@@ -156,6 +170,11 @@ impl QueueMonitor {
     pub fn capacity(&self) -> usize {
         self.capacity
     }
+
+    /// Sets the `securewatch_queue_depth` gauge to the current depth.
+    fn publish_depth(&self) {
+        metrics::gauge!(crate::telemetry::QUEUE_DEPTH).set(self.depth() as f64);
+    }
 }
 
 impl IngestReceiver {
@@ -171,12 +190,12 @@ impl IngestReceiver {
 
     /// Records currently in flight.
     pub fn depth(&self) -> usize {
-        self.capacity - self.permits.available_permits()
+        self.monitor.depth()
     }
 
     /// Refuses new batches; batches already queued are still delivered.
     pub fn close(&mut self) {
-        self.permits.close();
+        self.monitor.permits.close();
         self.receiver.close();
     }
 }
@@ -233,6 +252,35 @@ mod tests {
         assert_eq!(ack.await.unwrap(), BatchOutcome::Durable);
         waiting.await.unwrap().unwrap();
         assert_eq!(receiver.recv().await.unwrap().records.len(), 1);
+    }
+
+    /// The depth gauge follows completions too, not only sends.
+    #[test]
+    fn depth_gauge_falls_when_batches_complete_or_drop() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let gauge = || {
+            snapshotter
+                .snapshot()
+                .into_vec()
+                .into_iter()
+                .find(|(key, ..)| key.key().name() == crate::telemetry::QUEUE_DEPTH)
+                .map(|(.., value)| value)
+        };
+        metrics::with_local_recorder(&recorder, || {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            runtime.block_on(async {
+                let (sender, mut receiver) = ingest_queue(10);
+                sender.try_send(IngestBatch::new(records(4))).unwrap();
+                sender.try_send(IngestBatch::new(records(3))).unwrap();
+                assert_eq!(gauge(), Some(DebugValue::Gauge(7.0.into())));
+                receiver.recv().await.unwrap().complete(BatchOutcome::Durable);
+                assert_eq!(gauge(), Some(DebugValue::Gauge(3.0.into())));
+                drop(receiver.recv().await.unwrap());
+                assert_eq!(gauge(), Some(DebugValue::Gauge(0.0.into())));
+            });
+        });
     }
 
     #[tokio::test]
