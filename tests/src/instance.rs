@@ -20,13 +20,14 @@ pub fn binary() -> PathBuf {
     target.join("debug/securewatch")
 }
 
-/// A loopback port that is free for both TCP and UDP right now.
-pub fn free_port() -> u16 {
+/// A port free for TCP and UDP, with the sockets that hold it until they are dropped, so that
+/// several ports chosen together are distinct.
+fn reserve_port() -> (u16, TcpListener, UdpSocket) {
     loop {
         let tcp = TcpListener::bind("127.0.0.1:0").expect("bind a TCP port");
         let port = tcp.local_addr().expect("local address").port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+        if let Ok(udp) = UdpSocket::bind(("127.0.0.1", port)) {
+            return (port, tcp, udp);
         }
     }
 }
@@ -40,8 +41,10 @@ pub struct Ports {
 }
 
 impl Ports {
+    /// Three distinct free ports (all held until chosen, then released for the server).
     pub fn free() -> Ports {
-        Ports { hec: free_port(), syslog: free_port(), api: free_port() }
+        let (hec, syslog, api) = (reserve_port(), reserve_port(), reserve_port());
+        Ports { hec: hec.0, syslog: syslog.0, api: api.0 }
     }
 }
 
