@@ -4,7 +4,9 @@
 //! tests. Sources only move bytes: they cut the input into [`securewatch_parse::RawRecord`]s
 //! and enqueue them on the [`queue`]; normalisation happens after the queue (today in
 //! `pipeline`'s normaliser, later inside the dataflow), so every transport shares one path.
+//! [`enrichment`] loads and watches the reference files that the dataflow tags events with.
 
+pub mod enrichment;
 pub mod queue;
 pub mod sinks;
 pub mod sources;

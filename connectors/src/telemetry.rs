@@ -27,6 +27,12 @@ pub const STORE_DUPLICATES: &str = "securewatch_store_duplicates_total";
 pub const STORE_ERRORS: &str = "securewatch_store_errors_total";
 /// Seconds per store batch commit.
 pub const STORE_COMMIT_SECONDS: &str = "securewatch_store_commit_seconds";
+/// Valid reloads of an enrichment reference file, by `file`.
+pub const ENRICHMENT_RELOADS: &str = "securewatch_enrichment_reloads_total";
+/// Rejected versions of an enrichment reference file (unreadable, invalid), by `file`.
+pub const ENRICHMENT_RELOAD_ERRORS: &str = "securewatch_enrichment_reload_errors_total";
+/// Entries of the last valid version of an enrichment reference file, by `file`.
+pub const ENRICHMENT_ENTRIES: &str = "securewatch_enrichment_entries";
 
 /// A source's identity for its metric labels.
 #[derive(Clone, Debug)]

@@ -3,11 +3,14 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use securewatch_connectors::enrichment::EnrichmentConfig;
 use securewatch_connectors::sinks::sqlite::SqliteConfig;
 use securewatch_connectors::sources::hec::{HecConfig, HecTokenConfig};
 use securewatch_connectors::sources::syslog::SyslogConfig;
 use securewatch_connectors::sources::wazuh::WazuhConfig;
 use serde::{Deserialize, Serialize};
+
+use crate::dataflow::DataflowConfig;
 
 /// Prefix of environment overrides: `SECUREWATCH_API__LISTEN=0.0.0.0:8080` sets `api.listen`.
 pub const ENV_PREFIX: &str = "SECUREWATCH_";
@@ -30,6 +33,10 @@ pub struct Config {
     pub log: LogConfig,
     /// Ingestion sources.
     pub sources: SourcesConfig,
+    /// The dataflow engine: workers, epochs, lateness, retention, cluster.
+    pub dataflow: DataflowConfig,
+    /// Enrichment reference files (asset inventory, IP/CIDR lists), reloaded on change.
+    pub enrichment: EnrichmentConfig,
 }
 
 /// `[api]`.
@@ -175,6 +182,8 @@ impl Config {
         if self.queue.capacity == 0 {
             return Err(invalid("queue", "capacity must be above 0".into()));
         }
+        self.dataflow.validate().map_err(|message| invalid("dataflow", message))?;
+        self.enrichment.validate().map_err(|message| invalid("enrichment", message))?;
         if self.store.max_batch_events == 0 {
             return Err(invalid("store", "max_batch_events must be above 0".into()));
         }
@@ -265,6 +274,25 @@ mod tests {
         let file = write("[[sources.hec.tokens]]\nname = \"a\"\ntoken = \"x\"\n[[sources.hec.tokens]]\nname = \"a\"\ntoken = \"y\"\n");
         let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
         assert!(error.contains("used twice"), "{error}");
+    }
+
+    #[test]
+    fn enrichment_section_parses_and_is_checked() {
+        let file = write(
+            "[enrichment]\nassets = \"assets.csv\"\npoll_interval_ms = 250\n\
+             [[enrichment.networks]]\nname = \"internal\"\npath = \"internal.txt\"\n",
+        );
+        let config = Config::load(Some(file.path()), []).unwrap();
+        assert_eq!(config.enrichment.assets, Some(PathBuf::from("assets.csv")));
+        assert_eq!(config.enrichment.networks[0].name, "internal");
+        assert_eq!(config.enrichment.poll_interval_ms, 250);
+        assert!(config.enrichment.ip_fields.iter().any(|field| field == "data.srcip"), "default fields");
+        let file = write("[[enrichment.networks]]\nname = \"a b\"\npath = \"x.txt\"\n");
+        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
+        assert!(error.contains("[enrichment]") && error.contains("a b"), "{error}");
+        let file = write("[[enrichment.networks]]\nname = \"a\"\n");
+        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
+        assert!(error.contains(":1:") && error.contains("path"), "{error}");
     }
 
     #[test]

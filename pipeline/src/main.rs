@@ -2,7 +2,7 @@
 
 mod api;
 mod config;
-mod ingest;
+mod dataflow;
 mod run;
 mod telemetry;
 mod token;
@@ -32,12 +32,47 @@ enum Command {
         /// Data directory for the store, the HEC token and file positions (default ./data).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
     },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+/// Dataflow flags of `run`; each overrides its `[dataflow]` key.
+#[derive(Debug, clap::Args)]
+struct ClusterArgs {
+    /// Timely worker threads in this process (`dataflow.workers`).
+    #[arg(long, short)]
+    workers: Option<usize>,
+    /// This process's index in the peer list (`dataflow.process`).
+    #[arg(long)]
+    process: Option<usize>,
+    /// Comma-separated timely addresses of all processes, in process order
+    /// (`dataflow.peers`), e.g. `10.0.0.1:2101,10.0.0.2:2101`.
+    #[arg(long, value_delimiter = ',')]
+    peers: Option<Vec<String>>,
+}
+
+impl ClusterArgs {
+    fn apply(self, config: &mut Config) -> Result<(), config::ConfigError> {
+        if let Some(workers) = self.workers {
+            config.dataflow.workers = workers;
+        }
+        if let Some(process) = self.process {
+            config.dataflow.process = process;
+        }
+        if let Some(peers) = self.peers {
+            config.dataflow.peers = peers;
+        }
+        config.dataflow.validate().map_err(|message| config::ConfigError::Unlocated {
+            origin: "command line [dataflow]".into(),
+            message,
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,7 +87,7 @@ enum ConfigCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config, data_dir } => run_command(config, data_dir),
+        Command::Run { config, data_dir, cluster } => run_command(config, data_dir, cluster),
         Command::Config { command: ConfigCommand::Check { file } } => check_command(&file),
     };
     match result {
@@ -64,8 +99,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_command(config_path: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+fn run_command(config_path: Option<PathBuf>, data_dir: Option<PathBuf>, cluster: ClusterArgs) -> anyhow::Result<()> {
     let mut config = Config::load(config_path.as_deref(), std::env::vars())?;
+    cluster.apply(&mut config)?;
     if let Some(data_dir) = data_dir {
         config.data_dir = Some(data_dir);
     }

@@ -1,8 +1,9 @@
-//! `securewatch run`: sources → bounded queue → normalisation → SQLite, plus the API.
+//! `securewatch run`: sources → bounded queue → dataflow workers → SQLite, plus the API.
 //!
 //! Shutdown order on SIGINT/SIGTERM: sources stop accepting (in-flight HEC requests finish,
-//! TCP connections flush what they read), the queue drains into the store, the store
-//! checkpoints, the API stops last, and the process exits 0.
+//! TCP connections flush what they read), the queue drains through the dataflow into the
+//! store, the workers finish, the store checkpoints, the API stops last, and the process exits
+//! 0. In a cluster, the workers finish once every process closed its inputs.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -21,7 +22,8 @@ use tokio::task::JoinSet;
 use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::token::{self, TokenOrigin};
-use crate::{ingest, telemetry};
+use crate::dataflow::Dataflow;
+use crate::telemetry;
 
 /// How long sources get to finish in-flight work after the shutdown signal.
 const SOURCE_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -65,7 +67,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
 
     let monitor = queue.monitor();
     drop(queue); // the sources hold the only senders: the queue closes when they stop
-    let ingest = tokio::spawn(ingest::run(receiver, store.clone(), config.store.max_batch_events));
+    let dataflow = Dataflow::start(&config.dataflow, receiver, store.clone()).await?;
 
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
@@ -112,7 +114,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         tracing::warn!("Sources did not stop in time; aborting them.");
         sources.abort_all();
     }
-    ingest.await.context("ingest task")?;
+    dataflow.finish().await?;
     store.close().await;
     api_stop.cancel();
     api.await.context("API task")?.context("API server")?;

@@ -32,6 +32,11 @@ fn reserve_port() -> (u16, TcpListener, UdpSocket) {
     }
 }
 
+/// A free loopback TCP port (e.g. for a timely peer address).
+pub fn free_port() -> u16 {
+    reserve_port().0
+}
+
 /// Ports of one instance.
 #[derive(Debug, Clone, Copy)]
 pub struct Ports {
@@ -169,11 +174,22 @@ impl Instance {
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(mut self) -> anyhow::Result<ExitStatus> {
+    pub fn terminate(self) -> anyhow::Result<ExitStatus> {
+        self.send_term()?;
+        self.wait_exit()
+    }
+
+    /// Sends SIGTERM without waiting (the processes of a cluster stop together).
+    pub fn send_term(&self) -> anyhow::Result<()> {
         let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status()?;
         if !status.success() {
             bail!("kill -TERM failed");
         }
+        Ok(())
+    }
+
+    /// Waits up to 30 s for the process to exit.
+    pub fn wait_exit(mut self) -> anyhow::Result<ExitStatus> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {

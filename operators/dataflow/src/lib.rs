@@ -38,13 +38,27 @@
 //! (kind, host, severity) rows ([`top_hosts`], or the same query in SQL over the stored rows):
 //! the dashboard's range is chosen per request, so a dataflow operator would have to fix it in
 //! advance, while the per-bucket rows already hold everything the query needs.
+//!
+//! # Enrichment
+//!
+//! [`build_enrichment`] tags each distinct (bucket, [`LookupKey`]) of the resident buckets with
+//! the asset inventory and the network lists, reference collections that change at run time;
+//! it shares the rollups' windowing (see the `enrich` module documentation).
 
 mod config;
+mod enrich;
+pub mod engine;
 mod input;
 mod rollup;
 mod table;
+pub mod telemetry;
+mod window;
 
 pub use config::{bucket_start, RollupConfig, RollupConfigError, BUCKET_MS, DEFAULT_LATENESS_MS};
+pub use enrich::{
+    build_enrichment, build_enrichment_with_geo, enrich_inputs, lookup_keys, parse_ip, Asset, EnrichInput, Enrichment,
+    EnrichmentRow, Geo, GeoLookup, LookupKey, LookupKeyError, Reference, Tag, DEFAULT_IP_FIELDS,
+};
 pub use input::{rollup_input, RollupInput};
 pub use rollup::{build_rollups, Epoch, RollupKey, RollupRow, Rollups};
 pub use table::{changes, top_hosts, HostVolume, RollupChange, RollupTable};

@@ -1,15 +1,13 @@
 //! The rollup dataflow: splits off late updates, schedules expiry, and counts per bucket.
 
 use differential_dataflow::operators::{CountTotal, ThresholdTotal};
-use differential_dataflow::{AsCollection, VecCollection};
+use differential_dataflow::VecCollection;
 use securewatch_schemas::{Severity, SourceKind};
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::vec::{Filter, Map};
-use timely::dataflow::operators::OkErr;
-use timely::dataflow::Stream;
 
 use crate::config::{bucket_start, RollupConfig};
 use crate::input::RollupInput;
+use crate::window::{window, without_expiry, Windowed};
 
 /// Logical time of the dataflow: the ingest epoch in milliseconds, rounded to the ticker's tick.
 pub type Epoch = u64;
@@ -69,28 +67,8 @@ pub fn build_rollups<'scope>(
     input: VecCollection<'scope, Epoch, RollupInput, isize>,
     config: RollupConfig,
 ) -> Rollups<'scope> {
-    type Updates<D> = Vec<(D, Epoch, isize)>;
-    let (accepted, late): (
-        Stream<'scope, Epoch, Updates<RollupInput>>,
-        Stream<'scope, Epoch, Updates<RollupInput>>,
-    ) = input.inner.ok_err(move |(record, epoch, diff)| {
-        if config.accepts(record.event_time_ms, epoch) {
-            Ok((record, epoch, diff))
-        } else {
-            Err((record, epoch, diff))
-        }
-    });
-
-    // Each accepted update is retracted again at its bucket's expiry epoch, which is never
-    // earlier than its own epoch (the bucket was still open), so the timestamp invariant of
-    // differential collections holds. Once the frontier passes the expiry, the bucket's
-    // updates cancel and the arrangements compact them away.
-    let windowed = accepted
-        .flat_map(move |(record, epoch, diff)| {
-            let expiry = config.expiry_epoch(bucket_start(record.event_time_ms));
-            [(record.clone(), epoch, diff), (record, expiry, -diff)]
-        })
-        .as_collection();
+    let Windowed { resident: windowed, late } =
+        window(input, config, |record: &RollupInput| record.event_time_ms);
 
     let per_event = windowed.clone().flat_map(|record: RollupInput| {
         let bucket = bucket_start(record.event_time_ms);
@@ -125,16 +103,13 @@ pub fn build_rollups<'scope>(
             count: count as i64,
         });
 
-    // Changes at or after a bucket's close epoch can only be its expiry: keep them off `rows`.
-    let rows = resident
-        .inner
-        .clone()
-        .filter(move |(row, epoch, _)| *epoch < config.close_epoch(row.bucket_start_ms))
-        .as_collection();
+    // Rows change only while their bucket is open (no accepted input arrives between its close
+    // and its expiry), so this keeps every real change and drops the expiry retractions.
+    let rows = without_expiry(resident.clone(), config, |row: &RollupRow| row.bucket_start_ms);
 
     Rollups {
         rows,
-        late: late.as_collection(),
+        late,
         resident,
     }
 }

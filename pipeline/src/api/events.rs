@@ -1,10 +1,15 @@
-//! `GET /api/v1/events` (newest first, filtered) and `GET /api/v1/dead-letters`.
+//! `GET /api/v1/events` (newest first, filtered, with their enrichment tags) and `GET /api/v1/dead-letters`.
+
+use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::Json;
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
-use securewatch_connectors::sinks::sqlite::{EventQuery, StoredDeadLetter, StoredEvent};
-use serde::Deserialize;
+use securewatch_connectors::sinks::sqlite::{
+    EnrichmentLookup, EventEnrichment, EventQuery, StoredDeadLetter, StoredEvent,
+};
+use securewatch_operators::{lookup_keys, DEFAULT_IP_FIELDS};
+use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiState};
 
@@ -24,7 +29,7 @@ pub struct EventsParams {
     to: Option<String>,
 }
 
-fn parse_time(name: &str, text: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
+pub(super) fn parse_time(name: &str, text: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
     let Some(text) = text else { return Ok(None) };
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Ok(Some(time.with_timezone(&Utc)));
@@ -49,11 +54,34 @@ fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|text| !text.is_empty())
 }
 
+/// The event fields whose IP addresses are looked up for the events' enrichment (the
+/// `[enrichment] ip_fields` setting). Put it on the router as an `axum::Extension`; without it
+/// the default fields are used.
+#[derive(Debug, Clone)]
+pub struct EnrichmentIpFields(pub Arc<[String]>);
+
+impl Default for EnrichmentIpFields {
+    fn default() -> Self {
+        EnrichmentIpFields(DEFAULT_IP_FIELDS.iter().map(|field| field.to_string()).collect())
+    }
+}
+
+/// An event as `/api/v1/events` returns it: the stored event plus, when it has tags,
+/// `"enrichment"` (assets and networks found for its bucket and lookup keys).
+#[derive(Debug, Serialize)]
+pub struct EnrichedEvent {
+    #[serde(flatten)]
+    event: StoredEvent,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enrichment: Option<EventEnrichment>,
+}
+
 /// Events newest first; `source` matches the source kind or the configured source name.
 pub async fn list_events(
     State(state): State<ApiState>,
+    ip_fields: Option<Extension<EnrichmentIpFields>>,
     params: Result<Query<EventsParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<StoredEvent>>, ApiError> {
+) -> Result<Json<Vec<EnrichedEvent>>, ApiError> {
     let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let query = EventQuery {
         limit: limit(params.limit)?,
@@ -63,7 +91,19 @@ pub async fn list_events(
         host: non_empty(params.host),
         q: non_empty(params.q),
     };
-    state.store.events(&query).await.map(Json).map_err(ApiError::internal)
+    let events = state.store.events(&query).await.map_err(ApiError::internal)?;
+    let EnrichmentIpFields(ip_fields) = ip_fields.map(|Extension(fields)| fields).unwrap_or_default();
+    let lookups: Vec<EnrichmentLookup> = events
+        .iter()
+        .map(|event| EnrichmentLookup { time: event.time, keys: lookup_keys(event, &ip_fields) })
+        .collect();
+    let enrichments = state.store.event_enrichment(&lookups).await.map_err(ApiError::internal)?;
+    let enriched = events
+        .into_iter()
+        .zip(enrichments)
+        .map(|(event, enrichment)| EnrichedEvent { event, enrichment: (!enrichment.is_empty()).then_some(enrichment) })
+        .collect();
+    Ok(Json(enriched))
 }
 
 /// Query string of `/api/v1/dead-letters`.
@@ -80,4 +120,105 @@ pub async fn list_dead_letters(
 ) -> Result<Json<Vec<StoredDeadLetter>>, ApiError> {
     let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     state.store.dead_letters(limit(params.limit)?).await.map(Json).map_err(ApiError::internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+    use std::time::Instant;
+
+    use securewatch_connectors::queue::ingest_queue;
+    use securewatch_connectors::sinks::sqlite::{apply_enrichment_changes, SqliteConfig, SqliteStore};
+    use securewatch_operators::{Asset, EnrichmentRow, LookupKey, Tag};
+    use securewatch_schemas::{Event, EventId, FieldValue, Fields, Severity, Source, SourceKind};
+    use sqlx::sqlite::SqliteConnectOptions;
+    use sqlx::{Connection, SqliteConnection};
+
+    use super::*;
+
+    fn event(seed: &str, ms: i64, host: &str, fields: Fields) -> Event {
+        Event {
+            id: EventId::from_parts([seed.as_bytes()]),
+            time: DateTime::from_timestamp_millis(ms).unwrap(),
+            received: DateTime::from_timestamp_millis(ms + 1).unwrap(),
+            source: Source { kind: SourceKind::Syslog, name: "syslog".into(), peer: Some("192.0.2.1:514".into()) },
+            host: Some(host.into()),
+            severity: Severity::Warning,
+            category: None,
+            message: seed.into(),
+            fields,
+            raw: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn events_carry_their_enrichment_when_they_have_tags() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), &SqliteConfig::default()).await.unwrap();
+        let mut fields = Fields::new();
+        fields.insert("data.srcip".into(), FieldValue::Str("10.1.2.3".into()));
+        fields.insert("custom_ip".into(), FieldValue::Str("198.51.100.1".into()));
+        let tagged = event("tagged", 61_000, "Web-1", fields);
+        let plain = event("plain", 62_000, "db-9", Fields::new());
+        let other_bucket = event("other", 125_000, "web-1", Fields::new());
+        store.write(&[tagged, plain, other_bucket], &[]).await.unwrap();
+
+        let path = dir.path().join(SqliteConfig::default().file);
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display())).unwrap();
+        let mut connection = SqliteConnection::connect_with(&options).await.unwrap();
+        let web = Asset { owner: Some("web-team".into()), criticality: Some("high".into()), tags: vec!["pci".into()] };
+        let rows = vec![
+            (EnrichmentRow { bucket_start_ms: 60_000, key: LookupKey::Host("web-1".into()), tag: Tag::Asset(web) }, 1),
+            (
+                EnrichmentRow {
+                    bucket_start_ms: 60_000,
+                    key: "ip:10.1.2.3".parse().unwrap(),
+                    tag: Tag::Network { list: "internal".into(), net: "10.0.0.0/8".parse().unwrap() },
+                },
+                1,
+            ),
+            (
+                EnrichmentRow {
+                    bucket_start_ms: 60_000,
+                    key: "ip:198.51.100.1".parse().unwrap(),
+                    tag: Tag::Network { list: "threat".into(), net: "198.51.100.0/24".parse().unwrap() },
+                },
+                1,
+            ),
+        ];
+        apply_enrichment_changes(&mut connection, &rows).await.unwrap();
+
+        let (queue, _receiver) = ingest_queue(10);
+        let state = ApiState {
+            store: store.clone(),
+            queue: queue.monitor(),
+            metrics: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
+            started: Instant::now(),
+            listeners: Arc::new(Vec::new()),
+        };
+        let params = EventsParams { limit: None, source: None, host: None, q: None, from: None, to: None };
+        let Json(events) = list_events(State(state.clone()), None, Ok(Query(params))).await.unwrap();
+        let json = serde_json::to_value(&events).unwrap();
+        let by_message = |message: &str| json.as_array().unwrap().iter().find(|event| event["message"] == message).unwrap().clone();
+        assert_eq!(
+            by_message("tagged")["enrichment"],
+            serde_json::json!({
+                "assets": [{"key": "host:web-1", "owner": "web-team", "criticality": "high", "tags": ["pci"]}],
+                "networks": [{"ip": "10.1.2.3", "list": "internal", "cidr": "10.0.0.0/8"}]
+            }),
+            "custom_ip is not a configured field"
+        );
+        assert_eq!(by_message("tagged")["host"], "Web-1", "the event itself is unchanged");
+        assert!(by_message("plain").get("enrichment").is_none());
+        assert!(by_message("other").get("enrichment").is_none(), "tags are per bucket");
+
+        // Configured fields replace the defaults.
+        let fields = EnrichmentIpFields(Arc::from(vec!["custom_ip".to_string()]));
+        let params = EventsParams { limit: None, source: None, host: None, q: None, from: None, to: None };
+        let Json(events) = list_events(State(state), Some(Extension(fields)), Ok(Query(params))).await.unwrap();
+        let json = serde_json::to_value(&events).unwrap();
+        let tagged = json.as_array().unwrap().iter().find(|event| event["message"] == "tagged").unwrap();
+        assert_eq!(tagged["enrichment"]["networks"], serde_json::json!([{"ip": "198.51.100.1", "list": "threat", "cidr": "198.51.100.0/24"}]));
+        store.close().await;
+    }
 }

@@ -1,5 +1,6 @@
-//! The HTTP API: health, events, dead letters and Prometheus metrics.
+//! The HTTP API: health, events, dead letters, dashboards and Prometheus metrics.
 
+mod dashboards;
 mod events;
 mod health;
 
@@ -33,6 +34,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/health", get(health::health))
         .route("/api/v1/events", get(events::list_events))
         .route("/api/v1/dead-letters", get(events::list_dead_letters))
+        .route("/api/v1/dashboards/timeseries", get(dashboards::timeseries))
+        .route("/api/v1/dashboards/top", get(dashboards::top))
         .route("/metrics", get(render_metrics))
         .with_state(state)
 }

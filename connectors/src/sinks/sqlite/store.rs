@@ -62,7 +62,8 @@ pub struct WriteSummary {
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    writer: SqlitePool,
+    /// The single writer connection; `rollups` writes through it too.
+    pub(super) writer: SqlitePool,
     checkpointer: SqlitePool,
     checkpointing: Arc<AtomicBool>,
 }
@@ -163,7 +164,7 @@ impl SqliteStore {
 
     /// Starts a passive WAL checkpoint unless one is running: it copies committed pages into
     /// the database file without blocking the writer, keeping the WAL short.
-    fn checkpoint_in_background(&self) {
+    pub(super) fn checkpoint_in_background(&self) {
         if self.checkpointing.swap(true, Ordering::AcqRel) {
             return;
         }

@@ -1,0 +1,485 @@
+//! Rollup tables: the dataflow's rollup changes and late counts written idempotently, and the dashboard queries over them.
+
+use std::collections::BTreeMap;
+
+use securewatch_operators::{RollupChange, RollupKey};
+use securewatch_schemas::{Severity, SourceKind};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqliteConnection};
+
+use super::store::{SqliteStore, StoreError};
+
+/// Rows per multi-row INSERT (at most 5 bound values each, well below SQLite's 32766 limit).
+const ROWS_PER_STATEMENT: usize = 2000;
+/// Rows per multi-row DELETE. A DELETE is an OR of primary-key equalities, which SQLite answers
+/// with one index seek per row (a row-value `IN (VALUES ...)` would scan the whole table); the
+/// OR chain must stay well below SQLite's expression depth limit of 1000.
+const DELETES_PER_STATEMENT: usize = 250;
+
+/// Milliseconds in a minute and in an hour.
+const MINUTE_MS: u64 = 60_000;
+const HOUR_MS: u64 = 3_600_000;
+
+/// Width of the points of a time series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BucketWidth {
+    /// One point per one-minute rollup bucket.
+    Minute,
+    /// One point per hour: the sum of the hour's minute buckets.
+    Hour,
+}
+
+impl BucketWidth {
+    /// The width in milliseconds.
+    pub fn millis(self) -> u64 {
+        match self {
+            BucketWidth::Minute => MINUTE_MS,
+            BucketWidth::Hour => HOUR_MS,
+        }
+    }
+
+    /// The API spelling: `1m` or `1h`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BucketWidth::Minute => "1m",
+            BucketWidth::Hour => "1h",
+        }
+    }
+
+    /// Inverse of [`BucketWidth::as_str`].
+    pub fn parse(text: &str) -> Option<BucketWidth> {
+        [BucketWidth::Minute, BucketWidth::Hour].into_iter().find(|width| width.as_str() == text)
+    }
+}
+
+/// What a time series is split by; each names one key part of the series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SeriesBy {
+    /// One series per source kind; key part `source_kind`.
+    Source,
+    /// One series per host; key part `host` (`None` for events without a host).
+    Host,
+    /// One series per severity, by name; key part `severity`.
+    Severity,
+    /// One series per category; key part `category` (`None` for events without a category).
+    Category,
+}
+
+impl SeriesBy {
+    /// The API spelling: `source`, `host`, `severity` or `category`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeriesBy::Source => "source",
+            SeriesBy::Host => "host",
+            SeriesBy::Severity => "severity",
+            SeriesBy::Category => "category",
+        }
+    }
+
+    /// Inverse of [`SeriesBy::as_str`].
+    pub fn parse(text: &str) -> Option<SeriesBy> {
+        [SeriesBy::Source, SeriesBy::Host, SeriesBy::Severity, SeriesBy::Category]
+            .into_iter()
+            .find(|by| by.as_str() == text)
+    }
+
+    /// The name of the key part in [`Series::key`].
+    pub fn key_name(self) -> &'static str {
+        match self {
+            SeriesBy::Source => "source_kind",
+            SeriesBy::Host => "host",
+            SeriesBy::Severity => "severity",
+            SeriesBy::Category => "category",
+        }
+    }
+}
+
+/// A time-series query over the rollups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeseriesQuery {
+    /// Minute buckets starting at or after this time count (ms since the Unix epoch).
+    pub from_ms: u64,
+    /// Minute buckets starting before this time count (ms since the Unix epoch).
+    pub to_ms: u64,
+    /// Width of the points.
+    pub bucket: BucketWidth,
+    /// What the series are split by.
+    pub by: SeriesBy,
+}
+
+/// One time series: its key and its non-zero points, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Series {
+    /// The key parts, e.g. `{"host": Some("web-1")}`; `None` where the events had no value.
+    pub key: BTreeMap<String, Option<String>>,
+    /// Points in time order.
+    pub points: Vec<Point>,
+}
+
+/// One point of a [`Series`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Point {
+    /// Start of the point's bucket (ms since the Unix epoch), a multiple of its width.
+    pub bucket_start_ms: u64,
+    /// Events in the bucket.
+    pub count: i64,
+}
+
+/// What a top-N query ranks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TopField {
+    /// Hosts by event count (events without a host are left out).
+    Host,
+    /// Categories by event count (events without a category are left out).
+    Category,
+    /// Severities by event count, by name.
+    Severity,
+    /// Source kinds by event count.
+    Source,
+}
+
+impl TopField {
+    /// The API spelling: `host`, `category`, `severity` or `source`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopField::Host => "host",
+            TopField::Category => "category",
+            TopField::Severity => "severity",
+            TopField::Source => "source",
+        }
+    }
+
+    /// Inverse of [`TopField::as_str`].
+    pub fn parse(text: &str) -> Option<TopField> {
+        [TopField::Host, TopField::Category, TopField::Severity, TopField::Source]
+            .into_iter()
+            .find(|field| field.as_str() == text)
+    }
+}
+
+/// A top-N query over the rollups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopQuery {
+    /// What is ranked.
+    pub field: TopField,
+    /// Minute buckets starting at or after this time count (ms since the Unix epoch).
+    pub from_ms: u64,
+    /// Minute buckets starting before this time count (ms since the Unix epoch).
+    pub to_ms: u64,
+    /// Most entries returned.
+    pub n: usize,
+}
+
+/// One entry of a top-N answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopEntry {
+    /// The host, category, severity name or source kind.
+    pub value: String,
+    /// Events with that value in the range.
+    pub count: i64,
+}
+
+/// Milliseconds as SQLite's signed integer (saturating; no real time comes near the limit).
+fn sql_ms(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+/// A stored '' back to "none" (see `0002_rollups.sql`).
+fn none_if_empty(text: String) -> Option<String> {
+    (!text.is_empty()).then_some(text)
+}
+
+fn decode_error(message: String) -> StoreError {
+    StoreError::Sql(sqlx::Error::Decode(message.into()))
+}
+
+fn bucket_of(row: &SqliteRow, column: &str) -> Result<u64, StoreError> {
+    let bucket: i64 = row.try_get(column)?;
+    u64::try_from(bucket).map_err(|_| decode_error(format!("negative rollup bucket {bucket}")))
+}
+
+fn severity_of(row: &SqliteRow, column: &str) -> Result<Severity, StoreError> {
+    let code: i64 = row.try_get(column)?;
+    u8::try_from(code)
+        .ok()
+        .filter(|code| *code <= 7)
+        .map(Severity::from_code)
+        .ok_or_else(|| decode_error(format!("severity code {code} out of range")))
+}
+
+/// Rollup changes by table, the last change of each row winning, as upserts and deletes.
+#[derive(Default)]
+struct ChangesByTable<'a> {
+    source_upserts: Vec<(u64, SourceKind, &'a str, Severity, i64)>,
+    source_deletes: Vec<(u64, SourceKind, &'a str, Severity)>,
+    category_upserts: Vec<(u64, &'a str, i64)>,
+    category_deletes: Vec<(u64, &'a str)>,
+    hosts_upserts: Vec<(u64, i64)>,
+    hosts_deletes: Vec<u64>,
+}
+
+impl<'a> ChangesByTable<'a> {
+    fn new(changes: &'a [RollupChange]) -> Self {
+        // Consolidate first, so that a row changed twice in `changes` ends at its last count
+        // whichever statement (upsert or delete) runs first.
+        let mut latest: BTreeMap<(&'a RollupKey, u64), i64> = BTreeMap::new();
+        for change in changes {
+            latest.insert((&change.key, change.bucket_start_ms), change.count);
+        }
+        let mut split = ChangesByTable::default();
+        for ((key, bucket), count) in latest {
+            match key {
+                RollupKey::Source { kind, host, severity } => {
+                    let host = host.as_deref().unwrap_or("");
+                    if count == 0 {
+                        split.source_deletes.push((bucket, *kind, host, *severity));
+                    } else {
+                        split.source_upserts.push((bucket, *kind, host, *severity, count));
+                    }
+                }
+                RollupKey::Category(category) => {
+                    let category = category.as_deref().unwrap_or("");
+                    if count == 0 {
+                        split.category_deletes.push((bucket, category));
+                    } else {
+                        split.category_upserts.push((bucket, category, count));
+                    }
+                }
+                RollupKey::DistinctHosts => {
+                    if count == 0 {
+                        split.hosts_deletes.push(bucket);
+                    } else {
+                        split.hosts_upserts.push((bucket, count));
+                    }
+                }
+            }
+        }
+        split
+    }
+}
+
+/// Applies rollup changes inside the caller's transaction: upserts each row's count, deleting
+/// rows whose count is zero. Idempotent: applying the same changes again leaves the tables as
+/// they are. When a row changes more than once in `changes`, its last change wins. Returns the
+/// number of rows upserted or deleted.
+pub async fn apply_rollup_changes(tx: &mut SqliteConnection, changes: &[RollupChange]) -> Result<u64, StoreError> {
+    let split = ChangesByTable::new(changes);
+    let mut touched = 0;
+    for chunk in split.source_upserts.chunks(ROWS_PER_STATEMENT) {
+        let mut builder: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO rollup_source (bucket_start_ms, source_kind, host, severity, count) ");
+        builder.push_values(chunk, |mut row, (bucket, kind, host, severity, count)| {
+            row.push_bind(sql_ms(*bucket))
+                .push_bind(kind.as_str())
+                .push_bind(*host)
+                .push_bind(i64::from(severity.code()))
+                .push_bind(*count);
+        });
+        builder.push(
+            " ON CONFLICT (bucket_start_ms, source_kind, host, severity) \
+             DO UPDATE SET count = excluded.count",
+        );
+        touched += builder.build().execute(&mut *tx).await?.rows_affected();
+    }
+    for chunk in split.source_deletes.chunks(DELETES_PER_STATEMENT) {
+        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new("DELETE FROM rollup_source WHERE ");
+        for (index, (bucket, kind, host, severity)) in chunk.iter().enumerate() {
+            builder.push(if index == 0 { "(bucket_start_ms = " } else { " OR (bucket_start_ms = " });
+            builder.push_bind(sql_ms(*bucket)).push(" AND source_kind = ").push_bind(kind.as_str());
+            builder.push(" AND host = ").push_bind(*host);
+            builder.push(" AND severity = ").push_bind(i64::from(severity.code())).push(")");
+        }
+        touched += builder.build().execute(&mut *tx).await?.rows_affected();
+    }
+    for chunk in split.category_upserts.chunks(ROWS_PER_STATEMENT) {
+        let mut builder: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO rollup_category (bucket_start_ms, category, count) ");
+        builder.push_values(chunk, |mut row, (bucket, category, count)| {
+            row.push_bind(sql_ms(*bucket)).push_bind(*category).push_bind(*count);
+        });
+        builder.push(" ON CONFLICT (bucket_start_ms, category) DO UPDATE SET count = excluded.count");
+        touched += builder.build().execute(&mut *tx).await?.rows_affected();
+    }
+    for chunk in split.category_deletes.chunks(DELETES_PER_STATEMENT) {
+        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new("DELETE FROM rollup_category WHERE ");
+        for (index, (bucket, category)) in chunk.iter().enumerate() {
+            builder.push(if index == 0 { "(bucket_start_ms = " } else { " OR (bucket_start_ms = " });
+            builder.push_bind(sql_ms(*bucket)).push(" AND category = ").push_bind(*category).push(")");
+        }
+        touched += builder.build().execute(&mut *tx).await?.rows_affected();
+    }
+    for chunk in split.hosts_upserts.chunks(ROWS_PER_STATEMENT) {
+        let mut builder: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO rollup_hosts (bucket_start_ms, distinct_hosts) ");
+        builder.push_values(chunk, |mut row, (bucket, count)| {
+            row.push_bind(sql_ms(*bucket)).push_bind(*count);
+        });
+        builder.push(" ON CONFLICT (bucket_start_ms) DO UPDATE SET distinct_hosts = excluded.distinct_hosts");
+        touched += builder.build().execute(&mut *tx).await?.rows_affected();
+    }
+    for chunk in split.hosts_deletes.chunks(ROWS_PER_STATEMENT) {
+        let mut builder: QueryBuilder<Sqlite> =
+            QueryBuilder::new("DELETE FROM rollup_hosts WHERE bucket_start_ms IN (");
+        let mut buckets = builder.separated(", ");
+        for bucket in chunk {
+            buckets.push_bind(sql_ms(*bucket));
+        }
+        builder.push(")");
+        touched += builder.build().execute(&mut *tx).await?.rows_affected();
+    }
+    Ok(touched)
+}
+
+/// Adds late-event counts `(bucket_start_ms, count)` to `rollup_late` inside the caller's
+/// transaction. Counts add up (the same bucket may appear several times), so unlike
+/// [`apply_rollup_changes`] this is not idempotent: apply each batch of late events once.
+pub async fn add_late_counts(tx: &mut SqliteConnection, late: &[(u64, i64)]) -> Result<(), StoreError> {
+    let late: Vec<&(u64, i64)> = late.iter().filter(|(_, count)| *count != 0).collect();
+    for chunk in late.chunks(ROWS_PER_STATEMENT) {
+        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO rollup_late (bucket_start_ms, count) ");
+        builder.push_values(chunk, |mut row, (bucket, count)| {
+            row.push_bind(sql_ms(*bucket)).push_bind(*count);
+        });
+        builder.push(" ON CONFLICT (bucket_start_ms) DO UPDATE SET count = rollup_late.count + excluded.count");
+        builder.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Applies rollup changes and adds late counts in one transaction of its own (see
+    /// [`apply_rollup_changes`] and [`add_late_counts`]).
+    pub async fn apply_rollups(&self, changes: &[RollupChange], late: &[(u64, i64)]) -> Result<(), StoreError> {
+        let mut transaction = self.writer.begin().await?;
+        apply_rollup_changes(&mut transaction, changes).await?;
+        add_late_counts(&mut transaction, late).await?;
+        transaction.commit().await?;
+        self.checkpoint_in_background();
+        Ok(())
+    }
+
+    /// Event counts per bucket of `query.bucket` over the minute buckets starting in
+    /// `[from_ms, to_ms)`, one series per value of `query.by`, series in key order (severities
+    /// most severe first), points in time order. Hour points sum their minute buckets, so the
+    /// first and last hour of a range not aligned to hours are partial. Zero points are left out.
+    pub async fn timeseries(&self, query: &TimeseriesQuery) -> Result<Vec<Series>, StoreError> {
+        let (value, table) = match query.by {
+            SeriesBy::Source => ("source_kind", "rollup_source"),
+            SeriesBy::Host => ("host", "rollup_source"),
+            SeriesBy::Severity => ("severity", "rollup_source"),
+            SeriesBy::Category => ("category", "rollup_category"),
+        };
+        let sql = format!(
+            "SELECT {value} AS value, bucket_start_ms - bucket_start_ms % ?1 AS point_start_ms, \
+             SUM(count) AS total FROM {table} WHERE bucket_start_ms >= ?2 AND bucket_start_ms < ?3 \
+             GROUP BY value, point_start_ms HAVING total <> 0 ORDER BY value, point_start_ms"
+        );
+        // Only the fixed column and table names above are interpolated; values are bound.
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(sql_ms(query.bucket.millis()))
+            .bind(sql_ms(query.from_ms))
+            .bind(sql_ms(query.to_ms))
+            .fetch_all(self.pool())
+            .await?;
+        let mut series: Vec<Series> = Vec::new();
+        for row in &rows {
+            let value = match query.by {
+                SeriesBy::Severity => Some(severity_of(row, "value")?.name().to_string()),
+                _ => none_if_empty(row.try_get("value")?),
+            };
+            let point = Point { bucket_start_ms: bucket_of(row, "point_start_ms")?, count: row.try_get("total")? };
+            match series.last_mut() {
+                Some(last) if last.key.values().next() == Some(&value) => last.points.push(point),
+                _ => series.push(Series {
+                    key: BTreeMap::from([(query.by.key_name().to_string(), value)]),
+                    points: vec![point],
+                }),
+            }
+        }
+        Ok(series)
+    }
+
+    /// The `query.n` values of `query.field` with the most events in the minute buckets starting
+    /// in `[from_ms, to_ms)`, most first, ties by value (severities: most severe first). Events
+    /// without a host or category are left out of those rankings; values whose events sum to
+    /// zero are left out. For hosts this is the SQL form of `securewatch_operators::top_hosts`.
+    pub async fn top(&self, query: &TopQuery) -> Result<Vec<TopEntry>, StoreError> {
+        let (value, table, present) = match query.field {
+            TopField::Host => ("host", "rollup_source", "host <> ''"),
+            TopField::Category => ("category", "rollup_category", "category <> ''"),
+            TopField::Severity => ("severity", "rollup_source", "1 = 1"),
+            TopField::Source => ("source_kind", "rollup_source", "1 = 1"),
+        };
+        let sql = format!(
+            "SELECT {value} AS value, SUM(count) AS total FROM {table} \
+             WHERE bucket_start_ms >= ?1 AND bucket_start_ms < ?2 AND {present} \
+             GROUP BY value HAVING total <> 0 ORDER BY total DESC, value LIMIT ?3"
+        );
+        // Only the fixed names and condition above are interpolated; values are bound.
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(sql_ms(query.from_ms))
+            .bind(sql_ms(query.to_ms))
+            .bind(i64::try_from(query.n).unwrap_or(i64::MAX))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let value = match query.field {
+                    TopField::Severity => severity_of(row, "value")?.name().to_string(),
+                    _ => row.try_get("value")?,
+                };
+                Ok(TopEntry { value, count: row.try_get("total")? })
+            })
+            .collect()
+    }
+
+    /// Every stored rollup row as `(key, bucket_start_ms, count)`, ordered like
+    /// `securewatch_operators::RollupTable::iter` (by key, then bucket), so the store can be
+    /// compared with the in-memory table.
+    pub async fn rollup_rows(&self) -> Result<Vec<(RollupKey, u64, i64)>, StoreError> {
+        let mut rows = Vec::new();
+        let source = sqlx::query("SELECT bucket_start_ms, source_kind, host, severity, count FROM rollup_source")
+            .fetch_all(self.pool())
+            .await?;
+        for row in &source {
+            let kind: String = row.try_get("source_kind")?;
+            let kind = SourceKind::parse(&kind).ok_or_else(|| decode_error(format!("unknown source kind {kind:?}")))?;
+            let key = RollupKey::Source {
+                kind,
+                host: none_if_empty(row.try_get("host")?),
+                severity: severity_of(row, "severity")?,
+            };
+            rows.push((key, bucket_of(row, "bucket_start_ms")?, row.try_get("count")?));
+        }
+        let category =
+            sqlx::query("SELECT bucket_start_ms, category, count FROM rollup_category").fetch_all(self.pool()).await?;
+        for row in &category {
+            let key = RollupKey::Category(none_if_empty(row.try_get("category")?));
+            rows.push((key, bucket_of(row, "bucket_start_ms")?, row.try_get("count")?));
+        }
+        let hosts =
+            sqlx::query("SELECT bucket_start_ms, distinct_hosts FROM rollup_hosts").fetch_all(self.pool()).await?;
+        for row in &hosts {
+            rows.push((RollupKey::DistinctHosts, bucket_of(row, "bucket_start_ms")?, row.try_get("distinct_hosts")?));
+        }
+        rows.sort();
+        Ok(rows)
+    }
+
+    /// Late-event counts `(bucket_start_ms, count)` of the buckets starting in `[from_ms, to_ms)`,
+    /// oldest first.
+    pub async fn late_counts(&self, from_ms: u64, to_ms: u64) -> Result<Vec<(u64, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT bucket_start_ms, count FROM rollup_late \
+             WHERE bucket_start_ms >= ? AND bucket_start_ms < ? ORDER BY bucket_start_ms",
+        )
+        .bind(sql_ms(from_ms))
+        .bind(sql_ms(to_ms))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|row| Ok((bucket_of(row, "bucket_start_ms")?, row.try_get("count")?))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

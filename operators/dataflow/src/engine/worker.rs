@@ -1,0 +1,72 @@
+//! One worker thread's loop: drain the inbox into the dataflow's input, step, park when idle.
+
+use std::time::Duration;
+
+use timely::dataflow::InputHandleVec;
+use timely::worker::Worker;
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::mpsc::{Receiver, UnboundedSender};
+
+use super::{graph, Drain, Feed};
+use crate::config::RollupConfig;
+use crate::rollup::Epoch;
+use securewatch_parse::RawRecord;
+
+/// Inbox messages taken per step, so a flood of input never starves the dataflow.
+const FEEDS_PER_STEP: usize = 256;
+
+/// What every worker needs to build and run its dataflow.
+pub(super) struct Settings {
+    pub rollups: RollupConfig,
+    pub park_timeout: Duration,
+}
+
+/// Builds the dataflow on `worker` and feeds it until the inbox closes; the caller
+/// (`timely::execute`) then steps the dataflow to completion.
+pub(super) fn run(
+    worker: &mut Worker,
+    mut inbox: Receiver<Feed>,
+    drain: UnboundedSender<Drain>,
+    settings: &Settings,
+) {
+    let index = worker.index();
+    let mut input = InputHandleVec::<Epoch, RawRecord>::new();
+    let rollups = settings.rollups;
+    worker.dataflow::<Epoch, _, _>(|scope| {
+        let raw = input.to_stream(scope);
+        graph::build(raw, rollups, drain, index);
+    });
+    loop {
+        let mut taken = 0;
+        let mut closed = false;
+        while taken < FEEDS_PER_STEP {
+            match inbox.try_recv() {
+                Ok(Feed::Records { epoch, mut records }) => {
+                    if epoch > *input.time() {
+                        input.advance_to(epoch);
+                    }
+                    input.send_batch(&mut records);
+                }
+                Ok(Feed::Seal(epoch)) => {
+                    if epoch > *input.time() {
+                        input.advance_to(epoch);
+                    }
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
+            }
+            taken += 1;
+        }
+        if closed {
+            return; // dropping `input` closes it
+        }
+        if taken == FEEDS_PER_STEP {
+            worker.step(); // more is waiting: do not park
+        } else {
+            worker.step_or_park(Some(settings.park_timeout));
+        }
+    }
+}

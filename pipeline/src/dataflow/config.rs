@@ -1,0 +1,134 @@
+//! `[dataflow]`: worker threads, the epoch tick, lateness, retention and the cluster peers.
+
+use std::time::Duration;
+
+use securewatch_operators::engine::{ClusterConfig, EngineConfig};
+use securewatch_operators::RollupConfig;
+use serde::{Deserialize, Serialize};
+
+/// `[dataflow]` in the config file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataflowConfig {
+    /// Timely worker threads in this process (`--workers`).
+    pub workers: usize,
+    /// Epoch length: how often the ingest epoch is sealed, in milliseconds. Shorter means
+    /// fresher rollups and faster acknowledgements, longer means less progress traffic.
+    pub tick_ms: u64,
+    /// How far behind the ingest clock an event may arrive and still correct its bucket.
+    pub lateness_secs: u64,
+    /// How long a bucket stays in memory after it ends (at least `lateness_secs`).
+    pub retention_secs: u64,
+    /// Feed messages queued per worker before the feeder waits.
+    pub inbox_capacity: usize,
+    /// This process's index in `peers` (`--process`).
+    pub process: usize,
+    /// Timely addresses (`host:port`) of all processes of the cluster, in process order, the
+    /// same list on every process (`--peers`); empty or one entry runs alone.
+    pub peers: Vec<String>,
+}
+
+impl Default for DataflowConfig {
+    fn default() -> Self {
+        DataflowConfig {
+            workers: 1,
+            tick_ms: 100,
+            lateness_secs: 300,
+            retention_secs: 300,
+            inbox_capacity: 64,
+            process: 0,
+            peers: Vec::new(),
+        }
+    }
+}
+
+impl DataflowConfig {
+    /// Checks the rules the types cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.workers == 0 {
+            return Err("workers must be at least 1".into());
+        }
+        if self.tick_ms == 0 {
+            return Err("tick_ms must be above 0".into());
+        }
+        if self.inbox_capacity == 0 {
+            return Err("inbox_capacity must be above 0".into());
+        }
+        self.rollups()?;
+        if self.peers.len() > 1 && self.process >= self.peers.len() {
+            return Err(format!("process = {} but peers lists {} processes", self.process, self.peers.len()));
+        }
+        if self.peers.len() <= 1 && self.process != 0 {
+            return Err("process must be 0 without a peer list".into());
+        }
+        Ok(())
+    }
+
+    /// The epoch tick.
+    pub fn tick(&self) -> Duration {
+        Duration::from_millis(self.tick_ms)
+    }
+
+    fn rollups(&self) -> Result<RollupConfig, String> {
+        RollupConfig::new(Duration::from_secs(self.lateness_secs), Duration::from_secs(self.retention_secs))
+            .map_err(|error| error.to_string())
+    }
+
+    /// The engine settings.
+    pub fn engine(&self) -> Result<EngineConfig, String> {
+        Ok(EngineConfig {
+            workers: self.workers,
+            cluster: (self.peers.len() > 1)
+                .then(|| ClusterConfig { process: self.process, addresses: self.peers.clone() }),
+            rollups: self.rollups()?,
+            inbox_capacity: self.inbox_capacity,
+            ..EngineConfig::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_single_process() {
+        let config = DataflowConfig::default();
+        config.validate().unwrap();
+        let engine = config.engine().unwrap();
+        assert_eq!(engine.workers, 1);
+        assert!(engine.cluster.is_none());
+        assert_eq!(engine.rollups.lateness_ms(), 300_000);
+    }
+
+    #[test]
+    fn rejects_inconsistent_settings() {
+        let bad = |change: fn(&mut DataflowConfig)| {
+            let mut config = DataflowConfig::default();
+            change(&mut config);
+            config.validate().unwrap_err()
+        };
+        assert!(bad(|c| c.workers = 0).contains("workers"));
+        assert!(bad(|c| c.retention_secs = 10).contains("retention"));
+        assert!(bad(|c| c.process = 1).contains("process"));
+        assert!(bad(|c| {
+            c.peers = vec!["127.0.0.1:1".into(), "127.0.0.1:2".into()];
+            c.process = 2;
+        })
+        .contains("peers"));
+    }
+
+    #[test]
+    fn a_peer_list_makes_a_cluster() {
+        let config = DataflowConfig {
+            workers: 2,
+            process: 1,
+            peers: vec!["127.0.0.1:7001".into(), "127.0.0.1:7002".into()],
+            ..DataflowConfig::default()
+        };
+        config.validate().unwrap();
+        let cluster = config.engine().unwrap().cluster.unwrap();
+        assert_eq!(cluster.process, 1);
+        assert_eq!(cluster.addresses.len(), 2);
+    }
+}

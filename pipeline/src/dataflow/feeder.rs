@@ -1,0 +1,130 @@
+//! The feeder: ingest queue → worker inboxes at the open epoch; seals an epoch on every tick.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use securewatch_connectors::queue::{IngestBatch, IngestReceiver};
+use securewatch_operators::engine::{Engine, Feed};
+use securewatch_operators::Epoch;
+use tokio::time::MissedTickBehavior;
+
+use super::telemetry;
+
+/// Batches whose records are in the dataflow, by the epoch they entered at, until the writer
+/// has made that epoch's outputs durable and completes them (which frees their queue space).
+#[derive(Debug, Default)]
+pub struct Pending {
+    batches: Mutex<BTreeMap<Epoch, Vec<IngestBatch>>>,
+}
+
+impl Pending {
+    fn register(&self, epoch: Epoch, batch: IngestBatch) {
+        self.batches.lock().expect("pending poisoned").entry(epoch).or_default().push(batch);
+    }
+
+    /// Removes the batches of epochs below `frontier` (all of them for `None`).
+    pub fn take_before(&self, frontier: Option<Epoch>) -> Vec<IngestBatch> {
+        let mut batches = self.batches.lock().expect("pending poisoned");
+        let kept = match frontier {
+            Some(frontier) => batches.split_off(&frontier),
+            None => BTreeMap::new(),
+        };
+        std::mem::replace(&mut *batches, kept).into_values().flatten().collect()
+    }
+}
+
+/// Monotone ingest epochs: wall-clock milliseconds rounded down to the tick, and always above
+/// the previous epoch even if the clock steps back.
+#[derive(Debug)]
+pub struct EpochClock {
+    tick_ms: u64,
+    last: Epoch,
+}
+
+impl EpochClock {
+    pub fn new(tick: Duration) -> Self {
+        EpochClock { tick_ms: (tick.as_millis() as u64).max(1), last: 0 }
+    }
+
+    /// The next epoch for the wall-clock time `now_ms`.
+    pub fn next_at(&mut self, now_ms: u64) -> Epoch {
+        let rounded = now_ms - now_ms % self.tick_ms;
+        self.last = rounded.max(self.last + 1);
+        self.last
+    }
+
+    /// The next epoch now.
+    pub fn next(&mut self) -> Epoch {
+        self.next_at(super::now_ms())
+    }
+}
+
+/// Feeds batches to the workers (round robin) until the queue closes, sealing an epoch on
+/// every worker each tick, then hands the engine back for stopping.
+pub async fn run(engine: Engine, mut queue: IngestReceiver, pending: std::sync::Arc<Pending>, tick: Duration) -> Engine {
+    let mut clock = EpochClock::new(tick);
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticker.tick().await; // the first tick is immediate
+    let mut open = clock.next();
+    if engine.seal(open).await.is_err() {
+        return engine;
+    }
+    let mut next_worker = 0usize;
+    loop {
+        tokio::select! {
+            biased;
+            _ = ticker.tick() => {
+                open = clock.next();
+                if engine.seal(open).await.is_err() {
+                    break;
+                }
+                let depth: usize = engine.inbox_depths().iter().sum();
+                metrics::gauge!(telemetry::INBOX_DEPTH).set(depth as f64);
+                metrics::gauge!(telemetry::OPEN_EPOCH).set(open as f64);
+            }
+            batch = queue.recv() => {
+                let Some(mut batch) = batch else { break };
+                let records = std::mem::take(&mut batch.records);
+                // Registered before the records are sent, so it is known by the time the
+                // frontier can pass `open`.
+                pending.register(open, batch);
+                if engine.send(next_worker, Feed::Records { epoch: open, records }).await.is_err() {
+                    tracing::error!("Dataflow workers stopped; ingest stops.");
+                    break;
+                }
+                next_worker = next_worker.wrapping_add(1);
+            }
+        }
+    }
+    engine
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_are_rounded_and_monotone() {
+        let mut clock = EpochClock::new(Duration::from_millis(100));
+        assert_eq!(clock.next_at(1_000_057), 1_000_000);
+        assert_eq!(clock.next_at(1_000_199), 1_000_100);
+        // Same tick again, or the clock stepping back: still increasing.
+        assert_eq!(clock.next_at(1_000_150), 1_000_101);
+        assert_eq!(clock.next_at(900_000), 1_000_102);
+        assert_eq!(clock.next_at(1_000_300), 1_000_300);
+    }
+
+    #[test]
+    fn pending_batches_complete_by_epoch() {
+        let pending = Pending::default();
+        pending.register(100, IngestBatch::new(Vec::new()));
+        pending.register(200, IngestBatch::new(Vec::new()));
+        pending.register(200, IngestBatch::new(Vec::new()));
+        assert_eq!(pending.take_before(Some(100)).len(), 0);
+        assert_eq!(pending.take_before(Some(101)).len(), 1);
+        assert_eq!(pending.take_before(Some(200)).len(), 0);
+        assert_eq!(pending.take_before(None).len(), 2);
+    }
+}

@@ -1,0 +1,61 @@
+//! The dataflow wiring: start the engine, feed it from the ingest queue, write what it drains.
+//!
+//! `ingest queue → feeder → worker inboxes → timely workers → drain → writer → store`.
+//! A batch is acknowledged once the writer stored every output of the epoch it entered at,
+//! so HEC answers and file positions still follow durability.
+
+mod config;
+mod feeder;
+mod telemetry;
+mod writer;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use securewatch_connectors::queue::IngestReceiver;
+use securewatch_connectors::sinks::sqlite::SqliteStore;
+use securewatch_operators::engine::{Engine, FrontierTracker};
+
+pub use config::DataflowConfig;
+
+/// Milliseconds since the Unix epoch, now.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+/// The running dataflow: its feeder and writer tasks.
+pub struct Dataflow {
+    feeder: tokio::task::JoinHandle<Engine>,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+impl Dataflow {
+    /// Starts the workers (in a cluster: waits until all processes are connected), the feeder
+    /// and the writer.
+    pub async fn start(config: &DataflowConfig, queue: IngestReceiver, store: SqliteStore) -> anyhow::Result<Dataflow> {
+        let engine_config = config.engine().map_err(anyhow::Error::msg)?;
+        if let Some(cluster) = &engine_config.cluster {
+            tracing::info!(process = cluster.process, peers = ?cluster.addresses, "Joining the timely cluster.");
+        }
+        let (engine, drain) = tokio::task::spawn_blocking(move || Engine::start(engine_config))
+            .await
+            .context("dataflow engine start")??;
+        tracing::info!(workers = engine.local_workers(), tick_ms = config.tick_ms, "Dataflow engine started.");
+        let pending = Arc::new(feeder::Pending::default());
+        let tracker = FrontierTracker::new(engine.first_worker(), engine.local_workers());
+        let writer = tokio::spawn(writer::run(drain, store, Arc::clone(&pending), tracker));
+        let feeder = tokio::spawn(feeder::run(engine, queue, pending, config.tick()));
+        Ok(Dataflow { feeder, writer })
+    }
+
+    /// Waits until the queue closed (the sources stopped), then closes the inputs, lets the
+    /// workers finish and the writer store everything.
+    pub async fn finish(self) -> anyhow::Result<()> {
+        let engine = self.feeder.await.context("dataflow feeder")?;
+        tokio::task::spawn_blocking(move || engine.stop()).await.context("dataflow engine stop")??;
+        self.writer.await.context("dataflow writer")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,245 @@
+//! The writer: buffers drained outputs per epoch and, once every local worker passed an epoch,
+//! stores them in one transaction and acknowledges the batches that entered at that epoch.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use securewatch_connectors::queue::BatchOutcome;
+use securewatch_connectors::sinks::sqlite::{DeadLetter, SqliteStore};
+use securewatch_connectors::telemetry::{self as source_telemetry, SourceLabels};
+use securewatch_operators::engine::{Drain, FrontierTracker, Output, Rejected};
+use securewatch_operators::{bucket_start, changes, Epoch, RollupInput, RollupRow};
+use securewatch_schemas::Event;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::feeder::Pending;
+use super::telemetry;
+
+/// Drained messages taken before looking at the frontier again.
+const MESSAGES_PER_ROUND: usize = 1024;
+
+/// Outputs of one or more epochs.
+#[derive(Debug, Default)]
+struct Outputs {
+    events: Vec<Event>,
+    rejected: Vec<Rejected>,
+    rollups: Vec<(RollupRow, isize)>,
+    late: Vec<(RollupInput, isize)>,
+}
+
+impl Outputs {
+    fn len(&self) -> usize {
+        self.events.len() + self.rejected.len() + self.rollups.len() + self.late.len()
+    }
+
+    fn append(&mut self, mut other: Outputs) {
+        self.events.append(&mut other.events);
+        self.rejected.append(&mut other.rejected);
+        self.rollups.append(&mut other.rollups);
+        self.late.append(&mut other.late);
+    }
+}
+
+/// Outputs by the epoch they belong to, until that epoch completes.
+#[derive(Debug, Default)]
+struct Buffered {
+    epochs: BTreeMap<Epoch, Outputs>,
+    len: usize,
+}
+
+impl Buffered {
+    fn accept(&mut self, epoch: Epoch, outputs: Vec<Output>) {
+        self.len += outputs.len();
+        for output in outputs {
+            match output {
+                Output::Event(event) => self.epochs.entry(epoch).or_default().events.push(event),
+                Output::Rejected(rejected) => self.epochs.entry(epoch).or_default().rejected.push(rejected),
+                Output::Rollup(row, at, diff) => self.epochs.entry(at).or_default().rollups.push((row, diff)),
+                Output::Late(input, at, diff) => self.epochs.entry(at).or_default().late.push((input, diff)),
+            }
+        }
+    }
+
+    /// Removes and merges the outputs of the epochs below `frontier` (all for `None`).
+    fn take_before(&mut self, frontier: Option<Epoch>) -> Outputs {
+        let kept = match frontier {
+            Some(frontier) => self.epochs.split_off(&frontier),
+            None => BTreeMap::new(),
+        };
+        let mut ready = Outputs::default();
+        for (_, outputs) in std::mem::replace(&mut self.epochs, kept) {
+            ready.append(outputs);
+        }
+        self.len -= ready.len();
+        ready
+    }
+}
+
+/// Whether frontier `new` is beyond `old` (`None` is beyond everything).
+fn passes(new: Option<Epoch>, old: Option<Epoch>) -> bool {
+    match (new, old) {
+        (None, Some(_)) => true,
+        (Some(new), Some(old)) => new > old,
+        _ => false,
+    }
+}
+
+/// Runs until the drain closes (the workers finished), writing every completed epoch.
+pub async fn run(mut drain: UnboundedReceiver<Drain>, store: SqliteStore, pending: Arc<Pending>, mut tracker: FrontierTracker) {
+    let mut buffered = Buffered::default();
+    let mut durable = tracker.combined();
+    let mut lag_clock = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let message = tokio::select! {
+            message = drain.recv() => message,
+            _ = lag_clock.tick() => {
+                publish_lag(durable);
+                continue;
+            }
+        };
+        let Some(mut message) = message else { break };
+        for _ in 0..MESSAGES_PER_ROUND {
+            match message {
+                Drain::Data { epoch, outputs, .. } => buffered.accept(epoch, outputs),
+                Drain::Frontier { worker, frontier } => {
+                    tracker.update(worker, frontier);
+                }
+            }
+            match drain.try_recv() {
+                Ok(next) => message = next,
+                Err(_) => break,
+            }
+        }
+        metrics::gauge!(telemetry::WRITER_BUFFERED).set(buffered.len as f64);
+        let frontier = tracker.combined();
+        if passes(frontier, durable) {
+            let ready = buffered.take_before(frontier);
+            let outcome = write_with_retries(&store, ready).await;
+            for batch in pending.take_before(frontier) {
+                batch.complete(outcome.clone());
+            }
+            if let (Some(epoch), Some(_)) = (durable, frontier) {
+                metrics::histogram!(telemetry::EPOCH_DURABLE_SECONDS)
+                    .record(super::now_ms().saturating_sub(epoch) as f64 / 1000.0);
+            }
+            durable = frontier;
+            publish_lag(durable);
+        }
+    }
+    if !tracker.finished() {
+        tracing::error!("The dataflow workers stopped before finishing; writing what arrived.");
+        let ready = buffered.take_before(None);
+        let outcome = write_with_retries(&store, ready).await;
+        let failure = BatchOutcome::Failed("the dataflow workers stopped".into());
+        for batch in pending.take_before(None) {
+            batch.complete(if outcome == BatchOutcome::Durable { failure.clone() } else { outcome.clone() });
+        }
+    }
+}
+
+fn publish_lag(durable: Option<Epoch>) {
+    if let Some(epoch) = durable {
+        let lag_ms = super::now_ms().saturating_sub(epoch);
+        metrics::gauge!(telemetry::EPOCH_LAG).set(lag_ms as f64 / 1000.0);
+    }
+}
+
+/// What one completed run of epochs becomes in the store.
+struct StoreBatch {
+    events: Vec<Event>,
+    dead_letters: Vec<DeadLetter>,
+    rollups: Vec<securewatch_operators::RollupChange>,
+    late: Vec<(u64, i64)>,
+}
+
+fn prepare(outputs: Outputs) -> StoreBatch {
+    for event in &outputs.events {
+        if let Some(reason) = securewatch_parse::syslog::parse_failure(event) {
+            metrics::counter!(
+                source_telemetry::PARSE_FAILURES,
+                "source" => event.source.name.clone(),
+                "reason" => reason.to_string()
+            )
+            .increment(1);
+        }
+    }
+    let dead_letters = outputs
+        .rejected
+        .into_iter()
+        .map(|rejected| {
+            let record = rejected.record;
+            SourceLabels::new(record.kind, &*record.source_name).rejected(rejected.reason, 1);
+            metrics::counter!(source_telemetry::DEAD_LETTERED, "reason" => rejected.reason).increment(1);
+            tracing::debug!(source = %record.source_name, reason = rejected.reason, detail = %rejected.detail, "Record dead-lettered.");
+            DeadLetter { record, reason: rejected.reason, detail: rejected.detail }
+        })
+        .collect();
+    let mut late: BTreeMap<u64, i64> = BTreeMap::new();
+    for (input, diff) in outputs.late {
+        *late.entry(bucket_start(input.event_time_ms)).or_default() += diff as i64;
+    }
+    let late_events: i64 = late.values().sum();
+    if late_events > 0 {
+        metrics::counter!(telemetry::LATE_EVENTS).increment(late_events as u64);
+    }
+    StoreBatch {
+        events: outputs.events,
+        dead_letters,
+        rollups: changes(outputs.rollups),
+        late: late.into_iter().filter(|(_, count)| *count != 0).collect(),
+    }
+}
+
+/// Pauses between attempts of a failed write; after the last, the batches fail (their senders
+/// are told, HEC answers an error) and the next write of each touched rollup row, which
+/// carries the row's full count, repairs the rollups.
+const RETRY_DELAYS: [Duration; 3] = [Duration::from_millis(100), Duration::from_millis(500), Duration::from_secs(2)];
+
+async fn write_with_retries(store: &SqliteStore, outputs: Outputs) -> BatchOutcome {
+    if outputs.len() == 0 {
+        return BatchOutcome::Durable;
+    }
+    let batch = prepare(outputs);
+    let mut attempt = 0;
+    loop {
+        let started = Instant::now();
+        match write(store, &batch).await {
+            Ok(()) => {
+                tracing::trace!(events = batch.events.len(), elapsed = ?started.elapsed(), "Epochs committed.");
+                metrics::counter!(telemetry::ROLLUP_CHANGES).increment(batch.rollups.len() as u64);
+                return BatchOutcome::Durable;
+            }
+            Err(error) => {
+                metrics::counter!(source_telemetry::STORE_ERRORS).increment(1);
+                let Some(delay) = RETRY_DELAYS.get(attempt) else {
+                    tracing::error!(%error, events = batch.events.len(), "Store write failed; giving up.");
+                    return BatchOutcome::Failed(error.to_string());
+                };
+                tracing::warn!(%error, attempt, "Store write failed; retrying.");
+                tokio::time::sleep(*delay).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+async fn write(store: &SqliteStore, batch: &StoreBatch) -> Result<(), securewatch_connectors::sinks::sqlite::StoreError> {
+    store.write(&batch.events, &batch.dead_letters).await?;
+    store.apply_rollups(&batch.rollups, &batch.late).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frontiers_order_with_none_last() {
+        assert!(passes(Some(2), Some(1)));
+        assert!(!passes(Some(1), Some(1)));
+        assert!(passes(None, Some(5)));
+        assert!(!passes(None, None));
+        assert!(!passes(Some(1), None));
+    }
+}
