@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use securewatch_connectors::queue::BatchOutcome;
-use securewatch_connectors::sinks::sqlite::{DeadLetter, SqliteStore};
+use securewatch_connectors::sinks::sqlite::{DeadLetter, EpochWrite, SqliteStore};
 use securewatch_connectors::telemetry::{self as source_telemetry, SourceLabels};
 use securewatch_operators::engine::{Drain, FrontierTracker, Output, Rejected};
 use securewatch_operators::{bucket_start, changes, Epoch, RollupInput, RollupRow};
@@ -145,15 +145,8 @@ fn publish_lag(durable: Option<Epoch>) {
     }
 }
 
-/// What one completed run of epochs becomes in the store.
-struct StoreBatch {
-    events: Vec<Event>,
-    dead_letters: Vec<DeadLetter>,
-    rollups: Vec<securewatch_operators::RollupChange>,
-    late: Vec<(u64, i64)>,
-}
-
-fn prepare(outputs: Outputs) -> StoreBatch {
+/// Turns a completed run of epochs into one store write, counting what it drops or flags.
+fn prepare(outputs: Outputs) -> EpochWrite {
     for event in &outputs.events {
         if let Some(reason) = securewatch_parse::syslog::parse_failure(event) {
             metrics::counter!(
@@ -183,7 +176,7 @@ fn prepare(outputs: Outputs) -> StoreBatch {
     if late_events > 0 {
         metrics::counter!(telemetry::LATE_EVENTS).increment(late_events as u64);
     }
-    StoreBatch {
+    EpochWrite {
         events: outputs.events,
         dead_letters,
         rollups: changes(outputs.rollups),
@@ -204,8 +197,8 @@ async fn write_with_retries(store: &SqliteStore, outputs: Outputs) -> BatchOutco
     let mut attempt = 0;
     loop {
         let started = Instant::now();
-        match write(store, &batch).await {
-            Ok(()) => {
+        match store.write_epochs(&batch).await {
+            Ok(_) => {
                 tracing::trace!(events = batch.events.len(), elapsed = ?started.elapsed(), "Epochs committed.");
                 metrics::counter!(telemetry::ROLLUP_CHANGES).increment(batch.rollups.len() as u64);
                 return BatchOutcome::Durable;
@@ -222,12 +215,6 @@ async fn write_with_retries(store: &SqliteStore, outputs: Outputs) -> BatchOutco
             }
         }
     }
-}
-
-async fn write(store: &SqliteStore, batch: &StoreBatch) -> Result<(), securewatch_connectors::sinks::sqlite::StoreError> {
-    store.write(&batch.events, &batch.dead_letters).await?;
-    store.apply_rollups(&batch.rollups, &batch.late).await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -13,4 +13,4 @@ pub use rollups::{
     add_late_counts, apply_rollup_changes, BucketWidth, Point, Series, SeriesBy, TimeseriesQuery, TopEntry, TopField,
     TopQuery,
 };
-pub use store::{DeadLetter, SqliteStore, StoreError, WriteSummary};
+pub use store::{DeadLetter, EpochWrite, SqliteStore, StoreError, WriteSummary};

@@ -9,7 +9,10 @@ use std::time::Instant;
 use securewatch_parse::RawRecord;
 use securewatch_schemas::Event;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite};
+use securewatch_operators::RollupChange;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use super::rollups::{add_late_counts, apply_rollup_changes};
 
 use super::config::{SqliteConfig, Synchronous};
 use crate::telemetry;
@@ -38,6 +41,19 @@ pub struct DeadLetter {
     pub reason: &'static str,
     /// Human-readable explanation.
     pub detail: String,
+}
+
+/// Everything a run of completed dataflow epochs stores ([`SqliteStore::write_epochs`]).
+#[derive(Debug, Clone, Default)]
+pub struct EpochWrite {
+    /// Normalised events, stored once by id.
+    pub events: Vec<Event>,
+    /// Records that could not be normalised.
+    pub dead_letters: Vec<DeadLetter>,
+    /// Rollup rows to upsert (count 0: delete).
+    pub rollups: Vec<RollupChange>,
+    /// Events that arrived after their bucket closed, per bucket start (ms): added up.
+    pub late: Vec<(u64, i64)>,
 }
 
 /// What one write did.
@@ -111,49 +127,20 @@ impl SqliteStore {
         events: &[Event],
         dead_letters: &[DeadLetter],
     ) -> Result<WriteSummary, StoreError> {
+        self.write_epochs(&EpochWrite { events: events.to_vec(), dead_letters: dead_letters.to_vec(), ..EpochWrite::default() })
+            .await
+    }
+
+    /// Writes everything a run of completed dataflow epochs produced in one transaction:
+    /// events (once by id), dead letters, rollup upserts and late counts. Either all of it is
+    /// stored or none, so a retried write never adds a late count twice.
+    pub async fn write_epochs(&self, write: &EpochWrite) -> Result<WriteSummary, StoreError> {
         let started = Instant::now();
         let mut transaction = self.writer.begin().await?;
-        let mut summary = WriteSummary::default();
-        for chunk in events.chunks(ROWS_PER_STATEMENT) {
-            let rows = encode_rows(chunk)?;
-            let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT OR IGNORE INTO events (id, time_us, received_us, source_kind, source_name, \
-                 peer, host, severity, category, message, fields, raw) ",
-            );
-            builder.push_values(rows, |mut row, (event, fields)| {
-                row.push_bind(event.id.to_bytes().to_vec())
-                    .push_bind(event.time.timestamp_micros())
-                    .push_bind(event.received.timestamp_micros())
-                    .push_bind(event.source.kind.as_str())
-                    .push_bind(event.source.name.as_str())
-                    .push_bind(event.source.peer.as_deref())
-                    .push_bind(event.host.as_deref())
-                    .push_bind(i64::from(event.severity.code()))
-                    .push_bind(event.category.as_deref())
-                    .push_bind(event.message.as_str())
-                    .push_bind(fields)
-                    .push_bind(event.raw.as_deref());
-            });
-            let inserted = builder.build().execute(&mut *transaction).await?.rows_affected();
-            summary.written += inserted;
-            summary.duplicates += chunk.len() as u64 - inserted;
-        }
-        for letter in dead_letters {
-            sqlx::query(
-                "INSERT INTO dead_letters (received_us, source_kind, source_name, peer, reason, \
-                 detail, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(letter.record.received.timestamp_micros())
-            .bind(letter.record.kind.as_str())
-            .bind(&*letter.record.source_name)
-            .bind(letter.record.peer.as_deref())
-            .bind(letter.reason)
-            .bind(&letter.detail)
-            .bind(&letter.record.body)
-            .execute(&mut *transaction)
-            .await?;
-            summary.dead_lettered += 1;
-        }
+        let mut summary = insert_events(&mut transaction, &write.events).await?;
+        summary.dead_lettered = insert_dead_letters(&mut transaction, &write.dead_letters).await?;
+        apply_rollup_changes(&mut transaction, &write.rollups).await?;
+        add_late_counts(&mut transaction, &write.late).await?;
         transaction.commit().await?;
         self.checkpoint_in_background();
         metrics::histogram!(telemetry::STORE_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
@@ -184,6 +171,56 @@ impl SqliteStore {
         self.writer.close().await;
         self.checkpointer.close().await;
     }
+}
+
+/// Inserts events, skipping those whose (time, id) is stored already.
+async fn insert_events(connection: &mut SqliteConnection, events: &[Event]) -> Result<WriteSummary, StoreError> {
+    let mut summary = WriteSummary::default();
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let rows = encode_rows(chunk)?;
+        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT OR IGNORE INTO events (id, time_us, received_us, source_kind, source_name, \
+             peer, host, severity, category, message, fields, raw) ",
+        );
+        builder.push_values(rows, |mut row, (event, fields)| {
+            row.push_bind(event.id.to_bytes().to_vec())
+                .push_bind(event.time.timestamp_micros())
+                .push_bind(event.received.timestamp_micros())
+                .push_bind(event.source.kind.as_str())
+                .push_bind(event.source.name.as_str())
+                .push_bind(event.source.peer.as_deref())
+                .push_bind(event.host.as_deref())
+                .push_bind(i64::from(event.severity.code()))
+                .push_bind(event.category.as_deref())
+                .push_bind(event.message.as_str())
+                .push_bind(fields)
+                .push_bind(event.raw.as_deref());
+        });
+        let inserted = builder.build().execute(&mut *connection).await?.rows_affected();
+        summary.written += inserted;
+        summary.duplicates += chunk.len() as u64 - inserted;
+    }
+    Ok(summary)
+}
+
+/// Inserts dead letters; returns how many.
+async fn insert_dead_letters(connection: &mut SqliteConnection, dead_letters: &[DeadLetter]) -> Result<u64, StoreError> {
+    for letter in dead_letters {
+        sqlx::query(
+            "INSERT INTO dead_letters (received_us, source_kind, source_name, peer, reason, \
+             detail, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(letter.record.received.timestamp_micros())
+        .bind(letter.record.kind.as_str())
+        .bind(&*letter.record.source_name)
+        .bind(letter.record.peer.as_deref())
+        .bind(letter.reason)
+        .bind(&letter.detail)
+        .bind(&letter.record.body)
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(dead_letters.len() as u64)
 }
 
 fn encode_rows(events: &[Event]) -> Result<Vec<(&Event, String)>, serde_json::Error> {
