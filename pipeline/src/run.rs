@@ -67,7 +67,8 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
 
     let monitor = queue.monitor();
     drop(queue); // the sources hold the only senders: the queue closes when they stop
-    let dataflow = Dataflow::start(&config.dataflow, receiver, store.clone()).await?;
+    let dataflow =
+        Dataflow::start(&config.dataflow, &config.enrichment, receiver, store.clone(), shutdown.clone()).await?;
 
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
@@ -79,6 +80,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         metrics,
         started: Instant::now(),
         listeners: Arc::new(listeners.clone()),
+        ip_fields: config.enrichment.ip_fields.iter().cloned().collect(),
     };
     let api_stop = CancellationToken::new();
     let api = {

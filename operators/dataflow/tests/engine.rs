@@ -8,8 +8,10 @@ use chrono::{TimeZone, Utc};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use securewatch_operators::engine::{Drain, Engine, EngineConfig, Feed, FrontierTracker, Output};
-use securewatch_operators::{changes, Epoch, RollupKey, RollupTable};
+use securewatch_operators::engine::{Drain, EnrichmentSettings, Engine, EngineConfig, Feed, FrontierTracker, Output};
+use securewatch_operators::{
+    changes, Asset, EnrichmentRow, Epoch, LookupKey, Reference, RollupKey, RollupTable, Tag, DEFAULT_IP_FIELDS,
+};
 use securewatch_parse::{RawRecord, RecordMeta};
 use securewatch_schemas::{Severity, SourceKind};
 
@@ -40,25 +42,40 @@ struct Drained {
     rejected: Vec<String>,
     rollups: RollupTable,
     late: usize,
+    enrichment: Vec<(EnrichmentRow, Epoch, isize)>,
     /// Outputs that arrived for an epoch the combined frontier had already passed (which would
     /// break the writer's protocol).
     violations: usize,
 }
 
+/// One input of a run.
+enum Step {
+    Record(RawRecord),
+    References(Vec<(Reference, isize)>),
+}
+
 /// Feeds `records` (each with its epoch, in epoch order) round robin to `workers` workers,
 /// sealing as epochs advance, stops the engine and collects the drain.
 fn run(workers: usize, records: Vec<(Epoch, RawRecord)>, end: Epoch) -> Drained {
-    let config = EngineConfig { workers, ..EngineConfig::default() };
+    let steps = records.into_iter().map(|(epoch, record)| (epoch, Step::Record(record))).collect();
+    run_steps(EngineConfig { workers, ..EngineConfig::default() }, steps, end)
+}
+
+fn run_steps(config: EngineConfig, steps: Vec<(Epoch, Step)>, end: Epoch) -> Drained {
     let (engine, mut drain) = Engine::start(config).expect("engine starts");
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let engine = runtime.block_on(async move {
         let mut open = 0;
-        for (index, (epoch, record)) in records.into_iter().enumerate() {
+        for (index, (epoch, step)) in steps.into_iter().enumerate() {
             if epoch > open {
                 engine.seal(epoch).await.unwrap();
                 open = epoch;
             }
-            engine.send(index, Feed::Records { epoch: open, records: vec![record] }).await.unwrap();
+            let feed = match step {
+                Step::Record(record) => Feed::Records { epoch: open, records: vec![record] },
+                Step::References(changes) => Feed::References(changes),
+            };
+            engine.send(index, feed).await.unwrap();
         }
         engine.seal(end).await.unwrap();
         engine
@@ -79,6 +96,7 @@ fn run(workers: usize, records: Vec<(Epoch, RawRecord)>, end: Epoch) -> Drained 
                         Output::Rejected(rejected) => drained.rejected.push(rejected.reason.to_string()),
                         Output::Rollup(row, _, diff) => updates.push((row, diff)),
                         Output::Late(..) => drained.late += 1,
+                        Output::Enrichment(row, at, diff) => drained.enrichment.push((row, at, diff)),
                     }
                 }
             }
@@ -157,4 +175,47 @@ fn rejected_records_carry_their_reason_and_late_events_are_reported() {
     assert_eq!(drained.events, 1);
     assert_eq!(drained.late, 1);
     assert!(drained.rollups.is_empty(), "a late event is not rolled up");
+}
+
+#[test]
+fn editing_an_asset_retags_resident_buckets_at_the_epoch_of_the_edit() {
+    let web = LookupKey::Host("web-1".into());
+    let asset = |owner: &str| Reference::Asset {
+        key: web.clone(),
+        asset: Asset { owner: Some(owner.into()), criticality: Some("high".into()), tags: vec![] },
+    };
+    let edit_epoch = BASE_MS + 30_000;
+    let steps = vec![
+        (BASE_MS, Step::References(vec![(asset("alice"), 1)])),
+        (BASE_MS + 100, Step::Record(syslog(0, BASE_MS, "web-1", 3))),
+        (BASE_MS + 200, Step::Record(syslog(1, BASE_MS + 70_000, "db-1", 3))),
+        (edit_epoch, Step::References(vec![(asset("alice"), -1), (asset("bob"), 1)])),
+    ];
+    let settings = EnrichmentSettings { ip_fields: DEFAULT_IP_FIELDS.iter().map(|f| f.to_string()).collect(), geo: None };
+    let config = EngineConfig { workers: 2, enrichment: Some(settings), ..EngineConfig::default() };
+    let drained = run_steps(config, steps, edit_epoch + 100);
+    let owner = |row: &EnrichmentRow| match &row.tag {
+        Tag::Asset(asset) => asset.owner.clone(),
+        _ => None,
+    };
+    let mut asset_updates: Vec<(Option<String>, Epoch, isize)> = drained
+        .enrichment
+        .iter()
+        .filter(|(row, _, _)| row.key == web && row.bucket_start_ms == BASE_MS)
+        .map(|(row, at, diff)| (owner(row), *at, *diff))
+        .collect();
+    asset_updates.sort();
+    assert_eq!(
+        asset_updates,
+        vec![
+            (Some("alice".into()), BASE_MS + 100, 1),
+            (Some("alice".into()), edit_epoch, -1),
+            (Some("bob".into()), edit_epoch, 1),
+        ],
+        "tagged when the key arrives, re-tagged at the very epoch of the edit"
+    );
+    assert!(
+        drained.enrichment.iter().all(|(row, _, _)| row.key != LookupKey::Host("db-1".into()) || !matches!(row.tag, Tag::Asset(_))),
+        "db-1 is not in the inventory"
+    );
 }

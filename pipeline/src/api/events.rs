@@ -1,14 +1,12 @@
 //! `GET /api/v1/events` (newest first, filtered, with their enrichment tags) and `GET /api/v1/dead-letters`.
 
-use std::sync::Arc;
-
 use axum::extract::{Query, State};
-use axum::{Extension, Json};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use securewatch_connectors::sinks::sqlite::{
     EnrichmentLookup, EventEnrichment, EventQuery, StoredDeadLetter, StoredEvent,
 };
-use securewatch_operators::{lookup_keys, DEFAULT_IP_FIELDS};
+use securewatch_operators::lookup_keys;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiState};
@@ -54,18 +52,6 @@ fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|text| !text.is_empty())
 }
 
-/// The event fields whose IP addresses are looked up for the events' enrichment (the
-/// `[enrichment] ip_fields` setting). Put it on the router as an `axum::Extension`; without it
-/// the default fields are used.
-#[derive(Debug, Clone)]
-pub struct EnrichmentIpFields(pub Arc<[String]>);
-
-impl Default for EnrichmentIpFields {
-    fn default() -> Self {
-        EnrichmentIpFields(DEFAULT_IP_FIELDS.iter().map(|field| field.to_string()).collect())
-    }
-}
-
 /// An event as `/api/v1/events` returns it: the stored event plus, when it has tags,
 /// `"enrichment"` (assets and networks found for its bucket and lookup keys).
 #[derive(Debug, Serialize)]
@@ -79,7 +65,6 @@ pub struct EnrichedEvent {
 /// Events newest first; `source` matches the source kind or the configured source name.
 pub async fn list_events(
     State(state): State<ApiState>,
-    ip_fields: Option<Extension<EnrichmentIpFields>>,
     params: Result<Query<EventsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<EnrichedEvent>>, ApiError> {
     let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
@@ -92,10 +77,10 @@ pub async fn list_events(
         q: non_empty(params.q),
     };
     let events = state.store.events(&query).await.map_err(ApiError::internal)?;
-    let EnrichmentIpFields(ip_fields) = ip_fields.map(|Extension(fields)| fields).unwrap_or_default();
+    let ip_fields = &state.ip_fields;
     let lookups: Vec<EnrichmentLookup> = events
         .iter()
-        .map(|event| EnrichmentLookup { time: event.time, keys: lookup_keys(event, &ip_fields) })
+        .map(|event| EnrichmentLookup { time: event.time, keys: lookup_keys(event, ip_fields) })
         .collect();
     let enrichments = state.store.event_enrichment(&lookups).await.map_err(ApiError::internal)?;
     let enriched = events
@@ -125,6 +110,7 @@ pub async fn list_dead_letters(
 #[cfg(test)]
 mod tests {
     use std::str::FromStr;
+    use std::sync::Arc;
     use std::time::Instant;
 
     use securewatch_connectors::queue::ingest_queue;
@@ -195,9 +181,10 @@ mod tests {
             metrics: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
             started: Instant::now(),
             listeners: Arc::new(Vec::new()),
+            ip_fields: securewatch_operators::DEFAULT_IP_FIELDS.iter().map(|field| field.to_string()).collect(),
         };
         let params = EventsParams { limit: None, source: None, host: None, q: None, from: None, to: None };
-        let Json(events) = list_events(State(state.clone()), None, Ok(Query(params))).await.unwrap();
+        let Json(events) = list_events(State(state.clone()), Ok(Query(params))).await.unwrap();
         let json = serde_json::to_value(&events).unwrap();
         let by_message = |message: &str| json.as_array().unwrap().iter().find(|event| event["message"] == message).unwrap().clone();
         assert_eq!(
@@ -213,9 +200,9 @@ mod tests {
         assert!(by_message("other").get("enrichment").is_none(), "tags are per bucket");
 
         // Configured fields replace the defaults.
-        let fields = EnrichmentIpFields(Arc::from(vec!["custom_ip".to_string()]));
+        let state = ApiState { ip_fields: Arc::from(vec!["custom_ip".to_string()]), ..state };
         let params = EventsParams { limit: None, source: None, host: None, q: None, from: None, to: None };
-        let Json(events) = list_events(State(state), Some(Extension(fields)), Ok(Query(params))).await.unwrap();
+        let Json(events) = list_events(State(state), Ok(Query(params))).await.unwrap();
         let json = serde_json::to_value(&events).unwrap();
         let tagged = json.as_array().unwrap().iter().find(|event| event["message"] == "tagged").unwrap();
         assert_eq!(tagged["enrichment"]["networks"], serde_json::json!([{"ip": "198.51.100.1", "list": "threat", "cidr": "198.51.100.0/24"}]));

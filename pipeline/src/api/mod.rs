@@ -26,6 +26,9 @@ pub struct ApiState {
     pub started: Instant,
     /// Listening addresses of the sources, shown by the health endpoint.
     pub listeners: Arc<Vec<(String, SocketAddr)>>,
+    /// Event fields whose IPs are looked up for `/api/v1/events` enrichment
+    /// (`[enrichment] ip_fields`).
+    pub ip_fields: Arc<[String]>,
 }
 
 /// The router of `/api/v1/...` and `/metrics`.

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use securewatch_connectors::queue::{IngestBatch, IngestReceiver};
 use securewatch_operators::engine::{Engine, Feed};
-use securewatch_operators::Epoch;
+use securewatch_operators::{Epoch, Reference};
+use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
 use super::telemetry;
@@ -60,9 +61,17 @@ impl EpochClock {
     }
 }
 
-/// Feeds batches to the workers (round robin) until the queue closes, sealing an epoch on
-/// every worker each tick, then hands the engine back for stopping.
-pub async fn run(engine: Engine, mut queue: IngestReceiver, pending: std::sync::Arc<Pending>, tick: Duration) -> Engine {
+/// Feeds batches to the workers (round robin) and reference changes to worker 0 until the
+/// queue closes, sealing an epoch on every worker each tick, then hands the engine back for
+/// stopping. Reference changes enter at the open epoch, so they are in force (and re-tag the
+/// resident buckets) when that epoch is sealed: within one tick.
+pub async fn run(
+    engine: Engine,
+    mut queue: IngestReceiver,
+    mut references: mpsc::UnboundedReceiver<Vec<(Reference, isize)>>,
+    pending: std::sync::Arc<Pending>,
+    tick: Duration,
+) -> Engine {
     let mut clock = EpochClock::new(tick);
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -72,9 +81,20 @@ pub async fn run(engine: Engine, mut queue: IngestReceiver, pending: std::sync::
         return engine;
     }
     let mut next_worker = 0usize;
+    let mut references_open = true;
     loop {
         tokio::select! {
             biased;
+            changes = references.recv(), if references_open => {
+                match changes {
+                    Some(changes) => {
+                        if engine.send(0, Feed::References(changes)).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => references_open = false,
+                }
+            }
             _ = ticker.tick() => {
                 open = clock.next();
                 if engine.seal(open).await.is_err() {

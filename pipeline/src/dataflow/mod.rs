@@ -12,9 +12,12 @@ mod writer;
 use std::sync::Arc;
 
 use anyhow::Context;
+use securewatch_connectors::enrichment::{open_geoip, EnrichmentConfig, EnrichmentWatcher};
 use securewatch_connectors::queue::IngestReceiver;
 use securewatch_connectors::sinks::sqlite::SqliteStore;
-use securewatch_operators::engine::{Engine, FrontierTracker};
+use securewatch_connectors::CancellationToken;
+use securewatch_operators::engine::{EnrichmentSettings, Engine, FrontierTracker};
+use tokio::sync::mpsc;
 
 pub use config::DataflowConfig;
 
@@ -32,10 +35,34 @@ pub struct Dataflow {
 }
 
 impl Dataflow {
-    /// Starts the workers (in a cluster: waits until all processes are connected), the feeder
-    /// and the writer.
-    pub async fn start(config: &DataflowConfig, queue: IngestReceiver, store: SqliteStore) -> anyhow::Result<Dataflow> {
-        let engine_config = config.engine().map_err(anyhow::Error::msg)?;
+    /// Starts the workers (in a cluster: waits until all processes are connected), the feeder,
+    /// the writer and, when enrichment is configured, the reference-file watcher (which stops
+    /// with `stop`). Invalid reference files fail the start.
+    pub async fn start(
+        config: &DataflowConfig,
+        enrichment: &EnrichmentConfig,
+        queue: IngestReceiver,
+        store: SqliteStore,
+        stop: CancellationToken,
+    ) -> anyhow::Result<Dataflow> {
+        let mut engine_config = config.engine().map_err(anyhow::Error::msg)?;
+        let (references, changes) = mpsc::unbounded_channel();
+        if enrichment.is_enabled() {
+            let geo = match &enrichment.geoip {
+                Some(path) => Some(open_geoip(path).context("enrichment")?),
+                None => None,
+            };
+            engine_config.enrichment = Some(EnrichmentSettings { ip_fields: enrichment.ip_fields.iter().cloned().collect(), geo });
+            let (watcher, initial) = EnrichmentWatcher::start(enrichment).context("enrichment")?;
+            tracing::info!(references = initial.len(), "Enrichment reference files loaded.");
+            let _ = references.send(initial);
+            tokio::spawn(watcher.run(
+                move |update| {
+                    let _ = references.send(update);
+                },
+                stop,
+            ));
+        }
         if let Some(cluster) = &engine_config.cluster {
             tracing::info!(process = cluster.process, peers = ?cluster.addresses, "Joining the timely cluster.");
         }
@@ -46,7 +73,7 @@ impl Dataflow {
         let pending = Arc::new(feeder::Pending::default());
         let tracker = FrontierTracker::new(engine.first_worker(), engine.local_workers());
         let writer = tokio::spawn(writer::run(drain, store, Arc::clone(&pending), tracker));
-        let feeder = tokio::spawn(feeder::run(engine, queue, pending, config.tick()));
+        let feeder = tokio::spawn(feeder::run(engine, queue, changes, pending, config.tick()));
         Ok(Dataflow { feeder, writer })
     }
 

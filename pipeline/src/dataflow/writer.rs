@@ -9,7 +9,7 @@ use securewatch_connectors::queue::BatchOutcome;
 use securewatch_connectors::sinks::sqlite::{DeadLetter, EpochWrite, SqliteStore};
 use securewatch_connectors::telemetry::{self as source_telemetry, SourceLabels};
 use securewatch_operators::engine::{Drain, FrontierTracker, Output, Rejected};
-use securewatch_operators::{bucket_start, changes, Epoch, RollupInput, RollupRow};
+use securewatch_operators::{bucket_start, changes, EnrichmentRow, Epoch, RollupInput, RollupRow};
 use securewatch_schemas::Event;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -26,11 +26,12 @@ struct Outputs {
     rejected: Vec<Rejected>,
     rollups: Vec<(RollupRow, isize)>,
     late: Vec<(RollupInput, isize)>,
+    enrichment: Vec<(EnrichmentRow, isize)>,
 }
 
 impl Outputs {
     fn len(&self) -> usize {
-        self.events.len() + self.rejected.len() + self.rollups.len() + self.late.len()
+        self.events.len() + self.rejected.len() + self.rollups.len() + self.late.len() + self.enrichment.len()
     }
 
     fn append(&mut self, mut other: Outputs) {
@@ -38,6 +39,7 @@ impl Outputs {
         self.rejected.append(&mut other.rejected);
         self.rollups.append(&mut other.rollups);
         self.late.append(&mut other.late);
+        self.enrichment.append(&mut other.enrichment);
     }
 }
 
@@ -57,6 +59,7 @@ impl Buffered {
                 Output::Rejected(rejected) => self.epochs.entry(epoch).or_default().rejected.push(rejected),
                 Output::Rollup(row, at, diff) => self.epochs.entry(at).or_default().rollups.push((row, diff)),
                 Output::Late(input, at, diff) => self.epochs.entry(at).or_default().late.push((input, diff)),
+                Output::Enrichment(row, at, diff) => self.epochs.entry(at).or_default().enrichment.push((row, diff)),
             }
         }
     }
@@ -181,6 +184,7 @@ fn prepare(outputs: Outputs) -> EpochWrite {
         dead_letters,
         rollups: changes(outputs.rollups),
         late: late.into_iter().filter(|(_, count)| *count != 0).collect(),
+        enrichment: outputs.enrichment,
     }
 }
 

@@ -9,9 +9,10 @@ use std::time::Instant;
 use securewatch_parse::RawRecord;
 use securewatch_schemas::Event;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use securewatch_operators::RollupChange;
+use securewatch_operators::{EnrichmentRow, RollupChange};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
+use super::enrichment::apply_enrichment_changes;
 use super::rollups::{add_late_counts, apply_rollup_changes};
 
 use super::config::{SqliteConfig, Synchronous};
@@ -54,6 +55,8 @@ pub struct EpochWrite {
     pub rollups: Vec<RollupChange>,
     /// Events that arrived after their bucket closed, per bucket start (ms): added up.
     pub late: Vec<(u64, i64)>,
+    /// Enrichment tag updates (`+1` insert, `-1` delete).
+    pub enrichment: Vec<(EnrichmentRow, isize)>,
 }
 
 /// What one write did.
@@ -132,7 +135,7 @@ impl SqliteStore {
     }
 
     /// Writes everything a run of completed dataflow epochs produced in one transaction:
-    /// events (once by id), dead letters, rollup upserts and late counts. Either all of it is
+    /// events (once by id), dead letters, rollup upserts, late counts and enrichment tags. Either all of it is
     /// stored or none, so a retried write never adds a late count twice.
     pub async fn write_epochs(&self, write: &EpochWrite) -> Result<WriteSummary, StoreError> {
         let started = Instant::now();
@@ -141,6 +144,7 @@ impl SqliteStore {
         summary.dead_lettered = insert_dead_letters(&mut transaction, &write.dead_letters).await?;
         apply_rollup_changes(&mut transaction, &write.rollups).await?;
         add_late_counts(&mut transaction, &write.late).await?;
+        apply_enrichment_changes(&mut transaction, &write.enrichment).await?;
         transaction.commit().await?;
         self.checkpoint_in_background();
         metrics::histogram!(telemetry::STORE_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());

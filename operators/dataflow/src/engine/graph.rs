@@ -1,79 +1,137 @@
-//! The SecureWatch dataflow built on every worker: normalise → rollups → one draining sink.
+//! The SecureWatch dataflow built on every worker: normalise → rollups and enrichment → one
+//! draining sink.
 
-use differential_dataflow::AsCollection;
+use std::sync::Arc;
+
+use differential_dataflow::{AsCollection, VecCollection};
 use securewatch_parse::{normalise, RawRecord};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::vec::Map;
-use timely::dataflow::operators::{Concatenate, Exchange, OkErr};
+use timely::dataflow::operators::vec::{Map, Partition};
+use timely::dataflow::operators::{Concatenate, Exchange};
 use timely::dataflow::StreamVec;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::{Drain, Output, Rejected};
+use super::{Drain, EnrichmentSettings, Output, Rejected};
 use crate::config::RollupConfig;
+use crate::enrich::{build_enrichment_with_geo, enrich_inputs, EnrichInput, Reference};
 use crate::input::{rollup_input, RollupInput};
 use crate::rollup::{build_rollups, Epoch};
 use crate::telemetry;
 
-/// What normalisation routes where: rollup inputs on the left, outputs to drain on the right.
-type Routed = Result<(RollupInput, Epoch, isize), Output>;
-
-/// Builds the dataflow over the raw records of this worker's input and sinks every output
-/// into `drain`.
-///
-/// Normalisation runs where the records entered (no exchange: any worker can parse any
-/// record). The rollups exchange by key, and their rows are gathered on worker 0, so the
-/// process that hosts worker 0 writes the complete rollup tables; events and rejected
-/// records are written by the process that ingested them.
-// `Routed` values move through containers once; boxing every event to shrink them costs more.
-#[allow(clippy::result_large_err)]
-pub(crate) fn build<'scope>(
-    raw: StreamVec<'scope, Epoch, RawRecord>,
-    rollups: RollupConfig,
-    drain: UnboundedSender<Drain>,
-    worker: usize,
-) {
-    let scope = raw.scope();
-    let routed = normalise_records(raw);
-    let (rollup_inputs, outputs) = routed.ok_err(|routed| routed);
-    let rollups = build_rollups(rollup_inputs.as_collection(), rollups);
-    let rows = rollups
-        .rows
-        .inner
-        .exchange(|_| 0)
-        .map(|(row, epoch, diff)| Output::Rollup(row, epoch, diff));
-    let late = rollups
-        .late
-        .inner
-        .map(|(input, epoch, diff)| Output::Late(input, epoch, diff));
-    drain_into(scope.concatenate([outputs, rows, late]), drain, worker);
+/// Where normalisation sends what it derives from a record.
+#[derive(Clone, Debug)]
+enum Routed {
+    /// The event's rollup input.
+    Rollup((RollupInput, Epoch, isize)),
+    /// One of the event's enrichment lookup keys.
+    Enrich((EnrichInput, Epoch, isize)),
+    /// The event itself, or the rejected record.
+    Drain(Output),
 }
 
-/// Runs the parsers of `securewatch-parse` over each record: an event yields its rollup input
-/// and itself; a record that fails yields a [`Rejected`] with the reason.
+impl Routed {
+    fn part(&self) -> u64 {
+        match self {
+            Routed::Rollup(_) => 0,
+            Routed::Enrich(_) => 1,
+            Routed::Drain(_) => 2,
+        }
+    }
+}
+
+/// The settings every worker builds its dataflow from.
+pub(crate) struct Graph {
+    pub rollups: RollupConfig,
+    pub enrichment: Option<EnrichmentSettings>,
+}
+
+impl Graph {
+    /// Builds the dataflow over this worker's raw records and reference changes and sinks every
+    /// output into `drain`.
+    ///
+    /// Normalisation runs where the records entered (no exchange: any worker can parse any
+    /// record). Rollups and enrichment exchange by key, and their rows are gathered on worker 0,
+    /// so the process hosting worker 0 writes the complete rollup and enrichment tables; events
+    /// and rejected records are written by the process that ingested them.
+    pub fn build<'scope>(
+        self,
+        raw: StreamVec<'scope, Epoch, RawRecord>,
+        references: VecCollection<'scope, Epoch, Reference, isize>,
+        drain: UnboundedSender<Drain>,
+        worker: usize,
+    ) {
+        let scope = raw.scope();
+        let ip_fields = self.enrichment.as_ref().map(|settings| Arc::clone(&settings.ip_fields));
+        let mut parts = normalise_records(raw, ip_fields).partition(3, |routed| (routed.part(), routed));
+        let outputs = parts.pop().expect("three parts").flat_map(|routed| match routed {
+            Routed::Drain(output) => Some(output),
+            _ => None,
+        });
+        let enrich_keys = parts.pop().expect("three parts").flat_map(|routed| match routed {
+            Routed::Enrich(update) => Some(update),
+            _ => None,
+        });
+        let rollup_inputs = parts.pop().expect("three parts").flat_map(|routed| match routed {
+            Routed::Rollup(update) => Some(update),
+            _ => None,
+        });
+
+        let rollups = build_rollups(rollup_inputs.as_collection(), self.rollups);
+        let rows = rollups
+            .rows
+            .inner
+            .exchange(|_| 0)
+            .map(|(row, epoch, diff)| Output::Rollup(row, epoch, diff));
+        let late = rollups
+            .late
+            .inner
+            .map(|(input, epoch, diff)| Output::Late(input, epoch, diff));
+        let mut streams = vec![outputs, rows, late];
+        if let Some(settings) = self.enrichment {
+            let enrichment =
+                build_enrichment_with_geo(enrich_keys.as_collection(), references, self.rollups, settings.geo);
+            let tags = enrichment
+                .rows
+                .inner
+                .exchange(|_| 0)
+                .map(|(row, epoch, diff)| Output::Enrichment(row, epoch, diff));
+            streams.push(tags);
+        }
+        drain_into(scope.concatenate(streams), drain, worker);
+    }
+}
+
+/// Runs the parsers of `securewatch-parse` over each record: an event yields its rollup input,
+/// its enrichment keys (when `ip_fields` is given, i.e. enrichment is on) and itself; a record
+/// that fails yields a [`Rejected`] with the reason.
 fn normalise_records<'scope>(
     raw: StreamVec<'scope, Epoch, RawRecord>,
+    ip_fields: Option<Arc<[String]>>,
 ) -> StreamVec<'scope, Epoch, Routed> {
-    raw.unary::<CapacityContainerBuilder<Vec<Routed>>, _, _, _>(Pipeline, "Normalise", |_, _| {
+    raw.unary::<CapacityContainerBuilder<Vec<Routed>>, _, _, _>(Pipeline, "Normalise", move |_, _| {
         move |input, output| {
             input.for_each(|capability, records| {
                 let epoch = *capability.time();
                 let mut session = output.session(&capability);
-                let mut rejected = 0u64;
                 let records_in = records.len() as u64;
-                metrics::counter!(telemetry::OPERATOR_RECORDS, "operator" => "normalise", "direction" => "in")
-                    .increment(records_in);
+                let mut rejected = 0u64;
                 for record in records.drain(..) {
                     match normalise(&record) {
                         Ok(event) => {
-                            session.give(Ok((rollup_input(&event), epoch, 1)));
-                            session.give(Err(Output::Event(event)));
+                            session.give(Routed::Rollup((rollup_input(&event), epoch, 1)));
+                            if let Some(fields) = &ip_fields {
+                                for key in enrich_inputs(&event, fields) {
+                                    session.give(Routed::Enrich((key, epoch, 1)));
+                                }
+                            }
+                            session.give(Routed::Drain(Output::Event(event)));
                         }
                         Err(error) => {
                             rejected += 1;
                             let reason = error.reason();
-                            session.give(Err(Output::Rejected(Rejected {
+                            session.give(Routed::Drain(Output::Rejected(Rejected {
                                 record,
                                 reason,
                                 detail: error.to_string(),
@@ -81,11 +139,12 @@ fn normalise_records<'scope>(
                         }
                     }
                 }
-                let events = records_in - rejected;
-                metrics::counter!(telemetry::OPERATOR_RECORDS, "operator" => "normalise", "direction" => "out")
-                    .increment(events);
-                metrics::counter!(telemetry::OPERATOR_RECORDS, "operator" => "normalise", "direction" => "rejected")
-                    .increment(rejected);
+                let counter = |direction: &'static str| {
+                    metrics::counter!(telemetry::OPERATOR_RECORDS, "operator" => "normalise", "direction" => direction)
+                };
+                counter("in").increment(records_in);
+                counter("out").increment(records_in - rejected);
+                counter("rejected").increment(rejected);
             });
         }
     })

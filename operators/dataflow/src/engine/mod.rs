@@ -33,6 +33,7 @@ use tokio::sync::mpsc;
 pub use frontier::FrontierTracker;
 
 use crate::config::RollupConfig;
+use crate::enrich::{EnrichmentRow, GeoLookup, Reference};
 use crate::input::RollupInput;
 use crate::rollup::{Epoch, RollupRow};
 
@@ -45,6 +46,24 @@ pub struct ClusterConfig {
     pub addresses: Vec<String>,
 }
 
+/// What the enrichment needs on every worker.
+#[derive(Clone)]
+pub struct EnrichmentSettings {
+    /// Event fields whose IP addresses are looked up (besides the host and the peer).
+    pub ip_fields: Arc<[String]>,
+    /// A static GeoIP lookup, when a database is configured.
+    pub geo: Option<GeoLookup>,
+}
+
+impl std::fmt::Debug for EnrichmentSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrichmentSettings")
+            .field("ip_fields", &self.ip_fields)
+            .field("geo", &self.geo.is_some())
+            .finish()
+    }
+}
+
 /// How to run the engine.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -52,8 +71,10 @@ pub struct EngineConfig {
     pub workers: usize,
     /// The cluster this process belongs to; `None` runs alone.
     pub cluster: Option<ClusterConfig>,
-    /// Lateness and retention of the rollups.
+    /// Lateness and retention of the rollups (and of the enrichment windows).
     pub rollups: RollupConfig,
+    /// Enrichment with reference collections; `None` leaves it out of the dataflow.
+    pub enrichment: Option<EnrichmentSettings>,
     /// Feed messages each inbox holds before [`Engine::send`] waits.
     pub inbox_capacity: usize,
     /// Longest a worker parks without being woken (a safety net: senders unpark it).
@@ -66,6 +87,7 @@ impl Default for EngineConfig {
             workers: 1,
             cluster: None,
             rollups: RollupConfig::default(),
+            enrichment: None,
             inbox_capacity: 64,
             park_timeout: Duration::from_secs(1),
         }
@@ -77,6 +99,9 @@ impl Default for EngineConfig {
 pub enum Feed {
     /// Raw records ingested at `epoch`; `epoch` must not be below the worker's last seal.
     Records { epoch: Epoch, records: Vec<RawRecord> },
+    /// Changes of the reference collections (asset inventory, network lists) at the worker's
+    /// current epoch; send them to one worker only (the join exchanges them by key).
+    References(Vec<(Reference, isize)>),
     /// No records below this epoch will follow on this worker.
     Seal(Epoch),
 }
@@ -103,6 +128,8 @@ pub enum Output {
     Rollup(RollupRow, Epoch, isize),
     /// An update that arrived after its bucket closed (see [`crate::Rollups::late`]).
     Late(RollupInput, Epoch, isize),
+    /// An enrichment tag update at its own epoch (see [`crate::Enrichment::rows`]).
+    Enrichment(EnrichmentRow, Epoch, isize),
 }
 
 /// A message out of the workers.
@@ -168,7 +195,11 @@ impl Engine {
         let receivers = Arc::new(Mutex::new(receivers));
         let threads: Vec<_> = inboxes.iter().map(|inbox| Arc::clone(&inbox.thread)).collect();
         let (drain, drained) = mpsc::unbounded_channel();
-        let settings = worker::Settings { rollups: config.rollups, park_timeout: config.park_timeout };
+        let settings = worker::Settings {
+            rollups: config.rollups,
+            enrichment: config.enrichment.clone(),
+            park_timeout: config.park_timeout,
+        };
         let timely_config = timely::Config { communication, worker: timely::WorkerConfig::default() };
         let guards = timely::execute(timely_config, move |worker| {
             let local = worker.index() - first_worker;

@@ -2,12 +2,14 @@
 
 use std::time::Duration;
 
+use differential_dataflow::input::Input;
 use timely::dataflow::InputHandleVec;
 use timely::worker::Worker;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::{Receiver, UnboundedSender};
 
-use super::{graph, Drain, Feed};
+use super::{graph, Drain, EnrichmentSettings, Feed};
+use crate::enrich::Reference;
 use crate::config::RollupConfig;
 use crate::rollup::Epoch;
 use securewatch_parse::RawRecord;
@@ -18,6 +20,7 @@ const FEEDS_PER_STEP: usize = 256;
 /// What every worker needs to build and run its dataflow.
 pub(super) struct Settings {
     pub rollups: RollupConfig,
+    pub enrichment: Option<EnrichmentSettings>,
     pub park_timeout: Duration,
 }
 
@@ -31,10 +34,12 @@ pub(super) fn run(
 ) {
     let index = worker.index();
     let mut input = InputHandleVec::<Epoch, RawRecord>::new();
-    let rollups = settings.rollups;
-    worker.dataflow::<Epoch, _, _>(|scope| {
+    let mut references = worker.dataflow::<Epoch, _, _>(|scope| {
         let raw = input.to_stream(scope);
-        graph::build(raw, rollups, drain, index);
+        let (references, reference_collection) = scope.new_collection::<Reference, isize>();
+        let graph = graph::Graph { rollups: settings.rollups, enrichment: settings.enrichment.clone() };
+        graph.build(raw, reference_collection, drain, index);
+        references
     });
     loop {
         let mut taken = 0;
@@ -45,11 +50,23 @@ pub(super) fn run(
                     if epoch > *input.time() {
                         input.advance_to(epoch);
                     }
+                    if epoch > *references.time() {
+                        references.advance_to(epoch);
+                    }
                     input.send_batch(&mut records);
+                }
+                Ok(Feed::References(changes)) => {
+                    for (reference, diff) in changes {
+                        references.update(reference, diff);
+                    }
                 }
                 Ok(Feed::Seal(epoch)) => {
                     if epoch > *input.time() {
                         input.advance_to(epoch);
+                    }
+                    if epoch > *references.time() {
+                        references.advance_to(epoch);
+                        references.flush();
                     }
                 }
                 Err(TryRecvError::Empty) => break,
@@ -61,7 +78,7 @@ pub(super) fn run(
             taken += 1;
         }
         if closed {
-            return; // dropping `input` closes it
+            return; // dropping the inputs closes them
         }
         if taken == FEEDS_PER_STEP {
             worker.step(); // more is waiting: do not park
