@@ -33,6 +33,15 @@ need gzip gzip
 need hostname hostname
 need docker-compose docker-compose
 command -v cargo >/dev/null || { echo "error: cargo (Rust 1.95) is required" >&2; exit 1; }
+need python3 python3
+# The GeoIP test writes a small MaxMind database with the PyPI package mmdb-writer.
+if ! python3 -c 'import mmdb_writer, netaddr' 2>/dev/null; then
+  say "installing mmdb-writer (PyPI, for the GeoIP test)"
+  python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+  python3 -m pip install --quiet mmdb-writer netaddr 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages mmdb-writer netaddr
+fi
+export SECUREWATCH_REQUIRE_GEOIP_TEST=1
 
 say "docker-compose.yml (validated only: no Docker engine here)"
 docker-compose -f docker-compose.yml config -q

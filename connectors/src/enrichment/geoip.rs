@@ -39,9 +39,11 @@ mod tests {
 
     use super::*;
 
-    /// Writes a two-network City database with the PyPI package `mmdb-writer`; `None` (and a
-    /// printed reason) when python3 or the package is missing.
+    /// Writes a two-network City database with the PyPI package `mmdb-writer` (tests/run.sh
+    /// installs it); `None` (and a printed reason) when python3 or the package is missing,
+    /// unless `SECUREWATCH_REQUIRE_GEOIP_TEST` is set (tests/run.sh sets it): then it fails.
     fn write_test_database(path: &Path) -> Option<()> {
+        let required = std::env::var_os("SECUREWATCH_REQUIRE_GEOIP_TEST").is_some();
         let script = r#"
 import sys
 from mmdb_writer import MMDBWriter
@@ -58,6 +60,7 @@ writer.to_db_file(sys.argv[1])
         match Command::new("python3").arg("-c").arg(script).arg(path).output() {
             Ok(output) if output.status.success() => Some(()),
             Ok(output) => {
+                assert!(!required, "mmdb-writer is required: {}", String::from_utf8_lossy(&output.stderr));
                 println!(
                     "skipped: cannot write a test database (pip install mmdb-writer): {}",
                     String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or_default()
@@ -65,6 +68,7 @@ writer.to_db_file(sys.argv[1])
                 None
             }
             Err(error) => {
+                assert!(!required, "python3 is required: {error}");
                 println!("skipped: python3 is not available: {error}");
                 None
             }
