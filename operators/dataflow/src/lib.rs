@@ -1,8 +1,9 @@
 //! Dataflow operators of SecureWatch on timely / differential dataflow; no I/O, no async.
 //!
-//! This crate holds the dataflow code only. The binary starts the workers, feeds them from
-//! tokio channels and drains their outputs to the stores; here everything is a pure function of
-//! the input collections, so it is tested deterministically with `timely::execute_directly`.
+//! This crate holds all timely/differential code: the [`engine`] (worker threads, bounded
+//! inboxes, the draining sink) and the operators it runs. The binary feeds the engine from
+//! tokio and writes what it drains to the stores; the operators are pure functions of their
+//! input collections, tested deterministically with `timely::execute_directly`.
 //!
 //! # Time model
 //!
