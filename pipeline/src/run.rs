@@ -102,6 +102,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         Some(result) = sources.join_next() => {
             failure = Some(flatten(result).err().unwrap_or_else(|| anyhow::anyhow!("a source stopped")));
         }
+        () = dataflow.stopped() => {
+            failure = Some(anyhow::anyhow!("the dataflow workers stopped unexpectedly"));
+        }
     }
     shutdown.cancel();
     let drained = tokio::time::timeout(SOURCE_DRAIN_TIMEOUT, async {

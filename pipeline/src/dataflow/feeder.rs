@@ -7,6 +7,7 @@ use std::time::Duration;
 use securewatch_connectors::queue::{IngestBatch, IngestReceiver};
 use securewatch_operators::engine::{Engine, Feed};
 use securewatch_operators::{Epoch, Reference};
+use securewatch_connectors::CancellationToken;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
@@ -71,14 +72,31 @@ pub async fn run(
     mut references: mpsc::UnboundedReceiver<Vec<(Reference, isize)>>,
     pending: std::sync::Arc<Pending>,
     tick: Duration,
+    stopped: CancellationToken,
 ) -> Engine {
+    let workers_alive = feed(&engine, &mut queue, &mut references, &pending, tick).await;
+    if !workers_alive {
+        tracing::error!("The dataflow workers stopped; ingest stops.");
+        stopped.cancel();
+    }
+    engine
+}
+
+/// The feeding loop; returns `true` when the queue closed, `false` when the workers stopped.
+async fn feed(
+    engine: &Engine,
+    queue: &mut IngestReceiver,
+    references: &mut mpsc::UnboundedReceiver<Vec<(Reference, isize)>>,
+    pending: &Pending,
+    tick: Duration,
+) -> bool {
     let mut clock = EpochClock::new(tick);
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     ticker.tick().await; // the first tick is immediate
     let mut open = clock.next();
     if engine.seal(open).await.is_err() {
-        return engine;
+        return false;
     }
     let mut next_worker = 0usize;
     let mut references_open = true;
@@ -89,7 +107,7 @@ pub async fn run(
                 match changes {
                     Some(changes) => {
                         if engine.send(0, Feed::References(changes)).await.is_err() {
-                            break;
+                            return false;
                         }
                     }
                     None => references_open = false,
@@ -98,27 +116,25 @@ pub async fn run(
             _ = ticker.tick() => {
                 open = clock.next();
                 if engine.seal(open).await.is_err() {
-                    break;
+                    return false;
                 }
                 let depth: usize = engine.inbox_depths().iter().sum();
                 metrics::gauge!(telemetry::INBOX_DEPTH).set(depth as f64);
                 metrics::gauge!(telemetry::OPEN_EPOCH).set(open as f64);
             }
             batch = queue.recv() => {
-                let Some(mut batch) = batch else { break };
+                let Some(mut batch) = batch else { return true };
                 let records = std::mem::take(&mut batch.records);
                 // Registered before the records are sent, so it is known by the time the
                 // frontier can pass `open`.
                 pending.register(open, batch);
                 if engine.send(next_worker, Feed::Records { epoch: open, records }).await.is_err() {
-                    tracing::error!("Dataflow workers stopped; ingest stops.");
-                    break;
+                    return false;
                 }
                 next_worker = next_worker.wrapping_add(1);
             }
         }
     }
-    engine
 }
 
 #[cfg(test)]

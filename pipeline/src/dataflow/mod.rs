@@ -32,6 +32,8 @@ fn now_ms() -> u64 {
 pub struct Dataflow {
     feeder: tokio::task::JoinHandle<Engine>,
     writer: tokio::task::JoinHandle<()>,
+    /// Cancelled by the feeder when the workers stop taking input before the queue closed.
+    stopped: CancellationToken,
 }
 
 impl Dataflow {
@@ -73,8 +75,15 @@ impl Dataflow {
         let pending = Arc::new(feeder::Pending::default());
         let tracker = FrontierTracker::new(engine.first_worker(), engine.local_workers());
         let writer = tokio::spawn(writer::run(drain, store, Arc::clone(&pending), tracker));
-        let feeder = tokio::spawn(feeder::run(engine, queue, changes, pending, config.tick()));
-        Ok(Dataflow { feeder, writer })
+        let stopped = CancellationToken::new();
+        let feeder = tokio::spawn(feeder::run(engine, queue, changes, pending, config.tick(), stopped.clone()));
+        Ok(Dataflow { feeder, writer, stopped })
+    }
+
+    /// Resolves if the workers stopped while the sources were still running (a worker panicked
+    /// or, in a cluster, a peer process went away).
+    pub async fn stopped(&self) {
+        self.stopped.cancelled().await
     }
 
     /// Waits until the queue closed (the sources stopped), then closes the inputs, lets the
