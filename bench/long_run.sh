@@ -6,6 +6,7 @@
 # Usage: bench/long_run.sh [MINUTES]   (default 10)
 # Environment:
 #   RATE            HEC events/s (default 20000)
+#   HOSTS           distinct hosts, i.e. rows per bucket of the per-host rollups (default 200)
 #   WORKERS         timely workers (default 1)
 #   LATENESS_SECS   allowed lateness (default 30)
 #   RETENTION_SECS  retention horizon (default 60)
@@ -17,6 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes="${1:-10}"
 rate="${RATE:-20000}"
+hosts="${HOSTS:-200}"
 workers="${WORKERS:-1}"
 lateness="${LATENESS_SECS:-30}"
 retention="${RETENTION_SECS:-60}"
@@ -59,9 +61,9 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$api_port/api/v1/health" >/de
 metric() { curl -sf "http://127.0.0.1:$api_port/metrics" | awk -v name="$1" '$1 == name || index($1, name "{") == 1 { s += $NF } END { printf "%.0f", s }'; }
 gauge() { curl -sf "http://127.0.0.1:$api_port/metrics" | awk -v name="$1" '$1 == name { v = $NF } END { printf "%.2f", v }'; }
 
-echo "== long run: $minutes min of HEC at $rate events/s (event time = send time), workers $workers, lateness ${lateness}s, retention ${retention}s, RSS every ${every}s"
+echo "== long run: $minutes min of HEC at $rate events/s from $hosts hosts (event time = send time), workers $workers, lateness ${lateness}s, retention ${retention}s, RSS every ${every}s"
 "$bin/securewatch-bench" hec --url "http://127.0.0.1:$hec_port" --api "http://127.0.0.1:$api_port" --token bench \
-  --events "$events" --batch 100 --concurrency "${HEC_CONCURRENCY:-32}" --rate "$rate" --now-times &
+  --events "$events" --batch 100 --concurrency "${HEC_CONCURRENCY:-32}" --rate "$rate" --now-times --hosts "$hosts" &
 load=$!
 samples="$data/rss.tsv"
 start=$(date +%s.%N)
@@ -84,9 +86,11 @@ load=""
 awk -v half=$((duration / 2)) -v end="$duration" -v warmup="$warmup" '
   $1 <= end { if ($1 <= half) { if ($2 > first) first = $2 } else { if ($2 > second) second = $2 } }
   $1 >= warmup && $1 <= end { n++; sx += $1; sy += $2; sxx += $1 * $1; sxy += $1 * $2; if (min == "" || $2 < min) min = $2; if ($2 > max) max = $2 }
+  $1 > half && $1 <= end { m++; tx += $1; ty += $2; txx += $1 * $1; txy += $1 * $2 }
   END {
     printf "== RSS max: first half (t <= %d s) %.1f MiB, second half %.1f MiB\n", half, first, second
-    if (n > 1) printf "== after warm-up (t >= %d s, %d samples): %.1f .. %.1f MiB, trend %+.2f MiB/min\n", warmup, n, min, max, (n * sxy - sx * sy) / (n * sxx - sx * sx) * 60
+    if (n > 1) printf "== after warm-up (t >= %d s, %d samples): %.1f .. %.1f MiB, least-squares trend %+.2f MiB/min\n", warmup, n, min, max, (n * sxy - sx * sy) / (n * sxx - sx * sx) * 60
+    if (m > 1) printf "== second half (%d samples): least-squares trend %+.2f MiB/min\n", m, (m * txy - tx * ty) / (m * txx - tx * tx) * 60
   }' "$samples"
 if [ "$idle_secs" != 0 ]; then
   sleep 5

@@ -11,6 +11,7 @@
 #                      SECUREWATCH_DATAFLOW__WORKERS)
 #   HEC_CONCURRENCY    concurrent HEC connections (default 32)
 #   HEC_RATE           events/s of hec-rate (default 50000)
+#   HEC_HOSTS          distinct hosts of the HEC events (default 200)
 #   NOW_TIMES=0        use the fixed 2023 event times (all late for the rollups) instead of
 #                      event time = send time (default 1)
 #   IDLE_SECS          seconds of idle CPU sampling after the load (default 30; 0 skips)
@@ -66,7 +67,7 @@ TOML
 
 hec() {
   "$bin/securewatch-bench" hec --url "http://127.0.0.1:$hec_port" --api "http://127.0.0.1:$api_port" \
-    --token bench --events "$events" --batch 100 --concurrency "${HEC_CONCURRENCY:-32}" "${now_times[@]}" "$@"
+    --token bench --events "$events" --batch 100 --concurrency "${HEC_CONCURRENCY:-32}" --hosts "${HEC_HOSTS:-200}" "${now_times[@]}" "$@"
 }
 
 for workers in $workers_list; do

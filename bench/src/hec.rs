@@ -24,18 +24,21 @@ pub struct Options {
     pub rate: Option<f64>,
     /// Event time = send time instead of fixed times.
     pub now_times: bool,
+    /// Distinct `host` values (the cardinality of the per-host rollups).
+    pub hosts: u64,
 }
 
 /// Fixed event times start here (2023-11-14T22:13:20Z) and advance one second per 1000 events.
 const FIXED_TIME_BASE_SECS: u64 = 1_700_000_000;
 
-/// One synthetic event of about 250 bytes, unique by `sequence`, at `time_ms`.
-fn hec_event(sequence: u64, time_ms: u64) -> String {
+/// One synthetic event of about 250 bytes, unique by `sequence`, at `time_ms`, from one of
+/// `hosts` hosts.
+fn hec_event(sequence: u64, time_ms: u64, hosts: u64) -> String {
     format!(
         r#"{{"time":{}.{:03},"host":"host-{:03}","sourcetype":"bench","event":{{"message":"Failed password for user{} from 198.51.100.{} port {} ssh2","seq":{},"severity":"warning"}}}}"#,
         time_ms / 1000,
         time_ms % 1000,
-        sequence % 200,
+        sequence % hosts,
         sequence % 5000,
         sequence % 250,
         1024 + sequence % 60000,
@@ -112,9 +115,9 @@ fn ms(duration: Duration) -> f64 {
 }
 
 pub async fn run(options: Options) -> anyhow::Result<()> {
-    let Options { url, token, api, events, batch, concurrency, rate, now_times } = options;
-    if batch == 0 || concurrency == 0 {
-        bail!("--batch and --concurrency must be at least 1");
+    let Options { url, token, api, events, batch, concurrency, rate, now_times, hosts } = options;
+    if batch == 0 || concurrency == 0 || hosts == 0 {
+        bail!("--batch, --concurrency and --hosts must be at least 1");
     }
     let pacer = match rate {
         Some(rate) => Some(Arc::new(Pacer::new(rate, batch, u32::try_from(concurrency).unwrap_or(u32::MAX))?)),
@@ -145,7 +148,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 }
                 let time_ms = now_ms();
                 let body: String = (first..(first + batch).min(events))
-                    .map(|sequence| hec_event(sequence, if now_times { time_ms } else { fixed_time_ms(sequence) }))
+                    .map(|sequence| {
+                        hec_event(sequence, if now_times { time_ms } else { fixed_time_ms(sequence) }, hosts)
+                    })
                     .collect();
                 loop {
                     let sent = Instant::now();
@@ -200,7 +205,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         None => "flat out".to_string(),
     };
     println!(
-        "hec: {events} events in batches of {batch}, {concurrency} connections, {pacing}, {times}: \
+        "hec: {events} events from {hosts} hosts in batches of {batch}, {concurrency} connections, {pacing}, {times}: \
          acknowledged in {:.2}s ({:.0} events/s), all stored in {:.2}s ({:.0} events/s); \
          request latency (= ingest-to-rollup, HEC answers after the rollups are durable) \
          p50 {:.1} ms p90 {:.1} ms p99 {:.1} ms max {:.1} ms over {} requests; 503 busy answers {}; \
@@ -227,7 +232,7 @@ mod tests {
 
     #[test]
     fn fixed_times_are_the_old_ones() {
-        let event = hec_event(1234, fixed_time_ms(1234));
+        let event = hec_event(1234, fixed_time_ms(1234), 200);
         assert!(event.starts_with(r#"{"time":1700000001.234,"host":"host-034""#), "{event}");
         serde_json::from_str::<serde_json::Value>(&event).unwrap();
     }

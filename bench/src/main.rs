@@ -47,6 +47,9 @@ enum Command {
         /// instead of fixed times from 2023-11-14 on (which the rollups treat as late).
         #[arg(long)]
         now_times: bool,
+        /// Distinct `host` values, i.e. rows per bucket of the per-host rollups.
+        #[arg(long, default_value_t = 200)]
+        hosts: u64,
     },
     /// Writes newline-framed RFC 5424 messages over TCP and waits until all are stored.
     SyslogTcp {
@@ -72,8 +75,8 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Hec { url, token, api, events, batch, concurrency, rate, now_times } => {
-            hec::run(hec::Options { url, token, api, events, batch, concurrency, rate, now_times }).await
+        Command::Hec { url, token, api, events, batch, concurrency, rate, now_times, hosts } => {
+            hec::run(hec::Options { url, token, api, events, batch, concurrency, rate, now_times, hosts }).await
         }
         Command::SyslogTcp { addr, api, events, connections } => syslog::run(&addr, &api, events, connections).await,
         Command::Idle { pid, seconds } => idle::run(pid, seconds).await,
