@@ -101,19 +101,13 @@ pub async fn run(mut drain: UnboundedReceiver<Drain>, store: SqliteStore, pendin
                 continue;
             }
         };
-        let Some(mut message) = message else { break };
-        for _ in 0..MESSAGES_PER_ROUND {
-            match message {
-                Drain::Data { epoch, outputs, .. } => buffered.accept(epoch, outputs),
-                Drain::Frontier { worker, frontier } => {
-                    tracker.update(worker, frontier);
-                }
+        let Some(first) = message else { break };
+        take_ready(first, &mut drain, MESSAGES_PER_ROUND, |message| match message {
+            Drain::Data { epoch, outputs, .. } => buffered.accept(epoch, outputs),
+            Drain::Frontier { worker, frontier } => {
+                tracker.update(worker, frontier);
             }
-            match drain.try_recv() {
-                Ok(next) => message = next,
-                Err(_) => break,
-            }
-        }
+        });
         metrics::gauge!(telemetry::WRITER_BUFFERED).set(buffered.len as f64);
         let frontier = tracker.combined();
         if passes(frontier, durable) {
@@ -122,7 +116,8 @@ pub async fn run(mut drain: UnboundedReceiver<Drain>, store: SqliteStore, pendin
             for batch in pending.take_before(frontier) {
                 batch.complete(outcome.clone());
             }
-            if let (Some(epoch), Some(_)) = (durable, frontier) {
+            // Skip the start (durable epoch 0): it is no epoch that was sealed.
+            if let (Some(epoch @ 1..), Some(_)) = (durable, frontier) {
                 metrics::histogram!(telemetry::EPOCH_DURABLE_SECONDS)
                     .record(super::now_ms().saturating_sub(epoch) as f64 / 1000.0);
             }
@@ -137,6 +132,18 @@ pub async fn run(mut drain: UnboundedReceiver<Drain>, store: SqliteStore, pendin
         let failure = BatchOutcome::Failed("the dataflow workers stopped".into());
         for batch in pending.take_before(None) {
             batch.complete(if outcome == BatchOutcome::Durable { failure.clone() } else { outcome.clone() });
+        }
+    }
+}
+
+/// Hands `first` and then the messages already waiting in `drain` to `handle`, at most `max`
+/// in all; the rest stay in the channel for the next round.
+fn take_ready<T>(first: T, drain: &mut UnboundedReceiver<T>, max: usize, mut handle: impl FnMut(T)) {
+    handle(first);
+    for _ in 1..max {
+        match drain.try_recv() {
+            Ok(message) => handle(message),
+            Err(_) => return,
         }
     }
 }
@@ -224,6 +231,19 @@ async fn write_with_retries(store: &SqliteStore, outputs: Outputs) -> BatchOutco
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_round_takes_every_waiting_message_up_to_the_bound_and_loses_none() {
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        for value in 1..=10 {
+            sender.send(value).unwrap();
+        }
+        let mut seen = Vec::new();
+        take_ready(0, &mut receiver, 4, |value| seen.push(value));
+        assert_eq!(seen, [0, 1, 2, 3]);
+        take_ready(100, &mut receiver, 100, |value| seen.push(value));
+        assert_eq!(seen, [0, 1, 2, 3, 100, 4, 5, 6, 7, 8, 9, 10]);
+    }
 
     #[test]
     fn frontiers_order_with_none_last() {
