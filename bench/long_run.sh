@@ -30,13 +30,7 @@ events=$((rate * duration))
 # memory as fast as new ones arrive.
 warmup=$((60 + retention))
 
-if [ -n "${BIN_DIR:-}" ]; then
-  bin="$(cd "$BIN_DIR" && pwd)"
-else
-  cargo build --release --locked -p securewatch -p securewatch-bench
-  bin="$PWD/target/release"
-fi
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/common.sh
 data="$(mktemp -d)"
 hec_port=$(port); api_port=$(port)
 cat > "$data/bench.toml" <<TOML

@@ -28,13 +28,7 @@ idle_settle="${IDLE_SETTLE_SECS:-5}"
 now_times=()
 [ "${NOW_TIMES:-1}" = 1 ] && now_times=(--now-times)
 
-if [ -n "${BIN_DIR:-}" ]; then
-  bin="$(cd "$BIN_DIR" && pwd)"
-else
-  cargo build --release --locked -p securewatch -p securewatch-bench
-  bin="$PWD/target/release"
-fi
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/common.sh
 
 server=""
 data=""

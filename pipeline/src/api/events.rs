@@ -114,7 +114,7 @@ mod tests {
     use std::time::Instant;
 
     use securewatch_connectors::queue::ingest_queue;
-    use securewatch_connectors::sinks::sqlite::{apply_enrichment_changes, SqliteConfig, SqliteStore};
+    use securewatch_connectors::sinks::sqlite::{apply_enrichment_changes, EpochWrite, SqliteConfig, SqliteStore};
     use securewatch_operators::{Asset, EnrichmentRow, LookupKey, Tag};
     use securewatch_schemas::{Event, EventId, FieldValue, Fields, Severity, Source, SourceKind};
     use sqlx::sqlite::SqliteConnectOptions;
@@ -147,7 +147,7 @@ mod tests {
         let tagged = event("tagged", 61_000, "Web-1", fields);
         let plain = event("plain", 62_000, "db-9", Fields::new());
         let other_bucket = event("other", 125_000, "web-1", Fields::new());
-        store.write(&[tagged, plain, other_bucket], &[]).await.unwrap();
+        store.write_epochs(&EpochWrite { events: vec![tagged, plain, other_bucket], ..EpochWrite::default() }).await.unwrap();
 
         let path = dir.path().join(SqliteConfig::default().file);
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display())).unwrap();

@@ -28,11 +28,7 @@ impl Pending {
     /// Removes the batches of epochs below `frontier` (all of them for `None`).
     pub fn take_before(&self, frontier: Option<Epoch>) -> Vec<IngestBatch> {
         let mut batches = self.batches.lock().expect("pending poisoned");
-        let kept = match frontier {
-            Some(frontier) => batches.split_off(&frontier),
-            None => BTreeMap::new(),
-        };
-        std::mem::replace(&mut *batches, kept).into_values().flatten().collect()
+        super::take_before(&mut batches, frontier).into_values().flatten().collect()
     }
 }
 

@@ -9,6 +9,7 @@ mod feeder;
 mod telemetry;
 mod writer;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -17,9 +18,20 @@ use securewatch_connectors::queue::IngestReceiver;
 use securewatch_connectors::sinks::sqlite::SqliteStore;
 use securewatch_connectors::CancellationToken;
 use securewatch_operators::engine::{EnrichmentSettings, Engine, FrontierTracker};
+use securewatch_operators::Epoch;
 use tokio::sync::mpsc;
 
 pub use config::DataflowConfig;
+
+/// Removes from `by_epoch` the entries of epochs below `frontier` (all of them for `None`, the
+/// empty frontier) and returns them; what the feeder and the writer do once epochs complete.
+fn take_before<T>(by_epoch: &mut BTreeMap<Epoch, T>, frontier: Option<Epoch>) -> BTreeMap<Epoch, T> {
+    let kept = match frontier {
+        Some(frontier) => by_epoch.split_off(&frontier),
+        None => BTreeMap::new(),
+    };
+    std::mem::replace(by_epoch, kept)
+}
 
 /// Milliseconds since the Unix epoch, now.
 fn now_ms() -> u64 {

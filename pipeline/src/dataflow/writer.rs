@@ -66,12 +66,8 @@ impl Buffered {
 
     /// Removes and merges the outputs of the epochs below `frontier` (all for `None`).
     fn take_before(&mut self, frontier: Option<Epoch>) -> Outputs {
-        let kept = match frontier {
-            Some(frontier) => self.epochs.split_off(&frontier),
-            None => BTreeMap::new(),
-        };
         let mut ready = Outputs::default();
-        for (_, outputs) in std::mem::replace(&mut self.epochs, kept) {
+        for (_, outputs) in super::take_before(&mut self.epochs, frontier) {
             ready.append(outputs);
         }
         self.len -= ready.len();

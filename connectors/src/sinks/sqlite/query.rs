@@ -145,7 +145,7 @@ fn row_to_event(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, StoreError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::sqlite::{DeadLetter, SqliteConfig};
+    use crate::sinks::sqlite::{DeadLetter, EpochWrite, SqliteConfig};
     use securewatch_parse::{RawRecord, RecordMeta};
     use securewatch_schemas::FieldValue;
 
@@ -175,9 +175,9 @@ mod tests {
             event("b", 300, "web-02", "Accepted publickey 100%_sure"),
             event("c", 200, "web-01", "session opened"),
         ];
-        let first = store.write(&events, &[]).await.unwrap();
+        let first = store.write_epochs(&EpochWrite { events: events.clone(), ..EpochWrite::default() }).await.unwrap();
         assert_eq!((first.written, first.duplicates), (3, 0));
-        let again = store.write(&events[..2], &[]).await.unwrap();
+        let again = store.write_epochs(&EpochWrite { events: events[..2].to_vec(), ..EpochWrite::default() }).await.unwrap();
         assert_eq!((again.written, again.duplicates), (0, 2));
         assert_eq!(store.event_count().await.unwrap(), 3);
 
@@ -211,7 +211,7 @@ mod tests {
             meta: RecordMeta::None,
         };
         let letter = DeadLetter { record, reason: "invalid_json", detail: "EOF at column 9".into() };
-        let summary = store.write(&[], &[letter]).await.unwrap();
+        let summary = store.write_epochs(&EpochWrite { dead_letters: vec![letter], ..EpochWrite::default() }).await.unwrap();
         assert_eq!(summary.dead_lettered, 1);
         let stored = store.dead_letters(10).await.unwrap();
         assert_eq!(stored.len(), 1);

@@ -123,19 +123,9 @@ impl SqliteStore {
         &self.pool
     }
 
-    /// Writes events and dead letters in one transaction. Events whose id is already stored
-    /// are skipped (counted as duplicates), so re-delivery never stores an event twice.
-    pub async fn write(
-        &self,
-        events: &[Event],
-        dead_letters: &[DeadLetter],
-    ) -> Result<WriteSummary, StoreError> {
-        self.write_epochs(&EpochWrite { events: events.to_vec(), dead_letters: dead_letters.to_vec(), ..EpochWrite::default() })
-            .await
-    }
-
     /// Writes everything a run of completed dataflow epochs produced in one transaction:
-    /// events (once by id), dead letters, rollup upserts, late counts and enrichment tags. Either all of it is
+    /// events (once by id: an event whose (time, id) is stored already is skipped and counted as
+    /// a duplicate), dead letters, rollup upserts, late counts and enrichment tags. Either all of it is
     /// stored or none, so a retried write never adds a late count twice.
     pub async fn write_epochs(&self, write: &EpochWrite) -> Result<WriteSummary, StoreError> {
         let started = Instant::now();
