@@ -14,6 +14,11 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 
+/// jemalloc instead of glibc's malloc: the pipeline allocates and frees many small objects per
+/// event across threads, where glibc spent about a third of the server's CPU (bench/README.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// SecureWatch: a streaming security-event pipeline.
 #[derive(Debug, Parser)]
 #[command(name = "securewatch", version, about)]

@@ -144,51 +144,46 @@ impl From<String> for FieldValue {
     }
 }
 
-/// Flattens a JSON value into `fields` under `prefix` with dotted keys: objects recurse, arrays
-/// of scalars become [`FieldValue::List`], arrays holding objects are kept as JSON text.
-pub fn flatten_json(prefix: &str, value: &serde_json::Value, fields: &mut Fields) {
+/// Flattens a JSON value into `fields` under `path` with dotted keys: objects recurse, arrays
+/// of scalars become [`FieldValue::List`], arrays holding objects are kept as JSON text. An
+/// object under the empty path puts its keys at the top. The value is consumed, so its strings
+/// and top-level keys move into `fields` without copies.
+pub fn flatten_json(path: String, value: serde_json::Value, fields: &mut Fields) {
     use serde_json::Value;
-    match value {
+    let field = match value {
         Value::Object(map) => {
             for (key, inner) in map {
-                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
-                flatten_json(&path, inner, fields);
+                let path = if path.is_empty() { key } else { format!("{path}.{key}") };
+                flatten_json(path, inner, fields);
             }
+            return;
         }
         Value::Array(items) => {
-            let scalars: Option<Vec<String>> = items
-                .iter()
-                .map(|item| match item {
-                    Value::String(text) => Some(text.clone()),
-                    Value::Number(number) => Some(number.to_string()),
-                    Value::Bool(flag) => Some(flag.to_string()),
-                    Value::Null => Some(String::new()),
-                    _ => None,
-                })
-                .collect();
-            let field = match scalars {
-                Some(list) => FieldValue::List(list),
-                None => FieldValue::Str(value.to_string()),
-            };
-            fields.insert(prefix.to_string(), field);
+            let all_scalars = items.iter().all(|item| !matches!(item, Value::Array(_) | Value::Object(_)));
+            if all_scalars {
+                FieldValue::List(
+                    items
+                        .into_iter()
+                        .map(|item| match item {
+                            Value::String(text) => text,
+                            Value::Null => String::new(),
+                            scalar => scalar.to_string(),
+                        })
+                        .collect(),
+                )
+            } else {
+                FieldValue::Str(Value::Array(items).to_string())
+            }
         }
-        Value::String(text) => {
-            fields.insert(prefix.to_string(), FieldValue::Str(text.clone()));
-        }
-        Value::Number(number) => {
-            let field = match number.as_i64() {
-                Some(int) => FieldValue::Int(int),
-                None => FieldValue::Float(number.as_f64().unwrap_or(f64::NAN)),
-            };
-            fields.insert(prefix.to_string(), field);
-        }
-        Value::Bool(flag) => {
-            fields.insert(prefix.to_string(), FieldValue::Bool(*flag));
-        }
-        Value::Null => {
-            fields.insert(prefix.to_string(), FieldValue::Null);
-        }
-    }
+        Value::String(text) => FieldValue::Str(text),
+        Value::Number(number) => match number.as_i64() {
+            Some(int) => FieldValue::Int(int),
+            None => FieldValue::Float(number.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::Bool(flag) => FieldValue::Bool(flag),
+        Value::Null => FieldValue::Null,
+    };
+    fields.insert(path, field);
 }
 
 #[cfg(test)]
@@ -206,7 +201,7 @@ mod tests {
             "ratio": 0.5
         });
         let mut fields = Fields::new();
-        flatten_json("data", &value, &mut fields);
+        flatten_json("data".into(), value, &mut fields);
         assert_eq!(fields["data.win.eventdata.Image"], FieldValue::from("C:\\x.exe"));
         assert_eq!(fields["data.win.eventdata.ProcessId"], FieldValue::Int(42));
         assert_eq!(fields["data.groups"], FieldValue::List(vec!["a".into(), "b".into()]));

@@ -1,9 +1,14 @@
 //! Event-time windowing shared by the rollups and the enrichment: lateness split and expiry.
 
+use std::collections::BTreeMap;
+
 use differential_dataflow::{AsCollection, Data, VecCollection};
-use timely::dataflow::operators::vec::{Filter, Map};
-use timely::dataflow::operators::OkErr;
-use timely::dataflow::Stream;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Filter;
+use timely::dataflow::operators::{Capability, OkErr};
+use timely::dataflow::{Stream, StreamVec};
 
 use crate::config::{bucket_start, RollupConfig};
 use crate::rollup::Epoch;
@@ -17,8 +22,8 @@ pub(crate) struct Windowed<'scope, D: 'static> {
     pub(crate) late: VecCollection<'scope, Epoch, D, isize>,
 }
 
-/// Splits `input` by [`RollupConfig::accepts`] on each record's event time, and schedules the
-/// retraction of every accepted update at [`RollupConfig::expiry_epoch`] of its bucket.
+/// Splits `input` by [`RollupConfig::accepts`] on each record's event time, and retracts every
+/// accepted update again at [`RollupConfig::expiry_epoch`] of its bucket.
 ///
 /// The expiry is never earlier than the update's own epoch (its bucket was still open), so the
 /// timestamp invariant of differential collections holds. Once the frontier passes a bucket's
@@ -43,16 +48,64 @@ where
             Err((record, epoch, diff))
         }
     });
-    let resident = accepted
-        .flat_map(move |(record, epoch, diff)| {
-            let expiry = config.expiry_epoch(bucket_start(event_time_ms(&record)));
-            [(record.clone(), epoch, diff), (record, expiry, -diff)]
-        })
-        .as_collection();
+    let resident = with_expiry(accepted, move |record| config.expiry_epoch(bucket_start(event_time_ms(record))));
     Windowed {
-        resident,
+        resident: resident.as_collection(),
         late: late.as_collection(),
     }
+}
+
+/// Passes every update through and emits its retraction at `expiry(record)` once the input
+/// frontier reaches that epoch.
+///
+/// The retractions wait here, keyed by epoch, rather than as future-time updates downstream:
+/// an arrangement's batcher walks every pending future update on each seal, ten times a second,
+/// which made an idle worker's cost grow with the resident windows. Here an idle tick costs one
+/// look at the earliest pending expiry. A capability is held at that epoch, so the frontier
+/// downstream cannot pass it before the retractions are out.
+fn with_expiry<'scope, D>(
+    accepted: StreamVec<'scope, Epoch, (D, Epoch, isize)>,
+    expiry: impl Fn(&D) -> Epoch + 'static,
+) -> StreamVec<'scope, Epoch, (D, Epoch, isize)>
+where
+    D: Data,
+{
+    type Builder<D> = CapacityContainerBuilder<Vec<(D, Epoch, isize)>>;
+    accepted.unary_frontier::<Builder<D>, _, _, _>(Pipeline, "Expire", move |_, _| {
+        let mut pending: BTreeMap<Epoch, Vec<(D, isize)>> = BTreeMap::new();
+        let mut held: Option<Capability<Epoch>> = None;
+        move |(input, frontier), output| {
+            input.for_each(|capability, updates| {
+                let mut session = output.session(&capability);
+                for (record, epoch, diff) in updates.drain(..) {
+                    let at = expiry(&record).max(epoch);
+                    if held.as_ref().is_none_or(|held| at < *held.time()) {
+                        held = Some(capability.delayed(&at, 0));
+                    }
+                    pending.entry(at).or_default().push((record.clone(), -diff));
+                    session.give((record, epoch, diff));
+                }
+            });
+            // With the input closed every retraction is due; otherwise those the frontier reached.
+            while let Some(mut entry) = pending.first_entry() {
+                let at = *entry.key();
+                if frontier.less_than(&at) {
+                    break;
+                }
+                let capability = held.as_mut().expect("a capability is held at the earliest pending expiry");
+                capability.downgrade(&at);
+                output
+                    .session(&*capability)
+                    .give_iterator(std::mem::take(entry.get_mut()).into_iter().map(|(record, diff)| (record, at, diff)));
+                entry.remove();
+            }
+            match (pending.keys().next(), held.as_mut()) {
+                (Some(next), Some(capability)) => capability.downgrade(next),
+                (None, _) => held = None,
+                (Some(_), None) => unreachable!("a capability is held while retractions are pending"),
+            }
+        }
+    })
 }
 
 /// Keeps the changes of `resident` that happen before the expiry epoch of their bucket, i.e.

@@ -99,7 +99,7 @@ fn normalise_alert(record: &RawRecord, kind: SourceKind, body: &[u8]) -> Result<
     let id = event_id(&alert, &rule_id, record, body);
 
     let mut fields = Fields::new();
-    flatten_json("", &Value::Object(alert), &mut fields);
+    flatten_json(String::new(), Value::Object(alert), &mut fields);
     if !warnings.is_empty() {
         fields.insert(PARSE_WARNING.to_string(), FieldValue::Str(warnings.join("; ")));
     }

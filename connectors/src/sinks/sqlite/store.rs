@@ -10,7 +10,8 @@ use securewatch_parse::RawRecord;
 use securewatch_schemas::Event;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use securewatch_operators::{EnrichmentRow, RollupChange};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{Arguments, Sqlite, SqliteConnection};
 
 use super::enrichment::apply_enrichment_changes;
 use super::rollups::{add_late_counts, apply_rollup_changes};
@@ -168,33 +169,71 @@ impl SqliteStore {
 }
 
 /// Inserts events, skipping those whose (time, id) is stored already.
+///
+/// Statements of [`ROWS_PER_STATEMENT`] rows run on SQLite's worker thread while this task
+/// encodes the arguments of the next one, so encoding and inserting overlap.
 async fn insert_events(connection: &mut SqliteConnection, events: &[Event]) -> Result<WriteSummary, StoreError> {
     let mut summary = WriteSummary::default();
-    for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let rows = encode_rows(chunk)?;
-        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT OR IGNORE INTO events (id, time_us, received_us, source_kind, source_name, \
-             peer, host, severity, category, message, fields, raw) ",
-        );
-        builder.push_values(rows, |mut row, (event, fields)| {
-            row.push_bind(event.id.to_bytes().to_vec())
-                .push_bind(event.time.timestamp_micros())
-                .push_bind(event.received.timestamp_micros())
-                .push_bind(event.source.kind.as_str())
-                .push_bind(event.source.name.as_str())
-                .push_bind(event.source.peer.as_deref())
-                .push_bind(event.host.as_deref())
-                .push_bind(i64::from(event.severity.code()))
-                .push_bind(event.category.as_deref())
-                .push_bind(event.message.as_str())
-                .push_bind(fields)
-                .push_bind(event.raw.as_deref());
-        });
-        let inserted = builder.build().execute(&mut *connection).await?.rows_affected();
+    let full_sql = insert_events_sql(ROWS_PER_STATEMENT);
+    let mut chunks = events.chunks(ROWS_PER_STATEMENT).peekable();
+    let Some(first) = chunks.next() else { return Ok(summary) };
+    let mut current = (first.len(), event_arguments(first)?);
+    loop {
+        let (rows, arguments) = current;
+        // Built here from counts only: no data in the SQL text.
+        let sql = if rows == ROWS_PER_STATEMENT { full_sql.clone() } else { insert_events_sql(rows) };
+        let execution = sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments).execute(&mut *connection);
+        let next = chunks.next();
+        let (inserted, next) = tokio::join!(execution, async { next.map(|chunk| Ok::<_, StoreError>((chunk.len(), event_arguments(chunk)?))) });
+        let inserted = inserted?.rows_affected();
         summary.written += inserted;
-        summary.duplicates += chunk.len() as u64 - inserted;
+        summary.duplicates += rows as u64 - inserted;
+        match next {
+            Some(next) => current = next?,
+            None => return Ok(summary),
+        }
     }
-    Ok(summary)
+}
+
+/// `INSERT OR IGNORE` of `rows` events, 12 placeholders each.
+fn insert_events_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT OR IGNORE INTO events (id, time_us, received_us, source_kind, source_name, \
+         peer, host, severity, category, message, fields, raw) VALUES ",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?)");
+    }
+    sql
+}
+
+/// The bound values of [`insert_events_sql`] for `events`, in column order.
+fn event_arguments(events: &[Event]) -> Result<SqliteArguments, StoreError> {
+    fn add<'q, T: sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + 'q>(
+        arguments: &mut SqliteArguments,
+        value: T,
+    ) -> Result<(), StoreError> {
+        arguments.add(value).map_err(|error| StoreError::Sql(sqlx::Error::Encode(error)))
+    }
+    let mut arguments = SqliteArguments::default();
+    for event in events {
+        add(&mut arguments, event.id.to_bytes().to_vec())?;
+        add(&mut arguments, event.time.timestamp_micros())?;
+        add(&mut arguments, event.received.timestamp_micros())?;
+        add(&mut arguments, event.source.kind.as_str())?;
+        add(&mut arguments, event.source.name.as_str())?;
+        add(&mut arguments, event.source.peer.as_deref())?;
+        add(&mut arguments, event.host.as_deref())?;
+        add(&mut arguments, i64::from(event.severity.code()))?;
+        add(&mut arguments, event.category.as_deref())?;
+        add(&mut arguments, event.message.as_str())?;
+        add(&mut arguments, serde_json::to_string(&event.fields)?)?;
+        add(&mut arguments, event.raw.as_deref())?;
+    }
+    Ok(arguments)
 }
 
 /// Inserts dead letters; returns how many.
@@ -215,8 +254,4 @@ async fn insert_dead_letters(connection: &mut SqliteConnection, dead_letters: &[
         .await?;
     }
     Ok(dead_letters.len() as u64)
-}
-
-fn encode_rows(events: &[Event]) -> Result<Vec<(&Event, String)>, serde_json::Error> {
-    events.iter().map(|event| Ok((event, serde_json::to_string(&event.fields)?))).collect()
 }

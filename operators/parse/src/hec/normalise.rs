@@ -32,14 +32,14 @@ pub fn normalise_event(
     meta: &HecMeta,
     index: u32,
 ) -> Result<Event, ParseError> {
-    let envelope = match serde_json::from_slice::<Value>(&record.body) {
+    let mut envelope = match serde_json::from_slice::<Value>(&record.body) {
         Ok(Value::Object(envelope)) => envelope,
         Ok(_) => {
             return Err(ParseError::InvalidJson("a HEC envelope must be a JSON object".into()))
         }
         Err(error) => return Err(ParseError::InvalidJson(error.to_string())),
     };
-    let event = match envelope.get("event") {
+    let event = match envelope.remove("event") {
         None => return Err(ParseError::MissingField("event")),
         Some(Value::Null) => return Err(invalid("event", "it is null")),
         Some(Value::String(text)) if text.trim().is_empty() => {
@@ -59,19 +59,27 @@ pub fn normalise_event(
         None => meta.defaults.time,
     };
     let defaults = &meta.defaults;
-    let host = text_key(&envelope, "host")?.or_else(|| defaults.host.clone());
-    let source = text_key(&envelope, "source")?.or_else(|| defaults.source.clone());
-    let sourcetype = text_key(&envelope, "sourcetype")?.or_else(|| defaults.sourcetype.clone());
-    let hec_index = text_key(&envelope, "index")?.or_else(|| defaults.index.clone());
-    let indexed = match envelope.get("fields") {
+    let host = text_key(&mut envelope, "host")?.or_else(|| defaults.host.clone());
+    let source = text_key(&mut envelope, "source")?.or_else(|| defaults.source.clone());
+    let sourcetype = text_key(&mut envelope, "sourcetype")?.or_else(|| defaults.sourcetype.clone());
+    let hec_index = text_key(&mut envelope, "index")?.or_else(|| defaults.index.clone());
+    let indexed = match envelope.remove("fields") {
         None | Some(Value::Null) => None,
         Some(Value::Object(indexed)) => Some(indexed),
         Some(_) => return Err(invalid("fields", "not an object")),
     };
 
+    let severity = match &event {
+        Value::Object(object) => severity_in(object),
+        _ => None,
+    }
+    .or_else(|| indexed.as_ref().and_then(severity_in))
+    .unwrap_or(Severity::Informational);
+    let message = message_of(&event);
+
     let mut fields = Fields::new();
     if event.is_object() {
-        flatten_json("", event, &mut fields);
+        flatten_json(String::new(), event, &mut fields);
     }
     if let Some(indexed) = indexed {
         let mut flat = Fields::new();
@@ -84,13 +92,6 @@ pub fn normalise_event(
     }
     add_metadata_fields(&mut fields, &source, &sourcetype, &hec_index);
 
-    let severity = match event {
-        Value::Object(object) => severity_in(object),
-        _ => None,
-    }
-    .or_else(|| indexed.and_then(severity_in))
-    .unwrap_or(Severity::Informational);
-
     Ok(Event {
         id: event_id(record, meta, index, sender_time.is_some()),
         time: sender_time.unwrap_or(record.received),
@@ -99,7 +100,7 @@ pub fn normalise_event(
         host: host.or_else(|| peer_ip(record.peer.as_deref())),
         severity,
         category: sourcetype,
-        message: message_of(event),
+        message,
         fields,
         raw: None,
     })
@@ -146,13 +147,13 @@ fn invalid(field: &'static str, reason: &str) -> ParseError {
 
 /// A metadata key: a non-empty string, absent / null / empty (→ `None`), or an error.
 fn text_key(
-    envelope: &Map<String, Value>,
+    envelope: &mut Map<String, Value>,
     key: &'static str,
 ) -> Result<Option<String>, ParseError> {
-    match envelope.get(key) {
+    match envelope.remove(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) if text.is_empty() => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(Value::String(text)) => Ok(Some(text)),
         Some(_) => Err(invalid(key, "not a string")),
     }
 }
