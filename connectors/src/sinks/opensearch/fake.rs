@@ -1,6 +1,6 @@
 //! A protocol-level fake OpenSearch for the sink's tests: `_bulk`, templates, ISM, scripted faults.
 //!
-//! It speaks HTTP on a free loopback port and answers as OpenSearch does for what the sink
+//! It speaks HTTP (or HTTPS) on a free loopback port and answers as OpenSearch does for what the sink
 //! uses: `PUT/GET _index_template/<name>`, `GET/PUT _plugins/_ism/policies/<id>` (with the
 //! `if_seq_no`/`if_primary_term` rules of updates), `POST _bulk` (NDJSON parsed pair by pair,
 //! documents kept by index and `_id`, `create` on an existing id answered 409, `strict`
@@ -17,6 +17,9 @@ use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde_json::{json, Value};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::TlsAcceptor;
 
 /// One request as the fake received it.
 #[derive(Debug, Clone)]
@@ -91,10 +94,28 @@ impl Drop for FakeOpenSearch {
 impl FakeOpenSearch {
     /// Starts the fake on a free loopback port.
     pub async fn start() -> FakeOpenSearch {
-        let state = Shared::default();
-        let router = Router::new().fallback(handle).layer(DefaultBodyLimit::disable()).with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        FakeOpenSearch::serve(listener, url)
+    }
+
+    /// Starts the fake on a free loopback port, speaking HTTPS with `certificate_chain` and `key`.
+    pub async fn start_tls(certificate_chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> FakeOpenSearch {
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certificate_chain, key)
+            .unwrap();
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}", tcp.local_addr().unwrap());
+        FakeOpenSearch::serve(TlsListener { tcp, acceptor: TlsAcceptor::from(Arc::new(config)) }, url)
+    }
+
+    fn serve(listener: impl axum::serve::Listener<Addr = std::net::SocketAddr>, url: String) -> FakeOpenSearch {
+        let state = Shared::default();
+        let router = Router::new().fallback(handle).layer(DefaultBodyLimit::disable()).with_state(Arc::clone(&state));
         let task = tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
         });
@@ -119,6 +140,31 @@ impl FakeOpenSearch {
     /// Answers the next `_bulk` requests with `statuses` for the whole request.
     pub fn fail_requests(&self, statuses: &[u16]) {
         self.state().request_faults.extend(statuses);
+    }
+}
+
+/// Accepts TCP connections and completes the TLS handshake; failed handshakes (a client that
+/// does not trust the certificate) are dropped.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, peer)) = self.tcp.accept().await else { continue };
+            if let Ok(tls) = self.acceptor.accept(stream).await {
+                return (tls, peer);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
     }
 }
 

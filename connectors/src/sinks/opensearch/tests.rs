@@ -247,6 +247,44 @@ async fn tls_settings_are_checked_at_connect() {
     assert!(error.contains("OpenSearch TLS"), "{error}");
 }
 
+/// A throw-away CA, and a certificate it signed for `127.0.0.1` and `localhost` with its key.
+fn certificates() -> (String, Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>, Vec<u8>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    (ca.pem(), vec![leaf.der().clone()], key.serialize_der())
+}
+
+#[tokio::test]
+async fn https_with_the_configured_ca_file() {
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let (ca_pem, chain, key) = certificates();
+    let fake = FakeOpenSearch::start_tls(chain, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key))).await;
+    assert!(fake.url.starts_with("https://"));
+    let ca_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca_file.path(), ca_pem).unwrap();
+    let mut config = config(&fake.url);
+    config.retry.max_attempts = 1;
+    // Not trusted: the built-in roots do not know the throw-away CA.
+    let error = OpenSearchSink::connect(config.clone()).await.unwrap_err();
+    assert!(matches!(error, OpenSearchError::Unavailable { .. }), "{error}");
+    assert!(fake.state().requests.is_empty(), "no request got through the failed handshake");
+    // Trusted through ca_file.
+    config.tls.ca_file = Some(ca_file.path().to_path_buf());
+    let sink = OpenSearchSink::connect(config.clone()).await.unwrap();
+    assert_eq!(sink.write(&events(3)).await.unwrap().stored, 3);
+    // accept_invalid_certs (tests only) skips verification altogether.
+    config.tls = TlsConfig { ca_file: None, accept_invalid_certs: true };
+    let sink = OpenSearchSink::connect(config).await.unwrap();
+    assert_eq!(sink.write(&events(3)).await.unwrap().already_stored, 3);
+}
+
 // ===== authentication =====
 
 #[tokio::test]
