@@ -27,6 +27,17 @@ pub const STORE_DUPLICATES: &str = "securewatch_store_duplicates_total";
 pub const STORE_ERRORS: &str = "securewatch_store_errors_total";
 /// Seconds per store batch commit.
 pub const STORE_COMMIT_SECONDS: &str = "securewatch_store_commit_seconds";
+/// OpenSearch documents by `outcome`: `stored`, `duplicate` (409, stored before), `dead_letter`.
+pub const OPENSEARCH_DOCUMENTS: &str = "securewatch_opensearch_documents_total";
+/// OpenSearch documents re-sent, by `reason`: `item_429`, `item_5xx` (item answers),
+/// `request_429`, `request_5xx`, `connection`, `timeout`, `transport` (whole requests).
+pub const OPENSEARCH_RETRIES: &str = "securewatch_opensearch_retries_total";
+/// OpenSearch dead-lettered documents by `error` type (`mapper_parsing_exception` …).
+pub const OPENSEARCH_DEAD_LETTERS: &str = "securewatch_opensearch_dead_letters_total";
+/// Seconds per OpenSearch `_bulk` HTTP request (each attempt).
+pub const OPENSEARCH_BULK_SECONDS: &str = "securewatch_opensearch_bulk_seconds";
+/// Body bytes per OpenSearch `_bulk` HTTP request (each attempt).
+pub const OPENSEARCH_BULK_BYTES: &str = "securewatch_opensearch_bulk_bytes";
 /// Valid reloads of an enrichment reference file, by `file`.
 pub const ENRICHMENT_RELOADS: &str = "securewatch_enrichment_reloads_total";
 /// Rejected versions of an enrichment reference file (unreadable, invalid), by `file`.

@@ -1,3 +1,4 @@
 //! Stores that events are written to.
 
+pub mod opensearch;
 pub mod sqlite;
