@@ -6,7 +6,10 @@
 //! 2. for Wazuh events, the Wazuh spelling of a Windows field: `data.win.eventdata.Image` and
 //!    `data.win.system.EventID` are found as `data.win.eventdata.image` and
 //!    `data.win.system.eventID` (Wazuh's eventchannel decoder lower-cases the first letter);
-//! 3. the event's top-level attributes, unless a field of that name exists: `host`, `message`,
+//! 3. for evtx_dump-style records, an `Event.EventData.X` that is not there is looked up as
+//!    `Event.UserData.<element>.X`: events such as WMI-Activity 5858 carry their data in a
+//!    `UserData` element whose name varies by event;
+//! 4. the event's top-level attributes, unless a field of that name exists: `host`, `message`,
 //!    `category`, `severity`, `source.kind`, `source.name`.
 //!
 //! Wazuh escapes backslashes in Windows event data (`C:\\Windows\\...` with two backslashes);
@@ -27,6 +30,8 @@ pub struct EventView<'a> {
 }
 
 const WAZUH_WINDOWS_PREFIX: &str = "data.win.";
+const EVTX_EVENTDATA_PREFIX: &str = "Event.EventData.";
+const EVTX_USERDATA_PREFIX: &str = "Event.UserData.";
 
 impl<'a> EventView<'a> {
     /// The view of `event`.
@@ -38,6 +43,9 @@ impl<'a> EventView<'a> {
         if let Some((key, value)) = self.event.fields.get_key_value(path) {
             return Some((key.as_str(), value));
         }
+        if let Some(name) = path.strip_prefix(EVTX_EVENTDATA_PREFIX) {
+            return self.user_data(name);
+        }
         if self.wazuh && path.starts_with(WAZUH_WINDOWS_PREFIX) {
             let (parent, leaf) = path.rsplit_once('.')?;
             let mut chars = leaf.chars();
@@ -48,6 +56,20 @@ impl<'a> EventView<'a> {
             }
         }
         None
+    }
+
+    /// `Event.UserData.<element>.<name>`, the first such key in order.
+    fn user_data(&self, name: &str) -> Option<(&'a str, &'a FieldValue)> {
+        let fields = &self.event.fields;
+        fields
+            .range::<str, _>((std::ops::Bound::Included(EVTX_USERDATA_PREFIX), std::ops::Bound::Unbounded))
+            .take_while(|(key, _)| key.starts_with(EVTX_USERDATA_PREFIX))
+            .find(|(key, _)| {
+                key[EVTX_USERDATA_PREFIX.len()..]
+                    .split_once('.')
+                    .is_some_and(|(_, leaf)| leaf == name)
+            })
+            .map(|(key, value)| (key.as_str(), value))
     }
 
     fn unescape(&self, key: &str, text: &'a str) -> Cow<'a, str> {
@@ -206,6 +228,22 @@ mod tests {
 
     fn event_kind_hec_with_same_field() -> Event {
         event(SourceKind::Hec, &[("data.win.eventdata.image", "x".into())])
+    }
+
+    #[test]
+    fn evtx_user_data_stands_in_for_event_data() {
+        let event = event(
+            SourceKind::File,
+            &[
+                ("Event.UserData.Operation_ClientFailure.Operation", "op".into()),
+                ("Event.UserData.Operation_ClientFailure.Deep.Operation", "too deep".into()),
+                ("Event.EventData.Image", "img".into()),
+            ],
+        );
+        let view = EventView::new(&event);
+        assert_eq!(view.get_field("Event.EventData.Operation"), Some(EventValue::Str("op".into())));
+        assert_eq!(view.get_field("Event.EventData.Image"), Some(EventValue::Str("img".into())));
+        assert_eq!(view.get_field("Event.EventData.Deep"), None);
     }
 
     #[test]
