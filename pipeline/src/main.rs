@@ -1,8 +1,10 @@
-//! `securewatch`: the one binary of SecureWatch (run, config check; more roles to come).
+//! `securewatch`: the one binary of SecureWatch (run, config check, rules check/test; more roles
+//! to come).
 
 mod api;
 mod config;
 mod dataflow;
+mod rules_cli;
 mod run;
 mod telemetry;
 mod token;
@@ -44,6 +46,11 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Sigma rule tools for rule authors (no services needed).
+    Rules {
+        #[command(subcommand)]
+        command: rules_cli::RulesCommand,
     },
 }
 
@@ -94,6 +101,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config, data_dir, cluster } => run_command(config, data_dir, cluster),
         Command::Config { command: ConfigCommand::Check { file } } => check_command(&file),
+        Command::Rules { command } => match rules_cli::run(command) {
+            Ok(code) => return code,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                return ExitCode::from(2);
+            }
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,5 +6,6 @@ mod dataflow;
 mod enrichment;
 mod hec;
 mod lifecycle;
+mod rules;
 mod syslog;
 mod wazuh;

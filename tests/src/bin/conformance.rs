@@ -14,8 +14,12 @@ fn main() -> ExitCode {
     };
     let mut all_met = true;
     type Section = fn(&std::path::Path) -> anyhow::Result<bool>;
-    let sections: [(&str, Section); 2] =
-        [("syslog", conformance::syslog::run), ("wazuh", conformance::wazuh::run)];
+    let sections: [(&str, Section); 4] = [
+        ("syslog", conformance::syslog::run),
+        ("wazuh", conformance::wazuh::run),
+        ("sigma", conformance::sigma::run),
+        ("windows", conformance::windows::run),
+    ];
     for (name, section) in sections {
         println!("== conformance: {name} ({})", corpus.join(name).display());
         match section(&corpus) {

@@ -1,0 +1,46 @@
+//! Sigma detection for SecureWatch: rule loading, processing pipelines, log source routing and
+//! single-event matching, on top of `rsigma-parser` / `rsigma-eval`.
+//!
+//! # Pieces
+//!
+//! - [`RuleSet::load`] reads a rules directory (recursively, `.yml` / `.yaml`, multi-document
+//!   files) into detection rules, filters and correlation rules. Every document that cannot be
+//!   used becomes a [`Rejection`] (file, rule id, title, reason); nothing is dropped silently.
+//!   Correlations are checked to reference loaded rules (chains resolve; cycles and dangling
+//!   references are rejected); they are evaluated by the dataflow, not here.
+//! - [`Pipelines`] are Sigma processing pipelines in pySigma's YAML format, applied to rules
+//!   by rsigma-eval before compilation. Built-ins (YAML under `pipelines/`): `wazuh`,
+//!   `syslog`, `hec` (one per SecureWatch source) and `evtx_json` (evtx_dump-style records).
+//! - [`Detector::compile`] applies pipelines and filters and compiles each rule with
+//!   rsigma-eval (all its modifiers and the full condition grammar). Whatever cannot be
+//!   compiled, including an `|expand` placeholder no pipeline resolves, is a rejection at
+//!   compile time. [`Detector::matches`] yields the [`RuleMatch`]es of one [`Event`];
+//!   [`SourceDetectors`] holds one detector per source kind, each with its built-in pipeline.
+//! - [`EventLogSource::of`] derives an event's Sigma log source; the table is on that
+//!   function. A rule only sees events whose log source has every key the rule states
+//!   (product, category, service); a [`RouteIndex`] groups rules by stated log source so an
+//!   event is tried only against the rules that can apply to it.
+//! - [`EventView`] is what the matchers see of an event: its `fields` under the source's own
+//!   names, the Wazuh spelling of Windows names, then `host`, `message`, `category`,
+//!   `severity`, `source.kind`, `source.name`. Values match case-insensitively unless a rule
+//!   says `|cased` (Sigma's default, done by rsigma).
+//!
+//! [`Event`]: securewatch_schemas::Event
+
+mod detector;
+mod error;
+mod load;
+pub mod logsource;
+mod pipelines;
+mod view;
+
+pub use detector::{Detector, DetectorRule, Routing, RuleMatch, SharedDetector, SourceDetectors};
+pub use error::{DetectionError, Rejection};
+pub use load::{Loaded, RuleSet};
+pub use logsource::{EventLogSource, RouteIndex};
+pub use pipelines::Pipelines;
+pub use view::EventView;
+
+/// The Sigma parser and evaluator versions this crate is built on, re-exported so users name
+/// the same types (rule ASTs, levels).
+pub use rsigma_parser;
