@@ -244,7 +244,7 @@ fn read_event(source: EventSource, line: &str, line_number: usize) -> anyhow::Re
                 bail!("not a JSON object");
             }
             let mut fields = Fields::new();
-            flatten_json("", &value, &mut fields);
+            flatten_json(String::new(), value, &mut fields);
             Ok(Event {
                 id: EventId(line_number as u128),
                 time: now,

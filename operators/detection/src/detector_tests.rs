@@ -10,7 +10,8 @@ use super::*;
 
 fn json_event(kind: SourceKind, value: serde_json::Value) -> Event {
     let mut fields = Fields::new();
-    flatten_json("", &value, &mut fields);
+    let message = value.get("msg").and_then(|m| m.as_str()).unwrap_or_default().to_string();
+    flatten_json(String::new(), value, &mut fields);
     Event {
         id: EventId(7),
         time: Utc::now(),
@@ -19,7 +20,7 @@ fn json_event(kind: SourceKind, value: serde_json::Value) -> Event {
         host: Some("host-1".into()),
         severity: Severity::Informational,
         category: None,
-        message: value.get("msg").and_then(|m| m.as_str()).unwrap_or_default().to_string(),
+        message,
         fields,
         raw: None,
     }

@@ -145,7 +145,7 @@ fn read_events(path: &Path) -> anyhow::Result<Option<Vec<Event>>> {
     for (number, value) in serde_json::Deserializer::from_str(&text).into_iter::<Value>().enumerate() {
         let value = value.map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
         let mut fields = Fields::new();
-        flatten_json("", &value, &mut fields);
+        flatten_json(String::new(), value, &mut fields);
         events.push(Event {
             id: EventId(number as u128),
             time: Utc::now(),
