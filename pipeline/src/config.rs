@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use securewatch_connectors::enrichment::EnrichmentConfig;
+
+use crate::detection::DetectionConfig;
 use securewatch_connectors::sinks::sqlite::SqliteConfig;
 use securewatch_connectors::sources::hec::{HecConfig, HecTokenConfig};
 use securewatch_connectors::sources::syslog::SyslogConfig;
@@ -37,6 +39,8 @@ pub struct Config {
     pub dataflow: DataflowConfig,
     /// Enrichment reference files (asset inventory, IP/CIDR lists), reloaded on change.
     pub enrichment: EnrichmentConfig,
+    /// Sigma detection rules, reloaded on change.
+    pub detection: DetectionConfig,
 }
 
 /// `[api]`.
@@ -184,6 +188,7 @@ impl Config {
         }
         self.dataflow.validate().map_err(|message| invalid("dataflow", message))?;
         self.enrichment.validate().map_err(|message| invalid("enrichment", message))?;
+        self.detection.validate().map_err(|message| invalid("detection", message))?;
         if self.store.max_batch_events == 0 {
             return Err(invalid("store", "max_batch_events must be above 0".into()));
         }

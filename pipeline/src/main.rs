@@ -4,6 +4,7 @@
 mod api;
 mod config;
 mod dataflow;
+mod detection;
 mod rules_cli;
 mod run;
 mod telemetry;

@@ -23,6 +23,7 @@ use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::token::{self, TokenOrigin};
 use crate::dataflow::Dataflow;
+use crate::detection::RulesReloader;
 use crate::telemetry;
 
 /// How long sources get to finish in-flight work after the shutdown signal.
@@ -67,8 +68,16 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
 
     let monitor = queue.monitor();
     drop(queue); // the sources hold the only senders: the queue closes when they stop
+    let (reloader, rules) = match &config.detection.rules_dir {
+        Some(_) => {
+            let (reloader, rules) = RulesReloader::start(&config.detection)?;
+            tokio::spawn(Arc::clone(&reloader).watch(shutdown.clone()));
+            (Some(reloader), Some(rules))
+        }
+        None => (None, None),
+    };
     let dataflow =
-        Dataflow::start(&config.dataflow, &config.enrichment, receiver, store.clone(), shutdown.clone()).await?;
+        Dataflow::start(&config.dataflow, &config.enrichment, rules, receiver, store.clone(), shutdown.clone()).await?;
 
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
@@ -81,6 +90,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         started: Instant::now(),
         listeners: Arc::new(listeners.clone()),
         ip_fields: config.enrichment.ip_fields.iter().cloned().collect(),
+        rules: reloader,
     };
     let api_stop = CancellationToken::new();
     let api = {

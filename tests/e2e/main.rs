@@ -3,6 +3,7 @@
 //! Each test starts its own instance on free loopback ports in a temporary data directory.
 
 mod dataflow;
+mod detection;
 mod enrichment;
 mod hec;
 mod lifecycle;

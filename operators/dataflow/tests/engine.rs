@@ -8,7 +8,10 @@ use chrono::{TimeZone, Utc};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use securewatch_operators::engine::{Drain, EnrichmentSettings, Engine, EngineConfig, Feed, FrontierTracker, Output};
+use securewatch_detection::{Pipelines, RuleSet, SourceDetectors};
+use securewatch_operators::engine::{
+    Detection, Drain, EnrichmentSettings, Engine, EngineConfig, Feed, FrontierTracker, Output, RulesHandle,
+};
 use securewatch_operators::{
     changes, Asset, EnrichmentRow, Epoch, LookupKey, Reference, RollupKey, RollupTable, Tag, DEFAULT_IP_FIELDS,
 };
@@ -43,6 +46,7 @@ struct Drained {
     rollups: RollupTable,
     late: usize,
     enrichment: Vec<(EnrichmentRow, Epoch, isize)>,
+    detections: Vec<Detection>,
     /// Outputs that arrived for an epoch the combined frontier had already passed (which would
     /// break the writer's protocol).
     violations: usize,
@@ -97,6 +101,7 @@ fn run_steps(config: EngineConfig, steps: Vec<(Epoch, Step)>, end: Epoch) -> Dra
                         Output::Rollup(row, _, diff) => updates.push((row, diff)),
                         Output::Late(..) => drained.late += 1,
                         Output::Enrichment(row, at, diff) => drained.enrichment.push((row, at, diff)),
+                        Output::Detection(detection) => drained.detections.push(detection),
                     }
                 }
             }
@@ -218,4 +223,40 @@ fn editing_an_asset_retags_resident_buckets_at_the_epoch_of_the_edit() {
         drained.enrichment.iter().all(|(row, _, _)| row.key != LookupKey::Host("db-1".into()) || !matches!(row.tag, Tag::Asset(_))),
         "db-1 is not in the inventory"
     );
+}
+
+#[test]
+fn detection_rules_match_each_event_once_and_a_swap_applies_to_later_records() {
+    let rule = |id: &str, suffix: &str| {
+        format!(
+            "title: ends with {suffix}\nid: {id}\nlevel: high\ntags: [attack.t1000]\nlogsource:\n  product: linux\n  service: syslog\n\
+             detection:\n  selection:\n    message|endswith: '{suffix}'\n  condition: selection\n"
+        )
+    };
+    let compile = |text: String| {
+        let set = RuleSet::from_text(std::path::Path::new("rules.yml"), &text);
+        assert!(set.rejected.is_empty(), "{:?}", set.rejected);
+        SourceDetectors::compile(&set, &Pipelines::none())
+    };
+    let rules = RulesHandle::new(compile(rule("r-7", "7")));
+    for workers in [1, 2] {
+        rules.replace(compile(rule("r-7", "7")));
+        let records: Vec<_> =
+            (0..40).map(|index| (1 + index as Epoch, syslog(index, BASE_MS + index as u64 * 1000, "h", 6))).collect();
+        let config = EngineConfig { workers, detection: Some(rules.clone()), ..EngineConfig::default() };
+        let steps = records.into_iter().map(|(epoch, record)| (epoch, Step::Record(record))).collect();
+        let drained = run_steps(config, steps, 100);
+        let mut matched: Vec<_> = drained.detections.iter().map(|found| found.event_time.timestamp_millis() as u64).collect();
+        matched.sort();
+        let expected: Vec<u64> = [7, 17, 27, 37].iter().map(|index| BASE_MS + index * 1000).collect();
+        assert_eq!(matched, expected, "workers {workers}");
+        assert!(drained.detections.iter().all(|found| found.rule_id == "r-7" && found.level == "high"));
+        assert_eq!(drained.detections[0].tags, ["attack.t1000"]);
+    }
+    // After a swap, the new rules apply.
+    rules.replace(compile(rule("r-3", "3")));
+    let steps = (0..10).map(|index| (1 + index as Epoch, Step::Record(syslog(index, BASE_MS + index as u64, "h", 6)))).collect();
+    let drained = run_steps(EngineConfig { detection: Some(rules.clone()), ..EngineConfig::default() }, steps, 100);
+    let ids: Vec<_> = drained.detections.iter().map(|found| found.rule_id.as_str()).collect();
+    assert_eq!(ids, ["r-3"]);
 }

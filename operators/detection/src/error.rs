@@ -7,7 +7,7 @@ use std::path::PathBuf;
 ///
 /// Nothing is dropped silently: every document the loader or the compiler cannot support ends
 /// up as one of these, with the file it came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct Rejection {
     /// The file the document came from.
     pub file: PathBuf,

@@ -40,7 +40,7 @@ pub(super) fn parse_time(name: &str, text: &Option<String>) -> Result<Option<Dat
     Err(ApiError::bad_request(format!("{name}: expected RFC 3339 or epoch seconds, got {text:?}")))
 }
 
-fn limit(value: Option<u32>) -> Result<u32, ApiError> {
+pub(super) fn limit(value: Option<u32>) -> Result<u32, ApiError> {
     match value.unwrap_or(DEFAULT_LIMIT) {
         0 => Err(ApiError::bad_request("limit must be at least 1")),
         value if value > MAX_LIMIT => Err(ApiError::bad_request(format!("limit must be at most {MAX_LIMIT}"))),
@@ -48,7 +48,7 @@ fn limit(value: Option<u32>) -> Result<u32, ApiError> {
     }
 }
 
-fn non_empty(value: Option<String>) -> Option<String> {
+pub(super) fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|text| !text.is_empty())
 }
 
@@ -182,6 +182,7 @@ mod tests {
             started: Instant::now(),
             listeners: Arc::new(Vec::new()),
             ip_fields: securewatch_operators::DEFAULT_IP_FIELDS.iter().map(|field| field.to_string()).collect(),
+            rules: None,
         };
         let params = EventsParams { limit: None, source: None, host: None, q: None, from: None, to: None };
         let Json(events) = list_events(State(state.clone()), Ok(Query(params))).await.unwrap();

@@ -1,5 +1,6 @@
-//! The HTTP API: health, events, dead letters, dashboards and Prometheus metrics.
+//! The HTTP API: health, events, dead letters, dashboards, alerts and Prometheus metrics.
 
+mod alerts;
 mod dashboards;
 mod events;
 mod health;
@@ -10,12 +11,14 @@ use std::time::Instant;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use securewatch_connectors::queue::QueueMonitor;
 use securewatch_connectors::sinks::sqlite::SqliteStore;
 use serde::Serialize;
+
+use crate::detection::RulesReloader;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -29,6 +32,8 @@ pub struct ApiState {
     /// Event fields whose IPs are looked up for `/api/v1/events` enrichment
     /// (`[enrichment] ip_fields`).
     pub ip_fields: Arc<[String]>,
+    /// The detection rules' reloader (`None`: no `[detection] rules_dir`).
+    pub rules: Option<Arc<RulesReloader>>,
 }
 
 /// The router of `/api/v1/...` and `/metrics`.
@@ -39,6 +44,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/dead-letters", get(events::list_dead_letters))
         .route("/api/v1/dashboards/timeseries", get(dashboards::timeseries))
         .route("/api/v1/dashboards/top", get(dashboards::top))
+        .route("/api/v1/alerts", get(alerts::list_alerts))
+        .route("/api/v1/alerts/{id}", get(alerts::get_alert))
+        .route("/api/v1/rules/reload", post(alerts::reload_rules))
         .route("/metrics", get(render_metrics))
         .with_state(state)
 }
@@ -57,6 +65,14 @@ pub struct ApiError {
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError { status: StatusCode::BAD_REQUEST, message: message.into() }
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::CONFLICT, message: message.into() }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::NOT_FOUND, message: message.into() }
     }
 
     pub fn internal(error: impl std::fmt::Display) -> Self {

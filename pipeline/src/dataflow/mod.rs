@@ -17,7 +17,7 @@ use securewatch_connectors::enrichment::{open_geoip, EnrichmentConfig, Enrichmen
 use securewatch_connectors::queue::IngestReceiver;
 use securewatch_connectors::sinks::sqlite::SqliteStore;
 use securewatch_connectors::CancellationToken;
-use securewatch_operators::engine::{EnrichmentSettings, Engine, FrontierTracker};
+use securewatch_operators::engine::{EnrichmentSettings, Engine, FrontierTracker, RulesHandle};
 use securewatch_operators::Epoch;
 use tokio::sync::mpsc;
 
@@ -55,11 +55,13 @@ impl Dataflow {
     pub async fn start(
         config: &DataflowConfig,
         enrichment: &EnrichmentConfig,
+        rules: Option<RulesHandle>,
         queue: IngestReceiver,
         store: SqliteStore,
         stop: CancellationToken,
     ) -> anyhow::Result<Dataflow> {
         let mut engine_config = config.engine().map_err(anyhow::Error::msg)?;
+        engine_config.detection = rules;
         let (references, changes) = mpsc::unbounded_channel();
         if enrichment.is_enabled() {
             let geo = match &enrichment.geoip {

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use securewatch_connectors::queue::BatchOutcome;
-use securewatch_connectors::sinks::sqlite::{DeadLetter, EpochWrite, SqliteStore};
+use securewatch_connectors::sinks::sqlite::{AlertRecord, DeadLetter, EpochWrite, SqliteStore};
 use securewatch_connectors::telemetry::{self as source_telemetry, SourceLabels};
-use securewatch_operators::engine::{Drain, FrontierTracker, Output, Rejected};
+use securewatch_operators::engine::{Detection, Drain, FrontierTracker, Output, Rejected};
 use securewatch_operators::{bucket_start, changes, EnrichmentRow, Epoch, RollupInput, RollupRow};
-use securewatch_schemas::Event;
+use securewatch_schemas::{Event, EventId};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::feeder::Pending;
@@ -27,11 +27,12 @@ struct Outputs {
     rollups: Vec<(RollupRow, isize)>,
     late: Vec<(RollupInput, isize)>,
     enrichment: Vec<(EnrichmentRow, isize)>,
+    alerts: Vec<(AlertRecord, isize)>,
 }
 
 impl Outputs {
     fn len(&self) -> usize {
-        self.events.len() + self.rejected.len() + self.rollups.len() + self.late.len() + self.enrichment.len()
+        self.events.len() + self.rejected.len() + self.rollups.len() + self.late.len() + self.enrichment.len() + self.alerts.len()
     }
 
     fn append(&mut self, mut other: Outputs) {
@@ -40,6 +41,7 @@ impl Outputs {
         self.rollups.append(&mut other.rollups);
         self.late.append(&mut other.late);
         self.enrichment.append(&mut other.enrichment);
+        self.alerts.append(&mut other.alerts);
     }
 }
 
@@ -60,6 +62,9 @@ impl Buffered {
                 Output::Rollup(row, at, diff) => self.epochs.entry(at).or_default().rollups.push((row, diff)),
                 Output::Late(input, at, diff) => self.epochs.entry(at).or_default().late.push((input, diff)),
                 Output::Enrichment(row, at, diff) => self.epochs.entry(at).or_default().enrichment.push((row, diff)),
+                Output::Detection(detection) => {
+                    self.epochs.entry(epoch).or_default().alerts.push((rule_alert(detection), 1));
+                }
             }
         }
     }
@@ -188,6 +193,28 @@ fn prepare(outputs: Outputs) -> EpochWrite {
         rollups: changes(outputs.rollups),
         late: late.into_iter().filter(|(_, count)| *count != 0).collect(),
         enrichment: outputs.enrichment,
+        alerts: outputs.alerts,
+    }
+}
+
+/// The alert of a single-event rule: one per (rule, event), its id derived from both, so a
+/// re-delivered event raises no second alert.
+fn rule_alert(detection: Detection) -> AlertRecord {
+    let Detection { rule_id, title, level, tags, event, event_time } = detection;
+    metrics::counter!(telemetry::ALERTS, "kind" => "rule", "level" => level).increment(1);
+    AlertRecord {
+        id: EventId::from_parts([b"alert".as_slice(), rule_id.as_bytes(), &event.to_bytes()]),
+        rule_id,
+        title,
+        level: level.to_string(),
+        kind: "rule".to_string(),
+        tags,
+        group: Default::default(),
+        window_start: event_time,
+        window_end: event_time,
+        first_seen: event_time,
+        last_seen: event_time,
+        events: vec![(event_time, event)],
     }
 }
 

@@ -1,11 +1,13 @@
-//! The embedded event store: SQLite through sqlx in the data directory (events, dead letters, rollups).
+//! The embedded event store: SQLite through sqlx in the data directory (events, dead letters, rollups, enrichment tags, alerts).
 
+mod alerts;
 mod config;
 mod enrichment;
 mod query;
 mod rollups;
 mod store;
 
+pub use alerts::{apply_alert_changes, AlertQuery, AlertRecord};
 pub use config::{SqliteConfig, Synchronous};
 pub use enrichment::{apply_enrichment_changes, AssetTag, EnrichmentLookup, EventEnrichment, GeoTag, NetworkTag};
 pub use query::{EventQuery, StoredDeadLetter, StoredEvent};

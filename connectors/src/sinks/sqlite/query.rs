@@ -53,16 +53,19 @@ fn escape_like(text: &str) -> String {
     escaped
 }
 
-fn micros_to_time(micros: i64) -> DateTime<Utc> {
+pub(super) fn micros_to_time(micros: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(micros).unwrap_or_default()
 }
+
+/// The columns [`row_to_event`] reads.
+pub(super) const EVENT_COLUMNS: &str =
+    "id, time_us, received_us, source_kind, source_name, peer, host, severity, category, message, fields, raw";
 
 impl SqliteStore {
     /// Events matching `query`, newest event time first.
     pub async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
         let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT id, time_us, received_us, source_kind, source_name, peer, host, severity, \
-             category, message, fields, raw FROM events WHERE 1 = 1",
+            format!("SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1"),
         );
         if let Some(source) = &query.source {
             builder.push(" AND (source_kind = ").push_bind(source.clone());
@@ -116,7 +119,7 @@ impl SqliteStore {
     }
 }
 
-fn row_to_event(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, StoreError> {
+pub(super) fn row_to_event(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, StoreError> {
     let id_bytes: Vec<u8> = row.try_get("id")?;
     let id = <[u8; 16]>::try_from(id_bytes.as_slice())
         .map(EventId::from_bytes)

@@ -13,6 +13,7 @@ use securewatch_operators::{EnrichmentRow, RollupChange};
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Arguments, Sqlite, SqliteConnection};
 
+use super::alerts::{apply_alert_changes, AlertRecord};
 use super::enrichment::apply_enrichment_changes;
 use super::rollups::{add_late_counts, apply_rollup_changes};
 
@@ -58,6 +59,8 @@ pub struct EpochWrite {
     pub late: Vec<(u64, i64)>,
     /// Enrichment tag updates (`+1` insert, `-1` delete).
     pub enrichment: Vec<(EnrichmentRow, isize)>,
+    /// Alert updates in order (`+1` store, `-1` delete).
+    pub alerts: Vec<(AlertRecord, isize)>,
 }
 
 /// What one write did.
@@ -136,6 +139,7 @@ impl SqliteStore {
         apply_rollup_changes(&mut transaction, &write.rollups).await?;
         add_late_counts(&mut transaction, &write.late).await?;
         apply_enrichment_changes(&mut transaction, &write.enrichment).await?;
+        apply_alert_changes(&mut transaction, &write.alerts).await?;
         transaction.commit().await?;
         self.checkpoint_in_background();
         metrics::histogram!(telemetry::STORE_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());

@@ -13,6 +13,7 @@ use timely::dataflow::operators::{Concatenate, Exchange};
 use timely::dataflow::StreamVec;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::detect::{detect, RulesHandle};
 use super::{Drain, EnrichmentSettings, Output, Rejected};
 use crate::config::RollupConfig;
 use crate::enrich::{build_enrichment_with_geo, enrich_inputs, EnrichInput, Reference};
@@ -45,6 +46,7 @@ impl Routed {
 pub(crate) struct Graph {
     pub rollups: RollupConfig,
     pub enrichment: Option<EnrichmentSettings>,
+    pub detection: Option<RulesHandle>,
 }
 
 impl Graph {
@@ -64,7 +66,7 @@ impl Graph {
     ) {
         let scope = raw.scope();
         let ip_fields = self.enrichment.as_ref().map(|settings| Arc::clone(&settings.ip_fields));
-        let mut parts = normalise_records(raw, ip_fields).partition(3, |routed| (routed.part(), routed));
+        let mut parts = normalise_records(raw, ip_fields, self.detection).partition(3, |routed| (routed.part(), routed));
         let outputs = parts.pop().expect("three parts").flat_map(|routed| match routed {
             Routed::Drain(output) => Some(output),
             _ => None,
@@ -104,11 +106,12 @@ impl Graph {
 }
 
 /// Runs the parsers of `securewatch-parse` over each record: an event yields its rollup input,
-/// its enrichment keys (when `ip_fields` is given, i.e. enrichment is on) and itself; a record
-/// that fails yields a [`Rejected`] with the reason.
+/// its enrichment keys (when `ip_fields` is given, i.e. enrichment is on), its detections (when
+/// `detection` is given) and itself; a record that fails yields a [`Rejected`] with the reason.
 fn normalise_records<'scope>(
     raw: StreamVec<'scope, Epoch, RawRecord>,
     ip_fields: Option<Arc<[String]>>,
+    detection: Option<RulesHandle>,
 ) -> StreamVec<'scope, Epoch, Routed> {
     raw.unary::<CapacityContainerBuilder<Vec<Routed>>, _, _, _>(Pipeline, "Normalise", move |_, _| {
         move |input, output| {
@@ -117,6 +120,7 @@ fn normalise_records<'scope>(
                 let mut session = output.session(&capability);
                 let records_in = records.len() as u64;
                 let mut rejected = 0u64;
+                let rules = detection.as_ref().and_then(RulesHandle::current);
                 for record in records.drain(..) {
                     match normalise(&record) {
                         Ok(event) => {
@@ -124,6 +128,11 @@ fn normalise_records<'scope>(
                             if let Some(fields) = &ip_fields {
                                 for key in enrich_inputs(&event, fields) {
                                     session.give(Routed::Enrich((key, epoch, 1)));
+                                }
+                            }
+                            if let Some(rules) = &rules {
+                                for detection in detect(rules, &event) {
+                                    session.give(Routed::Drain(Output::Detection(detection)));
                                 }
                             }
                             session.give(Routed::Drain(Output::Event(event)));

@@ -18,6 +18,7 @@
 //! Closing the inboxes ([`Engine::stop`]) closes the inputs; the workers then run the dataflow
 //! to completion, the sinks report the empty frontier, and the threads end.
 
+mod detect;
 mod frontier;
 pub(crate) mod graph;
 mod worker;
@@ -30,6 +31,7 @@ use securewatch_parse::RawRecord;
 use securewatch_schemas::Event;
 use tokio::sync::mpsc;
 
+pub use detect::{Detection, RulesHandle};
 pub use frontier::FrontierTracker;
 
 use crate::config::RollupConfig;
@@ -75,6 +77,8 @@ pub struct EngineConfig {
     pub rollups: RollupConfig,
     /// Enrichment with reference collections; `None` leaves it out of the dataflow.
     pub enrichment: Option<EnrichmentSettings>,
+    /// Single-event Sigma detection with the rules in force; `None` leaves it out.
+    pub detection: Option<RulesHandle>,
     /// Feed messages each inbox holds before [`Engine::send`] waits.
     pub inbox_capacity: usize,
     /// Longest a worker parks without being woken (a safety net: senders unpark it).
@@ -88,6 +92,7 @@ impl Default for EngineConfig {
             cluster: None,
             rollups: RollupConfig::default(),
             enrichment: None,
+            detection: None,
             inbox_capacity: 64,
             park_timeout: Duration::from_secs(1),
         }
@@ -130,6 +135,8 @@ pub enum Output {
     Late(RollupInput, Epoch, isize),
     /// An enrichment tag update at its own epoch (see [`crate::Enrichment::rows`]).
     Enrichment(EnrichmentRow, Epoch, isize),
+    /// A detection rule matched an event (at the event's epoch).
+    Detection(Detection),
 }
 
 /// A message out of the workers.
@@ -198,6 +205,7 @@ impl Engine {
         let settings = worker::Settings {
             rollups: config.rollups,
             enrichment: config.enrichment.clone(),
+            detection: config.detection.clone(),
             park_timeout: config.park_timeout,
         };
         let timely_config = timely::Config { communication, worker: timely::WorkerConfig::default() };

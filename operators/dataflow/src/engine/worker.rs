@@ -21,6 +21,7 @@ const FEEDS_PER_STEP: usize = 256;
 pub(super) struct Settings {
     pub rollups: RollupConfig,
     pub enrichment: Option<EnrichmentSettings>,
+    pub detection: Option<super::RulesHandle>,
     pub park_timeout: Duration,
 }
 
@@ -37,7 +38,11 @@ pub(super) fn run(
     let mut references = worker.dataflow::<Epoch, _, _>(|scope| {
         let raw = input.to_stream(scope);
         let (references, reference_collection) = scope.new_collection::<Reference, isize>();
-        let graph = graph::Graph { rollups: settings.rollups, enrichment: settings.enrichment.clone() };
+        let graph = graph::Graph {
+            rollups: settings.rollups,
+            enrichment: settings.enrichment.clone(),
+            detection: settings.detection.clone(),
+        };
         graph.build(raw, reference_collection, drain, index);
         references
     });

@@ -1,0 +1,123 @@
+//! `GET /api/v1/alerts` (filtered, newest first), `GET /api/v1/alerts/{id}` (with the contributing
+//! events) and `POST /api/v1/rules/reload`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use securewatch_connectors::sinks::sqlite::{AlertQuery, AlertRecord, StoredEvent};
+use securewatch_schemas::EventId;
+use serde::{Deserialize, Serialize};
+
+use super::events::{limit, non_empty, parse_time};
+use super::{ApiError, ApiState};
+use crate::detection::ReloadReport;
+
+/// Query string of `/api/v1/alerts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsParams {
+    limit: Option<u32>,
+    /// Rule (or correlation) id.
+    rule: Option<String>,
+    level: Option<String>,
+    /// `rule` or a correlation type.
+    kind: Option<String>,
+    /// Last contributing event at or after (RFC 3339 or epoch seconds).
+    from: Option<String>,
+    /// Last contributing event before.
+    to: Option<String>,
+}
+
+/// An alert as the API returns it.
+#[derive(Debug, Serialize)]
+pub struct AlertBody {
+    id: String,
+    rule_id: String,
+    title: String,
+    level: String,
+    kind: String,
+    tags: Vec<String>,
+    group: BTreeMap<String, String>,
+    window_start: DateTime<Utc>,
+    window_end: DateTime<Utc>,
+    first_seen: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+    /// Ids of the contributing events, oldest first.
+    event_ids: Vec<String>,
+    /// The contributing events still in the store (only on `/api/v1/alerts/{id}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events: Option<Vec<StoredEvent>>,
+}
+
+impl AlertBody {
+    fn new(alert: AlertRecord, events: Option<Vec<StoredEvent>>) -> AlertBody {
+        AlertBody {
+            id: alert.id.to_string(),
+            rule_id: alert.rule_id,
+            title: alert.title,
+            level: alert.level,
+            kind: alert.kind,
+            tags: alert.tags,
+            group: alert.group,
+            window_start: alert.window_start,
+            window_end: alert.window_end,
+            first_seen: alert.first_seen,
+            last_seen: alert.last_seen,
+            event_ids: alert.events.iter().map(|(_, id)| id.to_string()).collect(),
+            events,
+        }
+    }
+}
+
+const LEVELS: [&str; 5] = ["informational", "low", "medium", "high", "critical"];
+
+/// Alerts newest first.
+pub async fn list_alerts(
+    State(state): State<ApiState>,
+    params: Result<Query<AlertsParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<AlertBody>>, ApiError> {
+    let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    let level = non_empty(params.level);
+    if let Some(level) = &level {
+        if !LEVELS.contains(&level.as_str()) {
+            return Err(ApiError::bad_request(format!("level: expected one of {}, got {level:?}", LEVELS.join(", "))));
+        }
+    }
+    let query = AlertQuery {
+        limit: limit(params.limit)?,
+        rule_id: non_empty(params.rule),
+        level,
+        kind: non_empty(params.kind),
+        from: parse_time("from", &params.from)?,
+        to: parse_time("to", &params.to)?,
+    };
+    let alerts = state.store.alerts(&query).await.map_err(ApiError::internal)?;
+    Ok(Json(alerts.into_iter().map(|alert| AlertBody::new(alert, None)).collect()))
+}
+
+/// One alert with its contributing events; 404 when there is none with that id.
+pub async fn get_alert(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<AlertBody>, ApiError> {
+    let id: EventId = id.parse().map_err(|_| ApiError::bad_request(format!("{id:?} is not an alert id (32 hex digits)")))?;
+    match state.store.alert(id).await.map_err(ApiError::internal)? {
+        Some((alert, events)) => Ok(Json(AlertBody::new(alert, Some(events)))),
+        None => Err(ApiError::not_found(format!("no alert {id}"))),
+    }
+}
+
+/// Reloads the rules directory now: 200 with the report when the new set is in force, 422 with
+/// the report (its `new_errors`) when it was refused and the old set keeps running, 409 when
+/// detection is not configured.
+pub async fn reload_rules(State(state): State<ApiState>) -> Result<(StatusCode, Json<ReloadReport>), ApiError> {
+    let Some(reloader) = state.rules.clone() else {
+        return Err(ApiError::conflict("detection is not configured ([detection] rules_dir)"));
+    };
+    let report = tokio::task::spawn_blocking(move || reloader.reload())
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|error| ApiError::internal(format!("{error:#}")))?;
+    let status = if report.applied { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    Ok((status, Json(report)))
+}

@@ -1,0 +1,38 @@
+//! `[detection]`: the Sigma rules directory, extra processing pipelines and hot-reload polling.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// `[detection]`: Sigma rules run inside the dataflow; off while `rules_dir` is unset.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectionConfig {
+    /// Directory of Sigma rules (`.yml` / `.yaml`, searched recursively, multi-document files).
+    pub rules_dir: Option<PathBuf>,
+    /// Extra Sigma processing pipelines (pySigma YAML files, or built-in names such as
+    /// `evtx_json`), applied after each source's built-in pipeline.
+    pub pipelines: Vec<String>,
+    /// How often the rules directory is checked for changes, in milliseconds (default 2000);
+    /// 0 turns polling off (reload with `POST /api/v1/rules/reload`).
+    pub poll_interval_ms: u64,
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        DetectionConfig { rules_dir: None, pipelines: Vec::new(), poll_interval_ms: 2000 }
+    }
+}
+
+impl DetectionConfig {
+    /// Checks what the types cannot; the message names the bad key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.rules_dir.as_ref().is_some_and(|path| path.as_os_str().is_empty()) {
+            return Err("rules_dir must not be an empty path".to_string());
+        }
+        if self.pipelines.iter().any(String::is_empty) {
+            return Err("pipelines must not contain an empty entry".to_string());
+        }
+        Ok(())
+    }
+}
