@@ -27,6 +27,7 @@
 //!
 //! [`Event`]: securewatch_schemas::Event
 
+pub mod correlation;
 mod detector;
 mod error;
 mod load;
@@ -34,6 +35,7 @@ pub mod logsource;
 mod pipelines;
 mod view;
 
+pub use correlation::{match_of, CompiledCorrelation, CompiledCorrelations, Match, SharedCorrelations};
 pub use detector::{Detector, DetectorRule, Routing, RuleMatch, SharedDetector, SourceDetectors};
 pub use error::{DetectionError, Rejection};
 pub use load::{Loaded, RuleSet};
