@@ -47,6 +47,7 @@
 //! it shares the rollups' windowing (see the `enrich` module documentation).
 
 mod config;
+pub mod correlate;
 mod enrich;
 pub mod engine;
 mod input;
@@ -55,6 +56,7 @@ mod table;
 pub mod telemetry;
 mod window;
 
+pub use correlate::{build_correlations, rule_alerts, CorrelationConfig, Correlations};
 pub use config::{bucket_start, RollupConfig, RollupConfigError, BUCKET_MS, DEFAULT_LATENESS_MS};
 pub use enrich::{
     build_enrichment, build_enrichment_with_geo, enrich_inputs, lookup_keys, parse_ip, Asset, EnrichInput, Enrichment,
