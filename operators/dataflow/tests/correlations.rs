@@ -381,7 +381,8 @@ fn random_feed(seed: u64, count: usize) -> Vec<Update<Match>> {
     let hosts = ["h1", "h2", "h3"];
     let mut feed = Vec::new();
     for n in 0..count {
-        let time = BASE + rng.random_range(0..600_000u64);
+        // Whole seconds, so that window edges, lateness edges and equal times all occur.
+        let time = BASE + rng.random_range(0..600u64) * 1_000;
         let user = users[rng.random_range(0..users.len())];
         let host = hosts[rng.random_range(0..hosts.len())];
         let drop_field = rng.random_range(0..20) == 0;
