@@ -137,6 +137,9 @@ type Keyed = ((usize, Vec<String>), Entry);
 /// Builds every correlation of `correlations` over `matches` (detection-rule matches at their
 /// ingest epochs, e.g. from [`securewatch_detection::match_of`]). Any worker may feed any
 /// match; the state is exchanged by (correlation, group).
+// `result_large_err`: the `Result`s here route updates to two outputs (`ok_err`); their `Err`
+// side is a skipped match, not an error.
+#[allow(clippy::result_large_err)]
 pub fn build_correlations<'scope>(
     matches: VecCollection<'scope, Epoch, Match, isize>,
     correlations: Arc<CompiledCorrelations>,

@@ -45,6 +45,13 @@
 //! [`build_enrichment`] tags each distinct (bucket, [`LookupKey`]) of the resident buckets with
 //! the asset inventory and the network lists, reference collections that change at run time;
 //! it shares the rollups' windowing (see the `enrich` module documentation).
+//!
+//! # Correlations
+//!
+//! [`build_correlations`] evaluates Sigma correlation rules over event time with the same
+//! lateness and retention model (see the [`correlate`] module documentation for the window
+//! semantics, suppression and the close and expiry epochs); [`rule_alerts`] maps plain rule
+//! matches to alerts.
 
 mod config;
 pub mod correlate;

@@ -209,6 +209,9 @@ fn accumulate<D: Ord + Clone + std::fmt::Debug>(updates: &[Update<D>], upto: Epo
 
 // ===== Brute force =====
 
+/// (group values, input index, event time, event id, value).
+type Row = (Vec<String>, usize, u64, EventId, Option<String>);
+
 /// The alerts of every emitting correlation over `matches` (the accepted ones), by a naive
 /// reading of the documented semantics: every anchor's window re-scanned from scratch.
 fn brute_force(correlations: &CompiledCorrelations, matches: &[Match]) -> BTreeSet<Alert> {
@@ -216,7 +219,7 @@ fn brute_force(correlations: &CompiledCorrelations, matches: &[Match]) -> BTreeS
     let mut emitted = BTreeSet::new();
     for correlation in &correlations.correlations {
         // (input, match) pairs with their group values; skipped when a group field is missing.
-        let mut rows: Vec<(Vec<String>, usize, u64, EventId, Option<String>)> = Vec::new();
+        let mut rows: Vec<Row> = Vec::new();
         for (number, input) in correlation.inputs.iter().enumerate() {
             let source: Vec<Match> = match &input.source {
                 InputSource::Rule(rule) => matches.iter().filter(|m| &m.rule_id == rule).cloned().collect(),
@@ -277,7 +280,7 @@ fn brute_force(correlations: &CompiledCorrelations, matches: &[Match]) -> BTreeS
                     CorrelationKind::Temporal => seen.iter().filter(|s| **s).count() as f64,
                     CorrelationKind::TemporalOrdered => {
                         // Try every sequence of rows, one per input, with non-decreasing times.
-                        fn sequence(inside: &[&&(Vec<String>, usize, u64, EventId, Option<String>)], next: usize, n: usize, after: u64) -> bool {
+                        fn sequence(inside: &[&&Row], next: usize, n: usize, after: u64) -> bool {
                             next == n || inside.iter().any(|r| r.1 == next && r.2 >= after && sequence(inside, next + 1, n, r.2))
                         }
                         return sequence(&inside, 0, correlation.inputs.len(), 0);

@@ -298,7 +298,7 @@ impl CompiledCorrelation {
 
     /// Evaluates one window (entries sorted by time, all inside it): whether the condition
     /// holds on all of them, and the time of the first prefix on which it held.
-    fn scan<'e>(&self, window: &'e [Entry]) -> (bool, Option<u64>) {
+    fn scan(&self, window: &[Entry]) -> (bool, Option<u64>) {
         let mut state = State {
             ids: BTreeSet::new(),
             values: BTreeSet::new(),
