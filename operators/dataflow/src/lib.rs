@@ -45,8 +45,16 @@
 //! [`build_enrichment`] tags each distinct (bucket, [`LookupKey`]) of the resident buckets with
 //! the asset inventory and the network lists, reference collections that change at run time;
 //! it shares the rollups' windowing (see the `enrich` module documentation).
+//!
+//! # Correlations
+//!
+//! [`build_correlations`] evaluates Sigma correlation rules over event time with the same
+//! lateness and retention model (see the [`correlate`] module documentation for the window
+//! semantics, suppression and the close and expiry epochs); [`rule_alerts`] maps plain rule
+//! matches to alerts.
 
 mod config;
+pub mod correlate;
 mod enrich;
 pub mod engine;
 mod input;
@@ -55,6 +63,7 @@ mod table;
 pub mod telemetry;
 mod window;
 
+pub use correlate::{build_correlations, rule_alerts, CorrelationConfig, Correlations};
 pub use config::{bucket_start, RollupConfig, RollupConfigError, BUCKET_MS, DEFAULT_LATENESS_MS};
 pub use enrich::{
     build_enrichment, build_enrichment_with_geo, enrich_inputs, lookup_keys, parse_ip, Asset, EnrichInput, Enrichment,

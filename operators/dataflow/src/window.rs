@@ -63,7 +63,7 @@ where
 /// which made an idle worker's cost grow with the resident windows. Here an idle tick costs one
 /// look at the earliest pending expiry. A capability is held at that epoch, so the frontier
 /// downstream cannot pass it before the retractions are out.
-fn with_expiry<'scope, D>(
+pub(crate) fn with_expiry<'scope, D>(
     accepted: StreamVec<'scope, Epoch, (D, Epoch, isize)>,
     expiry: impl Fn(&D) -> Epoch + 'static,
 ) -> StreamVec<'scope, Epoch, (D, Epoch, isize)>

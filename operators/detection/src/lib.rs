@@ -7,7 +7,11 @@
 //!   files) into detection rules, filters and correlation rules. Every document that cannot be
 //!   used becomes a [`Rejection`] (file, rule id, title, reason); nothing is dropped silently.
 //!   Correlations are checked to reference loaded rules (chains resolve; cycles and dangling
-//!   references are rejected); they are evaluated by the dataflow, not here.
+//!   references are rejected).
+//! - [`CompiledCorrelations::compile`] prepares the correlations for evaluation over event
+//!   time (see the [`correlation`] module for the window semantics); [`match_of`] derives the
+//!   [`Match`] record the correlation dataflow carries. The dataflow itself is in
+//!   `securewatch-operators` (`correlate`).
 //! - [`Pipelines`] are Sigma processing pipelines in pySigma's YAML format, applied to rules
 //!   by rsigma-eval before compilation. Built-ins (YAML under `pipelines/`): `wazuh`,
 //!   `syslog`, `hec` (one per SecureWatch source) and `evtx_json` (evtx_dump-style records).
@@ -27,6 +31,7 @@
 //!
 //! [`Event`]: securewatch_schemas::Event
 
+pub mod correlation;
 mod detector;
 mod error;
 mod load;
@@ -34,6 +39,7 @@ pub mod logsource;
 mod pipelines;
 mod view;
 
+pub use correlation::{match_of, CompiledCorrelation, CompiledCorrelations, Match, SharedCorrelations};
 pub use detector::{Detector, DetectorRule, Routing, RuleMatch, SharedDetector, SourceDetectors};
 pub use error::{DetectionError, Rejection};
 pub use load::{Loaded, RuleSet};

@@ -1,0 +1,703 @@
+//! Sigma correlation rules compiled for evaluation over event time, and the window semantics.
+//!
+//! This module is pure (no dataflow): [`CompiledCorrelations::compile`] turns the correlations
+//! of a [`RuleSet`] into [`CompiledCorrelation`]s (or rejections), [`match_of`] derives the
+//! small [`Match`] record the dataflow carries from a rule match, and
+//! [`CompiledCorrelation::evaluate`] computes the alerts of one group from its matches. The
+//! dataflow (crate `securewatch-operators`, module `correlate`) runs `evaluate` incrementally
+//! per (correlation, group) and owns lateness and retention.
+//!
+//! # Semantics
+//!
+//! * **Windows** are sliding and anchored at matches: for a match at event time `s` the window
+//!   is `[s, s + timespan)` (start inclusive, end exclusive). For `temporal_ordered` only
+//!   matches of the first listed rule anchor a window. The condition is evaluated over all
+//!   matches of the group inside the window.
+//! * **Suppression**: a window fires when its condition holds and no window anchored in
+//!   `(s - timespan, s)` holds: one alert when a condition *starts* to hold, none while it keeps
+//!   holding; a new alert needs a full timespan of anchors without the condition. The decision
+//!   for an anchor depends only on matches in `(s - timespan, s + timespan)`, so it is local
+//!   and exact under any arrival order.
+//! * **Counting** is by distinct event id: an event delivered twice counts once.
+//!   `event_count` counts events; `value_count` distinct values of the condition `field`
+//!   (several fields: distinct tuples); `value_sum` / `value_avg` sum / average the numeric
+//!   values of `field` (matches without a numeric value are left out); `temporal` needs every
+//!   listed rule in the window (an explicit threshold other than `gte: 1` compares the number
+//!   of distinct rules seen; a boolean condition string is evaluated over the rules seen);
+//!   `temporal_ordered` needs matches of the listed rules at non-decreasing event times (equal
+//!   times are in order).
+//! * **Group-by**: a match that lacks a group-by field (after aliases) is **skipped** for that
+//!   correlation, as SIEM `stats ... by` does; it never forms a "null" group.
+//! * **Chains**: the alert of an inner correlation is a match of the outer one, with the
+//!   inner alert's id as event id, its `fired_at` (the event time at which the inner
+//!   condition first held in its window) as event time, and its group key as fields.
+//! * **generate**: a rule (or correlation) referenced by correlations emits its own alerts only
+//!   when one of them says `generate: true`; unreferenced rules always do.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use rsigma_eval::Event as _;
+use rsigma_parser::{
+    ConditionExpr, ConditionOperator, CorrelationCondition, CorrelationRule, CorrelationType, Level, WindowMode,
+};
+use securewatch_schemas::{Alert, AlertLevel, Event, EventId};
+use serde::{Deserialize, Serialize};
+
+use crate::detector::RuleMatch;
+use crate::error::Rejection;
+use crate::load::RuleSet;
+use crate::view::EventView;
+
+/// One rule match (of a detection rule, or an alert of an inner correlation) as the
+/// correlation dataflow sees it: only the fields the loaded correlations need.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Match {
+    /// The rule's id, else name, else title ([`crate::DetectorRule::reference`]).
+    pub rule_id: String,
+    /// The event (or inner alert) id.
+    pub event_id: EventId,
+    /// Event time, ms since the Unix epoch.
+    pub event_time_ms: u64,
+    /// Field name (as the correlations spell it) to value, as text.
+    pub fields: BTreeMap<String, String>,
+}
+
+impl Match {
+    /// The match an alert of an inner correlation is for the correlations that reference it.
+    pub fn of_alert(alert: &Alert) -> Match {
+        Match {
+            rule_id: alert.rule_id.clone(),
+            event_id: alert.id,
+            event_time_ms: alert.fired_at_ms,
+            fields: alert.group_key.clone(),
+        }
+    }
+}
+
+/// The kinds of correlation SecureWatch evaluates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CorrelationKind {
+    /// `event_count`
+    EventCount,
+    /// `value_count`
+    ValueCount,
+    /// `temporal`
+    Temporal,
+    /// `temporal_ordered`
+    TemporalOrdered,
+    /// `value_sum`
+    ValueSum,
+    /// `value_avg`
+    ValueAvg,
+}
+
+impl CorrelationKind {
+    /// The Sigma name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CorrelationKind::EventCount => "event_count",
+            CorrelationKind::ValueCount => "value_count",
+            CorrelationKind::Temporal => "temporal",
+            CorrelationKind::TemporalOrdered => "temporal_ordered",
+            CorrelationKind::ValueSum => "value_sum",
+            CorrelationKind::ValueAvg => "value_avg",
+        }
+    }
+}
+
+/// A comparison of the condition.
+pub type Predicate = (ConditionOperator, u64);
+
+/// The condition of a correlation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Condition {
+    /// All predicates hold on the aggregate (a range is two predicates).
+    Threshold(Vec<Predicate>),
+    /// `temporal` / `temporal_ordered` default: every listed rule is seen.
+    AllRules,
+    /// `temporal` with a boolean condition over the listed rules (by input index).
+    Expr(RuleExpr),
+}
+
+/// A boolean expression over the inputs of a `temporal` correlation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RuleExpr {
+    /// The input with this index was seen in the window.
+    Seen(usize),
+    /// All hold.
+    And(Vec<RuleExpr>),
+    /// One holds.
+    Or(Vec<RuleExpr>),
+    /// Does not hold.
+    Not(Box<RuleExpr>),
+}
+
+impl RuleExpr {
+    fn eval(&self, seen: &[bool]) -> bool {
+        match self {
+            RuleExpr::Seen(index) => seen[*index],
+            RuleExpr::And(items) => items.iter().all(|item| item.eval(seen)),
+            RuleExpr::Or(items) => items.iter().any(|item| item.eval(seen)),
+            RuleExpr::Not(inner) => !inner.eval(seen),
+        }
+    }
+}
+
+/// What a correlation input is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InputSource {
+    /// A detection rule, by its canonical reference (id, else name, else title).
+    Rule(String),
+    /// Another correlation, by index in [`CompiledCorrelations::correlations`].
+    Correlation(usize),
+}
+
+/// One referenced rule of a correlation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CorrelationInput {
+    /// The reference as written in `rules:`.
+    pub reference: String,
+    /// The `rule_id` its [`Match`]es carry.
+    pub rule_id: String,
+    /// Where its matches come from.
+    pub source: InputSource,
+    /// The field holding each group-by value, in group-by order (aliases resolved).
+    pub group_fields: Vec<String>,
+    /// The fields of the condition's `field` (aliases resolved), for `value_*` kinds.
+    pub value_fields: Vec<String>,
+}
+
+/// One correlation rule, ready to evaluate.
+#[derive(Clone, Debug)]
+pub struct CompiledCorrelation {
+    /// Index in [`CompiledCorrelations::correlations`].
+    pub index: usize,
+    /// The id, else name, else title: the `rule_id` of its alerts.
+    pub rule_id: String,
+    /// `name`, when given.
+    pub name: Option<String>,
+    /// `title`.
+    pub title: String,
+    /// `level`.
+    pub level: Option<AlertLevel>,
+    /// `tags`.
+    pub tags: Vec<String>,
+    /// The correlation type.
+    pub kind: CorrelationKind,
+    /// The referenced rules, in listed order.
+    pub inputs: Vec<CorrelationInput>,
+    /// The group-by names (aliases or field names): the keys of the alerts' group keys.
+    pub group_by: Vec<String>,
+    /// `timespan` in milliseconds.
+    pub timespan_ms: u64,
+    /// The condition.
+    pub condition: Condition,
+    /// `generate`.
+    pub generate: bool,
+    /// 0 when every input is a detection rule, else one more than the deepest input.
+    pub depth: usize,
+    /// How much later (in event time) than its own event time the latest update of an input
+    /// match can happen, beyond the allowed lateness: 0 for detection rules, the inner
+    /// correlation's `timespan + settle` for chained inputs.
+    pub settle_ms: u64,
+}
+
+/// A match's contribution to one group of one correlation.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Entry {
+    /// Event time (first, so entries sort by time).
+    pub time_ms: u64,
+    /// The event (or inner alert) id.
+    pub event_id: EventId,
+    /// Index of the input (referenced rule) it matched.
+    pub input: usize,
+    /// The value of the condition's field(s), for `value_*` kinds (tuples joined by U+001F).
+    pub value: Option<String>,
+}
+
+/// Why a match does not contribute to a correlation it is referenced by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// A group-by field is missing.
+    MissingGroupField,
+    /// The condition's field is missing (or not numeric for `value_sum` / `value_avg`).
+    MissingValue,
+}
+
+fn compare(value: f64, predicates: &[Predicate]) -> bool {
+    predicates.iter().all(|(op, bound)| {
+        let bound = *bound as f64;
+        match op {
+            ConditionOperator::Lt => value < bound,
+            ConditionOperator::Lte => value <= bound,
+            ConditionOperator::Gt => value > bound,
+            ConditionOperator::Gte => value >= bound,
+            ConditionOperator::Eq => value == bound,
+            ConditionOperator::Neq => value != bound,
+        }
+    })
+}
+
+/// Aggregate of a window prefix, updated match by match.
+struct State<'e> {
+    ids: BTreeSet<EventId>,
+    values: BTreeSet<&'e str>,
+    sum: f64,
+    numeric: usize,
+    seen: Vec<bool>,
+    stage: usize,
+}
+
+impl CompiledCorrelation {
+    /// The group values and entry of `m` (a match of input `input`), or why it is skipped.
+    pub fn entry(&self, input: usize, m: &Match) -> Result<(Vec<String>, Entry), Skip> {
+        let spec = &self.inputs[input];
+        let mut group = Vec::with_capacity(spec.group_fields.len());
+        for field in &spec.group_fields {
+            group.push(m.fields.get(field).cloned().ok_or(Skip::MissingGroupField)?);
+        }
+        let value = if spec.value_fields.is_empty() {
+            None
+        } else {
+            let mut parts = Vec::with_capacity(spec.value_fields.len());
+            for field in &spec.value_fields {
+                parts.push(m.fields.get(field).ok_or(Skip::MissingValue)?.as_str());
+            }
+            let text = parts.join("\u{1f}");
+            if matches!(self.kind, CorrelationKind::ValueSum | CorrelationKind::ValueAvg)
+                && !text.trim().parse::<f64>().is_ok_and(f64::is_finite)
+            {
+                return Err(Skip::MissingValue);
+            }
+            Some(text)
+        };
+        Ok((group, Entry { time_ms: m.event_time_ms, event_id: m.event_id, input, value }))
+    }
+
+    fn holds(&self, state: &State<'_>) -> bool {
+        match (&self.condition, self.kind) {
+            (Condition::AllRules, CorrelationKind::TemporalOrdered) => state.stage == self.inputs.len(),
+            (Condition::AllRules, _) => state.seen.iter().all(|seen| *seen),
+            (Condition::Expr(expr), _) => expr.eval(&state.seen),
+            (Condition::Threshold(predicates), kind) => {
+                let value = match kind {
+                    CorrelationKind::EventCount => state.ids.len() as f64,
+                    CorrelationKind::ValueCount => state.values.len() as f64,
+                    CorrelationKind::ValueSum => state.sum,
+                    CorrelationKind::ValueAvg if state.numeric == 0 => return false,
+                    CorrelationKind::ValueAvg => state.sum / state.numeric as f64,
+                    CorrelationKind::Temporal | CorrelationKind::TemporalOrdered => {
+                        state.seen.iter().filter(|seen| **seen).count() as f64
+                    }
+                };
+                compare(value, predicates)
+            }
+        }
+    }
+
+    /// Evaluates one window (entries sorted by time, all inside it): whether the condition
+    /// holds on all of them, and the time of the first prefix on which it held.
+    fn scan(&self, window: &[Entry]) -> (bool, Option<u64>) {
+        let mut state = State {
+            ids: BTreeSet::new(),
+            values: BTreeSet::new(),
+            sum: 0.0,
+            numeric: 0,
+            seen: vec![false; self.inputs.len()],
+            stage: 0,
+        };
+        let mut first = None;
+        let mut holds = false;
+        let mut start = 0;
+        while start < window.len() {
+            let time = window[start].time_ms;
+            let end = start + window[start..].iter().take_while(|entry| entry.time_ms == time).count();
+            let batch = &window[start..end];
+            for entry in batch {
+                state.ids.insert(entry.event_id);
+                state.seen[entry.input] = true;
+                if let Some(value) = &entry.value {
+                    state.values.insert(value);
+                    if let Ok(number) = value.trim().parse::<f64>() {
+                        state.sum += number;
+                        state.numeric += 1;
+                    }
+                }
+            }
+            // Equal times count as in order: advance through every listed rule present now.
+            while state.stage < self.inputs.len() && batch.iter().any(|entry| entry.input == state.stage) {
+                state.stage += 1;
+            }
+            holds = self.holds(&state);
+            if holds && first.is_none() {
+                first = Some(time);
+            }
+            start = end;
+        }
+        (holds, first)
+    }
+
+    /// The alerts of one group: `entries` are its matches, sorted, without duplicates.
+    pub fn evaluate(&self, group: &[String], entries: &[Entry]) -> Vec<Alert> {
+        let group_key: BTreeMap<String, String> =
+            self.group_by.iter().cloned().zip(group.iter().cloned()).collect();
+        let mut anchors: Vec<u64> = entries
+            .iter()
+            .filter(|entry| self.kind != CorrelationKind::TemporalOrdered || entry.input == 0)
+            .map(|entry| entry.time_ms)
+            .collect();
+        anchors.dedup();
+        let mut alerts = Vec::new();
+        let mut last_holding: Option<u64> = None;
+        for start in anchors {
+            let end = start.saturating_add(self.timespan_ms);
+            let from = entries.partition_point(|entry| entry.time_ms < start);
+            let to = entries.partition_point(|entry| entry.time_ms < end);
+            let window = &entries[from..to];
+            let (holds, fired_at) = self.scan(window);
+            if !holds {
+                continue;
+            }
+            let suppressed = last_holding.is_some_and(|previous| start - previous < self.timespan_ms);
+            last_holding = Some(start);
+            if suppressed {
+                continue;
+            }
+            let mut event_ids: Vec<EventId> = window.iter().map(|entry| entry.event_id).collect();
+            event_ids.sort();
+            event_ids.dedup();
+            alerts.push(Alert {
+                id: Alert::correlation_id(&self.rule_id, &group_key, start),
+                rule_id: self.rule_id.clone(),
+                rule_title: self.title.clone(),
+                kind: self.kind.as_str().to_string(),
+                level: self.level,
+                tags: self.tags.clone(),
+                group_key: group_key.clone(),
+                window_start_ms: start,
+                window_end_ms: end,
+                fired_at_ms: fired_at.unwrap_or(start),
+                first_seen_ms: window.first().map_or(start, |entry| entry.time_ms),
+                last_seen_ms: window.last().map_or(start, |entry| entry.time_ms),
+                event_ids,
+            });
+        }
+        alerts
+    }
+}
+
+/// Metadata of a detection rule for its single-rule alerts.
+#[derive(Clone, Debug)]
+pub struct RuleInfo {
+    /// Title.
+    pub title: String,
+    /// Level.
+    pub level: Option<AlertLevel>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Whether it emits its own alerts (see `generate`).
+    pub emits: bool,
+}
+
+/// The correlations of a rule set, compiled, with what the matches of each rule feed.
+#[derive(Clone, Debug, Default)]
+pub struct CompiledCorrelations {
+    /// In dependency order: a correlation comes after every correlation it references.
+    pub correlations: Vec<CompiledCorrelation>,
+    /// Correlations that cannot be evaluated, with the reason.
+    pub rejected: Vec<Rejection>,
+    /// Detection rules by canonical reference.
+    pub rules: BTreeMap<String, RuleInfo>,
+    /// `rule_id` of a match → the (correlation, input) pairs it feeds.
+    routes: HashMap<String, Vec<(usize, usize)>>,
+    /// Detection rule `rule_id` → the fields its matches must carry.
+    needed: HashMap<String, BTreeSet<String>>,
+    /// Correlations whose own alerts are emitted.
+    emitting: Vec<bool>,
+}
+
+/// Shared between workers.
+pub type SharedCorrelations = Arc<CompiledCorrelations>;
+
+fn level(level: Option<Level>) -> Option<AlertLevel> {
+    level.map(|level| match level {
+        Level::Informational => AlertLevel::Informational,
+        Level::Low => AlertLevel::Low,
+        Level::Medium => AlertLevel::Medium,
+        Level::High => AlertLevel::High,
+        Level::Critical => AlertLevel::Critical,
+    })
+}
+
+fn reference_of(id: &Option<String>, name: &Option<String>, title: &str) -> String {
+    id.clone().or_else(|| name.clone()).unwrap_or_else(|| title.to_string())
+}
+
+impl CompiledCorrelations {
+    /// Compiles the correlations of `set`. A correlation that uses something not supported
+    /// here (`value_percentile`, `value_median`, non-sliding `window` modes, a boolean
+    /// condition on `temporal_ordered`, a threshold on `temporal_ordered`), or that
+    /// references a rejected correlation, is rejected with the reason.
+    pub fn compile(set: &RuleSet) -> CompiledCorrelations {
+        let mut out = CompiledCorrelations::default();
+        for loaded in &set.rules {
+            let rule = &loaded.item;
+            out.rules.insert(
+                reference_of(&rule.id, &rule.name, &rule.title),
+                RuleInfo { title: rule.title.clone(), level: level(rule.level), tags: rule.tags.clone(), emits: true },
+            );
+        }
+        // Correlations by id / name, as far as compiled.
+        let mut by_reference: HashMap<String, usize> = HashMap::new();
+        for loaded in &set.correlations {
+            let rule = &loaded.item;
+            match out.compile_one(rule, set, &by_reference) {
+                Ok(mut compiled) => {
+                    let index = out.correlations.len();
+                    compiled.index = index;
+                    for key in rule.id.iter().chain(rule.name.iter()) {
+                        by_reference.insert(key.clone(), index);
+                    }
+                    out.correlations.push(compiled);
+                }
+                Err(reason) => out.rejected.push(Rejection {
+                    file: loaded.file.clone(),
+                    rule_id: rule.id.clone().or_else(|| rule.name.clone()),
+                    title: Some(rule.title.clone()),
+                    reason,
+                }),
+            }
+        }
+        out.emitting = vec![true; out.correlations.len()];
+        let mut generated: BTreeMap<InputSourceKey, bool> = BTreeMap::new();
+        for correlation in &out.correlations {
+            for (number, input) in correlation.inputs.iter().enumerate() {
+                out.routes.entry(input.rule_id.clone()).or_default().push((correlation.index, number));
+                let key = match &input.source {
+                    InputSource::Rule(rule) => {
+                        let needed = out.needed.entry(rule.clone()).or_default();
+                        needed.extend(input.group_fields.iter().cloned());
+                        needed.extend(input.value_fields.iter().cloned());
+                        InputSourceKey::Rule(rule.clone())
+                    }
+                    InputSource::Correlation(inner) => InputSourceKey::Correlation(*inner),
+                };
+                *generated.entry(key).or_insert(false) |= correlation.generate;
+            }
+        }
+        for (key, emits) in generated {
+            match key {
+                InputSourceKey::Rule(rule) => {
+                    if let Some(info) = out.rules.get_mut(&rule) {
+                        info.emits = emits;
+                    }
+                }
+                InputSourceKey::Correlation(index) => out.emitting[index] = emits,
+            }
+        }
+        out
+    }
+
+    fn compile_one(
+        &self,
+        rule: &CorrelationRule,
+        set: &RuleSet,
+        by_reference: &HashMap<String, usize>,
+    ) -> Result<CompiledCorrelation, String> {
+        let kind = match rule.correlation_type {
+            CorrelationType::EventCount => CorrelationKind::EventCount,
+            CorrelationType::ValueCount => CorrelationKind::ValueCount,
+            CorrelationType::Temporal => CorrelationKind::Temporal,
+            CorrelationType::TemporalOrdered => CorrelationKind::TemporalOrdered,
+            CorrelationType::ValueSum => CorrelationKind::ValueSum,
+            CorrelationType::ValueAvg => CorrelationKind::ValueAvg,
+            other => return Err(format!("correlation type {} is not supported", other.as_str())),
+        };
+        if rule.window != WindowMode::Sliding {
+            return Err(format!("window mode {} is not supported (only sliding windows)", rule.window.as_str()));
+        }
+        if rule.rules.is_empty() {
+            return Err("correlation lists no rules".into());
+        }
+        let timespan_ms = rule.timespan.seconds.saturating_mul(1_000);
+        if timespan_ms == 0 {
+            return Err("timespan must be positive".into());
+        }
+        let alias = |name: &str, reference: &str| -> String {
+            rule.aliases
+                .iter()
+                .find(|alias| alias.alias == name)
+                .and_then(|alias| alias.mapping.get(reference).cloned())
+                .unwrap_or_else(|| name.to_string())
+        };
+        let (condition, value_names) = match &rule.condition {
+            CorrelationCondition::Threshold { predicates, field, .. } => {
+                let temporal = matches!(kind, CorrelationKind::Temporal | CorrelationKind::TemporalOrdered);
+                let is_default = predicates.as_slice() == [(ConditionOperator::Gte, 1)];
+                let condition = if temporal && is_default {
+                    Condition::AllRules
+                } else if kind == CorrelationKind::TemporalOrdered {
+                    return Err("a threshold condition on temporal_ordered is not supported".into());
+                } else {
+                    Condition::Threshold(predicates.clone())
+                };
+                let value_names = match kind {
+                    CorrelationKind::ValueCount | CorrelationKind::ValueSum | CorrelationKind::ValueAvg => {
+                        let fields = field.clone().unwrap_or_default();
+                        if fields.is_empty() {
+                            return Err(format!("{} needs condition.field", kind.as_str()));
+                        }
+                        if fields.len() > 1 && kind != CorrelationKind::ValueCount {
+                            return Err(format!("{} takes a single field", kind.as_str()));
+                        }
+                        fields
+                    }
+                    _ => Vec::new(),
+                };
+                (condition, value_names)
+            }
+            CorrelationCondition::Extended(expr) => {
+                if kind != CorrelationKind::Temporal {
+                    return Err(format!("a boolean condition on {} is not supported", kind.as_str()));
+                }
+                (Condition::Expr(rule_expr(expr, &rule.rules)?), Vec::new())
+            }
+        };
+        let mut inputs = Vec::with_capacity(rule.rules.len());
+        let (mut depth, mut settle_ms) = (0, 0u64);
+        for reference in &rule.rules {
+            let (rule_id, source) = if let Some(&index) = by_reference.get(reference) {
+                let inner = &self.correlations[index];
+                depth = depth.max(inner.depth + 1);
+                settle_ms = settle_ms.max(inner.settle_ms.saturating_add(inner.timespan_ms));
+                (inner.rule_id.clone(), InputSource::Correlation(index))
+            } else if let Some(loaded) = set.rule_by_reference(reference) {
+                let item = &loaded.item;
+                let id = reference_of(&item.id, &item.name, &item.title);
+                (id.clone(), InputSource::Rule(id))
+            } else {
+                return Err(format!("references {reference}, which is neither a loaded rule nor a usable correlation"));
+            };
+            inputs.push(CorrelationInput {
+                reference: reference.clone(),
+                rule_id,
+                source,
+                group_fields: rule.group_by.iter().map(|name| alias(name, reference)).collect(),
+                value_fields: value_names.iter().map(|name| alias(name, reference)).collect(),
+            });
+        }
+        Ok(CompiledCorrelation {
+            index: 0,
+            rule_id: reference_of(&rule.id, &rule.name, &rule.title),
+            name: rule.name.clone(),
+            title: rule.title.clone(),
+            level: level(rule.level),
+            tags: rule.tags.clone(),
+            kind,
+            inputs,
+            group_by: rule.group_by.clone(),
+            timespan_ms,
+            condition,
+            generate: rule.generate,
+            depth,
+            settle_ms,
+        })
+    }
+
+    /// The (correlation, input) pairs that matches with this `rule_id` feed.
+    pub fn routes(&self, rule_id: &str) -> &[(usize, usize)] {
+        self.routes.get(rule_id).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether the alerts of correlation `index` are emitted (see `generate`).
+    pub fn emits_correlation(&self, index: usize) -> bool {
+        self.emitting.get(index).copied().unwrap_or(true)
+    }
+
+    /// Whether the matches of detection rule `rule_id` are emitted as alerts of their own.
+    pub fn emits_rule(&self, rule_id: &str) -> bool {
+        self.rules.get(rule_id).is_none_or(|info| info.emits)
+    }
+
+    /// The fields the matches of `rule_id` must carry for the correlations.
+    pub fn needed_fields(&self, rule_id: &str) -> impl Iterator<Item = &str> {
+        self.needed.get(rule_id).into_iter().flatten().map(String::as_str)
+    }
+
+    /// The deepest chain level (0 when no correlation references another one).
+    pub fn max_depth(&self) -> usize {
+        self.correlations.iter().map(|c| c.depth).max().unwrap_or(0)
+    }
+
+    /// The single-rule alert of a detection rule's match (id from rule id and event id), or
+    /// `None` when the rule does not emit its own alerts (`generate`).
+    pub fn rule_alert(&self, m: &Match) -> Option<Alert> {
+        let info = self.rules.get(&m.rule_id);
+        if info.is_some_and(|info| !info.emits) {
+            return None;
+        }
+        Some(Alert {
+            id: Alert::rule_id_for_event(&m.rule_id, m.event_id),
+            rule_id: m.rule_id.clone(),
+            rule_title: info.map_or_else(|| m.rule_id.clone(), |info| info.title.clone()),
+            kind: "rule".into(),
+            level: info.and_then(|info| info.level),
+            tags: info.map(|info| info.tags.clone()).unwrap_or_default(),
+            group_key: BTreeMap::new(),
+            window_start_ms: m.event_time_ms,
+            window_end_ms: m.event_time_ms,
+            fired_at_ms: m.event_time_ms,
+            first_seen_ms: m.event_time_ms,
+            last_seen_ms: m.event_time_ms,
+            event_ids: vec![m.event_id],
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum InputSourceKey {
+    Rule(String),
+    Correlation(usize),
+}
+
+fn rule_expr(expr: &ConditionExpr, rules: &[String]) -> Result<RuleExpr, String> {
+    Ok(match expr {
+        ConditionExpr::Identifier(name) => RuleExpr::Seen(
+            rules
+                .iter()
+                .position(|rule| rule == name)
+                .ok_or_else(|| format!("condition names {name}, which is not in rules"))?,
+        ),
+        ConditionExpr::And(items) => RuleExpr::And(items.iter().map(|i| rule_expr(i, rules)).collect::<Result<_, _>>()?),
+        ConditionExpr::Or(items) => RuleExpr::Or(items.iter().map(|i| rule_expr(i, rules)).collect::<Result<_, _>>()?),
+        ConditionExpr::Not(inner) => RuleExpr::Not(Box::new(rule_expr(inner, rules)?)),
+        ConditionExpr::Selector { .. } => return Err("`of` selectors in a temporal condition are not supported".into()),
+    })
+}
+
+/// The [`Match`] of a detection rule's match on `event`, carrying only the fields the
+/// correlations need from that rule (looked up as the matchers see the event, so Wazuh's
+/// spellings of Windows fields work too).
+pub fn match_of(rule_match: &RuleMatch<'_>, event: &Event, correlations: &CompiledCorrelations) -> Match {
+    let rule_id = rule_match.rule.reference().to_string();
+    let view = EventView::new(event);
+    let fields = correlations
+        .needed_fields(&rule_id)
+        .filter_map(|field| {
+            let value = view.get_field(field)?;
+            let text = value.as_str()?.into_owned();
+            Some((field.to_string(), text))
+        })
+        .collect();
+    Match {
+        rule_id,
+        event_id: event.id,
+        event_time_ms: u64::try_from(event.time.timestamp_millis()).unwrap_or(0),
+        fields,
+    }
+}
+
+#[cfg(test)]
+#[path = "correlation_tests.rs"]
+mod tests;
