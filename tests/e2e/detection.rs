@@ -41,9 +41,13 @@ detection:
 ";
 
 fn send(instance: &Instance, sourcetype: &str, message: &str) {
+    send_from(instance, "bastion-1", sourcetype, message);
+}
+
+fn send_from(instance: &Instance, host: &str, sourcetype: &str, message: &str) {
     let body = json!({
         "time": Utc::now().timestamp_millis() as f64 / 1000.0,
-        "host": "bastion-1",
+        "host": host,
         "sourcetype": sourcetype,
         "event": {"message": message},
     })
@@ -133,5 +137,64 @@ fn rules_raise_alerts_with_their_events_and_reload_without_a_restart() {
     let (_, metrics) = curl(&[&instance.api_url("/metrics")]).unwrap();
     assert!(metrics.contains("securewatch_detection_reloads_total{outcome=\"refused\"}"), "{metrics}");
     assert!(metrics.contains("securewatch_alerts_total"), "{metrics}");
+    assert!(instance.terminate().unwrap().success());
+}
+
+const BRUTE_FORCE: &str = "title: Failed SSH password
+id: 5d1c8a4e-0000-4000-8000-000000000011
+name: failed_ssh_password
+level: low
+logsource:
+  product: linux
+  service: auth
+detection:
+  selection:
+    message|contains: 'Failed password'
+  condition: selection
+---
+title: SSH brute force
+id: 5d1c8a4e-0000-4000-8000-000000000012
+level: high
+tags:
+  - attack.t1110
+correlation:
+  type: event_count
+  rules:
+    - failed_ssh_password
+  group-by:
+    - host
+  timespan: 5m
+  condition:
+    gte: 3
+";
+
+#[test]
+fn a_correlation_rule_raises_one_alert_with_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("brute.yml"), BRUTE_FORCE).unwrap();
+    let config = format!("[detection]\nrules_dir = \"{}\"\n", rules.display());
+    let instance = Instance::start(dir.path(), &config, &[("SECUREWATCH_HEC_TOKEN", TOKEN)]).unwrap();
+
+    for attempt in 0..4 {
+        send_from(&instance, "bastion-7", "linux_secure", &format!("Failed password for root port {attempt}"));
+    }
+    send_from(&instance, "bastion-8", "linux_secure", "Failed password for root port 9");
+    let raised = alerts_when(&instance, "", |found| !found.is_empty());
+    assert_eq!(raised.len(), 1, "one group crossed the threshold; the base rule raises none itself: {raised:?}");
+    let alert = &raised[0];
+    assert_eq!(alert["kind"], "event_count");
+    assert_eq!(alert["rule_id"], "5d1c8a4e-0000-4000-8000-000000000012");
+    assert_eq!(alert["group"], json!({"host": "bastion-7"}));
+    let events = alert["event_ids"].as_array().unwrap().len();
+    assert!((3..=4).contains(&events), "{alert}");
+    let (status, body) = curl(&[&instance.api_url(&format!("/api/v1/alerts/{}", alert["id"].as_str().unwrap()))]).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let detail: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(detail["events"].as_array().unwrap().len(), events, "{detail}");
+    // Still exactly one alert once everything is durable (no re-firing while the condition holds).
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(alerts(&instance, "").len(), 1);
     assert!(instance.terminate().unwrap().success());
 }

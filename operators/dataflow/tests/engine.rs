@@ -8,15 +8,15 @@ use chrono::{TimeZone, Utc};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use securewatch_detection::{Pipelines, RuleSet, SourceDetectors};
+use securewatch_detection::{CompiledCorrelations, Pipelines, RuleSet, SourceDetectors};
 use securewatch_operators::engine::{
-    Detection, Drain, EnrichmentSettings, Engine, EngineConfig, Feed, FrontierTracker, Output, RulesHandle,
+    Drain, EnrichmentSettings, Engine, EngineConfig, Feed, FrontierTracker, Output, Rules, RulesHandle,
 };
 use securewatch_operators::{
     changes, Asset, EnrichmentRow, Epoch, LookupKey, Reference, RollupKey, RollupTable, Tag, DEFAULT_IP_FIELDS,
 };
 use securewatch_parse::{RawRecord, RecordMeta};
-use securewatch_schemas::{Severity, SourceKind};
+use securewatch_schemas::{Alert, AlertLevel, Severity, SourceKind};
 
 /// Start of the test's event times: 2026-11-21T10:00:00Z.
 const BASE_MS: u64 = 1_795_255_200_000;
@@ -46,7 +46,7 @@ struct Drained {
     rollups: RollupTable,
     late: usize,
     enrichment: Vec<(EnrichmentRow, Epoch, isize)>,
-    detections: Vec<Detection>,
+    alerts: Vec<(Alert, Epoch, isize)>,
     /// Outputs that arrived for an epoch the combined frontier had already passed (which would
     /// break the writer's protocol).
     violations: usize,
@@ -101,7 +101,7 @@ fn run_steps(config: EngineConfig, steps: Vec<(Epoch, Step)>, end: Epoch) -> Dra
                         Output::Rollup(row, _, diff) => updates.push((row, diff)),
                         Output::Late(..) => drained.late += 1,
                         Output::Enrichment(row, at, diff) => drained.enrichment.push((row, at, diff)),
-                        Output::Detection(detection) => drained.detections.push(detection),
+                        Output::Alert(alert, at, diff) => drained.alerts.push((alert, at, diff)),
                     }
                 }
             }
@@ -226,7 +226,7 @@ fn editing_an_asset_retags_resident_buckets_at_the_epoch_of_the_edit() {
 }
 
 #[test]
-fn detection_rules_match_each_event_once_and_a_swap_applies_to_later_records() {
+fn detection_rules_raise_one_alert_per_matching_event_and_a_swap_applies_to_later_records() {
     let rule = |id: &str, suffix: &str| {
         format!(
             "title: ends with {suffix}\nid: {id}\nlevel: high\ntags: [attack.t1000]\nlogsource:\n  product: linux\n  service: syslog\n\
@@ -236,7 +236,10 @@ fn detection_rules_match_each_event_once_and_a_swap_applies_to_later_records() {
     let compile = |text: String| {
         let set = RuleSet::from_text(std::path::Path::new("rules.yml"), &text);
         assert!(set.rejected.is_empty(), "{:?}", set.rejected);
-        SourceDetectors::compile(&set, &Pipelines::none())
+        Rules {
+            detectors: SourceDetectors::compile(&set, &Pipelines::none()),
+            correlations: Arc::new(CompiledCorrelations::compile(&set)),
+        }
     };
     let rules = RulesHandle::new(compile(rule("r-7", "7")));
     for workers in [1, 2] {
@@ -246,17 +249,77 @@ fn detection_rules_match_each_event_once_and_a_swap_applies_to_later_records() {
         let config = EngineConfig { workers, detection: Some(rules.clone()), ..EngineConfig::default() };
         let steps = records.into_iter().map(|(epoch, record)| (epoch, Step::Record(record))).collect();
         let drained = run_steps(config, steps, 100);
-        let mut matched: Vec<_> = drained.detections.iter().map(|found| found.event_time.timestamp_millis() as u64).collect();
+        let mut matched: Vec<_> = drained.alerts.iter().map(|(alert, _, _)| alert.first_seen_ms).collect();
         matched.sort();
         let expected: Vec<u64> = [7, 17, 27, 37].iter().map(|index| BASE_MS + index * 1000).collect();
         assert_eq!(matched, expected, "workers {workers}");
-        assert!(drained.detections.iter().all(|found| found.rule_id == "r-7" && found.level == "high"));
-        assert_eq!(drained.detections[0].tags, ["attack.t1000"]);
+        for (alert, _, diff) in &drained.alerts {
+            assert_eq!((alert.rule_id.as_str(), alert.level, alert.kind.as_str(), *diff), ("r-7", Some(AlertLevel::High), "rule", 1));
+            assert_eq!(alert.tags, ["attack.t1000"]);
+            assert_eq!(alert.id, Alert::rule_id_for_event("r-7", alert.event_ids[0]));
+        }
     }
     // After a swap, the new rules apply.
     rules.replace(compile(rule("r-3", "3")));
     let steps = (0..10).map(|index| (1 + index as Epoch, Step::Record(syslog(index, BASE_MS + index as u64, "h", 6)))).collect();
     let drained = run_steps(EngineConfig { detection: Some(rules.clone()), ..EngineConfig::default() }, steps, 100);
-    let ids: Vec<_> = drained.detections.iter().map(|found| found.rule_id.as_str()).collect();
+    let ids: Vec<_> = drained.alerts.iter().map(|(alert, _, _)| alert.rule_id.as_str()).collect();
     assert_eq!(ids, ["r-3"]);
+}
+
+#[test]
+fn a_correlation_fires_once_per_group_through_the_engine_and_hides_its_base_rule() {
+    let text = r#"title: any message
+id: base
+name: base_rule
+level: low
+logsource:
+  product: linux
+  service: syslog
+detection:
+  selection:
+    message|startswith: 'message'
+  condition: selection
+---
+title: three per host
+id: burst
+level: high
+correlation:
+  type: event_count
+  rules: [base_rule]
+  group-by: [host]
+  timespan: 1m
+  condition:
+    gte: 3
+"#;
+    let set = RuleSet::from_text(std::path::Path::new("rules.yml"), text);
+    assert!(set.rejected.is_empty(), "{:?}", set.rejected);
+    let compiled = CompiledCorrelations::compile(&set);
+    assert!(compiled.rejected.is_empty(), "{:?}", compiled.rejected);
+    let rules = RulesHandle::new(Rules {
+        detectors: SourceDetectors::compile(&set, &Pipelines::none()),
+        correlations: Arc::new(compiled),
+    });
+    for workers in [1, 2] {
+        // host a: 4 events within 10 s (one alert); host b: 2 events (none). Epochs = event times.
+        let mut records = Vec::new();
+        for (index, (host, offset_ms)) in [("a", 0), ("b", 1_000), ("a", 2_000), ("a", 4_000), ("b", 5_000), ("a", 9_000)].iter().enumerate() {
+            let time = BASE_MS + offset_ms;
+            records.push((time, Step::Record(syslog(index, time, host, 6))));
+        }
+        let config = EngineConfig { workers, detection: Some(rules.clone()), ..EngineConfig::default() };
+        let drained = run_steps(config, records, BASE_MS + 3_600_000);
+        let mut net: BTreeMap<_, isize> = BTreeMap::new();
+        for (alert, _, diff) in &drained.alerts {
+            *net.entry(alert.clone()).or_default() += diff;
+        }
+        net.retain(|_, diff| *diff != 0);
+        assert_eq!(net.len(), 1, "workers {workers}: {net:?}");
+        let (alert, diff) = net.into_iter().next().unwrap();
+        assert_eq!(diff, 1);
+        assert_eq!((alert.rule_id.as_str(), alert.kind.as_str()), ("burst", "event_count"));
+        assert_eq!(alert.group_key.get("host").map(String::as_str), Some("a"));
+        assert!(alert.event_ids.len() >= 3, "{alert:?}");
+        assert!(drained.alerts.iter().all(|(alert, _, _)| alert.rule_id != "base"), "the base rule raises no alert of its own");
+    }
 }

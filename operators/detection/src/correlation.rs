@@ -620,6 +620,11 @@ impl CompiledCorrelations {
         self.rules.get(rule_id).is_none_or(|info| info.emits)
     }
 
+    /// Whether matches of detection rule (or correlation) `rule_id` feed any correlation.
+    pub fn feeds(&self, rule_id: &str) -> bool {
+        self.routes.contains_key(rule_id)
+    }
+
     /// The fields the matches of `rule_id` must carry for the correlations.
     pub fn needed_fields(&self, rule_id: &str) -> impl Iterator<Item = &str> {
         self.needed.get(rule_id).into_iter().flatten().map(String::as_str)

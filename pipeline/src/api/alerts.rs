@@ -7,8 +7,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use securewatch_connectors::sinks::sqlite::{AlertQuery, AlertRecord, StoredEvent};
-use securewatch_schemas::EventId;
+use securewatch_connectors::sinks::sqlite::{AlertQuery, StoredEvent};
+use securewatch_schemas::{Alert, AlertLevel, EventId};
 use serde::{Deserialize, Serialize};
 
 use super::events::{limit, non_empty, parse_time};
@@ -31,48 +31,48 @@ pub struct AlertsParams {
     to: Option<String>,
 }
 
-/// An alert as the API returns it.
+/// An alert as the API returns it: the alert (times as RFC 3339), its contributing event ids,
+/// and on `/api/v1/alerts/{id}` the events themselves.
 #[derive(Debug, Serialize)]
 pub struct AlertBody {
     id: String,
     rule_id: String,
     title: String,
-    level: String,
+    level: Option<&'static str>,
     kind: String,
     tags: Vec<String>,
     group: BTreeMap<String, String>,
     window_start: DateTime<Utc>,
     window_end: DateTime<Utc>,
+    fired_at: DateTime<Utc>,
     first_seen: DateTime<Utc>,
     last_seen: DateTime<Utc>,
-    /// Ids of the contributing events, oldest first.
     event_ids: Vec<String>,
-    /// The contributing events still in the store (only on `/api/v1/alerts/{id}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     events: Option<Vec<StoredEvent>>,
 }
 
 impl AlertBody {
-    fn new(alert: AlertRecord, events: Option<Vec<StoredEvent>>) -> AlertBody {
+    fn new(alert: Alert, events: Option<Vec<StoredEvent>>) -> AlertBody {
+        let time = |ms: u64| DateTime::from_timestamp_millis(ms as i64).unwrap_or_default();
         AlertBody {
             id: alert.id.to_string(),
             rule_id: alert.rule_id,
-            title: alert.title,
-            level: alert.level,
+            title: alert.rule_title,
+            level: alert.level.map(AlertLevel::as_str),
             kind: alert.kind,
             tags: alert.tags,
-            group: alert.group,
-            window_start: alert.window_start,
-            window_end: alert.window_end,
-            first_seen: alert.first_seen,
-            last_seen: alert.last_seen,
-            event_ids: alert.events.iter().map(|(_, id)| id.to_string()).collect(),
+            group: alert.group_key,
+            window_start: time(alert.window_start_ms),
+            window_end: time(alert.window_end_ms),
+            fired_at: time(alert.fired_at_ms),
+            first_seen: time(alert.first_seen_ms),
+            last_seen: time(alert.last_seen_ms),
+            event_ids: alert.event_ids.iter().map(ToString::to_string).collect(),
             events,
         }
     }
 }
-
-const LEVELS: [&str; 5] = ["informational", "low", "medium", "high", "critical"];
 
 /// Alerts newest first.
 pub async fn list_alerts(
@@ -82,8 +82,9 @@ pub async fn list_alerts(
     let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let level = non_empty(params.level);
     if let Some(level) = &level {
-        if !LEVELS.contains(&level.as_str()) {
-            return Err(ApiError::bad_request(format!("level: expected one of {}, got {level:?}", LEVELS.join(", "))));
+        if AlertLevel::parse(level).is_none() {
+            let names: Vec<_> = AlertLevel::ALL.iter().map(|level| level.as_str()).collect();
+            return Err(ApiError::bad_request(format!("level: expected one of {}, got {level:?}", names.join(", "))));
         }
     }
     let query = AlertQuery {

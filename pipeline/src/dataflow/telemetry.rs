@@ -14,5 +14,6 @@ pub const LATE_EVENTS: &str = "securewatch_rollup_late_events_total";
 pub const ROLLUP_CHANGES: &str = "securewatch_rollup_changes_total";
 /// Histogram: seconds from the end of an epoch until its outputs were durable.
 pub const EPOCH_DURABLE_SECONDS: &str = "securewatch_dataflow_epoch_durable_seconds";
-/// Counter: alerts raised, by kind (`rule` or the correlation type) and level.
+/// Counter: alert changes stored, by kind (`rule` or the correlation type), level and change
+/// (`raised`, `retracted`).
 pub const ALERTS: &str = "securewatch_alerts_total";

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use securewatch_connectors::queue::BatchOutcome;
-use securewatch_connectors::sinks::sqlite::{AlertRecord, DeadLetter, EpochWrite, SqliteStore};
+use securewatch_connectors::sinks::sqlite::{DeadLetter, EpochWrite, SqliteStore};
 use securewatch_connectors::telemetry::{self as source_telemetry, SourceLabels};
-use securewatch_operators::engine::{Detection, Drain, FrontierTracker, Output, Rejected};
+use securewatch_operators::engine::{Drain, FrontierTracker, Output, Rejected};
 use securewatch_operators::{bucket_start, changes, EnrichmentRow, Epoch, RollupInput, RollupRow};
-use securewatch_schemas::{Event, EventId};
+use securewatch_schemas::{Alert, Event};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::feeder::Pending;
@@ -27,7 +27,7 @@ struct Outputs {
     rollups: Vec<(RollupRow, isize)>,
     late: Vec<(RollupInput, isize)>,
     enrichment: Vec<(EnrichmentRow, isize)>,
-    alerts: Vec<(AlertRecord, isize)>,
+    alerts: Vec<(Alert, isize)>,
 }
 
 impl Outputs {
@@ -62,9 +62,7 @@ impl Buffered {
                 Output::Rollup(row, at, diff) => self.epochs.entry(at).or_default().rollups.push((row, diff)),
                 Output::Late(input, at, diff) => self.epochs.entry(at).or_default().late.push((input, diff)),
                 Output::Enrichment(row, at, diff) => self.epochs.entry(at).or_default().enrichment.push((row, diff)),
-                Output::Detection(detection) => {
-                    self.epochs.entry(epoch).or_default().alerts.push((rule_alert(detection), 1));
-                }
+                Output::Alert(alert, at, diff) => self.epochs.entry(at).or_default().alerts.push((alert, diff)),
             }
         }
     }
@@ -183,6 +181,11 @@ fn prepare(outputs: Outputs) -> EpochWrite {
     for (input, diff) in outputs.late {
         *late.entry(bucket_start(input.event_time_ms)).or_default() += diff as i64;
     }
+    for (alert, diff) in &outputs.alerts {
+        let change = if *diff > 0 { "raised" } else { "retracted" };
+        let level = alert.level.map_or("none", |level| level.as_str());
+        metrics::counter!(telemetry::ALERTS, "kind" => alert.kind.clone(), "level" => level, "change" => change).increment(1);
+    }
     let late_events: i64 = late.values().sum();
     if late_events > 0 {
         metrics::counter!(telemetry::LATE_EVENTS).increment(late_events as u64);
@@ -194,27 +197,6 @@ fn prepare(outputs: Outputs) -> EpochWrite {
         late: late.into_iter().filter(|(_, count)| *count != 0).collect(),
         enrichment: outputs.enrichment,
         alerts: outputs.alerts,
-    }
-}
-
-/// The alert of a single-event rule: one per (rule, event), its id derived from both, so a
-/// re-delivered event raises no second alert.
-fn rule_alert(detection: Detection) -> AlertRecord {
-    let Detection { rule_id, title, level, tags, event, event_time } = detection;
-    metrics::counter!(telemetry::ALERTS, "kind" => "rule", "level" => level).increment(1);
-    AlertRecord {
-        id: EventId::from_parts([b"alert".as_slice(), rule_id.as_bytes(), &event.to_bytes()]),
-        rule_id,
-        title,
-        level: level.to_string(),
-        kind: "rule".to_string(),
-        tags,
-        group: Default::default(),
-        window_start: event_time,
-        window_end: event_time,
-        first_seen: event_time,
-        last_seen: event_time,
-        events: vec![(event_time, event)],
     }
 }
 

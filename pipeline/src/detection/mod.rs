@@ -4,7 +4,9 @@
 //! A reload compiles the whole directory again. It is applied only when it brings no rejection
 //! the running set did not already have (same file, rule and reason), so a broken edit leaves
 //! the old set running and reports its errors; rules rejected from the start stay reported and
-//! do not block later reloads.
+//! do not block later reloads. The correlation operators are built when the dataflow starts:
+//! a reload changes single-event matching and which rules raise their own alerts, and a changed
+//! set of correlations is reported (`correlations_changed`) and takes effect at the next start.
 
 mod config;
 
@@ -14,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use securewatch_connectors::CancellationToken;
-use securewatch_detection::{Pipelines, Rejection, RuleSet, SourceDetectors};
-use securewatch_operators::engine::RulesHandle;
+use securewatch_detection::{CompiledCorrelations, Pipelines, Rejection, RuleSet, SourceDetectors};
+use securewatch_operators::engine::{Rules, RulesHandle};
 use serde::Serialize;
 
 pub use config::DetectionConfig;
@@ -38,6 +40,9 @@ pub struct ReloadReport {
     pub rejected: Vec<Rejection>,
     /// Rejections that the running set did not have (why a reload was refused).
     pub new_errors: Vec<Rejection>,
+    /// The correlations differ from those the dataflow started with; they take effect at the
+    /// next start.
+    pub correlations_changed: bool,
 }
 
 /// Loads rules and swaps them into a [`RulesHandle`].
@@ -49,6 +54,8 @@ pub struct RulesReloader {
 
 struct Running {
     rejected: BTreeSet<Rejection>,
+    /// (rule id, title) of the correlations the dataflow was built with.
+    started_correlations: Vec<(String, String)>,
     fingerprint: Vec<(PathBuf, SystemTime, u64)>,
 }
 
@@ -58,11 +65,12 @@ impl RulesReloader {
     pub fn start(config: &DetectionConfig) -> anyhow::Result<(Arc<RulesReloader>, RulesHandle)> {
         let directory = config.rules_dir.clone().ok_or_else(|| anyhow::anyhow!("detection: rules_dir is not set"))?;
         let fingerprint = fingerprint(&directory);
-        let (detectors, mut report) = compile(config, &directory)?;
+        let (rules, mut report) = compile(config, &directory)?;
         report.applied = true;
         log_report(&report, "Detection rules loaded.");
-        let handle = RulesHandle::new(detectors);
-        let running = Running { rejected: report.rejected.iter().cloned().collect(), fingerprint };
+        let started_correlations = correlation_names(&rules);
+        let handle = RulesHandle::new(rules);
+        let running = Running { rejected: report.rejected.iter().cloned().collect(), started_correlations, fingerprint };
         let reloader = RulesReloader { config: config.clone(), handle: handle.clone(), running: Mutex::new(running) };
         Ok((Arc::new(reloader), handle))
     }
@@ -71,12 +79,16 @@ impl RulesReloader {
     pub fn reload(&self) -> anyhow::Result<ReloadReport> {
         let directory = self.config.rules_dir.clone().expect("started with a rules_dir");
         let fingerprint = fingerprint(&directory);
-        let (detectors, mut report) = compile(&self.config, &directory)?;
+        let (rules, mut report) = compile(&self.config, &directory)?;
         let mut running = self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        report.correlations_changed = correlation_names(&rules) != running.started_correlations;
         report.new_errors = report.rejected.iter().filter(|rejection| !running.rejected.contains(*rejection)).cloned().collect();
         running.fingerprint = fingerprint;
         if report.new_errors.is_empty() {
-            self.handle.replace(detectors);
+            if report.correlations_changed {
+                tracing::warn!("The correlation rules changed: they take effect at the next start.");
+            }
+            self.handle.replace(rules);
             running.rejected = report.rejected.iter().cloned().collect();
             report.applied = true;
             metrics::counter!(RELOADS, "outcome" => "applied").increment(1);
@@ -118,7 +130,11 @@ impl RulesReloader {
     }
 }
 
-fn compile(config: &DetectionConfig, directory: &Path) -> anyhow::Result<(SourceDetectors, ReloadReport)> {
+fn correlation_names(rules: &Rules) -> Vec<(String, String)> {
+    rules.correlations.correlations.iter().map(|correlation| (correlation.rule_id.clone(), correlation.title.clone())).collect()
+}
+
+fn compile(config: &DetectionConfig, directory: &Path) -> anyhow::Result<(Rules, ReloadReport)> {
     let mut extra = Pipelines::none();
     for pipeline in &config.pipelines {
         if Pipelines::builtin_names().contains(&pipeline.as_str()) {
@@ -129,13 +145,22 @@ fn compile(config: &DetectionConfig, directory: &Path) -> anyhow::Result<(Source
     }
     let set = RuleSet::load(directory)?;
     let detectors = SourceDetectors::compile(&set, &extra);
+    let correlations = CompiledCorrelations::compile(&set);
     let mut rejected = set.rejected.clone();
     rejected.extend(detectors.rejected());
+    rejected.extend(correlations.rejected.iter().cloned());
     rejected.sort_by(|a, b| (&a.file, &a.rule_id, &a.reason).cmp(&(&b.file, &b.rule_id, &b.reason)));
     rejected.dedup();
     let rules = detectors.for_kind(securewatch_schemas::SourceKind::Hec).rules().len();
-    let report = ReloadReport { applied: false, rules, correlations: set.correlations.len(), rejected, new_errors: Vec::new() };
-    Ok((detectors, report))
+    let report = ReloadReport {
+        applied: false,
+        rules,
+        correlations: correlations.correlations.len(),
+        rejected,
+        new_errors: Vec::new(),
+        correlations_changed: false,
+    };
+    Ok((Rules { detectors, correlations: Arc::new(correlations) }, report))
 }
 
 fn log_report(report: &ReloadReport, message: &str) {

@@ -7,7 +7,7 @@ mod query;
 mod rollups;
 mod store;
 
-pub use alerts::{apply_alert_changes, AlertQuery, AlertRecord};
+pub use alerts::{apply_alert_changes, AlertQuery};
 pub use config::{SqliteConfig, Synchronous};
 pub use enrichment::{apply_enrichment_changes, AssetTag, EnrichmentLookup, EventEnrichment, GeoTag, NetworkTag};
 pub use query::{EventQuery, StoredDeadLetter, StoredEvent};

@@ -13,7 +13,7 @@ use securewatch_operators::{EnrichmentRow, RollupChange};
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Arguments, Sqlite, SqliteConnection};
 
-use super::alerts::{apply_alert_changes, AlertRecord};
+use super::alerts::apply_alert_changes;
 use super::enrichment::apply_enrichment_changes;
 use super::rollups::{add_late_counts, apply_rollup_changes};
 
@@ -60,7 +60,7 @@ pub struct EpochWrite {
     /// Enrichment tag updates (`+1` insert, `-1` delete).
     pub enrichment: Vec<(EnrichmentRow, isize)>,
     /// Alert updates in order (`+1` store, `-1` delete).
-    pub alerts: Vec<(AlertRecord, isize)>,
+    pub alerts: Vec<(securewatch_schemas::Alert, isize)>,
 }
 
 /// What one write did.

@@ -13,9 +13,12 @@ use timely::dataflow::operators::{Concatenate, Exchange};
 use timely::dataflow::StreamVec;
 use tokio::sync::mpsc::UnboundedSender;
 
+use securewatch_detection::Match;
+
 use super::detect::{detect, RulesHandle};
 use super::{Drain, EnrichmentSettings, Output, Rejected};
 use crate::config::RollupConfig;
+use crate::correlate::{build_correlations, CorrelationConfig};
 use crate::enrich::{build_enrichment_with_geo, enrich_inputs, EnrichInput, Reference};
 use crate::input::{rollup_input, RollupInput};
 use crate::rollup::{build_rollups, Epoch};
@@ -28,6 +31,8 @@ enum Routed {
     Rollup((RollupInput, Epoch, isize)),
     /// One of the event's enrichment lookup keys.
     Enrich((EnrichInput, Epoch, isize)),
+    /// A detection-rule match that feeds the correlations.
+    Match((Match, Epoch, isize)),
     /// The event itself, or the rejected record.
     Drain(Output),
 }
@@ -38,6 +43,7 @@ impl Routed {
             Routed::Rollup(_) => 0,
             Routed::Enrich(_) => 1,
             Routed::Drain(_) => 2,
+            Routed::Match(_) => 3,
         }
     }
 }
@@ -66,16 +72,21 @@ impl Graph {
     ) {
         let scope = raw.scope();
         let ip_fields = self.enrichment.as_ref().map(|settings| Arc::clone(&settings.ip_fields));
-        let mut parts = normalise_records(raw, ip_fields, self.detection).partition(3, |routed| (routed.part(), routed));
-        let outputs = parts.pop().expect("three parts").flat_map(|routed| match routed {
+        let correlations = self.detection.as_ref().map(|handle| Arc::clone(&handle.current().correlations));
+        let mut parts = normalise_records(raw, ip_fields, self.detection).partition(4, |routed| (routed.part(), routed));
+        let matches = parts.pop().expect("four parts").flat_map(|routed| match routed {
+            Routed::Match(update) => Some(update),
+            _ => None,
+        });
+        let outputs = parts.pop().expect("four parts").flat_map(|routed| match routed {
             Routed::Drain(output) => Some(output),
             _ => None,
         });
-        let enrich_keys = parts.pop().expect("three parts").flat_map(|routed| match routed {
+        let enrich_keys = parts.pop().expect("four parts").flat_map(|routed| match routed {
             Routed::Enrich(update) => Some(update),
             _ => None,
         });
-        let rollup_inputs = parts.pop().expect("three parts").flat_map(|routed| match routed {
+        let rollup_inputs = parts.pop().expect("four parts").flat_map(|routed| match routed {
             Routed::Rollup(update) => Some(update),
             _ => None,
         });
@@ -91,6 +102,13 @@ impl Graph {
             .inner
             .map(|(input, epoch, diff)| Output::Late(input, epoch, diff));
         let mut streams = vec![outputs, rows, late];
+        if let Some(correlations) = correlations.filter(|compiled| !compiled.correlations.is_empty()) {
+            let built = build_correlations(matches.as_collection(), correlations, CorrelationConfig::from(self.rollups));
+            count_records(built.late.inner, "late");
+            count_records(built.skipped.inner, "skipped");
+            let alerts = built.alerts.inner.exchange(|_| 0).map(|(alert, epoch, diff)| Output::Alert(alert, epoch, diff));
+            streams.push(alerts);
+        }
         if let Some(settings) = self.enrichment {
             let enrichment =
                 build_enrichment_with_geo(enrich_keys.as_collection(), references, self.rollups, settings.geo);
@@ -120,7 +138,7 @@ fn normalise_records<'scope>(
                 let mut session = output.session(&capability);
                 let records_in = records.len() as u64;
                 let mut rejected = 0u64;
-                let rules = detection.as_ref().and_then(RulesHandle::current);
+                let rules = detection.as_ref().map(RulesHandle::current);
                 for record in records.drain(..) {
                     match normalise(&record) {
                         Ok(event) => {
@@ -131,8 +149,14 @@ fn normalise_records<'scope>(
                                 }
                             }
                             if let Some(rules) = &rules {
-                                for detection in detect(rules, &event) {
-                                    session.give(Routed::Drain(Output::Detection(detection)));
+                                let mut alerts = Vec::new();
+                                let mut matches = Vec::new();
+                                detect(rules, &event, |alert| alerts.push(alert), |found| matches.push(found));
+                                for alert in alerts {
+                                    session.give(Routed::Drain(Output::Alert(alert, epoch, 1)));
+                                }
+                                for found in matches {
+                                    session.give(Routed::Match((found, epoch, 1)));
                                 }
                             }
                             session.give(Routed::Drain(Output::Event(event)));
@@ -175,5 +199,15 @@ fn drain_into<'scope>(outputs: StreamVec<'scope, Epoch, Output>, drain: Unbounde
             reported = now;
             let _ = drain.send(Drain::Frontier { worker, frontier: now });
         }
+    });
+}
+
+/// Counts the matches of a correlation side output (`late`: beyond the allowed lateness,
+/// `skipped`: missing a group-by or value field) in `securewatch_correlation_matches_total`.
+fn count_records<D: 'static>(stream: StreamVec<'_, Epoch, D>, outcome: &'static str) {
+    stream.sink(Pipeline, "CountMatches", move |(input, _)| {
+        input.for_each(|_, records| {
+            metrics::counter!(telemetry::CORRELATION_MATCHES, "outcome" => outcome).increment(records.len() as u64);
+        });
     });
 }

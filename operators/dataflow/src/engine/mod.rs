@@ -28,10 +28,10 @@ use std::thread::Thread;
 use std::time::Duration;
 
 use securewatch_parse::RawRecord;
-use securewatch_schemas::Event;
+use securewatch_schemas::{Alert, Event};
 use tokio::sync::mpsc;
 
-pub use detect::{Detection, RulesHandle};
+pub use detect::{Rules, RulesHandle};
 pub use frontier::FrontierTracker;
 
 use crate::config::RollupConfig;
@@ -135,8 +135,9 @@ pub enum Output {
     Late(RollupInput, Epoch, isize),
     /// An enrichment tag update at its own epoch (see [`crate::Enrichment::rows`]).
     Enrichment(EnrichmentRow, Epoch, isize),
-    /// A detection rule matched an event (at the event's epoch).
-    Detection(Detection),
+    /// An alert update at its own epoch: a single-rule alert (`+1` at the event's epoch) or a
+    /// correlation alert added or retracted (see [`crate::Correlations::alerts`]).
+    Alert(Alert, Epoch, isize),
 }
 
 /// A message out of the workers.

@@ -1,41 +1,12 @@
 //! Detection alerts in the store: upserts and deletes from the dataflow's alert diffs, and the
 //! queries behind `/api/v1/alerts`.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
-use securewatch_schemas::{Event, EventId};
-use serde::{Deserialize, Serialize};
+use securewatch_schemas::{Alert, AlertLevel, Event, EventId};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use super::query::{micros_to_time, row_to_event, EVENT_COLUMNS};
+use super::query::{row_to_event, EVENT_COLUMNS};
 use super::store::{SqliteStore, StoreError};
-
-/// One alert as stored: a detection rule's match or a correlation that holds for a group and a
-/// window.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct AlertRecord {
-    /// Deterministic from (rule, group, window): a replay produces the same id.
-    pub id: EventId,
-    /// The Sigma rule (or correlation) id, else its name or title.
-    pub rule_id: String,
-    pub title: String,
-    /// Sigma level: informational, low, medium, high or critical.
-    pub level: String,
-    /// `rule` for a single-event rule, else the correlation type (`event_count`, ...).
-    pub kind: String,
-    /// The rule's tags (ATT&CK techniques and tactics among them).
-    pub tags: Vec<String>,
-    /// Group-by field → value (empty for single-event rules).
-    pub group: BTreeMap<String, String>,
-    pub window_start: DateTime<Utc>,
-    pub window_end: DateTime<Utc>,
-    /// Event times of the earliest and latest contributing events.
-    pub first_seen: DateTime<Utc>,
-    pub last_seen: DateTime<Utc>,
-    /// The contributing events: (event time, event id), the events table's key.
-    pub events: Vec<(DateTime<Utc>, EventId)>,
-}
 
 /// Filters of [`SqliteStore::alerts`]; newest `last_seen` first.
 #[derive(Clone, Debug, Default)]
@@ -52,7 +23,7 @@ pub struct AlertQuery {
 
 /// Applies alert diffs in order: `+1` stores the alert (replacing a row with the same id and
 /// its event list), `-1` deletes it. Idempotent, so a replayed epoch changes nothing.
-pub async fn apply_alert_changes(connection: &mut SqliteConnection, changes: &[(AlertRecord, isize)]) -> Result<(), StoreError> {
+pub async fn apply_alert_changes(connection: &mut SqliteConnection, changes: &[(Alert, isize)]) -> Result<(), StoreError> {
     for (alert, diff) in changes {
         let id = alert.id.to_bytes().to_vec();
         sqlx::query("DELETE FROM alert_events WHERE alert_id = ?").bind(&id).execute(&mut *connection).await?;
@@ -61,27 +32,27 @@ pub async fn apply_alert_changes(connection: &mut SqliteConnection, changes: &[(
             continue;
         }
         sqlx::query(
-            "INSERT OR REPLACE INTO alerts (id, rule_id, title, level, kind, tags, group_key, window_start_us, \
-             window_end_us, first_seen_us, last_seen_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO alerts (id, rule_id, title, level, kind, tags, group_key, window_start_ms, \
+             window_end_ms, fired_at_ms, first_seen_ms, last_seen_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(&alert.rule_id)
-        .bind(&alert.title)
-        .bind(&alert.level)
+        .bind(&alert.rule_title)
+        .bind(alert.level.map(AlertLevel::as_str))
         .bind(&alert.kind)
         .bind(serde_json::to_string(&alert.tags)?)
-        .bind(serde_json::to_string(&alert.group)?)
-        .bind(alert.window_start.timestamp_micros())
-        .bind(alert.window_end.timestamp_micros())
-        .bind(alert.first_seen.timestamp_micros())
-        .bind(alert.last_seen.timestamp_micros())
+        .bind(serde_json::to_string(&alert.group_key)?)
+        .bind(ms(alert.window_start_ms))
+        .bind(ms(alert.window_end_ms))
+        .bind(ms(alert.fired_at_ms))
+        .bind(ms(alert.first_seen_ms))
+        .bind(ms(alert.last_seen_ms))
         .execute(&mut *connection)
         .await?;
-        for chunk in alert.events.chunks(1000) {
-            let mut builder: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT OR IGNORE INTO alert_events (alert_id, event_time_us, event_id) ");
-            builder.push_values(chunk, |mut row, (time, event)| {
-                row.push_bind(id.clone()).push_bind(time.timestamp_micros()).push_bind(event.to_bytes().to_vec());
+        for chunk in alert.event_ids.chunks(1000) {
+            let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT OR IGNORE INTO alert_events (alert_id, event_id) ");
+            builder.push_values(chunk, |mut row, event| {
+                row.push_bind(id.clone()).push_bind(event.to_bytes().to_vec());
             });
             builder.build().execute(&mut *connection).await?;
         }
@@ -89,12 +60,17 @@ pub async fn apply_alert_changes(connection: &mut SqliteConnection, changes: &[(
     Ok(())
 }
 
+/// SQLite integers are signed; event times in ms fit easily.
+fn ms(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
 impl SqliteStore {
-    /// Alerts matching `query`, newest last-seen first, each with its contributing event keys.
-    pub async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
+    /// Alerts matching `query`, newest last-seen first, each with its contributing event ids.
+    pub async fn alerts(&self, query: &AlertQuery) -> Result<Vec<Alert>, StoreError> {
         let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT id, rule_id, title, level, kind, tags, group_key, window_start_us, window_end_us, \
-             first_seen_us, last_seen_us FROM alerts WHERE 1 = 1",
+            "SELECT id, rule_id, title, level, kind, tags, group_key, window_start_ms, window_end_ms, \
+             fired_at_ms, first_seen_ms, last_seen_ms FROM alerts WHERE 1 = 1",
         );
         if let Some(rule_id) = &query.rule_id {
             builder.push(" AND rule_id = ").push_bind(rule_id.clone());
@@ -106,40 +82,43 @@ impl SqliteStore {
             builder.push(" AND kind = ").push_bind(kind.clone());
         }
         if let Some(from) = query.from {
-            builder.push(" AND last_seen_us >= ").push_bind(from.timestamp_micros());
+            builder.push(" AND last_seen_ms >= ").push_bind(from.timestamp_millis());
         }
         if let Some(to) = query.to {
-            builder.push(" AND last_seen_us < ").push_bind(to.timestamp_micros());
+            builder.push(" AND last_seen_ms < ").push_bind(to.timestamp_millis());
         }
-        builder.push(" ORDER BY last_seen_us DESC, id LIMIT ").push_bind(i64::from(query.limit));
+        builder.push(" ORDER BY last_seen_ms DESC, id LIMIT ").push_bind(i64::from(query.limit));
         let rows = builder.build().fetch_all(self.pool()).await?;
         let mut alerts = Vec::with_capacity(rows.len());
         for row in &rows {
             let mut alert = row_to_alert(row)?;
-            alert.events = self.alert_event_keys(alert.id).await?;
+            alert.event_ids = self.alert_event_ids(alert.id).await?;
             alerts.push(alert);
         }
         Ok(alerts)
     }
 
-    /// One alert and its contributing events (those still in the store), oldest first.
-    pub async fn alert(&self, id: EventId) -> Result<Option<(AlertRecord, Vec<Event>)>, StoreError> {
+    /// One alert and its contributing events that are in this store, oldest first (each looked
+    /// up by the events index within the alert's first and last seen times).
+    pub async fn alert(&self, id: EventId) -> Result<Option<(Alert, Vec<Event>)>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, rule_id, title, level, kind, tags, group_key, window_start_us, window_end_us, \
-             first_seen_us, last_seen_us FROM alerts WHERE id = ?",
+            "SELECT id, rule_id, title, level, kind, tags, group_key, window_start_ms, window_end_ms, \
+             fired_at_ms, first_seen_ms, last_seen_ms FROM alerts WHERE id = ?",
         )
         .bind(id.to_bytes().to_vec())
         .fetch_optional(self.pool())
         .await?;
         let Some(row) = row else { return Ok(None) };
         let mut alert = row_to_alert(&row)?;
-        alert.events = self.alert_event_keys(id).await?;
-        let mut events = Vec::with_capacity(alert.events.len());
-        for (time, event_id) in &alert.events {
+        alert.event_ids = self.alert_event_ids(id).await?;
+        let (first_us, last_us) = (ms(alert.first_seen_ms).saturating_mul(1000), ms(alert.last_seen_ms).saturating_mul(1000) + 999);
+        let mut events = Vec::with_capacity(alert.event_ids.len());
+        for event_id in &alert.event_ids {
             let found = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE time_us = ? AND id = ?"
+                "SELECT {EVENT_COLUMNS} FROM events WHERE time_us BETWEEN ? AND ? AND id = ?"
             )))
-            .bind(time.timestamp_micros())
+            .bind(first_us)
+            .bind(last_us)
             .bind(event_id.to_bytes().to_vec())
             .fetch_optional(self.pool())
             .await?;
@@ -147,17 +126,16 @@ impl SqliteStore {
                 events.push(row_to_event(&found)?);
             }
         }
+        events.sort_by_key(|event| (event.time, event.id));
         Ok(Some((alert, events)))
     }
 
-    async fn alert_event_keys(&self, id: EventId) -> Result<Vec<(DateTime<Utc>, EventId)>, StoreError> {
-        let rows = sqlx::query("SELECT event_time_us, event_id FROM alert_events WHERE alert_id = ? ORDER BY event_time_us, event_id")
+    async fn alert_event_ids(&self, id: EventId) -> Result<Vec<EventId>, StoreError> {
+        let rows = sqlx::query("SELECT event_id FROM alert_events WHERE alert_id = ? ORDER BY event_id")
             .bind(id.to_bytes().to_vec())
             .fetch_all(self.pool())
             .await?;
-        rows.iter()
-            .map(|row| Ok((micros_to_time(row.try_get("event_time_us")?), id_from_blob(row.try_get("event_id")?)?)))
-            .collect()
+        rows.iter().map(|row| id_from_blob(row.try_get("event_id")?)).collect()
     }
 }
 
@@ -167,22 +145,25 @@ fn id_from_blob(bytes: Vec<u8>) -> Result<EventId, StoreError> {
         .map_err(|_| StoreError::Sql(sqlx::Error::Decode("id is not 16 bytes".into())))
 }
 
-fn row_to_alert(row: &sqlx::sqlite::SqliteRow) -> Result<AlertRecord, StoreError> {
+fn row_to_alert(row: &sqlx::sqlite::SqliteRow) -> Result<Alert, StoreError> {
     let tags: String = row.try_get("tags")?;
     let group: String = row.try_get("group_key")?;
-    Ok(AlertRecord {
+    let level: Option<String> = row.try_get("level")?;
+    let time = |column: &str| -> Result<u64, StoreError> { Ok(row.try_get::<i64, _>(column)?.max(0) as u64) };
+    Ok(Alert {
         id: id_from_blob(row.try_get("id")?)?,
         rule_id: row.try_get("rule_id")?,
-        title: row.try_get("title")?,
-        level: row.try_get("level")?,
+        rule_title: row.try_get("title")?,
+        level: level.as_deref().and_then(AlertLevel::parse),
         kind: row.try_get("kind")?,
         tags: serde_json::from_str(&tags)?,
-        group: serde_json::from_str(&group)?,
-        window_start: micros_to_time(row.try_get("window_start_us")?),
-        window_end: micros_to_time(row.try_get("window_end_us")?),
-        first_seen: micros_to_time(row.try_get("first_seen_us")?),
-        last_seen: micros_to_time(row.try_get("last_seen_us")?),
-        events: Vec::new(),
+        group_key: serde_json::from_str(&group)?,
+        window_start_ms: time("window_start_ms")?,
+        window_end_ms: time("window_end_ms")?,
+        fired_at_ms: time("fired_at_ms")?,
+        first_seen_ms: time("first_seen_ms")?,
+        last_seen_ms: time("last_seen_ms")?,
+        event_ids: Vec::new(),
     })
 }
 

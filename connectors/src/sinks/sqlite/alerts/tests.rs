@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use securewatch_schemas::{Event, EventId, Fields, Severity, Source, SourceKind};
+
+use securewatch_schemas::{Alert, AlertLevel, Event, EventId, Fields, Severity, Source, SourceKind};
 
 use super::*;
 use crate::sinks::sqlite::{EpochWrite, SqliteConfig};
@@ -27,22 +28,26 @@ fn event(seed: &str, seconds: i64) -> Event {
     }
 }
 
-fn alert(rule: &str, level: &str, events: &[&Event]) -> AlertRecord {
-    let first = events.iter().map(|event| event.time).min().unwrap();
-    let last = events.iter().map(|event| event.time).max().unwrap();
-    AlertRecord {
-        id: EventId::from_parts([rule.as_bytes(), &first.timestamp().to_be_bytes()]),
+fn alert(rule: &str, level: AlertLevel, events: &[&Event]) -> Alert {
+    let first = events.iter().map(|event| event.time.timestamp_millis() as u64).min().unwrap();
+    let last = events.iter().map(|event| event.time.timestamp_millis() as u64).max().unwrap();
+    let group = BTreeMap::from([("TargetUserName".to_string(), "admin".to_string())]);
+    let mut event_ids: Vec<EventId> = events.iter().map(|event| event.id).collect();
+    event_ids.sort();
+    Alert {
+        id: Alert::correlation_id(rule, &group, first),
         rule_id: rule.into(),
-        title: format!("{rule} title"),
-        level: level.into(),
+        rule_title: format!("{rule} title"),
         kind: "event_count".into(),
+        level: Some(level),
         tags: vec!["attack.t1110".into(), "attack.credential_access".into()],
-        group: BTreeMap::from([("TargetUserName".to_string(), "admin".to_string())]),
-        window_start: first,
-        window_end: first + chrono::Duration::minutes(5),
-        first_seen: first,
-        last_seen: last,
-        events: events.iter().map(|event| (event.time, event.id)).collect(),
+        group_key: group,
+        window_start_ms: first,
+        window_end_ms: first + 300_000,
+        fired_at_ms: last,
+        first_seen_ms: first,
+        last_seen_ms: last,
+        event_ids,
     }
 }
 
@@ -51,8 +56,8 @@ async fn alerts_are_stored_replaced_retracted_and_read_back_with_their_events() 
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path(), &SqliteConfig::default()).await.unwrap();
     let (a, b, c) = (event("a", 100), event("b", 160), event("c", 400));
-    let brute = alert("brute", "high", &[&a, &b]);
-    let single = alert("single", "low", &[&c]);
+    let brute = alert("brute", AlertLevel::High, &[&a, &b]);
+    let single = alert("single", AlertLevel::Low, &[&c]);
     let write = EpochWrite {
         events: vec![a.clone(), b.clone(), c.clone()],
         alerts: vec![(brute.clone(), 1), (single.clone(), 1)],
@@ -76,14 +81,14 @@ async fn alerts_are_stored_replaced_retracted_and_read_back_with_their_events() 
 
     // A late event extends the alert (same id, one more event), then late data retracts it.
     let d = event("d", 200);
-    let extended = alert("brute", "high", &[&a, &b, &d]);
+    let extended = alert("brute", AlertLevel::High, &[&a, &b, &d]);
     assert_eq!(extended.id, brute.id);
     store
         .write_epochs(&EpochWrite { events: vec![d.clone()], alerts: vec![(brute.clone(), -1), (extended.clone(), 1)], ..EpochWrite::default() })
         .await
         .unwrap();
     let (stored, events) = store.alert(brute.id).await.unwrap().unwrap();
-    assert_eq!(stored.events.len(), 3);
+    assert_eq!(stored.event_ids.len(), 3);
     assert_eq!(events, vec![a, b, d]);
     store.write_epochs(&EpochWrite { alerts: vec![(extended, -1)], ..EpochWrite::default() }).await.unwrap();
     assert!(store.alert(brute.id).await.unwrap().is_none());
