@@ -43,6 +43,43 @@ if ! python3 -c 'import mmdb_writer, netaddr' 2>/dev/null; then
 fi
 export SECUREWATCH_REQUIRE_GEOIP_TEST=1
 
+# free_port: prints a free TCP port on the loopback interface.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Services the tests start, stopped at exit (also on failure or interrupt).
+SERVICE_DIR="$(mktemp -d)"
+SERVICE_PIDS=()
+stop_services() {
+  local pid
+  for pid in "${SERVICE_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$SERVICE_DIR"
+}
+trap stop_services EXIT
+
+# Redis for the Redis Streams bus tests: a throw-away server without persistence.
+say "redis"
+need redis-server redis-server
+need redis-cli redis-tools
+REDIS_PORT="$(free_port)"
+mkdir -p "$SERVICE_DIR/redis"
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+  --dir "$SERVICE_DIR/redis" --logfile "$SERVICE_DIR/redis/redis.log" &
+SERVICE_PIDS+=("$!")
+for _ in $(seq 100); do
+  [ "$(redis-cli -p "$REDIS_PORT" PING 2>/dev/null)" = PONG ] && break
+  sleep 0.1
+done
+[ "$(redis-cli -p "$REDIS_PORT" PING 2>/dev/null)" = PONG ] \
+  || { echo "error: redis-server did not start on port $REDIS_PORT" >&2; cat "$SERVICE_DIR/redis/redis.log" >&2; exit 1; }
+export SECUREWATCH_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+export SECUREWATCH_REQUIRE_REDIS=1
+echo "redis-server $(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p') on $SECUREWATCH_TEST_REDIS_URL"
+
 say "docker-compose.yml (validated only: no Docker engine here)"
 docker-compose -f docker-compose.yml config -q
 

@@ -261,25 +261,42 @@ async fn lag_and_pending_are_reported_and_foreign_entries_are_handed_out_as_erro
     redis_cli(&url, &["DEL", &config.stream]);
 }
 
+/// A `redis-server` of the test's own, killed when dropped (also when the test fails).
+struct RedisServer(Child);
+
+impl RedisServer {
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// A `redis-server` of the test's own on `port`, without persistence.
-fn start_redis(port: u16, dir: &std::path::Path) -> Child {
-    let child = Command::new("redis-server")
+fn start_redis(port: u16, dir: &std::path::Path) -> RedisServer {
+    let mut server = RedisServer(Command::new("redis-server")
         .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
         .arg("--dir")
         .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("redis-server starts");
+        .expect("redis-server starts"));
     let url = format!("redis://127.0.0.1:{port}");
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(10) {
         let ping = Command::new("redis-cli").args(["-u", &url, "PING"]).output();
         if ping.is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "PONG") {
-            return child;
+            return server;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    server.stop();
     panic!("redis-server on port {port} did not answer within 10 s");
 }
 
@@ -299,8 +316,7 @@ async fn producer_fails_while_redis_is_down_and_recovers_after_restart() {
     producer.send(&records(0, 100)).await.unwrap();
 
     // Redis dies mid-stream: batches fail (HEC would answer 503), within a bounded time.
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.stop();
     let started = Instant::now();
     let failed = producer.send(&records(100, 100)).await;
     assert!(failed.is_err(), "a batch was acknowledged while Redis was down");
@@ -310,7 +326,7 @@ async fn producer_fails_while_redis_is_down_and_recovers_after_restart() {
     assert!(matches!(ack.await.unwrap(), BatchOutcome::Failed(reason) if reason.contains("bus unavailable")));
 
     // Back on the same port: the same producer recovers by itself.
-    let mut server = start_redis(port, dir.path());
+    let server = start_redis(port, dir.path());
     let started = Instant::now();
     let mut recovered = false;
     while started.elapsed() < Duration::from_secs(20) {
@@ -326,6 +342,5 @@ async fn producer_fails_while_redis_is_down_and_recovers_after_restart() {
     assert_eq!(ack.await.unwrap(), BatchOutcome::Durable);
     // The restarted server kept nothing: exactly the two batches sent since.
     assert_eq!(xlen(&url, &config.stream), 200);
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
 }
