@@ -158,7 +158,28 @@ impl RedisConsumer {
 
     /// The next batch of at most `batch_size` entries; empty when nothing arrived within
     /// `block_ms`. Entries stay pending until [`RedisConsumer::ack`].
+    ///
+    /// When the group is gone (Redis restarted without its data, or the group was destroyed)
+    /// it is created again at the beginning of the stream, so that nothing written since is
+    /// skipped, and this poll returns nothing.
     pub async fn poll(&mut self) -> Result<Vec<BusEntry>, RedisBusError> {
+        match self.poll_group().await {
+            Err(RedisBusError::Redis(error)) if error.code() == Some("NOGROUP") => {
+                tracing::warn!(
+                    stream = %self.config.stream,
+                    group = %self.config.group,
+                    "The consumer group is gone; creating it again at the beginning of the stream."
+                );
+                self.create_group(&StartPosition::Beginning).await?;
+                self.phase = Phase::OwnPending("0".to_string());
+                self.claim_cursor = "0-0".to_string();
+                Ok(Vec::new())
+            }
+            other => other,
+        }
+    }
+
+    async fn poll_group(&mut self) -> Result<Vec<BusEntry>, RedisBusError> {
         if let Phase::OwnPending(after) = &self.phase {
             let entries = self.read_group(after.clone(), None).await?;
             match entries.last() {

@@ -261,6 +261,23 @@ async fn lag_and_pending_are_reported_and_foreign_entries_are_handed_out_as_erro
     redis_cli(&url, &["DEL", &config.stream]);
 }
 
+#[tokio::test]
+async fn a_consumer_recreates_its_group_when_the_stream_is_gone() {
+    let Some(url) = test_url() else { return };
+    let config = config(&url, "nogroup");
+    let producer = RedisProducer::connect(&config).await.unwrap();
+    let mut consumer = RedisConsumer::connect(&config, StartPosition::End).await.unwrap();
+    assert!(consumer.poll().await.unwrap().is_empty());
+    // As after a Redis restart without persistence: stream and group are gone.
+    assert_eq!(redis_cli(&url, &["DEL", &config.stream]), "1");
+    let sent = records(0, 5);
+    producer.send(&sent).await.unwrap();
+    let entries = poll_until(&mut consumer, 5, Duration::from_secs(10)).await;
+    assert_eq!(records_of(&entries), sent);
+    assert_eq!(redis_cli(&url, &["XINFO", "GROUPS", &config.stream]).lines().nth(1), Some("workers"));
+    redis_cli(&url, &["DEL", &config.stream]);
+}
+
 /// A `redis-server` of the test's own, killed when dropped (also when the test fails).
 struct RedisServer(Child);
 
