@@ -43,6 +43,73 @@ if ! python3 -c 'import mmdb_writer, netaddr' 2>/dev/null; then
 fi
 export SECUREWATCH_REQUIRE_GEOIP_TEST=1
 
+# free_port: prints a free TCP port on the loopback interface.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Services the tests start, stopped at exit (also on failure or interrupt).
+SERVICE_DIR="$(mktemp -d)"
+SERVICE_PIDS=()
+stop_services() {
+  local pid
+  for pid in "${SERVICE_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$SERVICE_DIR"
+}
+trap stop_services EXIT
+
+# Redis for the Redis Streams bus tests: a throw-away server without persistence.
+say "redis"
+need redis-server redis-server
+need redis-cli redis-tools
+REDIS_PORT="$(free_port)"
+mkdir -p "$SERVICE_DIR/redis"
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+  --dir "$SERVICE_DIR/redis" --logfile "$SERVICE_DIR/redis/redis.log" &
+SERVICE_PIDS+=("$!")
+for _ in $(seq 100); do
+  [ "$(redis-cli -p "$REDIS_PORT" PING 2>/dev/null)" = PONG ] && break
+  sleep 0.1
+done
+[ "$(redis-cli -p "$REDIS_PORT" PING 2>/dev/null)" = PONG ] \
+  || { echo "error: redis-server did not start on port $REDIS_PORT" >&2; cat "$SERVICE_DIR/redis/redis.log" >&2; exit 1; }
+export SECUREWATCH_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+export SECUREWATCH_REQUIRE_REDIS=1
+echo "redis-server $(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p') on $SECUREWATCH_TEST_REDIS_URL"
+
+# A Kafka-API broker for the Kafka bus tests: tansu from crates.io with memory storage, built
+# once (a long compile) into a cache that later runs reuse.
+say "kafka-api broker (tansu)"
+TANSU_VERSION=0.6.0
+TANSU_ROOT="$HOME/.cache/securewatch/tansu"
+TANSU="$TANSU_ROOT/bin/tansu"
+if ! { [ -x "$TANSU" ] && [ "$("$TANSU" --version 2>/dev/null)" = "tansu $TANSU_VERSION" ]; }; then
+  echo "building tansu $TANSU_VERSION into $TANSU_ROOT (once; cached for later runs)"
+  cargo install tansu --version "$TANSU_VERSION" --features dynostore --locked --quiet \
+    --root "$TANSU_ROOT" --target-dir "$HOME/.cache/securewatch/tansu-build"
+  rm -rf "$HOME/.cache/securewatch/tansu-build" # 1.4 GB of intermediate files; the binary stays
+fi
+KAFKA_PORT="$(free_port)"
+CLUSTER_ID=securewatch-test "$TANSU" broker --silent \
+  --listener-url "tcp://127.0.0.1:$KAFKA_PORT" --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+  --storage-engine memory://tansu/ >"$SERVICE_DIR/tansu.log" 2>&1 &
+SERVICE_PIDS+=("$!")
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null && break
+  sleep 0.1
+done
+export SECUREWATCH_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
+if ! python3 -c 'import confluent_kafka' 2>/dev/null; then
+  python3 -m pip install --quiet confluent-kafka 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages confluent-kafka
+fi
+timeout 120 python3 tests/kafka_smoke.py "$SECUREWATCH_TEST_KAFKA_BROKERS" \
+  || { echo "error: tansu on $SECUREWATCH_TEST_KAFKA_BROKERS failed the smoke test" >&2; tail -20 "$SERVICE_DIR/tansu.log" >&2; exit 1; }
+export SECUREWATCH_REQUIRE_KAFKA=1
+
 say "docker-compose.yml (validated only: no Docker engine here)"
 docker-compose -f docker-compose.yml config -q
 

@@ -6,6 +6,7 @@
 //! `pipeline`'s normaliser, later inside the dataflow), so every transport shares one path.
 //! [`enrichment`] loads and watches the reference files that the dataflow tags events with.
 
+pub mod bus;
 pub mod enrichment;
 pub mod queue;
 pub mod sinks;
