@@ -20,7 +20,7 @@ use securewatch_detection::{
     Detector, EventLogSource, Pipelines, Rejection, Routing, RuleSet, SourceDetectors,
 };
 use securewatch_parse::{normalise, HecMeta, RawRecord, RecordMeta};
-use securewatch_schemas::{flatten_json, Event, EventId, Fields, Severity, Source, SourceKind};
+use securewatch_schemas::{Event, EventId, SourceKind};
 use serde_json::{json, Value};
 
 #[derive(Debug, Subcommand)]
@@ -243,20 +243,7 @@ fn read_event(source: EventSource, line: &str, line_number: usize) -> anyhow::Re
             if !value.is_object() {
                 bail!("not a JSON object");
             }
-            let mut fields = Fields::new();
-            flatten_json(String::new(), value, &mut fields);
-            Ok(Event {
-                id: EventId(line_number as u128),
-                time: now,
-                received: now,
-                source: Source { kind: SourceKind::File, name: "rules-test".into(), peer: None },
-                host: None,
-                severity: Severity::Informational,
-                category: None,
-                message: String::new(),
-                fields,
-                raw: None,
-            })
+            Ok(Event::from_json_object(EventId(line_number as u128), now, "rules-test", value))
         }
     }
 }

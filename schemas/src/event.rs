@@ -144,6 +144,28 @@ impl From<String> for FieldValue {
     }
 }
 
+impl Event {
+    /// An event read from a file of JSON objects (rule tests, regression samples): `fields`
+    /// are the object flattened under its own names, `source` is a `file` source named
+    /// `source_name`, and time and received time are `time`.
+    pub fn from_json_object(id: EventId, time: DateTime<Utc>, source_name: &str, object: serde_json::Value) -> Event {
+        let mut fields = Fields::new();
+        flatten_json(String::new(), object, &mut fields);
+        Event {
+            id,
+            time,
+            received: time,
+            source: Source { kind: SourceKind::File, name: source_name.to_string(), peer: None },
+            host: None,
+            severity: Severity::Informational,
+            category: None,
+            message: String::new(),
+            fields,
+            raw: None,
+        }
+    }
+}
+
 /// Flattens a JSON value into `fields` under `path` with dotted keys: objects recurse, arrays
 /// of scalars become [`FieldValue::List`], arrays holding objects are kept as JSON text. An
 /// object under the empty path puts its keys at the top. The value is consumed, so its strings

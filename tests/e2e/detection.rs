@@ -76,14 +76,20 @@ fn alerts_when(instance: &Instance, query: &str, done: impl Fn(&[Value]) -> bool
     }
 }
 
+/// Starts an instance whose rules directory holds `file` with `text`; returns the directory too.
+fn start_with_rules(dir: &tempfile::TempDir, file: &str, text: &str, extra: &str) -> (Instance, std::path::PathBuf) {
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join(file), text).unwrap();
+    let config = format!("[detection]\nrules_dir = \"{}\"\n{extra}", rules.display());
+    let instance = Instance::start(dir.path(), &config, &[("SECUREWATCH_HEC_TOKEN", TOKEN)]).unwrap();
+    (instance, rules)
+}
+
 #[test]
 fn rules_raise_alerts_with_their_events_and_reload_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
-    std::fs::write(rules.join("ssh.yml"), FAILED_LOGIN_RULE).unwrap();
-    let config = format!("[detection]\nrules_dir = \"{}\"\npoll_interval_ms = 100\n", rules.display());
-    let instance = Instance::start(dir.path(), &config, &[("SECUREWATCH_HEC_TOKEN", TOKEN)]).unwrap();
+    let (instance, rules) = start_with_rules(&dir, "ssh.yml", FAILED_LOGIN_RULE, "poll_interval_ms = 100\n");
 
     send(&instance, "linux_secure", "Failed password for root from 203.0.113.9 port 22 ssh2");
     send(&instance, "linux_secure", "Accepted publickey for alice");
@@ -171,11 +177,7 @@ correlation:
 #[test]
 fn a_correlation_rule_raises_one_alert_with_its_events() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
-    std::fs::write(rules.join("brute.yml"), BRUTE_FORCE).unwrap();
-    let config = format!("[detection]\nrules_dir = \"{}\"\n", rules.display());
-    let instance = Instance::start(dir.path(), &config, &[("SECUREWATCH_HEC_TOKEN", TOKEN)]).unwrap();
+    let (instance, _) = start_with_rules(&dir, "brute.yml", BRUTE_FORCE, "");
 
     for attempt in 0..4 {
         send_from(&instance, "bastion-7", "linux_secure", &format!("Failed password for root port {attempt}"));

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 use securewatch_detection::{Detector, Pipelines, RuleSet};
-use securewatch_schemas::{flatten_json, Event, EventId, Fields, Severity, Source, SourceKind};
+use securewatch_schemas::{Event, EventId};
 use serde_json::Value;
 
 /// Samples whose recorded `match_count` is known to be wrong upstream (their event files hold
@@ -144,20 +144,7 @@ fn read_events(path: &Path) -> anyhow::Result<Option<Vec<Event>>> {
     let mut events = Vec::new();
     for (number, value) in serde_json::Deserializer::from_str(&text).into_iter::<Value>().enumerate() {
         let value = value.map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
-        let mut fields = Fields::new();
-        flatten_json(String::new(), value, &mut fields);
-        events.push(Event {
-            id: EventId(number as u128),
-            time: Utc::now(),
-            received: Utc::now(),
-            source: Source { kind: SourceKind::File, name: "sigma-regression".into(), peer: None },
-            host: None,
-            severity: Severity::Informational,
-            category: None,
-            message: String::new(),
-            fields,
-            raw: None,
-        });
+        events.push(Event::from_json_object(EventId(number as u128), Utc::now(), "sigma-regression", value));
     }
     Ok(Some(events))
 }
