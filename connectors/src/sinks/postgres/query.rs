@@ -71,9 +71,9 @@ impl PostgresSink {
         let relation = self.rollup_relation(category, query.bucket);
         // Only fixed column names and relations are interpolated; values are bound.
         let sql = format!(
-            "SELECT {value} AS value, bucket_start_ms - bucket_start_ms % $1 AS point_start_ms, \
+            "SELECT {value} COLLATE \"C\" AS value, bucket_start_ms - bucket_start_ms % $1 AS point_start_ms, \
              SUM(count)::bigint AS total FROM {relation} WHERE bucket_start_ms >= $2 AND bucket_start_ms < $3 \
-             GROUP BY 1, 2 HAVING SUM(count) <> 0 ORDER BY 1 COLLATE \"C\", 2"
+             GROUP BY 1, 2 HAVING SUM(count) <> 0 ORDER BY 1, 2"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(sql_ms(query.bucket.millis()))
@@ -111,10 +111,11 @@ impl PostgresSink {
         };
         let relation = self.rollup_relation(category, BucketWidth::Minute);
         let sql = format!(
-            "SELECT {value} AS value, SUM(count)::bigint AS total FROM {relation} \
+            "SELECT {value} COLLATE \"C\" AS value, SUM(count)::bigint AS total FROM {relation} \
              WHERE $1::bigint IS NOT NULL AND bucket_start_ms >= $2 AND bucket_start_ms < $3 AND {present} \
-             GROUP BY 1 HAVING SUM(count) <> 0 ORDER BY 2 DESC, 1 COLLATE \"C\" LIMIT $4"
+             GROUP BY 1 HAVING SUM(count) <> 0 ORDER BY 2 DESC, 1 LIMIT $4"
         );
+        // $1 is unused here; it keeps the relation's range at $2 and $3 as in `timeseries`.
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(0i64)
             .bind(sql_ms(query.from_ms))

@@ -11,7 +11,7 @@ use crate::sinks::sqlite::DeadLetter;
 
 /// Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01 UTC).
 const POSTGRES_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
-/// The earliest `timestamptz` PostgreSQL stores: 4713-11-24 BC 00:00 UTC, in Unix microseconds.
+/// The earliest `timestamptz` PostgreSQL stores: 4714-11-24 BC 00:00 UTC (Julian day 0), in Unix microseconds.
 const POSTGRES_MIN_TIME_US: i64 = -210_866_803_200_000_000;
 /// Columns of the events table, in table order.
 pub(super) const EVENT_COLUMNS: usize = 12;
@@ -161,8 +161,9 @@ mod unit_tests {
 
     #[test]
     fn time_bounds_match_postgres() {
-        // 4713-11-24 BC is year -4712 in the proleptic Gregorian calendar chrono uses.
-        let min = chrono::NaiveDate::from_ymd_opt(-4712, 11, 24).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc();
+        // 4714-11-24 BC is year -4713 in chrono's proleptic Gregorian calendar (there is a year 0);
+        // the server refuses a second earlier.
+        let min = chrono::NaiveDate::from_ymd_opt(-4713, 11, 24).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc();
         assert_eq!(min.timestamp_micros(), POSTGRES_MIN_TIME_US);
         let end = chrono::NaiveDate::from_ymd_opt(294_277, 1, 1);
         // chrono stops before year 294277; PostgreSQL's upper bound is out of its reach.
