@@ -12,6 +12,10 @@ pub struct PostgresConfig {
     pub schema: Option<String>,
     /// Most connections in the pool (writers and dashboard queries).
     pub pool_size: u32,
+    /// Prepared statements cached per connection. 0 also drops (`DEALLOCATE ALL`) the prepared
+    /// statements an earlier session left when a connection opens: for servers whose sessions
+    /// share one backend, such as PGlite served over TCP.
+    pub statement_cache_capacity: usize,
     /// Events per COPY (or multi-row INSERT) round within one write.
     pub batch_rows: usize,
     /// How events are loaded into the staging table.
@@ -56,6 +60,7 @@ impl Default for PostgresConfig {
             url: "postgres://localhost/securewatch".to_string(),
             schema: None,
             pool_size: 8,
+            statement_cache_capacity: 100,
             batch_rows: 10_000,
             load: LoadMethod::Copy,
             timescale: TimescaleMode::Auto,

@@ -85,18 +85,36 @@ impl PostgresSink {
     /// Connects, picks the flavour (see [`TimescaleMode`]), applies the migrations and then the
     /// flavour's start-up work: daily partitions ahead (plain) or the policies (TimescaleDB).
     pub async fn connect(config: &PostgresConfig) -> Result<PostgresSink, PostgresError> {
-        let mut options = PgConnectOptions::from_str(&config.url).map_err(PostgresError::Connect)?;
-        if let Some(schema) = &config.schema {
-            if !is_identifier(schema) {
+        let options = PgConnectOptions::from_str(&config.url)
+            .map_err(PostgresError::Connect)?
+            .statement_cache_capacity(config.statement_cache_capacity);
+        // Set per connection rather than as a start-up parameter, which some servers ignore
+        // (PGlite's socket server). `public` stays on the path: TimescaleDB's functions live there.
+        let search_path = match &config.schema {
+            Some(schema) if !is_identifier(schema) => {
                 return Err(PostgresError::Config(format!(
                     "schema {schema:?}: use lowercase letters, digits and '_' (not first a digit)"
-                )));
+                )))
             }
-            // `public` stays on the path: TimescaleDB's functions live there.
-            options = options.options([("search_path", format!("{schema},public"))]);
-        }
+            Some(schema) => Some(format!("SET search_path TO {schema}, public")),
+            None => None,
+        };
+        let shared_backend = config.statement_cache_capacity == 0;
         let pool = PgPoolOptions::new()
             .max_connections(config.pool_size.max(1))
+            .after_connect(move |connection, _| {
+                let search_path = search_path.clone();
+                Box::pin(async move {
+                    if shared_backend {
+                        sqlx::raw_sql("DEALLOCATE ALL").execute(&mut *connection).await?;
+                    }
+                    if let Some(search_path) = search_path {
+                        // Only a checked identifier reaches the SQL.
+                        sqlx::raw_sql(AssertSqlSafe(search_path)).execute(&mut *connection).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(PostgresError::Connect)?;

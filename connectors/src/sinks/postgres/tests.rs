@@ -57,7 +57,7 @@ fn event(seed: &str, time: DateTime<Utc>) -> Event {
         source: Source { kind: SourceKind::Hec, name: "hec-main".into(), peer: Some("10.0.0.1:5000".into()) },
         host: Some(format!("web-{}", seed.len() % 3)),
         severity: Severity::Warning,
-        category: (seed.len() % 2 == 0).then(|| "auth".to_string()),
+        category: seed.len().is_multiple_of(2).then(|| "auth".to_string()),
         message: format!("event {seed} with ünïcode"),
         fields,
         raw: Some(format!("{{\"event\":\"{seed}\"}}")),
@@ -102,7 +102,8 @@ async fn replayed_epochs_store_every_event_exactly_once_with_copy_and_with_inser
         assert_eq!(scalar(&sink, "SELECT count(*) FROM events").await, 2500, "{name}");
         assert_eq!(scalar(&sink, "SELECT count(DISTINCT id) FROM events").await, 2500, "{name}");
         // Columns round-trip (binary COPY encoding included).
-        let stored: (String, Option<String>, i16, Option<String>, String, String, Option<String>, DateTime<Utc>) =
+        type Stored = (String, Option<String>, i16, Option<String>, String, String, Option<String>, DateTime<Utc>);
+        let stored: Stored =
             sqlx::query_as(
                 "SELECT source_name, host, severity, category, message, fields::text, raw, received FROM events \
                  WHERE id = $1",
@@ -422,6 +423,8 @@ async fn timescale_hypertable_continuous_aggregates_and_policies() {
         config.timescale = TimescaleMode::On;
         // PGlite's socket server serves one connection and does not take COPY.
         config.pool_size = 1;
+        // Its sessions share one backend, so named prepared statements of an earlier session clash.
+        config.statement_cache_capacity = 0;
         config.load = LoadMethod::Insert;
         config.compress_after_days = Some(7);
         config.retention_days = Some(30);
@@ -443,10 +446,12 @@ async fn timescale_hypertable_continuous_aggregates_and_policies() {
     for expected in [
         ("policy_refresh_continuous_aggregate", "rollup_1m"),
         ("policy_refresh_continuous_aggregate", "rollup_1h"),
+        ("policy_refresh_continuous_aggregate", "rollup_category_1m"),
+        ("policy_refresh_continuous_aggregate", "rollup_category_1h"),
         ("policy_compression", "events"),
         ("policy_retention", "events"),
     ] {
-        assert!(procedures.iter().any(|job| job.0 == expected.0 && job.1.starts_with("_materialized") || *job == expected) || procedures.contains(&expected), "{expected:?} in {procedures:?}");
+        assert!(procedures.contains(&expected), "{expected:?} in {procedures:?}");
     }
 
     // 90 events over the last hour-and-a-half (inside the 1-minute aggregates' refresh window).
@@ -460,21 +465,12 @@ async fn timescale_hypertable_continuous_aggregates_and_policies() {
     assert_eq!(scalar(&sink, "SELECT sum(count)::bigint FROM rollup_1m").await, 90);
     assert_eq!(scalar(&sink, "SELECT sum(count)::bigint FROM rollup_1h").await, 90);
     // ...but nothing is materialised until the refresh job runs (no background workers here).
-    let materialised = "SELECT count(*) FROM rollup_1m_materialised";
-    sqlx::raw_sql("CREATE VIEW rollup_1m_materialised AS SELECT * FROM rollup_1m WHERE false")
-        .execute(sink.pool())
-        .await
-        .unwrap();
-    let _ = materialised;
     sqlx::raw_sql("ALTER MATERIALIZED VIEW rollup_1m SET (timescaledb.materialized_only = true)")
         .execute(sink.pool())
         .await
         .unwrap();
     assert_eq!(scalar(&sink, "SELECT count(*) FROM rollup_1m").await, 0, "not refreshed yet");
-    let refresh_1m = jobs
-        .iter()
-        .find(|job| job.procedure == "policy_refresh_continuous_aggregate" && job.target.contains("rollup_1m") || job.procedure == "policy_refresh_continuous_aggregate" && job.id == jobs[0].id)
-        .expect("a refresh job");
+    let refresh_1m = jobs.iter().find(|job| job.target == "rollup_1m").expect("the refresh job of rollup_1m");
     sink.run_job(refresh_1m.id).await.unwrap();
     let refreshed = scalar(&sink, "SELECT COALESCE(sum(count), 0)::bigint FROM rollup_1m").await;
     assert!(refreshed > 0 && refreshed <= 90, "run_job materialised the closed buckets: {refreshed}");
