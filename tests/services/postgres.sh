@@ -1,6 +1,7 @@
 # Sourced by tests/run.sh: starts a throw-away PostgreSQL 15 on a free loopback port and exports
 # SECUREWATCH_TEST_POSTGRES_URL; `postgres_stop` (called from the caller's EXIT trap) stops it.
 # Usage: source tests/services/postgres.sh; postgres_start; trap postgres_stop EXIT
+# POSTGRES_FSYNC=on keeps PostgreSQL's durable defaults (benchmarks); tests run with fsync off.
 
 postgres_bin() {
   local dir
@@ -31,7 +32,7 @@ postgres_start() {
   "${run_as[@]}" "$bin/initdb" -D "$POSTGRES_DIR/data" -U securewatch --auth=trust -E UTF8 --locale=C.UTF-8 >"$POSTGRES_DIR/initdb.log" 2>&1 \
     || { cat "$POSTGRES_DIR/initdb.log" >&2; return 1; }
   "${run_as[@]}" "$bin/pg_ctl" -D "$POSTGRES_DIR/data" -l "$POSTGRES_DIR/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $POSTGRES_DIR -c fsync=off -c max_connections=200" start >/dev/null \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $POSTGRES_DIR -c fsync=${POSTGRES_FSYNC:-off} -c max_connections=200 -c shared_buffers=${POSTGRES_SHARED_BUFFERS:-128MB}" start >/dev/null \
     || { cat "$POSTGRES_DIR/server.log" >&2; return 1; }
   POSTGRES_RUN_AS=("${run_as[@]}")
   POSTGRES_BIN_DIR=$bin

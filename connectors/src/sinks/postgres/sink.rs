@@ -112,6 +112,7 @@ impl PostgresSink {
                         // Only a checked identifier reaches the SQL.
                         sqlx::raw_sql(AssertSqlSafe(search_path)).execute(&mut *connection).await?;
                     }
+                    sqlx::raw_sql(CREATE_STAGING).execute(&mut *connection).await?;
                     Ok(())
                 })
             })
@@ -346,21 +347,16 @@ async fn store_event_batch(
     summary: &mut WriteSummary,
     rejected: &mut Vec<DeadLetter>,
 ) -> Result<(), PostgresError> {
-    sqlx::raw_sql(
-        "CREATE TEMP TABLE IF NOT EXISTS events_staging (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS; \
-         SAVEPOINT securewatch_batch",
-    )
-    .execute(&mut *connection)
-    .await?;
+    sqlx::raw_sql("SAVEPOINT securewatch_batch").execute(&mut *connection).await?;
     let attempt = async {
         match load {
             LoadMethod::Copy => copy_into_staging(connection, rows).await?,
             LoadMethod::Insert => insert_into_staging(connection, rows).await?,
         }
-        let moved = sqlx::raw_sql(
-            "WITH moved AS (DELETE FROM events_staging RETURNING *) \
-             INSERT INTO events SELECT * FROM moved ON CONFLICT (time, id) DO NOTHING",
-        )
+        let moved = sqlx::raw_sql(AssertSqlSafe(format!(
+            "WITH moved AS (DELETE FROM events_staging RETURNING {EVENT_COLUMN_LIST}) \
+             INSERT INTO events ({EVENT_COLUMN_LIST}) SELECT * FROM moved ON CONFLICT (time, id) DO NOTHING"
+        )))
         .execute(&mut *connection)
         .await?;
         Ok::<u64, sqlx::Error>(moved.rows_affected())
@@ -373,7 +369,7 @@ async fn store_event_batch(
             summary.duplicates += rows.len() as u64 - written;
             Ok(())
         }
-        Err(sqlx::Error::Database(error)) => {
+        Err(sqlx::Error::Database(error)) if refuses_data(&*error) => {
             tracing::warn!(%error, rows = rows.len(), "PostgreSQL refused a batch of events; storing them one by one.");
             sqlx::raw_sql("ROLLBACK TO SAVEPOINT securewatch_batch; RELEASE SAVEPOINT securewatch_batch")
                 .execute(&mut *connection)
@@ -389,7 +385,7 @@ async fn store_event_batch(
                         summary.written += done.rows_affected();
                         summary.duplicates += 1 - done.rows_affected();
                     }
-                    Err(sqlx::Error::Database(error)) => {
+                    Err(sqlx::Error::Database(error)) if refuses_data(&*error) => {
                         sqlx::raw_sql("ROLLBACK TO SAVEPOINT securewatch_row; RELEASE SAVEPOINT securewatch_row")
                             .execute(&mut *connection)
                             .await?;
@@ -404,6 +400,24 @@ async fn store_event_batch(
     }
 }
 
+/// Whether a server error is about the data (SQLSTATE class 22, data exception, or 23,
+/// integrity constraint violation): then the row, not the server, is at fault. Anything else
+/// (connection, disk, permissions) fails the whole write, to be retried.
+fn refuses_data(error: &dyn sqlx::error::DatabaseError) -> bool {
+    error.code().is_some_and(|code| code.starts_with("22") || code.starts_with("23"))
+}
+
+/// The events table's columns, in the order of the binary COPY rows and the staging table.
+const EVENT_COLUMN_LIST: &str =
+    "time, id, received, source_kind, source_name, peer, host, severity, category, message, fields, raw";
+
+/// Creates the connection's staging table: the events table's columns without its constraints
+/// (PostgreSQL checks those when rows move into `events`), emptied at each commit.
+const CREATE_STAGING: &str = "CREATE TEMP TABLE IF NOT EXISTS events_staging (\
+     time timestamptz NOT NULL, id bytea NOT NULL, received timestamptz NOT NULL, source_kind text NOT NULL, \
+     source_name text NOT NULL, peer text, host text, severity smallint NOT NULL, category text, \
+     message text NOT NULL, fields jsonb NOT NULL, raw text) ON COMMIT DELETE ROWS";
+
 async fn copy_into_staging(connection: &mut PgConnection, rows: &[EventRow<'_>]) -> Result<(), sqlx::Error> {
     let mut buffer = Vec::with_capacity(rows.len() * 512 + 32);
     copy_header(&mut buffer);
@@ -411,7 +425,9 @@ async fn copy_into_staging(connection: &mut PgConnection, rows: &[EventRow<'_>])
         copy_row(&mut buffer, row);
     }
     copy_trailer(&mut buffer);
-    let mut copy = connection.copy_in_raw("COPY events_staging FROM STDIN WITH (FORMAT binary)").await?;
+    let mut copy = connection
+        .copy_in_raw(&format!("COPY events_staging ({EVENT_COLUMN_LIST}) FROM STDIN WITH (FORMAT binary)"))
+        .await?;
     // Sent in 1 MiB pieces: each becomes one CopyData message.
     for piece in buffer.chunks(1 << 20) {
         if let Err(error) = copy.send(piece).await {
