@@ -32,7 +32,7 @@ postgres_start() {
   "${run_as[@]}" "$bin/initdb" -D "$POSTGRES_DIR/data" -U securewatch --auth=trust -E UTF8 --locale=C.UTF-8 >"$POSTGRES_DIR/initdb.log" 2>&1 \
     || { cat "$POSTGRES_DIR/initdb.log" >&2; return 1; }
   "${run_as[@]}" "$bin/pg_ctl" -D "$POSTGRES_DIR/data" -l "$POSTGRES_DIR/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $POSTGRES_DIR -c fsync=${POSTGRES_FSYNC:-off} -c max_connections=200 -c shared_buffers=${POSTGRES_SHARED_BUFFERS:-128MB}" start >/dev/null \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $POSTGRES_DIR -c fsync=${POSTGRES_FSYNC:-off} -c max_connections=200 -c shared_buffers=${POSTGRES_SHARED_BUFFERS:-128MB} -c max_wal_size=${POSTGRES_MAX_WAL_SIZE:-1GB}" start >/dev/null \
     || { cat "$POSTGRES_DIR/server.log" >&2; return 1; }
   POSTGRES_RUN_AS=("${run_as[@]}")
   POSTGRES_BIN_DIR=$bin

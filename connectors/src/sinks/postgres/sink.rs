@@ -112,6 +112,12 @@ impl PostgresSink {
                         // Only a checked identifier reaches the SQL.
                         sqlx::raw_sql(AssertSqlSafe(search_path)).execute(&mut *connection).await?;
                     }
+                    // Room for a batch of staged rows in memory (the default is 8 MB). Only
+                    // possible before the session's first temporary table: a shared backend
+                    // (PGlite) may have one already, and keeps its setting.
+                    if let Err(error) = sqlx::raw_sql("SET temp_buffers = '64MB'").execute(&mut *connection).await {
+                        tracing::debug!(%error, "temp_buffers left as it is.");
+                    }
                     sqlx::raw_sql(CREATE_STAGING).execute(&mut *connection).await?;
                     Ok(())
                 })
@@ -354,11 +360,13 @@ async fn store_event_batch(
             LoadMethod::Insert => insert_into_staging(connection, rows).await?,
         }
         let moved = sqlx::raw_sql(AssertSqlSafe(format!(
-            "WITH moved AS (DELETE FROM events_staging RETURNING {EVENT_COLUMN_LIST}) \
-             INSERT INTO events ({EVENT_COLUMN_LIST}) SELECT * FROM moved ON CONFLICT (time, id) DO NOTHING"
+            "INSERT INTO events ({EVENT_COLUMN_LIST}) SELECT {EVENT_COLUMN_LIST} FROM events_staging \
+             ON CONFLICT (time, id) DO NOTHING"
         )))
         .execute(&mut *connection)
         .await?;
+        // Emptied for the next batch of the same transaction (cheaper than deleting the rows).
+        sqlx::raw_sql("TRUNCATE events_staging").execute(&mut *connection).await?;
         Ok::<u64, sqlx::Error>(moved.rows_affected())
     }
     .await;
