@@ -13,6 +13,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgConnection, Postgres, QueryBuilder};
 
 use super::config::{LoadMethod, PostgresConfig, TimescaleMode};
+use securewatch_schemas::Event;
+
 use super::rows::{check_event, copy_header, copy_row, copy_trailer, rejected_event, storable_text, storable_time, EventRow};
 use crate::sinks::sqlite::{AlertRecord, DeadLetter, EpochWrite, WriteSummary};
 use crate::telemetry;
@@ -185,18 +187,21 @@ impl PostgresSink {
                 self.maintain_partitions().await?;
             }
         }
-        let mut rows = Vec::with_capacity(write.events.len());
         let mut rejected = Vec::new();
-        for event in &write.events {
-            match check_event(event) {
-                Ok(row) => rows.push(row),
-                Err(detail) => rejected.push(rejected_event(event, detail)),
-            }
-        }
         let mut transaction = self.pool.begin().await?;
         let mut summary = WriteSummary::default();
-        for chunk in rows.chunks(self.config.batch_rows.max(1)) {
-            store_event_batch(&mut transaction, chunk, self.config.load, &mut summary, &mut rejected).await?;
+        // Each batch is checked and encoded while the server stores the one before it.
+        let mut chunks = write.events.chunks(self.config.batch_rows.max(1));
+        let mut current = chunks.next().map(|chunk| prepare_batch(chunk, self.config.load));
+        while let Some((batch, refused)) = current {
+            rejected.extend(refused);
+            let next = chunks.next();
+            let (stored, prepared) = tokio::join!(
+                store_event_batch(&mut transaction, &batch, &mut summary, &mut rejected),
+                async { next.map(|chunk| prepare_batch(chunk, self.config.load)) }
+            );
+            stored?;
+            current = prepared;
         }
         summary.dead_lettered = insert_dead_letters(&mut transaction, write.dead_letters.iter().chain(&rejected)).await?;
         apply_rollup_changes(&mut transaction, &write.rollups).await?;
@@ -343,21 +348,52 @@ async fn choose_flavour(pool: &PgPool, mode: TimescaleMode) -> Result<Flavour, P
     }
 }
 
+/// A batch of checked events, with its binary COPY data when loading by COPY.
+struct Batch<'a> {
+    rows: Vec<EventRow<'a>>,
+    copy: Option<Vec<u8>>,
+}
+
+/// Checks `events` (those PostgreSQL would refuse become dead letters) and encodes the rest.
+fn prepare_batch(events: &[Event], load: LoadMethod) -> (Batch<'_>, Vec<DeadLetter>) {
+    let mut rows = Vec::with_capacity(events.len());
+    let mut rejected = Vec::new();
+    for event in events {
+        match check_event(event) {
+            Ok(row) => rows.push(row),
+            Err(detail) => rejected.push(rejected_event(event, detail)),
+        }
+    }
+    let copy = (load == LoadMethod::Copy).then(|| {
+        let mut buffer = Vec::with_capacity(rows.len() * 512 + 32);
+        copy_header(&mut buffer);
+        for row in &rows {
+            copy_row(&mut buffer, row);
+        }
+        copy_trailer(&mut buffer);
+        buffer
+    });
+    (Batch { rows, copy }, rejected)
+}
+
 /// Stores one batch of checked events through the staging table, counting written and
 /// duplicate rows. If the server refuses the batch, retries it row by row (each under a
 /// savepoint) and dead-letters the rows it refuses.
 async fn store_event_batch(
     connection: &mut PgConnection,
-    rows: &[EventRow<'_>],
-    load: LoadMethod,
+    batch: &Batch<'_>,
     summary: &mut WriteSummary,
     rejected: &mut Vec<DeadLetter>,
 ) -> Result<(), PostgresError> {
+    let rows = batch.rows.as_slice();
+    if rows.is_empty() {
+        return Ok(());
+    }
     sqlx::raw_sql("SAVEPOINT securewatch_batch").execute(&mut *connection).await?;
     let attempt = async {
-        match load {
-            LoadMethod::Copy => copy_into_staging(connection, rows).await?,
-            LoadMethod::Insert => insert_into_staging(connection, rows).await?,
+        match &batch.copy {
+            Some(copy) => copy_into_staging(connection, copy).await?,
+            None => insert_into_staging(connection, rows).await?,
         }
         let moved = sqlx::raw_sql(AssertSqlSafe(format!(
             "INSERT INTO events ({EVENT_COLUMN_LIST}) SELECT {EVENT_COLUMN_LIST} FROM events_staging \
@@ -426,13 +462,7 @@ const CREATE_STAGING: &str = "CREATE TEMP TABLE IF NOT EXISTS events_staging (\
      source_name text NOT NULL, peer text, host text, severity smallint NOT NULL, category text, \
      message text NOT NULL, fields jsonb NOT NULL, raw text) ON COMMIT DELETE ROWS";
 
-async fn copy_into_staging(connection: &mut PgConnection, rows: &[EventRow<'_>]) -> Result<(), sqlx::Error> {
-    let mut buffer = Vec::with_capacity(rows.len() * 512 + 32);
-    copy_header(&mut buffer);
-    for row in rows {
-        copy_row(&mut buffer, row);
-    }
-    copy_trailer(&mut buffer);
+async fn copy_into_staging(connection: &mut PgConnection, buffer: &[u8]) -> Result<(), sqlx::Error> {
     let mut copy = connection
         .copy_in_raw(&format!("COPY events_staging ({EVENT_COLUMN_LIST}) FROM STDIN WITH (FORMAT binary)"))
         .await?;
