@@ -116,7 +116,16 @@ docker-compose -f docker-compose.yml config -q
 say "build"
 cargo build --workspace --all-targets --locked
 
-export SECUREWATCH_BIN="$PWD/target/debug/securewatch"
+export SECUREWATCH_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/securewatch"
+# Services the tests run against (tests/services/*.sh), stopped at exit.
+source tests/services/postgres.sh
+source tests/services/timescale.sh
+trap 'timescale_stop; postgres_stop' EXIT
+say "services"
+postgres_start
+export SECUREWATCH_REQUIRE_POSTGRES=1
+timescale_start && export SECUREWATCH_REQUIRE_TIMESCALE=1 || echo "TimescaleDB (PGlite) did not start: its test is skipped"
+
 say "tests (unit + end-to-end)"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast "$@"

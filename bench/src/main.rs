@@ -1,5 +1,5 @@
 //! Load generators and probes for SecureWatch benchmarks: HEC batches (flat out or paced),
-//! syslog over TCP, and the idle CPU of a running server.
+//! syslog over TCP, the idle CPU of a running server, and rows/s into PostgreSQL.
 //!
 //! Each command prints one line of results; `bench/run.sh` and `bench/long_run.sh` start the
 //! server, run them and add the server's memory figures. Figures go to `bench/README.md` with
@@ -8,6 +8,7 @@
 mod hec;
 mod idle;
 mod metrics;
+mod pg;
 mod syslog;
 
 use clap::{Parser, Subcommand};
@@ -62,6 +63,26 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         connections: u64,
     },
+    /// Writes synthetic events into PostgreSQL through the sink (`write_epochs`), once by binary
+    /// COPY and once by multi-row INSERT into the staging table, then again as duplicates.
+    Pg {
+        /// PostgreSQL URL; the bench works in schemas `bench_pg_copy` / `bench_pg_insert` (dropped first).
+        #[arg(long, env = "SECUREWATCH_BENCH_POSTGRES_URL")]
+        url: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Events per write (one transaction).
+        #[arg(long, default_value_t = 50_000)]
+        write_events: u64,
+        /// Events per COPY / INSERT round inside a write.
+        #[arg(long, default_value_t = 10_000)]
+        batch_rows: usize,
+        /// `copy`, `insert` or `both`.
+        #[arg(long, default_value = "both")]
+        load: String,
+        #[arg(long, default_value_t = 200)]
+        hosts: u64,
+    },
     /// Samples a process's CPU time (`/proc/PID/stat` utime + stime) over an interval without
     /// traffic and prints it as a percentage of one core, with its context switches per second.
     Idle {
@@ -80,5 +101,15 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::SyslogTcp { addr, api, events, connections } => syslog::run(&addr, &api, events, connections).await,
         Command::Idle { pid, seconds } => idle::run(pid, seconds).await,
+        Command::Pg { url, events, write_events, batch_rows, load, hosts } => {
+            use securewatch_connectors::sinks::postgres::LoadMethod;
+            let loads = match load.as_str() {
+                "copy" => vec![LoadMethod::Copy],
+                "insert" => vec![LoadMethod::Insert],
+                "both" => vec![LoadMethod::Copy, LoadMethod::Insert],
+                other => anyhow::bail!("--load {other}: use copy, insert or both"),
+            };
+            pg::run(pg::Options { url, events, write_events: write_events.max(1), batch_rows, loads, hosts }).await
+        }
     }
 }

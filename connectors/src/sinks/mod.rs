@@ -1,4 +1,5 @@
 //! Stores that events are written to.
 
 pub mod opensearch;
+pub mod postgres;
 pub mod sqlite;

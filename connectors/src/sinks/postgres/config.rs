@@ -1,0 +1,73 @@
+//! Configuration of the PostgreSQL / TimescaleDB sink (`[sinks.postgres]`).
+
+use serde::{Deserialize, Serialize};
+
+/// `[sinks.postgres]` in the config file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// Connection URL, e.g. `postgres://securewatch@db:5432/securewatch`.
+    pub url: String,
+    /// Schema the tables live in (created if missing); `None`: the server's default search path.
+    pub schema: Option<String>,
+    /// Most connections in the pool (writers and dashboard queries).
+    pub pool_size: u32,
+    /// Prepared statements cached per connection. 0 also drops (`DEALLOCATE ALL`) the prepared
+    /// statements an earlier session left when a connection opens: for servers whose sessions
+    /// share one backend, such as PGlite served over TCP.
+    pub statement_cache_capacity: usize,
+    /// Events per COPY (or multi-row INSERT) round within one write.
+    pub batch_rows: usize,
+    /// How events are loaded into the staging table.
+    pub load: LoadMethod,
+    /// Whether to use TimescaleDB.
+    pub timescale: TimescaleMode,
+    /// Plain PostgreSQL: daily partitions created ahead of today.
+    pub partitions_ahead_days: u32,
+    /// Plain PostgreSQL: daily partitions created behind today at start-up.
+    pub partitions_behind_days: u32,
+    /// TimescaleDB: compress event chunks older than this many days (`None`: no compression).
+    pub compress_after_days: Option<u32>,
+    /// TimescaleDB: drop event chunks older than this many days (`None`: keep everything).
+    pub retention_days: Option<u32>,
+}
+
+/// `timescale = "auto" | "on" | "off"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimescaleMode {
+    /// Use TimescaleDB when `CREATE EXTENSION IF NOT EXISTS timescaledb` succeeds, else plain tables.
+    Auto,
+    /// Require TimescaleDB: start-up fails without it.
+    On,
+    /// Plain PostgreSQL tables even where TimescaleDB is available.
+    Off,
+}
+
+/// `load = "copy" | "insert"`: how a batch reaches the staging table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadMethod {
+    /// Binary `COPY ... FROM STDIN` (fastest).
+    Copy,
+    /// Multi-row `INSERT` statements (for servers or proxies without COPY).
+    Insert,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        PostgresConfig {
+            url: "postgres://localhost/securewatch".to_string(),
+            schema: None,
+            pool_size: 8,
+            statement_cache_capacity: 100,
+            batch_rows: 10_000,
+            load: LoadMethod::Copy,
+            timescale: TimescaleMode::Auto,
+            partitions_ahead_days: 3,
+            partitions_behind_days: 1,
+            compress_after_days: Some(7),
+            retention_days: Some(30),
+        }
+    }
+}

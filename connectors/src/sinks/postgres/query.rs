@@ -1,0 +1,241 @@
+//! Reads: the dashboard queries (time series and top-N over the rollups or the continuous
+//! aggregates), rollup rows, late counts and alerts.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use securewatch_operators::RollupKey;
+use securewatch_schemas::{Alert, AlertLevel, EventId, Severity, SourceKind};
+use sqlx::postgres::PgRow;
+use sqlx::{AssertSqlSafe, Postgres, QueryBuilder, Row};
+
+use super::sink::{sql_ms, Flavour, PostgresError, PostgresSink};
+use crate::sinks::sqlite::{
+    AlertQuery, BucketWidth, Point, Series, SeriesBy, TimeseriesQuery, TopEntry, TopField, TopQuery,
+};
+
+fn decode_error(message: String) -> PostgresError {
+    PostgresError::Sql(sqlx::Error::Decode(message.into()))
+}
+
+fn none_if_empty(text: String) -> Option<String> {
+    (!text.is_empty()).then_some(text)
+}
+
+fn severity_of(code: i64) -> Result<Severity, PostgresError> {
+    u8::try_from(code)
+        .ok()
+        .filter(|code| *code <= 7)
+        .map(Severity::from_code)
+        .ok_or_else(|| decode_error(format!("severity code {code} out of range")))
+}
+
+fn bucket_of(ms: i64) -> Result<u64, PostgresError> {
+    u64::try_from(ms).map_err(|_| decode_error(format!("negative rollup bucket {ms}")))
+}
+
+impl PostgresSink {
+    /// The rows a dashboard query reads, as `(bucket_start_ms, source_kind, host, severity,
+    /// count)` or `(bucket_start_ms, category, count)` with '' for none, restricted to buckets in
+    /// `[$2, $3)` ms. Plain PostgreSQL: the dataflow's rollup tables. TimescaleDB: the continuous
+    /// aggregate of `width` (real-time, so the newest buckets are read from the events).
+    fn rollup_relation(&self, category: bool, width: BucketWidth) -> String {
+        match (self.flavour, category) {
+            (Flavour::Plain, false) => "rollup_source".to_string(),
+            (Flavour::Plain, true) => "rollup_category".to_string(),
+            (Flavour::Timescale, false) => format!(
+                "(SELECT (extract(epoch FROM time) * 1000)::bigint AS bucket_start_ms, source_kind, \
+                 COALESCE(host, '') AS host, severity, count FROM rollup_{width} \
+                 WHERE time >= to_timestamp($2 / 1000.0) AND time < to_timestamp($3 / 1000.0)) AS aggregate",
+                width = width.as_str()
+            ),
+            (Flavour::Timescale, true) => format!(
+                "(SELECT (extract(epoch FROM time) * 1000)::bigint AS bucket_start_ms, \
+                 COALESCE(category, '') AS category, count FROM rollup_category_{width} \
+                 WHERE time >= to_timestamp($2 / 1000.0) AND time < to_timestamp($3 / 1000.0)) AS aggregate",
+                width = width.as_str()
+            ),
+        }
+    }
+
+    /// Event counts per point of `query.bucket` over the buckets starting in `[from_ms, to_ms)`,
+    /// one series per value of `query.by`, in key order, points oldest first, zero points left
+    /// out: the answer of `SqliteStore::timeseries`.
+    pub async fn timeseries(&self, query: &TimeseriesQuery) -> Result<Vec<Series>, PostgresError> {
+        let (value, category) = match query.by {
+            SeriesBy::Source => ("source_kind", false),
+            SeriesBy::Host => ("host", false),
+            SeriesBy::Severity => ("severity::text", false),
+            SeriesBy::Category => ("category", true),
+        };
+        let relation = self.rollup_relation(category, query.bucket);
+        // Only fixed column names and relations are interpolated; values are bound.
+        let sql = format!(
+            "SELECT {value} COLLATE \"C\" AS value, bucket_start_ms - bucket_start_ms % $1 AS point_start_ms, \
+             SUM(count)::bigint AS total FROM {relation} WHERE bucket_start_ms >= $2 AND bucket_start_ms < $3 \
+             GROUP BY 1, 2 HAVING SUM(count) <> 0 ORDER BY 1, 2"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(sql_ms(query.bucket.millis()))
+            .bind(sql_ms(query.from_ms))
+            .bind(sql_ms(query.to_ms))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut series: Vec<Series> = Vec::new();
+        for row in &rows {
+            let text: String = row.try_get("value")?;
+            let value = match query.by {
+                SeriesBy::Severity => Some(severity_of(text.parse().unwrap_or(-1))?.name().to_string()),
+                _ => none_if_empty(text),
+            };
+            let point = Point { bucket_start_ms: bucket_of(row.try_get("point_start_ms")?)?, count: row.try_get("total")? };
+            match series.last_mut() {
+                Some(last) if last.key.values().next() == Some(&value) => last.points.push(point),
+                _ => series.push(Series {
+                    key: BTreeMap::from([(query.by.key_name().to_string(), value)]),
+                    points: vec![point],
+                }),
+            }
+        }
+        Ok(series)
+    }
+
+    /// The `query.n` values of `query.field` with the most events in the minute buckets starting
+    /// in `[from_ms, to_ms)`, most first, ties by value: the answer of `SqliteStore::top`.
+    pub async fn top(&self, query: &TopQuery) -> Result<Vec<TopEntry>, PostgresError> {
+        let (value, category, present) = match query.field {
+            TopField::Host => ("host", false, "host <> ''"),
+            TopField::Category => ("category", true, "category <> ''"),
+            TopField::Severity => ("severity::text", false, "true"),
+            TopField::Source => ("source_kind", false, "true"),
+        };
+        let relation = self.rollup_relation(category, BucketWidth::Minute);
+        let sql = format!(
+            "SELECT {value} COLLATE \"C\" AS value, SUM(count)::bigint AS total FROM {relation} \
+             WHERE $1::bigint IS NOT NULL AND bucket_start_ms >= $2 AND bucket_start_ms < $3 AND {present} \
+             GROUP BY 1 HAVING SUM(count) <> 0 ORDER BY 2 DESC, 1 LIMIT $4"
+        );
+        // $1 is unused here; it keeps the relation's range at $2 and $3 as in `timeseries`.
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(0i64)
+            .bind(sql_ms(query.from_ms))
+            .bind(sql_ms(query.to_ms))
+            .bind(i64::try_from(query.n).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let text: String = row.try_get("value")?;
+                let value = match query.field {
+                    TopField::Severity => severity_of(text.parse().unwrap_or(-1))?.name().to_string(),
+                    _ => text,
+                };
+                Ok(TopEntry { value, count: row.try_get("total")? })
+            })
+            .collect()
+    }
+
+    /// Every row of the dataflow's rollup tables as `(key, bucket_start_ms, count)`, sorted like
+    /// `SqliteStore::rollup_rows`, so both stores can be compared.
+    pub async fn rollup_rows(&self) -> Result<Vec<(RollupKey, u64, i64)>, PostgresError> {
+        let mut rows = Vec::new();
+        let source: Vec<(i64, String, String, i16, i64)> =
+            sqlx::query_as("SELECT bucket_start_ms, source_kind, host, severity, count FROM rollup_source")
+                .fetch_all(&self.pool)
+                .await?;
+        for (bucket, kind, host, severity, count) in source {
+            let kind = SourceKind::parse(&kind).ok_or_else(|| decode_error(format!("unknown source kind {kind:?}")))?;
+            let key = RollupKey::Source { kind, host: none_if_empty(host), severity: severity_of(i64::from(severity))? };
+            rows.push((key, bucket_of(bucket)?, count));
+        }
+        let category: Vec<(i64, String, i64)> =
+            sqlx::query_as("SELECT bucket_start_ms, category, count FROM rollup_category").fetch_all(&self.pool).await?;
+        for (bucket, category, count) in category {
+            rows.push((RollupKey::Category(none_if_empty(category)), bucket_of(bucket)?, count));
+        }
+        let hosts: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT bucket_start_ms, distinct_hosts FROM rollup_hosts").fetch_all(&self.pool).await?;
+        for (bucket, count) in hosts {
+            rows.push((RollupKey::DistinctHosts, bucket_of(bucket)?, count));
+        }
+        rows.sort();
+        Ok(rows)
+    }
+
+    /// Late-event counts of the buckets starting in `[from_ms, to_ms)`, oldest first.
+    pub async fn late_counts(&self, from_ms: u64, to_ms: u64) -> Result<Vec<(u64, i64)>, PostgresError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT bucket_start_ms, count FROM rollup_late \
+             WHERE bucket_start_ms >= $1 AND bucket_start_ms < $2 ORDER BY bucket_start_ms",
+        )
+        .bind(sql_ms(from_ms))
+        .bind(sql_ms(to_ms))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(|(bucket, count)| Ok((bucket_of(bucket)?, count))).collect()
+    }
+
+    /// Alerts matching `query`, newest last-seen first, each with its contributing event keys.
+    pub async fn alerts(&self, query: &AlertQuery) -> Result<Vec<Alert>, PostgresError> {
+        let mut builder: QueryBuilder<Postgres> = QueryBuilder::new(
+            "SELECT id, rule_id, title, level, kind, tags::text AS tags, group_key::text AS group_key, \
+             window_start, window_end, fired_at, first_seen, last_seen FROM alerts WHERE true",
+        );
+        if let Some(rule_id) = &query.rule_id {
+            builder.push(" AND rule_id = ").push_bind(rule_id.clone());
+        }
+        if let Some(level) = &query.level {
+            builder.push(" AND level = ").push_bind(level.clone());
+        }
+        if let Some(kind) = &query.kind {
+            builder.push(" AND kind = ").push_bind(kind.clone());
+        }
+        if let Some(from) = query.from {
+            builder.push(" AND last_seen >= ").push_bind(from);
+        }
+        if let Some(to) = query.to {
+            builder.push(" AND last_seen < ").push_bind(to);
+        }
+        builder.push(" ORDER BY last_seen DESC, id LIMIT ").push_bind(i64::from(query.limit));
+        let rows = builder.build().fetch_all(&self.pool).await?;
+        let mut alerts = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut alert = row_to_alert(row)?;
+            let ids: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT event_id FROM alert_events WHERE alert_id = $1 ORDER BY event_id")
+                .bind(alert.id.to_bytes().to_vec())
+                .fetch_all(&self.pool)
+                .await?;
+            alert.event_ids = ids.into_iter().map(|(id,)| id_from_bytes(id)).collect::<Result<_, PostgresError>>()?;
+            alerts.push(alert);
+        }
+        Ok(alerts)
+    }
+}
+
+fn id_from_bytes(bytes: Vec<u8>) -> Result<EventId, PostgresError> {
+    <[u8; 16]>::try_from(bytes.as_slice()).map(EventId::from_bytes).map_err(|_| decode_error("id is not 16 bytes".into()))
+}
+
+fn row_to_alert(row: &PgRow) -> Result<Alert, PostgresError> {
+    let tags: String = row.try_get("tags")?;
+    let group: String = row.try_get("group_key")?;
+    let level: Option<String> = row.try_get("level")?;
+    let ms = |column: &str| -> Result<u64, PostgresError> {
+        Ok(row.try_get::<DateTime<Utc>, _>(column)?.timestamp_millis().max(0) as u64)
+    };
+    Ok(Alert {
+        id: id_from_bytes(row.try_get("id")?)?,
+        rule_id: row.try_get("rule_id")?,
+        rule_title: row.try_get("title")?,
+        level: level.as_deref().and_then(AlertLevel::parse),
+        kind: row.try_get("kind")?,
+        tags: serde_json::from_str(&tags)?,
+        group_key: serde_json::from_str(&group)?,
+        window_start_ms: ms("window_start")?,
+        window_end_ms: ms("window_end")?,
+        fired_at_ms: ms("fired_at")?,
+        first_seen_ms: ms("first_seen")?,
+        last_seen_ms: ms("last_seen")?,
+        event_ids: Vec::new(),
+    })
+}
