@@ -10,6 +10,7 @@
 #   WORKERS="1 2"      timely worker counts to run every scenario with (default 1; sets
 #                      SECUREWATCH_DATAFLOW__WORKERS)
 #   HEC_CONCURRENCY    concurrent HEC connections (default 32)
+#   HEC_BATCH          events per HEC request (default 100)
 #   HEC_RATE           events/s of hec-rate (default 50000)
 #   HEC_HOSTS          distinct hosts of the HEC events (default 200)
 #   NOW_TIMES=0        use the fixed 2023 event times (all late for the rollups) instead of
@@ -61,7 +62,7 @@ TOML
 
 hec() {
   "$bin/securewatch-bench" hec --url "http://127.0.0.1:$hec_port" --api "http://127.0.0.1:$api_port" \
-    --token bench --events "$events" --batch 100 --concurrency "${HEC_CONCURRENCY:-32}" --hosts "${HEC_HOSTS:-200}" "${now_times[@]}" "$@"
+    --token bench --events "$events" --batch "${HEC_BATCH:-100}" --concurrency "${HEC_CONCURRENCY:-32}" --hosts "${HEC_HOSTS:-200}" "${now_times[@]}" "$@"
 }
 
 for workers in $workers_list; do
@@ -69,7 +70,7 @@ for workers in $workers_list; do
     start_server "$workers"
     case "$scenario" in
       hec)
-        echo "== workers $workers: HEC flat out, $events events, batches of 100, ${HEC_CONCURRENCY:-32} connections"
+        echo "== workers $workers: HEC flat out, $events events, batches of ${HEC_BATCH:-100}, ${HEC_CONCURRENCY:-32} connections"
         hec ;;
       hec-rate)
         echo "== workers $workers: HEC paced at ${HEC_RATE:-50000} events/s, $events events, ${HEC_CONCURRENCY:-32} connections"
