@@ -39,13 +39,23 @@
 //! rule matches, level `d` also the alerts of levels `< d` (as [`Match::of_alert`]). Each level
 //! is one keyed `reduce` for all its correlations, so the operator count grows with the chain
 //! depth, not with the number of rules.
+//!
+//! # Replacing the rules
+//!
+//! The state is keyed by each correlation's definition hash ([`CorrelationRules`]), not by its
+//! position in the set, so a new set can be put in force while the dataflow runs: matches are
+//! routed by the set in force when they reach the router; an unchanged correlation keeps its
+//! windows; a new or changed one starts empty, and the caller fills its windows with
+//! [`CorrelatedInputs::backfill`] (matches recomputed from stored events); a removed one stops
+//! receiving matches and its state expires. Alerts already emitted stay as they are.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use differential_dataflow::{AsCollection, VecCollection};
 use securewatch_detection::correlation::{CompiledCorrelation, Entry, Skip};
-use securewatch_detection::{CompiledCorrelations, Match};
+use securewatch_detection::{CompiledCorrelations, Match, MAX_CHAIN_DEPTH};
 use securewatch_schemas::Alert;
 use timely::dataflow::operators::vec::Filter;
 use timely::dataflow::operators::OkErr;
@@ -115,6 +125,77 @@ impl CorrelationConfig {
     }
 }
 
+/// The correlation rules a dataflow evaluates, replaceable at run time.
+///
+/// Every correlation's state is kept under its [`CompiledCorrelation::key`], a hash of its
+/// definition. A new set ([`CorrelationRules::replace`]) routes the matches that arrive from
+/// then on; a correlation that the new set keeps unchanged keeps its key and therefore its
+/// windows, a new or changed one starts under a new key (fill it with
+/// [`CorrelatedInputs::backfill`]), and the state of a removed one only expires. Every
+/// definition ever put in force stays known, so the operators can still evaluate and expire
+/// the state of an old key.
+#[derive(Clone)]
+pub struct CorrelationRules {
+    current: Arc<RwLock<Arc<CompiledCorrelations>>>,
+    known: Arc<RwLock<HashMap<u64, Arc<CompiledCorrelation>>>>,
+    /// Chain levels the dataflow builds (fixed when it is built).
+    levels: usize,
+}
+
+impl From<Arc<CompiledCorrelations>> for CorrelationRules {
+    /// A fixed set: the dataflow builds only the chain levels this set uses.
+    fn from(set: Arc<CompiledCorrelations>) -> Self {
+        let levels = set.max_depth() + 1;
+        let rules = CorrelationRules {
+            current: Arc::new(RwLock::new(Arc::new(CompiledCorrelations::default()))),
+            known: Arc::default(),
+            levels,
+        };
+        rules.replace(set);
+        rules
+    }
+}
+
+impl CorrelationRules {
+    /// A replaceable set: the dataflow builds every chain level up to [`MAX_CHAIN_DEPTH`].
+    pub fn replaceable(set: Arc<CompiledCorrelations>) -> Self {
+        CorrelationRules { levels: MAX_CHAIN_DEPTH + 1, ..CorrelationRules::from(set) }
+    }
+
+    /// Puts `set` in force for the matches routed from now on.
+    pub fn replace(&self, set: Arc<CompiledCorrelations>) {
+        {
+            let mut known = self.known.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+            for correlation in &set.correlations {
+                known.entry(correlation.key).or_insert_with(|| Arc::new(correlation.clone()));
+            }
+        }
+        *self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = set;
+    }
+
+    /// The set in force.
+    pub fn current(&self) -> Arc<CompiledCorrelations> {
+        Arc::clone(&self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    /// The correlation with this key; every key in the dataflow came from a set put in force.
+    fn get(&self, key: u64) -> Arc<CompiledCorrelation> {
+        let known = self.known.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(known.get(&key).expect("correlation keys come from sets put in force"))
+    }
+}
+
+/// The inputs of [`build_correlations`].
+pub struct CorrelatedInputs<'scope> {
+    /// Detection-rule matches at their ingest epochs, routed by the set in force and judged
+    /// against the allowed lateness.
+    pub matches: VecCollection<'scope, Epoch, Match, isize>,
+    /// Matches recomputed from stored events for new correlations, each with the keys of the
+    /// correlations it is for: routed to those keys only and never late (they rebuild windows
+    /// that the correlations would have seen had they been in force).
+    pub backfill: Option<VecCollection<'scope, Epoch, (Match, Vec<u64>), isize>>,
+}
+
 /// The outputs of [`build_correlations`], all at ingest-epoch times.
 pub struct Correlations<'scope> {
     /// Correlation alerts as the store should hold them: `+1` when a condition starts to hold,
@@ -132,19 +213,23 @@ pub struct Correlations<'scope> {
     pub resident: VecCollection<'scope, Epoch, Alert, isize>,
 }
 
-type Keyed = ((usize, Vec<String>), Entry);
+/// A match at one chain level: all its correlations, or only those with the given keys.
+type Routable = (Match, Option<Vec<u64>>);
+type Keyed = ((u64, Vec<String>), Entry);
 
-/// Builds every correlation of `correlations` over `matches` (detection-rule matches at their
-/// ingest epochs, e.g. from [`securewatch_detection::match_of`]). Any worker may feed any
-/// match; the state is exchanged by (correlation, group).
+/// Builds every correlation of `rules` over `inputs` (detection-rule matches at their ingest
+/// epochs, e.g. from [`securewatch_detection::match_of`]). Any worker may feed any match; the
+/// state is exchanged by (correlation key, group).
 // `result_large_err`: the `Result`s here route updates to two outputs (`ok_err`); their `Err`
 // side is a skipped match, not an error.
 #[allow(clippy::result_large_err)]
 pub fn build_correlations<'scope>(
-    matches: VecCollection<'scope, Epoch, Match, isize>,
-    correlations: Arc<CompiledCorrelations>,
+    inputs: impl Into<CorrelatedInputs<'scope>>,
+    rules: impl Into<CorrelationRules>,
     config: CorrelationConfig,
 ) -> Correlations<'scope> {
+    let CorrelatedInputs { matches, backfill } = inputs.into();
+    let rules: CorrelationRules = rules.into();
     let (accepted, late) = matches.inner.ok_err(move |(m, epoch, diff)| {
         if config.accepts(m.event_time_ms, epoch) {
             Ok((m, epoch, diff))
@@ -152,32 +237,32 @@ pub fn build_correlations<'scope>(
             Err((m, epoch, diff))
         }
     });
-    let accepted = accepted.as_collection();
+    let scope = accepted.scope();
+    let mut level_input: VecCollection<'scope, Epoch, Routable, isize> = accepted.as_collection().map(|m| (m, None));
+    if let Some(backfill) = backfill {
+        level_input = level_input.concat(backfill.map(|(m, keys)| (m, Some(keys))));
+    }
     let mut chained: Option<VecCollection<'scope, Epoch, Match, isize>> = None;
     let (mut alerts, mut resident, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
 
-    for depth in 0..=correlations.max_depth() {
-        if !correlations.correlations.iter().any(|c| c.depth == depth) {
-            continue;
-        }
+    for depth in 0..rules.levels {
         let input = match &chained {
-            Some(chained) => accepted.clone().concat(chained.clone()),
-            None => accepted.clone(),
+            Some(chained) => level_input.clone().concat(chained.clone().map(|m| (m, None))),
+            None => level_input.clone(),
         };
-        let routing = Arc::clone(&correlations);
+        let routing = rules.clone();
         let (keyed, skips) = input
-            .flat_map(move |m: Match| {
-                routing
-                    .routes(&m.rule_id)
+            .flat_map(move |(m, only): Routable| {
+                let set = routing.current();
+                set.routes(&m.rule_id)
                     .iter()
-                    .filter(|(index, _)| routing.correlations[*index].depth == depth)
-                    .map(|&(index, input)| {
-                        let correlation = &routing.correlations[index];
-                        match correlation.entry(input, &m) {
-                            Ok((group, entry)) => Ok(((index, group), entry)),
-                            Err(Skip::MissingGroupField | Skip::MissingValue) => {
-                                Err((correlation.rule_id.clone(), m.clone()))
-                            }
+                    .map(|&(index, input)| (&set.correlations[index], input))
+                    .filter(|(correlation, _)| correlation.depth == depth)
+                    .filter(|(correlation, _)| only.as_ref().is_none_or(|keys| keys.contains(&correlation.key)))
+                    .map(|(correlation, input)| match correlation.entry(input, &m) {
+                        Ok((group, entry)) => Ok(((correlation.key, group), entry)),
+                        Err(Skip::MissingGroupField | Skip::MissingValue) => {
+                            Err((correlation.rule_id.clone(), m.clone()))
                         }
                     })
                     .collect::<Vec<Result<Keyed, (String, Match)>>>()
@@ -189,36 +274,36 @@ pub fn build_correlations<'scope>(
             });
         skipped.push(skips.as_collection());
 
-        let expiring = Arc::clone(&correlations);
-        let resident_entries = with_expiry(keyed, move |((index, _), entry): &Keyed| {
-            config.expiry_epoch(&expiring.correlations[*index], entry.time_ms)
+        let expiring = rules.clone();
+        let resident_entries = with_expiry(keyed, move |((key, _), entry): &Keyed| {
+            config.expiry_epoch(&expiring.get(*key), entry.time_ms)
         })
         .as_collection();
 
-        let evaluating = Arc::clone(&correlations);
-        let level_alerts = resident_entries.reduce_named("Correlate", move |(index, group), input, output| {
+        let evaluating = rules.clone();
+        let level_alerts = resident_entries.reduce_named("Correlate", move |(key, group), input, output| {
             let entries: Vec<Entry> =
                 input.iter().filter(|(_, count)| *count > 0).map(|(entry, _)| (*entry).clone()).collect();
-            for alert in evaluating.correlations[*index].evaluate(group, &entries) {
+            for alert in evaluating.get(*key).evaluate(group, &entries) {
                 output.push((alert, 1isize));
             }
         });
         resident.push(level_alerts.clone().map(|(_, alert)| alert));
 
         // Changes after an alert's close epoch come from expiry, not from input: drop them.
-        let closing = Arc::clone(&correlations);
+        let closing = rules.clone();
         let final_alerts = level_alerts
             .inner
-            .filter(move |(((index, _), alert), epoch, _)| {
-                *epoch < config.close_epoch(&closing.correlations[*index], alert.window_start_ms)
+            .filter(move |(((key, _), alert), epoch, _)| {
+                *epoch < config.close_epoch(&closing.get(*key), alert.window_start_ms)
             })
             .as_collection();
 
-        let emitting = Arc::clone(&correlations);
+        let emitting = rules.clone();
         alerts.push(
             final_alerts
                 .clone()
-                .filter(move |((index, _), _)| emitting.emits_correlation(*index))
+                .filter(move |((key, _), _)| emitting.current().emits_key(*key))
                 .map(|(_, alert)| alert),
         );
         let as_matches = final_alerts.map(|(_, alert)| Match::of_alert(&alert));
@@ -228,12 +313,18 @@ pub fn build_correlations<'scope>(
         });
     }
 
-    let scope = accepted.scope();
     Correlations {
         alerts: concat_all(scope, alerts),
         late: late.as_collection(),
         skipped: concat_all(scope, skipped),
         resident: concat_all(scope, resident),
+    }
+}
+
+impl<'scope> From<VecCollection<'scope, Epoch, Match, isize>> for CorrelatedInputs<'scope> {
+    /// Matches only, no backfill.
+    fn from(matches: VecCollection<'scope, Epoch, Match, isize>) -> Self {
+        CorrelatedInputs { matches, backfill: None }
     }
 }
 

@@ -8,14 +8,14 @@ use chrono::{TimeZone, Utc};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use securewatch_detection::{CompiledCorrelations, Pipelines, RuleSet, SourceDetectors};
+use securewatch_detection::{match_of, CompiledCorrelations, Match, Pipelines, RuleSet, SourceDetectors};
 use securewatch_operators::engine::{
     Drain, EnrichmentSettings, Engine, EngineConfig, Feed, FrontierTracker, Output, Rules, RulesHandle,
 };
 use securewatch_operators::{
     changes, Asset, EnrichmentRow, Epoch, LookupKey, Reference, RollupKey, RollupTable, Tag, DEFAULT_IP_FIELDS,
 };
-use securewatch_parse::{RawRecord, RecordMeta};
+use securewatch_parse::{normalise, RawRecord, RecordMeta};
 use securewatch_schemas::{Alert, AlertLevel, Severity, SourceKind};
 
 /// Start of the test's event times: 2026-11-21T10:00:00Z.
@@ -56,6 +56,9 @@ struct Drained {
 enum Step {
     Record(RawRecord),
     References(Vec<(Reference, isize)>),
+    /// Waits until the engine finished every epoch before this one, then puts the rules in force.
+    Swap(RulesHandle, Box<Rules>),
+    Backfill(Vec<(Match, Vec<u64>)>),
 }
 
 /// Feeds `records` (each with its epoch, in epoch order) round robin to `workers` workers,
@@ -68,8 +71,10 @@ fn run(workers: usize, records: Vec<(Epoch, RawRecord)>, end: Epoch) -> Drained 
 fn run_steps(config: EngineConfig, steps: Vec<(Epoch, Step)>, end: Epoch) -> Drained {
     let (engine, mut drain) = Engine::start(config).expect("engine starts");
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let engine = runtime.block_on(async move {
+    let mut messages = Vec::new();
+    let engine = runtime.block_on(async {
         let mut open = 0;
+        let mut progress = FrontierTracker::new(engine.first_worker(), engine.local_workers());
         for (index, (epoch, step)) in steps.into_iter().enumerate() {
             if epoch > open {
                 engine.seal(epoch).await.unwrap();
@@ -78,6 +83,18 @@ fn run_steps(config: EngineConfig, steps: Vec<(Epoch, Step)>, end: Epoch) -> Dra
             let feed = match step {
                 Step::Record(record) => Feed::Records { epoch: open, records: vec![record] },
                 Step::References(changes) => Feed::References(changes),
+                Step::Backfill(matches) => Feed::Backfill(matches),
+                Step::Swap(handle, rules) => {
+                    while progress.combined().is_some_and(|frontier| frontier < open) {
+                        let message = drain.recv().await.expect("the workers run");
+                        if let Drain::Frontier { worker, frontier } = &message {
+                            progress.update(*worker, *frontier);
+                        }
+                        messages.push(message);
+                    }
+                    handle.replace(*rules);
+                    continue;
+                }
             };
             engine.send(index, feed).await.unwrap();
         }
@@ -89,6 +106,9 @@ fn run_steps(config: EngineConfig, steps: Vec<(Epoch, Step)>, end: Epoch) -> Dra
     let mut drained = Drained::default();
     let mut updates = Vec::new();
     while let Ok(message) = drain.try_recv() {
+        messages.push(message);
+    }
+    for message in messages {
         match message {
             Drain::Data { epoch, outputs, .. } => {
                 if tracker.combined().is_none_or(|frontier| epoch < frontier) {
@@ -321,5 +341,102 @@ correlation:
         assert_eq!(alert.group_key.get("host").map(String::as_str), Some("a"));
         assert!(alert.event_ids.len() >= 3, "{alert:?}");
         assert!(drained.alerts.iter().all(|(alert, _, _)| alert.rule_id != "base"), "the base rule raises no alert of its own");
+    }
+}
+
+/// The rules of a text, all accepted.
+fn compile_rules(text: &str) -> Rules {
+    let set = RuleSet::from_text(std::path::Path::new("rules.yml"), text);
+    assert!(set.rejected.is_empty(), "{:?}", set.rejected);
+    let correlations = CompiledCorrelations::compile(&set);
+    assert!(correlations.rejected.is_empty(), "{:?}", correlations.rejected);
+    Rules { detectors: SourceDetectors::compile(&set, &Pipelines::none()), correlations: Arc::new(correlations) }
+}
+
+/// Alerts netted over their diffs, and the retractions not replaced by a new version of the
+/// same alert (same id) at the same epoch: alerts that were withdrawn.
+fn net_alerts(drained: &Drained) -> (BTreeMap<Alert, isize>, usize) {
+    let mut net: BTreeMap<Alert, isize> = BTreeMap::new();
+    for (alert, _, diff) in &drained.alerts {
+        *net.entry(alert.clone()).or_default() += diff;
+    }
+    net.retain(|_, diff| *diff != 0);
+    let withdrawn = drained
+        .alerts
+        .iter()
+        .filter(|(alert, epoch, diff)| {
+            *diff < 0 && !drained.alerts.iter().any(|(other, at, diff)| *diff > 0 && at == epoch && other.id == alert.id)
+        })
+        .count();
+    (net, withdrawn)
+}
+
+#[test]
+fn a_reload_keeps_unchanged_correlation_windows_and_a_new_correlation_sees_the_backfilled_window() {
+    let base = r#"title: any message
+id: base
+name: base_rule
+logsource:
+  product: linux
+  service: syslog
+detection:
+  selection:
+    message|startswith: 'message'
+  condition: selection
+---
+title: three per host
+id: burst
+level: high
+correlation:
+  type: event_count
+  rules: [base_rule]
+  group-by: [host]
+  timespan: 1m
+  condition:
+    gte: 3
+"#;
+    let pair = "---\ntitle: two per host\nid: pair\ncorrelation:\n  type: event_count\n  rules: [base_rule]\n  group-by: [host]\n  timespan: 1m\n  condition:\n    gte: 2\n";
+    let before = compile_rules(base);
+    let after = compile_rules(&format!("{base}{pair}"));
+    let burst_key = |rules: &Rules| rules.correlations.correlations.iter().find(|c| c.rule_id == "burst").unwrap().key;
+    assert_eq!(burst_key(&before), burst_key(&after), "an unchanged correlation keeps its key");
+    let pair_key = after.correlations.correlations.iter().find(|c| c.rule_id == "pair").unwrap().key;
+
+    for workers in [1, 2] {
+        let handle = RulesHandle::new(compile_rules(base));
+        let records: Vec<RawRecord> = (0..3).map(|index| syslog(index, BASE_MS + index as u64 * 1_000, "a", 6)).collect();
+        // What a reload recomputes from the stored events: the matches of the two events
+        // ingested before it, for the new correlation only.
+        let after = compile_rules(&format!("{base}{pair}"));
+        let backfill: Vec<(Match, Vec<u64>)> = records[..2]
+            .iter()
+            .flat_map(|record| {
+                let event = normalise(record).unwrap();
+                after.detectors.matches(&event).map(|found| match_of(&found, &event, &after.correlations)).collect::<Vec<_>>()
+            })
+            .map(|found| (found, vec![pair_key]))
+            .collect();
+        assert_eq!(backfill.len(), 2);
+        let [first, second, third] = records.try_into().unwrap();
+        let steps = vec![
+            (BASE_MS, Step::Record(first)),
+            (BASE_MS + 1_000, Step::Record(second)),
+            (BASE_MS + 1_500, Step::Swap(handle.clone(), Box::new(after))),
+            (BASE_MS + 1_500, Step::Backfill(backfill)),
+            (BASE_MS + 2_000, Step::Record(third)),
+        ];
+        let config = EngineConfig { workers, detection: Some(handle.clone()), ..EngineConfig::default() };
+        let drained = run_steps(config, steps, BASE_MS + 3_600_000);
+        let (net, withdrawn) = net_alerts(&drained);
+        assert_eq!(withdrawn, 0, "workers {workers}: a reload withdraws nothing: {:?}", drained.alerts);
+        let fired: BTreeMap<&str, &Alert> = net.keys().map(|alert| (alert.rule_id.as_str(), alert)).collect();
+        assert_eq!(net.len(), 2, "workers {workers}: {net:?}");
+        // The unchanged correlation counted the events from before and after the reload.
+        assert_eq!(fired["burst"].event_ids.len(), 3, "workers {workers}");
+        // The new one fired on the window from before the reload (the condition held at the
+        // second event) and took in the event after it.
+        assert_eq!(fired["pair"].window_start_ms, BASE_MS, "workers {workers}");
+        assert_eq!(fired["pair"].fired_at_ms, BASE_MS + 1_000, "workers {workers}");
+        assert_eq!(fired["pair"].event_ids.len(), 3, "workers {workers}");
     }
 }

@@ -173,6 +173,11 @@ pub struct CorrelationInput {
 pub struct CompiledCorrelation {
     /// Index in [`CompiledCorrelations::correlations`].
     pub index: usize,
+    /// A hash of everything that decides this correlation's alerts (its definition, with
+    /// inner correlations by their own keys, not by index): equal across reloads of the same
+    /// definition, different when anything that changes its alerts changes. Stable within one
+    /// build of SecureWatch. The dataflow keeps a correlation's state under this key.
+    pub key: u64,
     /// The id, else name, else title: the `rule_id` of its alerts.
     pub rule_id: String,
     /// `name`, when given.
@@ -250,6 +255,40 @@ struct State<'e> {
 }
 
 impl CompiledCorrelation {
+    /// See [`CompiledCorrelation::key`]; `earlier` holds the correlations compiled before this
+    /// one (its inner correlations among them).
+    fn definition_key(&self, earlier: &[CompiledCorrelation]) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let inputs: Vec<String> = self
+            .inputs
+            .iter()
+            .map(|input| {
+                let source = match &input.source {
+                    InputSource::Rule(rule) => format!("rule {rule}"),
+                    InputSource::Correlation(index) => format!("correlation {:x}", earlier[*index].key),
+                };
+                format!("{}|{}|{source}|{:?}|{:?}", input.reference, input.rule_id, input.group_fields, input.value_fields)
+            })
+            .collect();
+        let definition = format!(
+            "{}|{:?}|{}|{:?}|{:?}|{}|{inputs:?}|{:?}|{}|{:?}|{}|{}",
+            self.rule_id,
+            self.name,
+            self.title,
+            self.level,
+            self.tags,
+            self.kind.as_str(),
+            self.group_by,
+            self.timespan_ms,
+            self.condition,
+            self.depth,
+            self.settle_ms
+        );
+        let mut hasher = std::hash::DefaultHasher::new();
+        definition.hash(&mut hasher);
+        hasher.finish()
+    }
+
     /// The group values and entry of `m` (a match of input `input`), or why it is skipped.
     pub fn entry(&self, input: usize, m: &Match) -> Result<(Vec<String>, Entry), Skip> {
         let spec = &self.inputs[input];
@@ -420,6 +459,11 @@ pub struct CompiledCorrelations {
 /// Shared between workers.
 pub type SharedCorrelations = Arc<CompiledCorrelations>;
 
+/// The deepest correlation chain accepted: a correlation may reference correlations that
+/// reference correlations, this many levels down. The dataflow builds one level per depth up
+/// front, so a reload can bring any chain up to this depth.
+pub const MAX_CHAIN_DEPTH: usize = 3;
+
 fn level(level: Option<Level>) -> Option<AlertLevel> {
     level.map(|level| match level {
         Level::Informational => AlertLevel::Informational,
@@ -456,6 +500,7 @@ impl CompiledCorrelations {
                 Ok(mut compiled) => {
                     let index = out.correlations.len();
                     compiled.index = index;
+                    compiled.key = compiled.definition_key(&out.correlations);
                     for key in rule.id.iter().chain(rule.name.iter()) {
                         by_reference.insert(key.clone(), index);
                     }
@@ -587,8 +632,14 @@ impl CompiledCorrelations {
                 value_fields: value_names.iter().map(|name| alias(name, reference)).collect(),
             });
         }
+        if depth > MAX_CHAIN_DEPTH {
+            return Err(format!(
+                "correlation chains deeper than {MAX_CHAIN_DEPTH} levels are not supported (this one is {depth} deep)"
+            ));
+        }
         Ok(CompiledCorrelation {
             index: 0,
+            key: 0,
             rule_id: reference_of(&rule.id, &rule.name, &rule.title),
             name: rule.name.clone(),
             title: rule.title.clone(),
@@ -603,6 +654,17 @@ impl CompiledCorrelations {
             depth,
             settle_ms,
         })
+    }
+
+    /// The correlation whose [`CompiledCorrelation::key`] is `key`, if this set has it.
+    pub fn by_key(&self, key: u64) -> Option<&CompiledCorrelation> {
+        self.correlations.iter().find(|correlation| correlation.key == key)
+    }
+
+    /// Whether the alerts of the correlation with this key are emitted (see `generate`);
+    /// `true` for a key this set does not have.
+    pub fn emits_key(&self, key: u64) -> bool {
+        self.by_key(key).is_none_or(|correlation| self.emits_correlation(correlation.index))
     }
 
     /// The (correlation, input) pairs that matches with this `rule_id` feed.

@@ -140,3 +140,45 @@ fn missing_group_field_is_skipped() {
     let m = Match { rule_id: "failed_login".into(), event_id: EventId(1), event_time_ms: 0, fields: BTreeMap::new() };
     assert_eq!(c.correlations[0].entry(0, &m), Err(Skip::MissingGroupField));
 }
+
+#[test]
+fn definition_keys_survive_reordering_and_change_with_the_definition() {
+    let keys = |text: &str| -> BTreeMap<String, u64> {
+        let set = RuleSet::from_text(Path::new("rules.yml"), text);
+        CompiledCorrelations::compile(&set).correlations.iter().map(|c| (c.rule_id.clone(), c.key)).collect()
+    };
+    let original = keys(RULES);
+    assert!(original.len() >= 2, "{original:?}");
+    // Another correlation ahead of them (they compile at other indexes): the same keys.
+    let other = "title: Other\nname: other\ncorrelation:\n    type: event_count\n    rules: [failed_login]\n    timespan: 5s\n    condition: {gte: 9}\n---\n";
+    let shifted = keys(&RULES.replacen("title: Many failed logins", &format!("{other}title: Many failed logins"), 1));
+    assert_eq!(shifted.len(), original.len() + 1);
+    for (rule, key) in &original {
+        assert_eq!(shifted.get(rule), Some(key), "{rule}");
+    }
+    // A changed timespan is a new definition; the others keep their keys.
+    let changed = keys(&RULES.replace("timespan: 10s", "timespan: 20s"));
+    assert_ne!(changed.get("many_failed"), original.get("many_failed"));
+    // ... and so is every chain over it, whose input changed.
+    let chain = "c0000000-0000-0000-0000-000000000001";
+    assert_ne!(changed.get(chain), original.get(chain));
+}
+
+#[test]
+fn chains_deeper_than_the_limit_are_rejected_with_the_reason() {
+    let mut text = String::from(
+        "title: base\nname: level_base\nlogsource: {product: linux}\ndetection:\n    selection: {a: 1}\n    condition: selection\n",
+    );
+    let mut previous = "level_base".to_string();
+    for depth in 0..=MAX_CHAIN_DEPTH + 1 {
+        let name = format!("level_{depth}");
+        text.push_str(&format!(
+            "---\ntitle: {name}\nname: {name}\ncorrelation:\n    type: event_count\n    rules: [{previous}]\n    timespan: 1m\n    condition: {{gte: 1}}\n"
+        ));
+        previous = name;
+    }
+    let compiled = CompiledCorrelations::compile(&RuleSet::from_text(Path::new("rules.yml"), &text));
+    assert_eq!(compiled.correlations.len(), MAX_CHAIN_DEPTH + 1);
+    assert_eq!(compiled.rejected.len(), 1, "{:?}", compiled.rejected);
+    assert!(compiled.rejected[0].reason.contains("deeper than"), "{:?}", compiled.rejected);
+}

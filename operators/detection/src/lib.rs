@@ -39,7 +39,7 @@ pub mod logsource;
 mod pipelines;
 mod view;
 
-pub use correlation::{match_of, CompiledCorrelation, CompiledCorrelations, Match, SharedCorrelations};
+pub use correlation::{match_of, CompiledCorrelation, CompiledCorrelations, Match, SharedCorrelations, MAX_CHAIN_DEPTH};
 pub use detector::{Detector, DetectorRule, Routing, RuleMatch, SharedDetector, SourceDetectors};
 pub use error::{DetectionError, Rejection};
 pub use load::{Loaded, RuleSet};

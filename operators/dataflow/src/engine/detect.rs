@@ -5,6 +5,8 @@ use std::sync::{Arc, RwLock};
 use securewatch_detection::{match_of, CompiledCorrelations, Match, SourceDetectors};
 use securewatch_schemas::{Alert, Event};
 
+use crate::correlate::CorrelationRules;
+
 /// A rule set as the dataflow runs it: the detectors of every source kind and the correlations
 /// compiled from the same rules.
 pub struct Rules {
@@ -14,27 +16,37 @@ pub struct Rules {
 
 /// The detection rules in force, shared by every worker of the process. A reload swaps the
 /// whole set at once; a worker takes the current set once per batch, so a batch is matched
-/// against one set, and events ingested after a swap see the new rules.
-///
-/// The correlation operators are built once, from the set in force when the dataflow starts;
-/// a swapped set changes single-event matching and which rules raise their own alerts.
+/// against one set, and events ingested after a swap see the new rules. The correlations are
+/// swapped too: see [`CorrelationRules`] for what happens to their windows, and
+/// [`super::Feed::Backfill`] for filling the windows of new ones.
 #[derive(Clone)]
-pub struct RulesHandle(Arc<RwLock<Arc<Rules>>>);
+pub struct RulesHandle {
+    rules: Arc<RwLock<Arc<Rules>>>,
+    correlations: CorrelationRules,
+}
 
 impl RulesHandle {
     /// A handle holding `rules`.
     pub fn new(rules: Rules) -> RulesHandle {
-        RulesHandle(Arc::new(RwLock::new(Arc::new(rules))))
+        let correlations = CorrelationRules::replaceable(Arc::clone(&rules.correlations));
+        RulesHandle { rules: Arc::new(RwLock::new(Arc::new(rules))), correlations }
     }
 
     /// Puts `rules` in force for everything matched from now on.
     pub fn replace(&self, rules: Rules) {
-        *self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(rules);
+        let correlations = Arc::clone(&rules.correlations);
+        *self.rules.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(rules);
+        self.correlations.replace(correlations);
     }
 
     /// The rules in force.
     pub fn current(&self) -> Arc<Rules> {
-        Arc::clone(&self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        Arc::clone(&self.rules.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    /// The correlations as the dataflow's correlation operators see them.
+    pub fn correlations(&self) -> CorrelationRules {
+        self.correlations.clone()
     }
 }
 

@@ -18,7 +18,7 @@ use securewatch_detection::Match;
 use super::detect::{detect, RulesHandle};
 use super::{Drain, EnrichmentSettings, Output, Rejected};
 use crate::config::RollupConfig;
-use crate::correlate::{build_correlations, CorrelationConfig};
+use crate::correlate::{build_correlations, CorrelatedInputs, CorrelationConfig};
 use crate::enrich::{build_enrichment_with_geo, enrich_inputs, EnrichInput, Reference};
 use crate::input::{rollup_input, RollupInput};
 use crate::rollup::{build_rollups, Epoch};
@@ -67,12 +67,13 @@ impl Graph {
         self,
         raw: StreamVec<'scope, Epoch, RawRecord>,
         references: VecCollection<'scope, Epoch, Reference, isize>,
+        backfill: VecCollection<'scope, Epoch, (Match, Vec<u64>), isize>,
         drain: UnboundedSender<Drain>,
         worker: usize,
     ) {
         let scope = raw.scope();
         let ip_fields = self.enrichment.as_ref().map(|settings| Arc::clone(&settings.ip_fields));
-        let correlations = self.detection.as_ref().map(|handle| Arc::clone(&handle.current().correlations));
+        let correlations = self.detection.as_ref().map(RulesHandle::correlations);
         let mut parts = normalise_records(raw, ip_fields, self.detection).partition(4, |routed| (routed.part(), routed));
         let matches = parts.pop().expect("four parts").flat_map(|routed| match routed {
             Routed::Match(update) => Some(update),
@@ -102,8 +103,9 @@ impl Graph {
             .inner
             .map(|(input, epoch, diff)| Output::Late(input, epoch, diff));
         let mut streams = vec![outputs, rows, late];
-        if let Some(correlations) = correlations.filter(|compiled| !compiled.correlations.is_empty()) {
-            let built = build_correlations(matches.as_collection(), correlations, CorrelationConfig::from(self.rollups));
+        if let Some(correlations) = correlations {
+            let inputs = CorrelatedInputs { matches: matches.as_collection(), backfill: Some(backfill) };
+            let built = build_correlations(inputs, correlations, CorrelationConfig::from(self.rollups));
             count_records(built.late.inner, "late");
             count_records(built.skipped.inner, "skipped");
             let alerts = built.alerts.inner.exchange(|_| 0).map(|(alert, epoch, diff)| Output::Alert(alert, epoch, diff));

@@ -107,6 +107,10 @@ pub enum Feed {
     /// Changes of the reference collections (asset inventory, network lists) at the worker's
     /// current epoch; send them to one worker only (the join exchanges them by key).
     References(Vec<(Reference, isize)>),
+    /// Matches recomputed from stored events for correlations that a rule reload brought in,
+    /// each with the keys of the correlations it is for, at the worker's current epoch; send
+    /// them to one worker only. See [`crate::correlate::CorrelatedInputs::backfill`].
+    Backfill(Vec<(securewatch_detection::Match, Vec<u64>)>),
     /// No records below this epoch will follow on this worker.
     Seal(Epoch),
 }

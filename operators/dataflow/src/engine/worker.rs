@@ -12,6 +12,7 @@ use super::{graph, Drain, EnrichmentSettings, Feed};
 use crate::enrich::Reference;
 use crate::config::RollupConfig;
 use crate::rollup::Epoch;
+use securewatch_detection::Match;
 use securewatch_parse::RawRecord;
 
 /// Inbox messages taken per step, so a flood of input never starves the dataflow.
@@ -35,16 +36,17 @@ pub(super) fn run(
 ) {
     let index = worker.index();
     let mut input = InputHandleVec::<Epoch, RawRecord>::new();
-    let mut references = worker.dataflow::<Epoch, _, _>(|scope| {
+    let (mut references, mut backfill) = worker.dataflow::<Epoch, _, _>(|scope| {
         let raw = input.to_stream(scope);
         let (references, reference_collection) = scope.new_collection::<Reference, isize>();
+        let (backfill, backfill_collection) = scope.new_collection::<(Match, Vec<u64>), isize>();
         let graph = graph::Graph {
             rollups: settings.rollups,
             enrichment: settings.enrichment.clone(),
             detection: settings.detection.clone(),
         };
-        graph.build(raw, reference_collection, drain, index);
-        references
+        graph.build(raw, reference_collection, backfill_collection, drain, index);
+        (references, backfill)
     });
     loop {
         let mut taken = 0;
@@ -57,12 +59,18 @@ pub(super) fn run(
                     }
                     if epoch > *references.time() {
                         references.advance_to(epoch);
+                        backfill.advance_to(epoch);
                     }
                     input.send_batch(&mut records);
                 }
                 Ok(Feed::References(changes)) => {
                     for (reference, diff) in changes {
                         references.update(reference, diff);
+                    }
+                }
+                Ok(Feed::Backfill(matches)) => {
+                    for found in matches {
+                        backfill.update(found, 1);
                     }
                 }
                 Ok(Feed::Seal(epoch)) => {
@@ -72,6 +80,8 @@ pub(super) fn run(
                     if epoch > *references.time() {
                         references.advance_to(epoch);
                         references.flush();
+                        backfill.advance_to(epoch);
+                        backfill.flush();
                     }
                 }
                 Err(TryRecvError::Empty) => break,
