@@ -71,13 +71,16 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let (reloader, rules) = match &config.detection.rules_dir {
         Some(_) => {
             let (reloader, rules) = RulesReloader::start(&config.detection)?;
-            tokio::spawn(Arc::clone(&reloader).watch(shutdown.clone()));
             (Some(reloader), Some(rules))
         }
         None => (None, None),
     };
     let dataflow =
         Dataflow::start(&config.dataflow, &config.enrichment, rules, receiver, store.clone(), shutdown.clone()).await?;
+    if let Some(reloader) = &reloader {
+        reloader.attach_backfill(store.clone(), dataflow.control());
+        tokio::spawn(Arc::clone(reloader).watch(shutdown.clone()));
+    }
 
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
         .await

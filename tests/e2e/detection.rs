@@ -200,3 +200,47 @@ fn a_correlation_rule_raises_one_alert_with_its_events() {
     assert_eq!(alerts(&instance, "").len(), 1);
     assert!(instance.terminate().unwrap().success());
 }
+
+#[test]
+fn a_correlation_added_by_a_reload_sees_the_events_from_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let base_rule_only = BRUTE_FORCE.split("\n---\n").next().unwrap().to_string() + "\n";
+    let (instance, rules) = start_with_rules(&dir, "brute.yml", &base_rule_only, "poll_interval_ms = 0\n");
+    for attempt in 0..3 {
+        send_from(&instance, "bastion-7", "linux_secure", &format!("Failed password for root port {attempt}"));
+    }
+    // Without the correlation the base rule raises its own alerts: once they are there, the
+    // events are stored.
+    let single = alerts_when(&instance, "kind=rule", |found| found.len() == 3);
+    assert_eq!(single.len(), 3, "{single:?}");
+
+    std::fs::write(rules.join("brute.yml"), BRUTE_FORCE).unwrap();
+    let (status, body) = curl(&["-X", "POST", &instance.api_url("/api/v1/rules/reload")]).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["new_correlations"], json!(["5d1c8a4e-0000-4000-8000-000000000012"]), "{report}");
+    assert_eq!(report["backfill"]["matches"], 3, "{report}");
+    assert_eq!(report["backfill"]["complete"], true, "{report}");
+
+    // No new event: the correlation fires on the three stored ones.
+    let raised = alerts_when(&instance, "kind=event_count", |found| !found.is_empty());
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0]["group"], json!({"host": "bastion-7"}));
+    assert_eq!(raised[0]["event_ids"].as_array().unwrap().len(), 3, "{raised:?}");
+
+    // Reloading the same set again brings nothing new and feeds nothing.
+    let (status, body) = curl(&["-X", "POST", &instance.api_url("/api/v1/rules/reload")]).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["new_correlations"], json!([]), "{report}");
+    assert!(report["backfill"].is_null(), "{report}");
+    // The unchanged correlation kept its window: one more event grows the same alert.
+    send_from(&instance, "bastion-7", "linux_secure", "Failed password for root port 3");
+    let grown = alerts_when(&instance, "kind=event_count", |found| {
+        found.first().is_some_and(|alert| alert["event_ids"].as_array().unwrap().len() == 4)
+    });
+    assert_eq!(grown.len(), 1, "{grown:?}");
+    assert_eq!(grown[0]["id"], raised[0]["id"]);
+    assert_eq!(grown[0]["event_ids"].as_array().unwrap().len(), 4, "{grown:?}");
+    assert!(instance.terminate().unwrap().success());
+}

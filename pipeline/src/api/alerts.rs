@@ -115,10 +115,7 @@ pub async fn reload_rules(State(state): State<ApiState>) -> Result<(StatusCode, 
     let Some(reloader) = state.rules.clone() else {
         return Err(ApiError::conflict("detection is not configured ([detection] rules_dir)"));
     };
-    let report = tokio::task::spawn_blocking(move || reloader.reload())
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|error| ApiError::internal(format!("{error:#}")))?;
+    let report = reloader.reload().await.map_err(|error| ApiError::internal(format!("{error:#}")))?;
     let status = if report.applied { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     Ok((status, Json(report)))
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use securewatch_connectors::queue::{IngestBatch, IngestReceiver};
 use securewatch_operators::engine::{Engine, Feed};
-use securewatch_operators::{Epoch, Reference};
+use securewatch_operators::Epoch;
 use securewatch_connectors::CancellationToken;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
@@ -58,14 +58,14 @@ impl EpochClock {
     }
 }
 
-/// Feeds batches to the workers (round robin) and reference changes to worker 0 until the
-/// queue closes, sealing an epoch on every worker each tick, then hands the engine back for
+/// Feeds batches to the workers (round robin) and control feeds (reference changes, correlation
+/// backfills) to worker 0 until the queue closes, sealing an epoch on every worker each tick, then hands the engine back for
 /// stopping. Reference changes enter at the open epoch, so they are in force (and re-tag the
 /// resident buckets) when that epoch is sealed: within one tick.
 pub async fn run(
     engine: Engine,
     mut queue: IngestReceiver,
-    mut references: mpsc::UnboundedReceiver<Vec<(Reference, isize)>>,
+    mut references: mpsc::UnboundedReceiver<Feed>,
     pending: std::sync::Arc<Pending>,
     tick: Duration,
     stopped: CancellationToken,
@@ -82,7 +82,7 @@ pub async fn run(
 async fn feed(
     engine: &Engine,
     queue: &mut IngestReceiver,
-    references: &mut mpsc::UnboundedReceiver<Vec<(Reference, isize)>>,
+    references: &mut mpsc::UnboundedReceiver<Feed>,
     pending: &Pending,
     tick: Duration,
 ) -> bool {
@@ -101,8 +101,8 @@ async fn feed(
             biased;
             changes = references.recv(), if references_open => {
                 match changes {
-                    Some(changes) => {
-                        if engine.send(0, Feed::References(changes)).await.is_err() {
+                    Some(feed) => {
+                        if engine.send(0, feed).await.is_err() {
                             return false;
                         }
                     }

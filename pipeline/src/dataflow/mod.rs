@@ -17,7 +17,7 @@ use securewatch_connectors::enrichment::{open_geoip, EnrichmentConfig, Enrichmen
 use securewatch_connectors::queue::IngestReceiver;
 use securewatch_connectors::sinks::sqlite::SqliteStore;
 use securewatch_connectors::CancellationToken;
-use securewatch_operators::engine::{EnrichmentSettings, Engine, FrontierTracker, RulesHandle};
+use securewatch_operators::engine::{EnrichmentSettings, Engine, Feed, FrontierTracker, RulesHandle};
 use securewatch_operators::Epoch;
 use tokio::sync::mpsc;
 
@@ -34,7 +34,7 @@ fn take_before<T>(by_epoch: &mut BTreeMap<Epoch, T>, frontier: Option<Epoch>) ->
 }
 
 /// Milliseconds since the Unix epoch, now.
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
@@ -46,6 +46,39 @@ pub struct Dataflow {
     writer: tokio::task::JoinHandle<()>,
     /// Cancelled by the feeder when the workers stop taking input before the queue closed.
     stopped: CancellationToken,
+    control: mpsc::UnboundedSender<Feed>,
+    durable: tokio::sync::watch::Receiver<Option<Epoch>>,
+    lateness_ms: u64,
+}
+
+/// What other tasks may send into a running dataflow and watch of it.
+#[derive(Clone)]
+pub struct DataflowControl {
+    control: mpsc::UnboundedSender<Feed>,
+    durable: tokio::sync::watch::Receiver<Option<Epoch>>,
+    lateness_ms: u64,
+}
+
+impl DataflowControl {
+    /// Sends `feed` (reference changes or a backfill) to the dataflow at its open epoch;
+    /// `false` when the dataflow has stopped.
+    pub fn send(&self, feed: Feed) -> bool {
+        self.control.send(feed).is_ok()
+    }
+
+    /// Waits until every epoch up to `epoch` is stored, or `timeout` passed (`false`).
+    pub async fn wait_durable(&self, epoch: Epoch, timeout: std::time::Duration) -> bool {
+        let mut durable = self.durable.clone();
+        let reached = async move {
+            durable.wait_for(|frontier| frontier.is_none_or(|frontier| frontier > epoch)).await.is_ok()
+        };
+        tokio::time::timeout(timeout, reached).await.unwrap_or(false)
+    }
+
+    /// The allowed lateness of event time behind the ingest epoch, in milliseconds.
+    pub fn lateness_ms(&self) -> u64 {
+        self.lateness_ms
+    }
 }
 
 impl Dataflow {
@@ -62,7 +95,8 @@ impl Dataflow {
     ) -> anyhow::Result<Dataflow> {
         let mut engine_config = config.engine().map_err(anyhow::Error::msg)?;
         engine_config.detection = rules;
-        let (references, changes) = mpsc::unbounded_channel();
+        let (control, changes) = mpsc::unbounded_channel();
+        let references = control.clone();
         if enrichment.is_enabled() {
             let geo = match &enrichment.geoip {
                 Some(path) => Some(open_geoip(path).context("enrichment")?),
@@ -71,10 +105,10 @@ impl Dataflow {
             engine_config.enrichment = Some(EnrichmentSettings { ip_fields: enrichment.ip_fields.iter().cloned().collect(), geo });
             let (watcher, initial) = EnrichmentWatcher::start(enrichment).context("enrichment")?;
             tracing::info!(references = initial.len(), "Enrichment reference files loaded.");
-            let _ = references.send(initial);
+            let _ = references.send(Feed::References(initial));
             tokio::spawn(watcher.run(
                 move |update| {
-                    let _ = references.send(update);
+                    let _ = references.send(Feed::References(update));
                 },
                 stop,
             ));
@@ -88,10 +122,17 @@ impl Dataflow {
         tracing::info!(workers = engine.local_workers(), tick_ms = config.tick_ms, "Dataflow engine started.");
         let pending = Arc::new(feeder::Pending::default());
         let tracker = FrontierTracker::new(engine.first_worker(), engine.local_workers());
-        let writer = tokio::spawn(writer::run(drain, store, Arc::clone(&pending), tracker));
+        let (published, durable) = tokio::sync::watch::channel(None);
+        let writer = tokio::spawn(writer::run(drain, store, Arc::clone(&pending), tracker, published));
         let stopped = CancellationToken::new();
         let feeder = tokio::spawn(feeder::run(engine, queue, changes, pending, config.tick(), stopped.clone()));
-        Ok(Dataflow { feeder, writer, stopped })
+        let lateness_ms = config.lateness_secs.saturating_mul(1000);
+        Ok(Dataflow { feeder, writer, stopped, control, durable, lateness_ms })
+    }
+
+    /// A handle for sending reference changes or backfills and watching durability.
+    pub fn control(&self) -> DataflowControl {
+        DataflowControl { control: self.control.clone(), durable: self.durable.clone(), lateness_ms: self.lateness_ms }
     }
 
     /// Resolves if the workers stopped while the sources were still running (a worker panicked

@@ -88,7 +88,14 @@ fn passes(new: Option<Epoch>, old: Option<Epoch>) -> bool {
 }
 
 /// Runs until the drain closes (the workers finished), writing every completed epoch.
-pub async fn run(mut drain: UnboundedReceiver<Drain>, store: SqliteStore, pending: Arc<Pending>, mut tracker: FrontierTracker) {
+/// `durable` publishes the frontier below which every epoch is stored.
+pub async fn run(
+    mut drain: UnboundedReceiver<Drain>,
+    store: SqliteStore,
+    pending: Arc<Pending>,
+    mut tracker: FrontierTracker,
+    published: tokio::sync::watch::Sender<Option<Epoch>>,
+) {
     let mut buffered = Buffered::default();
     let mut durable = tracker.combined();
     let mut lag_clock = tokio::time::interval(Duration::from_secs(1));
@@ -122,6 +129,7 @@ pub async fn run(mut drain: UnboundedReceiver<Drain>, store: SqliteStore, pendin
             }
             durable = frontier;
             publish_lag(durable);
+            published.send_replace(durable);
         }
     }
     if !tracker.finished() {

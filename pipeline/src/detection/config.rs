@@ -16,11 +16,14 @@ pub struct DetectionConfig {
     /// How often the rules directory is checked for changes, in milliseconds (default 2000);
     /// 0 turns polling off (reload with `POST /api/v1/rules/reload`).
     pub poll_interval_ms: u64,
+    /// Most stored events a reload reads back to rebuild the open windows of new correlations
+    /// (newest first; default 1,000,000).
+    pub backfill_max_events: u32,
 }
 
 impl Default for DetectionConfig {
     fn default() -> Self {
-        DetectionConfig { rules_dir: None, pipelines: Vec::new(), poll_interval_ms: 2000 }
+        DetectionConfig { rules_dir: None, pipelines: Vec::new(), poll_interval_ms: 2000, backfill_max_events: 1_000_000 }
     }
 }
 
@@ -29,6 +32,9 @@ impl DetectionConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.rules_dir.as_ref().is_some_and(|path| path.as_os_str().is_empty()) {
             return Err("rules_dir must not be an empty path".to_string());
+        }
+        if self.backfill_max_events == 0 {
+            return Err("backfill_max_events must be at least 1".to_string());
         }
         if self.pipelines.iter().any(String::is_empty) {
             return Err("pipelines must not contain an empty entry".to_string());

@@ -4,21 +4,30 @@
 //! A reload compiles the whole directory again. It is applied only when it brings no rejection
 //! the running set did not already have (same file, rule and reason), so a broken edit leaves
 //! the old set running and reports its errors; rules rejected from the start stay reported and
-//! do not block later reloads. The correlation operators are built when the dataflow starts:
-//! a reload changes single-event matching and which rules raise their own alerts, and a changed
-//! set of correlations is reported (`correlations_changed`) and takes effect at the next start.
+//! do not block later reloads.
+//!
+//! Correlations are replaced in the running dataflow too (see
+//! `securewatch_operators::correlate`): an unchanged correlation keeps its windows; a new or
+//! changed one starts with the windows still open, rebuilt from the stored events (the
+//! **backfill**): once everything ingested before the swap is stored, the events of the last
+//! `timespan + lateness` (longest over the new correlations) are read back from the store, the
+//! new rules run over them, and their matches go to the new correlations only.
 
+mod backfill;
 mod config;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
+use securewatch_connectors::sinks::sqlite::SqliteStore;
 use securewatch_connectors::CancellationToken;
 use securewatch_detection::{CompiledCorrelations, Pipelines, Rejection, RuleSet, SourceDetectors};
 use securewatch_operators::engine::{Rules, RulesHandle};
 use serde::Serialize;
+
+use crate::dataflow::DataflowControl;
 
 pub use config::DetectionConfig;
 
@@ -40,9 +49,11 @@ pub struct ReloadReport {
     pub rejected: Vec<Rejection>,
     /// Rejections that the running set did not have (why a reload was refused).
     pub new_errors: Vec<Rejection>,
-    /// The correlations differ from those the dataflow started with; they take effect at the
-    /// next start.
-    pub correlations_changed: bool,
+    /// Correlations (rule ids) that are new or changed in the applied set: they start with
+    /// the windows rebuilt from stored events ([`ReloadReport::backfill`]).
+    pub new_correlations: Vec<String>,
+    /// What rebuilding the new correlations' windows read and fed, when there were any.
+    pub backfill: Option<backfill::BackfillReport>,
 }
 
 /// Loads rules and swaps them into a [`RulesHandle`].
@@ -50,12 +61,11 @@ pub struct RulesReloader {
     config: DetectionConfig,
     handle: RulesHandle,
     running: Mutex<Running>,
+    backfill: OnceLock<backfill::Backfiller>,
 }
 
 struct Running {
     rejected: BTreeSet<Rejection>,
-    /// (rule id, title) of the correlations the dataflow was built with.
-    started_correlations: Vec<(String, String)>,
     fingerprint: Vec<(PathBuf, SystemTime, u64)>,
 }
 
@@ -68,27 +78,69 @@ impl RulesReloader {
         let (rules, mut report) = compile(config, &directory)?;
         report.applied = true;
         log_report(&report, "Detection rules loaded.");
-        let started_correlations = correlation_names(&rules);
         let handle = RulesHandle::new(rules);
-        let running = Running { rejected: report.rejected.iter().cloned().collect(), started_correlations, fingerprint };
-        let reloader = RulesReloader { config: config.clone(), handle: handle.clone(), running: Mutex::new(running) };
+        let running = Running { rejected: report.rejected.iter().cloned().collect(), fingerprint };
+        let reloader = RulesReloader {
+            config: config.clone(),
+            handle: handle.clone(),
+            running: Mutex::new(running),
+            backfill: OnceLock::new(),
+        };
         Ok((Arc::new(reloader), handle))
     }
 
-    /// Loads the directory again and applies it unless it brings new rejections.
-    pub fn reload(&self) -> anyhow::Result<ReloadReport> {
+    /// Lets reloads rebuild the windows of new correlations from `store` through `dataflow`.
+    pub fn attach_backfill(&self, store: SqliteStore, dataflow: DataflowControl) {
+        let _ = self.backfill.set(backfill::Backfiller::new(store, dataflow, self.config.backfill_max_events));
+    }
+
+    /// Loads the directory again and applies it unless it brings new rejections; then rebuilds
+    /// the windows of new correlations (when a backfill is attached).
+    pub async fn reload(self: &Arc<Self>) -> anyhow::Result<ReloadReport> {
+        let reloader = Arc::clone(self);
+        let (mut report, swapped) = tokio::task::spawn_blocking(move || reloader.swap()).await??;
+        if let (Some(swap), Some(backfiller)) = (swapped, self.backfill.get()) {
+            match backfiller.run(&swap).await {
+                Ok(done) => report.backfill = Some(done),
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), "Correlation backfill failed: the new correlations start empty.");
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// The synchronous part of [`RulesReloader::reload`]: compiles and swaps; returns what the
+    /// backfill needs when new correlations came in.
+    fn swap(&self) -> anyhow::Result<(ReloadReport, Option<backfill::Swap>)> {
         let directory = self.config.rules_dir.clone().expect("started with a rules_dir");
         let fingerprint = fingerprint(&directory);
         let (rules, mut report) = compile(&self.config, &directory)?;
         let mut running = self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        report.correlations_changed = correlation_names(&rules) != running.started_correlations;
         report.new_errors = report.rejected.iter().filter(|rejection| !running.rejected.contains(*rejection)).cloned().collect();
         running.fingerprint = fingerprint;
+        let mut swapped = None;
         if report.new_errors.is_empty() {
-            if report.correlations_changed {
-                tracing::warn!("The correlation rules changed: they take effect at the next start.");
-            }
+            let before = self.handle.current();
+            let new_keys: BTreeSet<u64> = rules
+                .correlations
+                .correlations
+                .iter()
+                .map(|correlation| correlation.key)
+                .filter(|key| before.correlations.by_key(*key).is_none())
+                .collect();
             self.handle.replace(rules);
+            let rules = self.handle.current();
+            report.new_correlations = rules
+                .correlations
+                .correlations
+                .iter()
+                .filter(|correlation| new_keys.contains(&correlation.key))
+                .map(|correlation| correlation.rule_id.clone())
+                .collect();
+            if !new_keys.is_empty() {
+                swapped = Some(backfill::Swap { rules, new_keys, at_ms: crate::dataflow::now_ms() });
+            }
             running.rejected = report.rejected.iter().cloned().collect();
             report.applied = true;
             metrics::counter!(RELOADS, "outcome" => "applied").increment(1);
@@ -99,7 +151,7 @@ impl RulesReloader {
                 tracing::error!(%rejection, "Detection reload refused: the previous rules stay in force.");
             }
         }
-        Ok(report)
+        Ok((report, swapped))
     }
 
     /// Polls the rules directory every `poll_interval_ms` and reloads when a file was added,
@@ -120,18 +172,11 @@ impl RulesReloader {
             if !changed {
                 continue;
             }
-            let reloader = Arc::clone(&self);
-            match tokio::task::spawn_blocking(move || reloader.reload()).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(error)) => tracing::error!(error = format!("{error:#}"), "Detection reload failed; the previous rules stay in force."),
-                Err(error) => tracing::error!(%error, "Detection reload panicked."),
+            if let Err(error) = self.reload().await {
+                tracing::error!(error = format!("{error:#}"), "Detection reload failed; the previous rules stay in force.");
             }
         }
     }
-}
-
-fn correlation_names(rules: &Rules) -> Vec<(String, String)> {
-    rules.correlations.correlations.iter().map(|correlation| (correlation.rule_id.clone(), correlation.title.clone())).collect()
 }
 
 fn compile(config: &DetectionConfig, directory: &Path) -> anyhow::Result<(Rules, ReloadReport)> {
@@ -158,7 +203,8 @@ fn compile(config: &DetectionConfig, directory: &Path) -> anyhow::Result<(Rules,
         correlations: correlations.correlations.len(),
         rejected,
         new_errors: Vec::new(),
-        correlations_changed: false,
+        new_correlations: Vec::new(),
+        backfill: None,
     };
     Ok((Rules { detectors, correlations: Arc::new(correlations) }, report))
 }
