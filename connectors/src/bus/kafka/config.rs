@@ -80,6 +80,12 @@ pub struct KafkaBusConfig {
     /// Timeout of the consumer's blocking calls (commit, watermarks, committed offsets), in
     /// milliseconds (default 10,000).
     pub request_timeout_ms: u64,
+    /// A consumer starting at offset `n` fetches from `n − start_rewind` and drops what comes
+    /// before `n` (default 10,000, the default `batch_size`; 0 fetches from `n`). Kafka itself
+    /// returns the whole stored batch holding `n`, but tansu 0.6 answers a fetch from the
+    /// middle of a batch with the *next* batch, so starting there would skip the rest of that
+    /// batch. Keep it at least the producers' `batch_size`.
+    pub start_rewind: u32,
     /// Further librdkafka properties (`"security.protocol" = "ssl"` …), applied before the
     /// settings above. The delivery guarantees cannot be overridden here.
     pub properties: BTreeMap<String, String>,
@@ -100,6 +106,7 @@ impl Default for KafkaBusConfig {
             schema_id: 1,
             message_timeout_ms: 30_000,
             request_timeout_ms: 10_000,
+            start_rewind: 10_000,
             properties: BTreeMap::new(),
         }
     }

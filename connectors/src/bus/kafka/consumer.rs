@@ -68,7 +68,9 @@ pub struct PartitionLag {
     pub lag: i64,
 }
 
-/// A reader of statically assigned partitions of one topic.
+/// A reader of statically assigned partitions of one topic. Partitions started at an offset
+/// are fetched from `start_rewind` messages earlier, and the messages before the start offset
+/// dropped (see [`KafkaBusConfig::start_rewind`]).
 pub struct KafkaConsumer {
     consumer: Arc<StreamConsumer>,
     config: KafkaBusConfig,
@@ -78,6 +80,9 @@ pub struct KafkaConsumer {
     /// Per partition, the position the group offset was last committed at (or started from),
     /// to count how far commits advance it.
     committed: BTreeMap<i32, i64>,
+    /// Per partition started at an offset, that offset: earlier messages, fetched because of
+    /// `start_rewind`, are dropped.
+    skip_below: BTreeMap<i32, i64>,
     topic_name: Arc<str>,
     decoder: Decoder,
     stats: Arc<BusStats>,
@@ -100,12 +105,15 @@ impl KafkaConsumer {
         let mut assignment = TopicPartitionList::new();
         let mut positions = BTreeMap::new();
         let mut committed = BTreeMap::new();
+        let mut skip_below = BTreeMap::new();
         for &(partition, start) in starts {
             let offset = match start {
                 StartOffset::Earliest => Offset::Beginning,
                 StartOffset::At(offset) => {
                     committed.insert(partition, offset);
-                    Offset::Offset(offset)
+                    skip_below.insert(partition, offset);
+                    // Below the log start, librdkafka resets to the earliest offset.
+                    Offset::Offset((offset - i64::from(config.start_rewind)).max(0))
                 }
             };
             assignment.add_partition_offset(&config.topic, partition, offset)?;
@@ -118,6 +126,7 @@ impl KafkaConsumer {
             config: config.clone(),
             positions,
             committed,
+            skip_below,
             decoder: Decoder::default(),
             stats: Arc::new(BusStats::new("kafka", "topic", &config.topic)),
         })
@@ -141,6 +150,9 @@ impl KafkaConsumer {
                 }
                 Ok(Ok(message)) => message,
             };
+            if self.skip_below.get(&message.partition()).is_some_and(|start| message.offset() < *start) {
+                continue;
+            }
             let entry = self.entry(&message);
             if let Err(error) = &entry.record {
                 self.stats.count_undecodable(error.reason());
