@@ -249,6 +249,23 @@ pub(crate) fn encode_hec_meta(meta: &HecMeta) -> String {
 pub(crate) mod tests {
     use super::*;
 
+    /// The address of a test service tests/run.sh started (`SECUREWATCH_TEST_<name>`), or
+    /// `None` (test skipped, reason printed) unless `SECUREWATCH_REQUIRE_<service>=1` makes
+    /// its absence a failure.
+    pub(crate) fn test_service(variable: &str, require: &str, what: &str) -> Option<String> {
+        match std::env::var(variable) {
+            Ok(address) if !address.is_empty() => Some(address),
+            _ => {
+                assert!(
+                    std::env::var(require).as_deref() != Ok("1"),
+                    "{variable} is not set although {require}=1 (tests/run.sh starts {what} and sets it)"
+                );
+                eprintln!("skipped: {variable} is not set (run tests/run.sh, which starts {what})");
+                None
+            }
+        }
+    }
+
     /// One record of every kind and meta, with edge values (binary body, negative and leap-second
     /// times, `u32::MAX` / `u64::MAX` positions).
     pub(crate) fn sample_records() -> Vec<RawRecord> {

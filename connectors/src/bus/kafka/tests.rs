@@ -17,23 +17,13 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use securewatch_parse::RawRecord;
 
 use super::*;
-use crate::bus::layout::tests::numbered_records;
+use crate::bus::layout::tests::{numbered_records, test_service};
 use crate::queue::{BatchOutcome, IngestBatch};
 
 /// The test broker, or `None` (test skipped) when none was started, unless
 /// `SECUREWATCH_REQUIRE_KAFKA=1` makes that a failure.
 pub(super) fn test_brokers() -> Option<String> {
-    match std::env::var("SECUREWATCH_TEST_KAFKA_BROKERS") {
-        Ok(brokers) if !brokers.is_empty() => Some(brokers),
-        _ => {
-            assert!(
-                std::env::var("SECUREWATCH_REQUIRE_KAFKA").as_deref() != Ok("1"),
-                "SECUREWATCH_TEST_KAFKA_BROKERS is not set although SECUREWATCH_REQUIRE_KAFKA=1 (tests/run.sh starts a broker and sets it)"
-            );
-            eprintln!("skipped: SECUREWATCH_TEST_KAFKA_BROKERS is not set (run tests/run.sh, which starts a Kafka-API broker)");
-            None
-        }
-    }
+    test_service("SECUREWATCH_TEST_KAFKA_BROKERS", "SECUREWATCH_REQUIRE_KAFKA", "a Kafka-API broker")
 }
 
 /// A config for a new topic of `partitions` partitions, created with the admin API.

@@ -8,23 +8,13 @@ use chrono::DateTime;
 use securewatch_parse::RawRecord;
 
 use super::*;
-use crate::bus::layout::tests::numbered_records;
+use crate::bus::layout::tests::{numbered_records, test_service};
 use crate::queue::{BatchOutcome, IngestBatch};
 
 /// The test Redis, or `None` (test skipped) when none was started, unless
 /// `SECUREWATCH_REQUIRE_REDIS=1` makes that a failure.
 fn test_url() -> Option<String> {
-    match std::env::var("SECUREWATCH_TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("SECUREWATCH_REQUIRE_REDIS").as_deref() != Ok("1"),
-                "SECUREWATCH_TEST_REDIS_URL is not set although SECUREWATCH_REQUIRE_REDIS=1 (tests/run.sh starts a Redis and sets it)"
-            );
-            eprintln!("skipped: SECUREWATCH_TEST_REDIS_URL is not set (run tests/run.sh, which starts a Redis)");
-            None
-        }
-    }
+    test_service("SECUREWATCH_TEST_REDIS_URL", "SECUREWATCH_REQUIRE_REDIS", "a Redis")
 }
 
 fn config(url: &str, test: &str) -> RedisBusConfig {
