@@ -120,7 +120,7 @@ export SECUREWATCH_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/securewatch"
 # Services the tests run against (tests/services/*.sh), stopped at exit.
 source tests/services/postgres.sh
 source tests/services/timescale.sh
-trap 'timescale_stop; postgres_stop' EXIT
+trap 'timescale_stop; postgres_stop; stop_services' EXIT # keeps stopping Redis and tansu too
 say "services"
 postgres_start
 export SECUREWATCH_REQUIRE_POSTGRES=1

@@ -45,21 +45,28 @@ pub const ENRICHMENT_RELOAD_ERRORS: &str = "securewatch_enrichment_reload_errors
 /// Entries of the last valid version of an enrichment reference file, by `file`.
 pub const ENRICHMENT_ENTRIES: &str = "securewatch_enrichment_entries";
 
-/// Bus entries confirmed by the bus, by `bus` and `stream`.
+/// Bus entries confirmed by the bus, by `bus` and `stream` or `topic`.
 pub const BUS_PRODUCED: &str = "securewatch_bus_produced_total";
-/// Failed produce batches (the sender is told to retry), by `bus` and `stream`.
+/// Records of failed produce batches (not confirmed; the sender is told to retry), by `bus`
+/// and `stream` or `topic`.
 pub const BUS_PRODUCE_ERRORS: &str = "securewatch_bus_produce_errors_total";
-/// Bus entries acknowledged after their output was durable, by `bus` and `stream`.
+/// Bus entries handed to the workers (undecodable and redelivered ones included), by `bus` and
+/// `stream` or `topic`.
+pub const BUS_CONSUMED: &str = "securewatch_bus_consumed_total";
+/// Bus entries acknowledged after their output was durable (Redis `XACK`; Kafka: offsets the
+/// committed group position advanced by), by `bus` and `stream` or `topic`.
 pub const BUS_ACKED: &str = "securewatch_bus_acked_total";
 /// Bus entries delivered again, by `bus`, `stream` and `reason` (`own_pending`: re-read after a
 /// restart; `claimed`: taken over from a consumer idle past the claim time).
 pub const BUS_REDELIVERED: &str = "securewatch_bus_redelivered_total";
-/// Bus entries that are not records of a known layout, by `bus`, `stream` and `reason`.
+/// Bus entries that are not records of a known layout, by `bus`, `stream` or `topic`, and
+/// `reason`.
 pub const BUS_UNDECODABLE: &str = "securewatch_bus_undecodable_total";
 /// Pending entries trimmed from the stream before they were acknowledged (lost to the
 /// workers: raise the stream's cap), by `bus` and `stream`.
 pub const BUS_TRIMMED_PENDING: &str = "securewatch_bus_trimmed_pending_total";
-/// Entries not yet delivered to the consumer group, by `bus`, `stream` and `group`.
+/// Entries not yet delivered: Redis, to the consumer group, by `bus`, `stream` and `group`;
+/// Kafka, to this consumer (high watermark − position), by `bus`, `topic` and `partition`.
 pub const BUS_CONSUMER_LAG: &str = "securewatch_bus_consumer_lag";
 /// Entries delivered to the consumer group and not yet acknowledged, by `bus`, `stream` and
 /// `group`.

@@ -15,6 +15,8 @@ use crate::{Alert, AlertLevel, Event, EventId, FieldValue, Fields, Severity, Sou
 pub const EVENT_SCHEMA_JSON: &str = include_str!("../avro/event.avsc");
 /// The alert schema as shipped in `schemas/avro/alert.avsc`.
 pub const ALERT_SCHEMA_JSON: &str = include_str!("../avro/alert.avsc");
+/// The raw-record schema of the Kafka bus as shipped in `schemas/avro/raw_record.avsc`.
+pub const RAW_RECORD_SCHEMA_JSON: &str = include_str!("../avro/raw_record.avsc");
 /// The Confluent wire format's first byte.
 pub const MAGIC_BYTE: u8 = 0;
 
@@ -49,6 +51,12 @@ pub fn event_schema() -> &'static Schema {
 pub fn alert_schema() -> &'static Schema {
     static SCHEMA: OnceLock<Schema> = OnceLock::new();
     SCHEMA.get_or_init(|| Schema::parse_str(ALERT_SCHEMA_JSON).expect("alert.avsc is valid"))
+}
+
+/// The parsed raw-record schema (parsed once).
+pub fn raw_record_schema() -> &'static Schema {
+    static SCHEMA: OnceLock<Schema> = OnceLock::new();
+    SCHEMA.get_or_init(|| Schema::parse_str(RAW_RECORD_SCHEMA_JSON).expect("raw_record.avsc is valid"))
 }
 
 /// Encodes and decodes events with a fixed writer schema and its registry id.

@@ -16,7 +16,6 @@
 //! longer than `claim_min_idle_ms` in other consumers (`XAUTOCLAIM`), then new entries
 //! (`XREADGROUP … BLOCK`).
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -121,7 +120,7 @@ impl RedisConsumer {
             claim_cursor: "0-0".to_string(),
             next_claim: Instant::now(),
             decoder: Decoder::default(),
-            stats: Arc::default(),
+            stats: Arc::new(BusStats::new("redis", "stream", &config.stream)),
         };
         consumer.create_group(&start).await?;
         Ok(consumer)
@@ -259,18 +258,13 @@ impl RedisConsumer {
             };
             let record = self.decoder.decode(&fields);
             if let Err(error) = &record {
-                self.stats.undecodable.fetch_add(1, Ordering::Relaxed);
-                let mut labels = self.labels();
-                labels.push(("reason", error.reason().to_string()));
-                metrics::counter!(telemetry::BUS_UNDECODABLE, &labels).increment(1);
+                self.stats.count_undecodable(error.reason());
             }
             delivered.push(BusEntry { id, record });
         }
+        self.stats.count_consumed(delivered.len() as u64);
         if let Some(reason) = redelivery {
-            self.stats.redelivered.fetch_add(delivered.len() as u64, Ordering::Relaxed);
-            let mut labels = self.labels();
-            labels.push(("reason", reason.to_string()));
-            metrics::counter!(telemetry::BUS_REDELIVERED, &labels).increment(delivered.len() as u64);
+            self.stats.count_redelivered(delivered.len() as u64, reason);
         }
         (delivered, trimmed)
     }
@@ -305,8 +299,7 @@ impl RedisConsumer {
             command.arg(id.as_ref());
         }
         let acked: u64 = command.query_async(&mut self.commands).await?;
-        self.stats.acked.fetch_add(acked, Ordering::Relaxed);
-        metrics::counter!(telemetry::BUS_ACKED, &self.labels()).increment(acked);
+        self.stats.count_committed(acked);
         Ok(acked)
     }
 
@@ -357,6 +350,6 @@ impl RedisConsumer {
     }
 
     fn labels(&self) -> Vec<(&'static str, String)> {
-        vec![("bus", "redis".to_string()), ("stream", self.config.stream.clone())]
+        self.stats.labels()
     }
 }

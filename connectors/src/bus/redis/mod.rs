@@ -11,7 +11,7 @@
 //! `claim_min_idle_ms`; a restarted consumer of the same name re-reads its own pending entries
 //! first.
 //!
-//! The layout of a record in an entry is described in [`codec`].
+//! The layout of a record in an entry is described in [`codec`]. Counters: [`BusStats`].
 
 pub mod codec;
 mod config;
@@ -21,8 +21,7 @@ mod protocol;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
+pub use super::{BusCounts, BusProducer, BusStats};
 pub use codec::DecodeError;
 pub use config::RedisBusConfig;
 pub use consumer::{BusEntry, GroupLag, RedisConsumer, StartPosition};
@@ -37,41 +36,6 @@ pub enum RedisBusError {
     Redis(#[from] ::redis::RedisError),
     #[error("unexpected Redis reply: {0}")]
     Reply(String),
-}
-
-/// Counters of one producer or consumer, also reported as metrics labelled with the stream.
-#[derive(Debug, Default)]
-pub struct BusStats {
-    produced: AtomicU64,
-    acked: AtomicU64,
-    redelivered: AtomicU64,
-    undecodable: AtomicU64,
-}
-
-/// A snapshot of [`BusStats`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BusCounts {
-    /// Entries added to the stream (confirmed by Redis).
-    pub produced: u64,
-    /// Entries acknowledged with `XACK` (that were pending).
-    pub acked: u64,
-    /// Entries delivered again: this consumer's own pending entries after a restart, and
-    /// entries claimed from dead consumers.
-    pub redelivered: u64,
-    /// Entries that were not records of a known layout (handed out as `Err`).
-    pub undecodable: u64,
-}
-
-impl BusStats {
-    /// The current counts.
-    pub fn snapshot(&self) -> BusCounts {
-        BusCounts {
-            produced: self.produced.load(Ordering::Relaxed),
-            acked: self.acked.load(Ordering::Relaxed),
-            redelivered: self.redelivered.load(Ordering::Relaxed),
-            undecodable: self.undecodable.load(Ordering::Relaxed),
-        }
-    }
 }
 
 /// Opens a connection manager (reconnects by itself after Redis comes back) whose commands

@@ -1,14 +1,11 @@
 //! The producer of `securewatch ingest`: one pipelined `XADD … MAXLEN ~ N *` per record.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use ::redis::aio::ConnectionManager;
 use securewatch_parse::RawRecord;
 
-use super::{codec, connect, BusStats, RedisBusConfig, RedisBusError};
-use crate::queue::{BatchOutcome, IngestBatch};
-use crate::telemetry;
+use super::{codec, connect, BusProducer, BusStats, RedisBusConfig, RedisBusError};
 
 /// Appends raw records to a stream. Cheap to clone; clones share one connection (commands of
 /// concurrent batches are pipelined on it).
@@ -35,7 +32,7 @@ impl RedisProducer {
             connection,
             stream: config.stream.as_str().into(),
             max_len: config.max_len,
-            stats: Arc::default(),
+            stats: Arc::new(BusStats::new("redis", "stream", &config.stream)),
         })
     }
 
@@ -66,37 +63,26 @@ impl RedisProducer {
                     Err(RedisBusError::Reply(format!("{} ids for {} entries", ids.len(), records.len())))
                 }
             });
-        let labels = [("bus", "redis".to_string()), ("stream", self.stream.to_string())];
         match &result {
-            Ok(ids) => {
-                self.stats.produced.fetch_add(ids.len() as u64, Ordering::Relaxed);
-                metrics::counter!(telemetry::BUS_PRODUCED, &labels).increment(ids.len() as u64);
-            }
+            Ok(ids) => self.stats.count_produced(ids.len() as u64),
             Err(error) => {
-                metrics::counter!(telemetry::BUS_PRODUCE_ERRORS, &labels).increment(1);
+                self.stats.count_produce_errors(records.len() as u64);
                 tracing::warn!(stream = %self.stream, records = records.len(), %error, "Redis rejected a batch.");
             }
         }
         result
     }
 
-    /// Sends an ingest batch and completes its ack: `Durable` once Redis confirmed every entry,
-    /// `Failed` otherwise (HEC then answers 503, TCP sources stop reading).
-    pub async fn publish(&self, batch: IngestBatch) -> Result<(), RedisBusError> {
-        match self.send(&batch.records).await {
-            Ok(_) => {
-                batch.complete(BatchOutcome::Durable);
-                Ok(())
-            }
-            Err(error) => {
-                batch.complete(BatchOutcome::Failed(format!("bus unavailable: {error}")));
-                Err(error)
-            }
-        }
-    }
-
     /// This producer's counters (shared by its clones).
     pub fn stats(&self) -> &BusStats {
         &self.stats
+    }
+}
+
+impl BusProducer for RedisProducer {
+    type Error = RedisBusError;
+
+    async fn send_records(&self, records: &[RawRecord]) -> Result<(), RedisBusError> {
+        self.send(records).await.map(drop)
     }
 }

@@ -2,30 +2,19 @@
 //! for the outage test a `redis-server` of its own. Each test uses its own stream.
 
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::DateTime;
-use securewatch_parse::{HecMeta, RawRecord, RecordMeta};
-use securewatch_schemas::SourceKind;
+use securewatch_parse::RawRecord;
 
 use super::*;
+use crate::bus::layout::tests::{numbered_records, test_service};
 use crate::queue::{BatchOutcome, IngestBatch};
 
 /// The test Redis, or `None` (test skipped) when none was started, unless
 /// `SECUREWATCH_REQUIRE_REDIS=1` makes that a failure.
 fn test_url() -> Option<String> {
-    match std::env::var("SECUREWATCH_TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("SECUREWATCH_REQUIRE_REDIS").as_deref() != Ok("1"),
-                "SECUREWATCH_TEST_REDIS_URL is not set although SECUREWATCH_REQUIRE_REDIS=1 (tests/run.sh starts a Redis and sets it)"
-            );
-            eprintln!("skipped: SECUREWATCH_TEST_REDIS_URL is not set (run tests/run.sh, which starts a Redis)");
-            None
-        }
-    }
+    test_service("SECUREWATCH_TEST_REDIS_URL", "SECUREWATCH_REQUIRE_REDIS", "a Redis")
 }
 
 fn config(url: &str, test: &str) -> RedisBusConfig {
@@ -59,25 +48,6 @@ fn xpending(url: &str, stream: &str, group: &str) -> u64 {
     summary.lines().next().and_then(|line| line.trim().parse().ok()).expect("XPENDING answers a count first")
 }
 
-/// `count` records of every kind, numbered from `first` in their bodies.
-fn records(first: usize, count: usize) -> Vec<RawRecord> {
-    let hec = Arc::new(HecMeta { token_name: "edge".into(), channel: Some("ch-1".into()), ..HecMeta::default() });
-    (first..first + count)
-        .map(|n| {
-            let received = DateTime::from_timestamp(1_709_287_300 + n as i64, (n % 1_000_000_000) as u32).unwrap();
-            let (kind, meta, peer) = match n % 4 {
-                0 => (SourceKind::Syslog, RecordMeta::None, Some(format!("192.0.2.{}:514", n % 250))),
-                1 => (SourceKind::Hec, RecordMeta::HecEvent { meta: hec.clone(), index: n as u32 }, None),
-                2 => (SourceKind::Hec, RecordMeta::HecRaw { meta: hec.clone(), index: n as u32 }, Some("[::1]:8088".into())),
-                _ => (SourceKind::Wazuh, RecordMeta::File { identity: "2049:77".into(), offset: n as u64 * 512 }, None),
-            };
-            let mut body = format!("seq={n} message with some text").into_bytes();
-            body.extend_from_slice(&[0, 255, b'\n']);
-            RawRecord { kind, source_name: format!("source-{}", n % 3).into(), peer, received, body, meta }
-        })
-        .collect()
-}
-
 /// Polls until `count` entries came or `deadline` passed.
 async fn poll_until(consumer: &mut RedisConsumer, count: usize, deadline: Duration) -> Vec<BusEntry> {
     let start = Instant::now();
@@ -102,7 +72,7 @@ async fn ten_thousand_records_round_trip_exactly_and_are_acked() {
     let config = config(&url, "round-trip");
     let producer = RedisProducer::connect(&config).await.unwrap();
     let mut consumer = RedisConsumer::connect(&config, StartPosition::Beginning).await.unwrap();
-    let sent = records(0, 10_000);
+    let sent = numbered_records(0, 10_000);
     let mut produced_ids = Vec::new();
     for batch in sent.chunks(1000) {
         produced_ids.extend(producer.send(batch).await.unwrap());
@@ -118,7 +88,7 @@ async fn ten_thousand_records_round_trip_exactly_and_are_acked() {
 
     assert_eq!(consumer.ack(&ids_of(&entries)).await.unwrap(), 10_000);
     assert_eq!(xpending(&url, &config.stream, &config.group), 0);
-    assert_eq!(consumer.stats().snapshot(), BusCounts { acked: 10_000, ..BusCounts::default() });
+    assert_eq!(consumer.stats().snapshot(), BusCounts { consumed: 10_000, committed: 10_000, ..BusCounts::default() });
     redis_cli(&url, &["DEL", &config.stream]);
 }
 
@@ -127,7 +97,7 @@ async fn entries_stay_pending_until_acked_and_come_back_after_a_restart() {
     let Some(url) = test_url() else { return };
     let config = config(&url, "ack");
     let producer = RedisProducer::connect(&config).await.unwrap();
-    let sent = records(0, 100);
+    let sent = numbered_records(0, 100);
     producer.send(&sent).await.unwrap();
 
     let mut consumer = RedisConsumer::connect(&config, StartPosition::Beginning).await.unwrap();
@@ -163,7 +133,7 @@ async fn entries_of_a_dead_consumer_are_claimed_by_another_once_idle() {
     let mut config = config(&url, "claim");
     config.claim_min_idle_ms = 500;
     let producer = RedisProducer::connect(&config).await.unwrap();
-    let sent = records(0, 50);
+    let sent = numbered_records(0, 50);
     producer.send(&sent).await.unwrap();
 
     let mut dead = RedisConsumer::connect(&config, StartPosition::Beginning).await.unwrap();
@@ -198,7 +168,7 @@ async fn maxlen_trims_the_stream_approximately() {
     config.max_len = 1000;
     let producer = RedisProducer::connect(&config).await.unwrap();
     let mut first_ids = Vec::new();
-    for (n, batch) in records(0, 10_000).chunks(500).enumerate() {
+    for (n, batch) in numbered_records(0, 10_000).chunks(500).enumerate() {
         let ids = producer.send(batch).await.unwrap();
         if n == 0 {
             first_ids = ids;
@@ -218,7 +188,7 @@ async fn replays_read_from_an_explicit_id_and_a_new_group_starts_after_a_committ
     let Some(url) = test_url() else { return };
     let config = config(&url, "replay");
     let producer = RedisProducer::connect(&config).await.unwrap();
-    let sent = records(0, 30);
+    let sent = numbered_records(0, 30);
     let ids = producer.send(&sent).await.unwrap();
 
     let mut consumer = RedisConsumer::connect(&config, StartPosition::After(ids[19].clone())).await.unwrap();
@@ -244,7 +214,7 @@ async fn lag_and_pending_are_reported_and_foreign_entries_are_handed_out_as_erro
     let mut config = config(&url, "lag");
     config.batch_size = 20;
     let producer = RedisProducer::connect(&config).await.unwrap();
-    producer.send(&records(0, 50)).await.unwrap();
+    producer.send(&numbered_records(0, 50)).await.unwrap();
     let mut consumer = RedisConsumer::connect(&config, StartPosition::Beginning).await.unwrap();
     let first = consumer.poll().await.unwrap();
     assert_eq!(first.len(), 20);
@@ -270,7 +240,7 @@ async fn a_consumer_recreates_its_group_when_the_stream_is_gone() {
     assert!(consumer.poll().await.unwrap().is_empty());
     // As after a Redis restart without persistence: stream and group are gone.
     assert_eq!(redis_cli(&url, &["DEL", &config.stream]), "1");
-    let sent = records(0, 5);
+    let sent = numbered_records(0, 5);
     producer.send(&sent).await.unwrap();
     let entries = poll_until(&mut consumer, 5, Duration::from_secs(10)).await;
     assert_eq!(records_of(&entries), sent);
@@ -330,15 +300,15 @@ async fn producer_fails_while_redis_is_down_and_recovers_after_restart() {
     config.response_timeout_ms = 1000;
     config.connect_timeout_ms = 500;
     let producer = RedisProducer::connect(&config).await.unwrap();
-    producer.send(&records(0, 100)).await.unwrap();
+    producer.send(&numbered_records(0, 100)).await.unwrap();
 
     // Redis dies mid-stream: batches fail (HEC would answer 503), within a bounded time.
     server.stop();
     let started = Instant::now();
-    let failed = producer.send(&records(100, 100)).await;
+    let failed = producer.send(&numbered_records(100, 100)).await;
     assert!(failed.is_err(), "a batch was acknowledged while Redis was down");
     assert!(started.elapsed() < Duration::from_secs(10), "failing took {:?}", started.elapsed());
-    let (batch, ack) = IngestBatch::with_ack(records(100, 100));
+    let (batch, ack) = IngestBatch::with_ack(numbered_records(100, 100));
     assert!(producer.publish(batch).await.is_err());
     assert!(matches!(ack.await.unwrap(), BatchOutcome::Failed(reason) if reason.contains("bus unavailable")));
 
@@ -347,14 +317,14 @@ async fn producer_fails_while_redis_is_down_and_recovers_after_restart() {
     let started = Instant::now();
     let mut recovered = false;
     while started.elapsed() < Duration::from_secs(20) {
-        if producer.send(&records(100, 100)).await.is_ok() {
+        if producer.send(&numbered_records(100, 100)).await.is_ok() {
             recovered = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(recovered, "the producer did not recover within 20 s of the restart");
-    let (batch, ack) = IngestBatch::with_ack(records(200, 100));
+    let (batch, ack) = IngestBatch::with_ack(numbered_records(200, 100));
     producer.publish(batch).await.unwrap();
     assert_eq!(ack.await.unwrap(), BatchOutcome::Durable);
     // The restarted server kept nothing: exactly the two batches sent since.
