@@ -87,7 +87,7 @@ pub fn correlate_batch(
     }
     let emitted = accumulate(receiver.try_iter(), None);
     let mut alerts: Vec<BatchAlert> = accumulate(resident_receiver.try_iter(), Some(0))
-        .into_iter()
+        .into_keys()
         .map(|alert| BatchAlert { emitted: emitted.contains_key(&alert), alert })
         .collect();
     alerts.sort_by(|a, b| {

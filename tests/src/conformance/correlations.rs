@@ -182,7 +182,7 @@ impl Builder<'_> {
         let step = (correlation.timespan_ms / 100).max(1);
         let near = shape == Shape::NearMiss;
         let mut events = Vec::new();
-        let mut add = |input: usize, at: u64, value: Option<String>, events: &mut Vec<_>| -> Result<u64, String> {
+        let add = |input: usize, at: u64, value: Option<String>, events: &mut Vec<_>| -> Result<u64, String> {
             let piece = self.input_events(correlation, input, at, value)?;
             events.extend(piece.events);
             Ok(piece.done_ms)

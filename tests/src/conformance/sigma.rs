@@ -122,7 +122,7 @@ fn correlation_examples(dir: &Path) -> anyhow::Result<(usize, usize)> {
         for correlation in &set.correlations {
             *by_type.entry(correlation.item.correlation_type.as_str()).or_default() += 1;
         }
-        let name = file.strip_prefix(dir).unwrap_or(&file).display().to_string();
+        let name = file.strip_prefix(dir).unwrap_or(file).display().to_string();
         println!(
             "  {name}: {here} correlations parsed ({} with references resolved in the file, {} referencing rules not in the file), {} base rules{}",
             set.correlations.len(),
