@@ -5,7 +5,10 @@
 //! (`EventData` names at the top, plus `Channel`, `EventID`, `Computer`, `Provider_Name`,
 //! `SystemTime`) and writes them round-robin as JSON lines until the requested count, each
 //! copy with its own `Computer` (`host-N`), user fields (`user-N`) and `SystemTime` (50 ms
-//! apart).
+//! apart). Each event also gets `product`, `service` and `category` fields: the log source
+//! SecureWatch derives for it (first service and category when there are several), because
+//! the `rsigma` CLI's `--logsource-routing` reads the log source from such fields.
+//! SecureWatch itself ignores them and derives the log source from `Channel` / `EventID`.
 //!
 //! `detection` measures the detection stage in-process: each of `workers` timely workers takes
 //! every `workers`-th line, parses it (`serde_json`), builds the `Event`, runs the compiled
@@ -23,7 +26,9 @@ use std::time::Instant;
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat};
 use differential_dataflow::input::Input;
-use securewatch_detection::{json_event_time, match_of, CompiledCorrelations, Detector, Match, Pipelines, RuleSet};
+use securewatch_detection::{
+    json_event_time, match_of, CompiledCorrelations, Detector, EventLogSource, Match, Pipelines, RuleSet,
+};
 use securewatch_operators::{build_correlations, CorrelationConfig};
 use securewatch_schemas::{Event, EventId};
 use serde_json::{Map, Value};
@@ -51,6 +56,14 @@ pub fn write_events(corpus: &Path, out: &Path, events: u64, hosts: u64, users: u
         }
         let time = DateTime::from_timestamp_millis(START_MS + i as i64 * STEP_MS).context("time out of range")?;
         record.insert("SystemTime".into(), Value::String(time.to_rfc3339_opts(SecondsFormat::Millis, true)));
+        let event = Event::from_json_object(EventId(0), time, "bench", Value::Object(record.clone()));
+        let source = EventLogSource::of(&event);
+        let parts = [("product", source.product), ("service", source.services.first().cloned()), ("category", source.categories.first().cloned())];
+        for (key, value) in parts {
+            if let Some(value) = value {
+                record.insert(key.into(), Value::String(value));
+            }
+        }
         serde_json::to_writer(&mut writer, &record)?;
         writer.write_all(b"\n")?;
     }
