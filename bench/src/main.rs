@@ -1,15 +1,19 @@
 //! Load generators and probes for SecureWatch benchmarks: HEC batches (flat out or paced),
-//! syslog over TCP, the idle CPU of a running server, and rows/s into PostgreSQL.
+//! syslog over TCP, the idle CPU of a running server, rows/s into PostgreSQL, and events/s
+//! through detection (Sigma rules and correlations, in-process).
 //!
 //! Each command prints one line of results; `bench/run.sh` and `bench/long_run.sh` start the
 //! server, run them and add the server's memory figures. Figures go to `bench/README.md` with
 //! the command used.
 
+mod detection;
 mod hec;
 mod idle;
 mod metrics;
 mod pg;
 mod syslog;
+
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -83,6 +87,33 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         hosts: u64,
     },
+    /// Writes the detection benchmark's events: the SigmaHQ regression samples of the corpus,
+    /// flattened and replicated with varied hosts, users and times, as JSON lines.
+    DetectionEvents {
+        /// The corpus directory (`../shared/corpus`), read in place.
+        #[arg(long)]
+        corpus: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 1_000)]
+        hosts: u64,
+        #[arg(long, default_value_t = 300)]
+        users: u64,
+    },
+    /// Events/s through detection in-process: JSON parsing, rule matching with log source
+    /// routing, and the correlation operators, on `--workers` timely workers.
+    Detection {
+        /// Rules directory (Sigma rules and correlations, searched recursively).
+        #[arg(long)]
+        rules: PathBuf,
+        /// JSON lines (from `detection-events`).
+        #[arg(long)]
+        events: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+    },
     /// Samples a process's CPU time (`/proc/PID/stat` utime + stime) over an interval without
     /// traffic and prints it as a percentage of one core, with its context switches per second.
     Idle {
@@ -101,6 +132,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::SyslogTcp { addr, api, events, connections } => syslog::run(&addr, &api, events, connections).await,
         Command::Idle { pid, seconds } => idle::run(pid, seconds).await,
+        Command::DetectionEvents { corpus, out, events, hosts, users } => {
+            detection::write_events(&corpus, &out, events, hosts, users)
+        }
+        Command::Detection { rules, events, workers } => {
+            tokio::task::block_in_place(|| detection::run(detection::Options { rules, events, workers }))
+        }
         Command::Pg { url, events, write_events, batch_rows, load, hosts } => {
             use securewatch_connectors::sinks::postgres::LoadMethod;
             let loads = match load.as_str() {

@@ -4,21 +4,33 @@
 //!   `--pipeline` files); prints each rejection as `file: rule id: reason`, a summary, and
 //!   exits 1 when anything was rejected.
 //! - `test RULES --events FILE`: runs the rules over the events of FILE (one per line) and
-//!   prints per rule its id, title, match count and the matched line numbers (`--format json`:
-//!   one JSON document). `--expect FILE` (YAML or JSON mapping rule id → expected count) makes
-//!   the exit code 1 when a count differs; rejected rules also make it 1.
+//!   prints per rule its id, title, match count and the matched line numbers; then runs the
+//!   correlation rules of the set over those matches in event time, with the engine's own
+//!   operators (`correlate_batch`), and prints per correlation rule its alerts (group key,
+//!   window, contributing line numbers). `--format json`: one JSON document. `--expect FILE`
+//!   (YAML or JSON mapping rule id → expected match count, correlation id → expected alert
+//!   count) makes the exit code 1 when a count differs; rejected rules also make it 1.
+//!
+//! Event time: JSON events take it from the fields listed in `securewatch_detection::event_time`
+//! (`@timestamp`, `timestamp`, `time`, evtx `SystemTime`, `UtcTime`, ...); a line without one
+//! takes the time of the previous line (the first: 1970-01-01T00:00:00Z) and is counted in the
+//! report. Wazuh, HEC and syslog lines get the time SecureWatch's parser derives.
 
-use std::collections::BTreeMap;
+mod correlations;
+
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use clap::{Subcommand, ValueEnum};
 use securewatch_detection::{
-    Detector, EventLogSource, Pipelines, Rejection, Routing, RuleSet, SourceDetectors,
+    json_event_time, match_of, CompiledCorrelations, Detector, EventLogSource, Match, Pipelines, Rejection, Routing,
+    RuleSet, SourceDetectors,
 };
+use securewatch_operators::correlate_batch;
 use securewatch_parse::{normalise, HecMeta, RawRecord, RecordMeta};
 use securewatch_schemas::{Event, EventId, SourceKind};
 use serde_json::{json, Value};
@@ -40,7 +52,8 @@ pub enum RulesCommand {
         /// Events, one per line (JSON objects; raw syslog lines with `--source syslog`).
         #[arg(long)]
         events: PathBuf,
-        /// Expected match counts: a YAML or JSON mapping of rule id (or name) to count.
+        /// Expected counts: a YAML or JSON mapping of rule id (or name) to match count, and of
+        /// correlation rule id (or name) to alert count.
         #[arg(long)]
         expect: Option<PathBuf>,
         /// Output format.
@@ -118,6 +131,9 @@ fn check(path: &Path, pipeline_files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     for rejection in set.rejected.iter().chain(&compile_rejections) {
         println!("{}", rejection_line(rejection));
     }
+    for warning in &set.warnings {
+        println!("{}: {}: warning: {}", warning.file.display(), warning.rule_id.as_deref().unwrap_or("-"), warning.message);
+    }
     for loaded in &set.rules {
         for warning in &loaded.warnings {
             println!("{}: {}: warning: {warning}", loaded.file.display(), loaded.item.id.as_deref().unwrap_or("-"));
@@ -125,12 +141,13 @@ fn check(path: &Path, pipeline_files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     }
     let rejected = set.rejected.len() + compile_rejections.len();
     println!(
-        "{}: {} documents: {} rules, {} filters, {} correlations; {rejected} rejected",
+        "{}: {} documents: {} rules, {} filters, {} correlations; {rejected} rejected{}",
         path.display(),
         set.documents(),
         set.rules.len(),
         set.filters.len(),
         set.correlations.len(),
+        if set.warnings.is_empty() { String::new() } else { format!("; {} loaded with warnings", set.warnings.len()) },
     );
     Ok(if rejected == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
@@ -188,37 +205,73 @@ fn test(rules: &Path, events_path: &Path, expect: Option<&Path>, options: &TestO
             lines: Vec::new(),
         })
         .collect();
+    let compiled = Arc::new(CompiledCorrelations::compile(&set));
     let text = std::fs::read_to_string(events_path).with_context(|| format!("reading {}", events_path.display()))?;
-    let mut events = 0;
+    let mut clock = Clock::default();
+    let mut matches: Vec<Match> = Vec::new();
+    let mut lines_of: HashMap<EventId, usize> = HashMap::new();
     for (number, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         let line_number = number + 1;
-        let event = read_event(options.source, line, line_number)
+        let event = read_event(options.source, line, line_number, &mut clock)
             .with_context(|| format!("{}:{line_number}", events_path.display()))?;
-        events += 1;
+        clock.events += 1;
+        lines_of.insert(event.id, line_number);
         for hit in detector.matches_with(&event, routing) {
             results[hit.index].lines.push(line_number);
+            if compiled.feeds(hit.rule.reference()) {
+                matches.push(match_of(&hit, &event, &compiled));
+            }
         }
     }
+    let alerts = correlate_batch(matches, Arc::clone(&compiled), 1)?;
+    let correlation_results = correlations::results(&compiled, alerts, &lines_of);
 
     let expectations = match expect {
-        Some(path) => check_expectations(path, &results, &set)?,
+        Some(path) => check_expectations(path, &results, &correlation_results, &set)?,
         None => Vec::new(),
     };
     let mut rejected: Vec<Rejection> = set.rejected.clone();
     rejected.extend(detector.rejected().iter().cloned());
+    rejected.extend(compiled.rejected.iter().cloned());
     let ok = rejected.is_empty() && expectations.iter().all(|expectation| expectation.ok);
+    let report = Report {
+        results: &results,
+        correlations: &correlation_results,
+        set: &set,
+        rejected: &rejected,
+        expectations: &expectations,
+        clock: &clock,
+    };
     match options.format {
-        Format::Text => print_text(&results, &set, &rejected, &expectations, events, &pipelines),
-        Format::Json => print_json(&results, &set, &rejected, &expectations, events, ok)?,
+        Format::Text => print_text(&report, &pipelines),
+        Format::Json => print_json(&report, ok)?,
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
+/// Event counts and the event time of the previous line, for lines without a time field.
+#[derive(Default)]
+struct Clock {
+    events: usize,
+    untimed: usize,
+    previous: Option<DateTime<Utc>>,
+}
+
+/// What the report prints.
+struct Report<'a> {
+    results: &'a [RuleResult],
+    correlations: &'a [correlations::CorrelationResult],
+    set: &'a RuleSet,
+    rejected: &'a [Rejection],
+    expectations: &'a [Expectation],
+    clock: &'a Clock,
+}
+
 /// Turns one line into an event the way SecureWatch's sources would.
-fn read_event(source: EventSource, line: &str, line_number: usize) -> anyhow::Result<Event> {
+fn read_event(source: EventSource, line: &str, line_number: usize, clock: &mut Clock) -> anyhow::Result<Event> {
     let now = Utc::now();
     let record = |kind, meta| RawRecord {
         kind,
@@ -243,7 +296,15 @@ fn read_event(source: EventSource, line: &str, line_number: usize) -> anyhow::Re
             if !value.is_object() {
                 bail!("not a JSON object");
             }
-            Ok(Event::from_json_object(EventId(line_number as u128), now, "rules-test", value))
+            let time = match json_event_time(&value) {
+                Some(time) => time,
+                None => {
+                    clock.untimed += 1;
+                    clock.previous.unwrap_or(DateTime::UNIX_EPOCH)
+                }
+            };
+            clock.previous = Some(time);
+            Ok(Event::from_json_object(EventId(line_number as u128), time, "rules-test", value))
         }
     }
 }
@@ -255,8 +316,14 @@ struct Expectation {
     ok: bool,
 }
 
-/// Reads the expectation file (YAML or JSON: `rule id or name: count`) and compares.
-fn check_expectations(path: &Path, results: &[RuleResult], set: &RuleSet) -> anyhow::Result<Vec<Expectation>> {
+/// Reads the expectation file (YAML or JSON: `rule id or name: count`) and compares: match
+/// counts for detection rules, alert counts for correlation rules.
+fn check_expectations(
+    path: &Path,
+    results: &[RuleResult],
+    correlation_results: &[correlations::CorrelationResult],
+    set: &RuleSet,
+) -> anyhow::Result<Vec<Expectation>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let wanted: BTreeMap<String, usize> = yaml_serde::from_str(&text)
         .with_context(|| format!("{}: expected a mapping of rule id to match count", path.display()))?;
@@ -268,27 +335,32 @@ fn check_expectations(path: &Path, results: &[RuleResult], set: &RuleSet) -> any
             let id = loaded.item.id.as_deref().or(loaded.item.name.as_deref())?;
             results.iter().find(|result| result.id == id).map(|result| result.lines.len())
         });
+        let actual = actual.or_else(|| correlations::alert_count(correlation_results, &rule));
         let ok = actual == Some(expected);
         out.push(Expectation { rule, expected, actual, ok });
     }
     Ok(out)
 }
 
-fn print_text(
-    results: &[RuleResult],
-    set: &RuleSet,
-    rejected: &[Rejection],
-    expectations: &[Expectation],
-    events: usize,
-    pipelines: &Pipelines,
-) {
+fn print_text(report: &Report<'_>, pipelines: &Pipelines) {
     let origins = pipelines.origins();
     println!(
-        "{events} events, {} rules, pipelines: {}",
-        results.len(),
+        "{} events, {} rules, {} correlations, pipelines: {}",
+        report.clock.events,
+        report.results.len(),
+        report.correlations.len(),
         if origins.is_empty() { "none".to_string() } else { origins.join(", ") }
     );
-    for result in results {
+    if report.clock.untimed > 0 {
+        println!(
+            "{} events have no time field; each takes the time of the line before it",
+            report.clock.untimed
+        );
+    }
+    for warning in &report.set.warnings {
+        println!("warning {warning}");
+    }
+    for result in report.results {
         let lines: Vec<String> = result.lines.iter().map(usize::to_string).collect();
         println!(
             "rule {}: {} [{}]: {} matches{}",
@@ -299,19 +371,11 @@ fn print_text(
             if lines.is_empty() { String::new() } else { format!(" (lines {})", lines.join(", ")) }
         );
     }
-    for correlation in &set.correlations {
-        let item = &correlation.item;
-        println!(
-            "correlation {}: {} ({}): evaluated by the dataflow (not yet in rules test)",
-            item.id.as_deref().or(item.name.as_deref()).unwrap_or("-"),
-            item.title,
-            item.correlation_type.as_str()
-        );
-    }
-    for rejection in rejected {
+    correlations::print_text(report.correlations);
+    for rejection in report.rejected {
         println!("rejected {}", rejection_line(rejection));
     }
-    for expectation in expectations {
+    for expectation in report.expectations {
         let actual = expectation.actual.map_or_else(|| "no such rule".to_string(), |n| n.to_string());
         println!(
             "expect {}: {} (expected {}, got {actual})",
@@ -320,46 +384,42 @@ fn print_text(
             expectation.expected
         );
     }
-    let failed = expectations.iter().filter(|expectation| !expectation.ok).count();
+    let failed = report.expectations.iter().filter(|expectation| !expectation.ok).count();
     println!(
-        "summary: {} of {} rules matched; {} rejected; expectations {} passed, {failed} failed",
-        results.iter().filter(|result| !result.lines.is_empty()).count(),
-        results.len(),
-        rejected.len(),
-        expectations.len() - failed,
+        "summary: {} of {} rules matched; {} of {} correlations fired; {} rejected; expectations {} passed, {failed} failed",
+        report.results.iter().filter(|result| !result.lines.is_empty()).count(),
+        report.results.len(),
+        report.correlations.iter().filter(|result| !result.alerts.is_empty()).count(),
+        report.correlations.len(),
+        report.rejected.len(),
+        report.expectations.len() - failed,
     );
 }
 
-fn print_json(
-    results: &[RuleResult],
-    set: &RuleSet,
-    rejected: &[Rejection],
-    expectations: &[Expectation],
-    events: usize,
-    ok: bool,
-) -> anyhow::Result<()> {
+fn print_json(report: &Report<'_>, ok: bool) -> anyhow::Result<()> {
     let document = json!({
-        "events": events,
-        "rules": results.iter().map(|result| json!({
+        "events": report.clock.events,
+        "events_without_time": report.clock.untimed,
+        "rules": report.results.iter().map(|result| json!({
             "id": result.id,
             "title": result.title,
             "level": result.level,
             "matches": result.lines.len(),
             "lines": result.lines,
         })).collect::<Vec<_>>(),
-        "correlations": set.correlations.iter().map(|correlation| json!({
-            "id": correlation.item.id.as_deref().or(correlation.item.name.as_deref()),
-            "title": correlation.item.title,
-            "type": correlation.item.correlation_type.as_str(),
-            "status": "evaluated by the dataflow (not yet in rules test)",
+        "correlations": correlations::json(report.correlations),
+        "warnings": report.set.warnings.iter().map(|warning| json!({
+            "file": warning.file.display().to_string(),
+            "rule_id": warning.rule_id,
+            "message": warning.message,
         })).collect::<Vec<_>>(),
-        "rejected": rejected.iter().map(|rejection| json!({
+        "rejected": report.rejected.iter().map(|rejection| json!({
             "file": rejection.file.display().to_string(),
             "rule_id": rejection.rule_id,
             "title": rejection.title,
             "reason": rejection.reason,
         })).collect::<Vec<_>>(),
-        "expectations": expectations.iter().map(|expectation| json!({
+        "expectations": report.expectations.iter().map(|expectation| json!({
             "rule": expectation.rule,
             "expected": expectation.expected,
             "actual": expectation.actual,

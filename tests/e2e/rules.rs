@@ -1,5 +1,5 @@
 //! `securewatch rules check|test` through the real binary, with the fixture rules and events in
-//! `tests/fixtures/`.
+//! `tests/fixtures/` (correlations: `tests/fixtures/correlations/`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -66,7 +66,12 @@ fn test_reports_matches_per_rule_and_meets_expectations() {
     // Line 6 has EventID 4625 but comes from the Sysmon channel: routed away from the rule.
     assert!(text.contains("Failed logon [low]: 2 matches (lines 4, 5)"), "{text}");
     assert!(text.contains("SSH login as root refused [medium]: 0 matches"), "{text}");
-    assert!(text.contains("correlation 5f6b1c9e-3c2a-4d7e-9a41-7d0c2e8b1a03: Many failed logons for one user (event_count): evaluated by the dataflow"), "{text}");
+    // The fixture events carry no time: all take 1970-01-01, and two failures are not three.
+    assert!(text.contains("6 events have no time field"), "{text}");
+    assert!(
+        text.contains("correlation 5f6b1c9e-3c2a-4d7e-9a41-7d0c2e8b1a03: Many failed logons for one user (event_count, timespan 300s): 0 alerts"),
+        "{text}"
+    );
     assert!(text.contains("expectations 3 passed, 0 failed"), "{text}");
 }
 
@@ -102,6 +107,7 @@ fn test_fails_when_an_expectation_is_not_met_and_json_is_one_document() {
     assert_eq!(by_rule("failed_logon")["ok"], true);
     assert_eq!(by_rule("missing-rule")["actual"], Value::Null);
     assert_eq!(document["correlations"][0]["type"], "event_count");
+    assert_eq!(document["correlations"][0]["alert_count"], 0);
 }
 
 #[test]
@@ -220,4 +226,103 @@ fn bad_input_is_an_error_with_the_line() {
     assert_eq!(output.status.code(), Some(2));
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(error.contains("bad.jsonl:2"), "{error}");
+}
+
+// ===== Correlations =====
+
+const EVENT_COUNT: &str = "0c7a2d4e-1b61-4f0a-9d3e-6a1f00000011";
+const VALUE_COUNT: &str = "0c7a2d4e-1b61-4f0a-9d3e-6a1f00000012";
+const TEMPORAL_ORDERED: &str = "0c7a2d4e-1b61-4f0a-9d3e-6a1f00000013";
+
+fn correlation_test(extra: &[&str]) -> Output {
+    let rules = fixture("correlations/rules.yml");
+    let events = fixture("correlations/events.jsonl");
+    let mut args = vec!["rules", "test", path(&rules), "--events", path(&events)];
+    args.extend_from_slice(extra);
+    securewatch(&args)
+}
+
+#[test]
+fn test_runs_correlations_in_event_time_and_meets_alert_expectations() {
+    let expect = fixture("correlations/expect.yml");
+    let output = correlation_test(&["--expect", path(&expect)]);
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("10 events, 3 rules, 3 correlations"), "{text}");
+    assert!(!text.contains("no time field"), "every fixture event has a time: {text}");
+    // event_count, grouped by user: alice's three failures within 5 minutes fire once; bob,
+    // carol and alice's later failure do not.
+    assert!(
+        text.contains(&format!(
+            "correlation {EVENT_COUNT}: Three failed logons for one user (event_count, timespan 300s): 1 alerts\n  \
+             alert group TargetUserName=alice window [2024-03-01T10:00:00.000Z, 2024-03-01T10:05:00.000Z): lines 1, 2, 4\n"
+        )),
+        "{text}"
+    );
+    // value_count: three distinct users from 10.0.0.5 within 10 minutes; once, not per anchor.
+    assert!(
+        text.contains(&format!(
+            "correlation {VALUE_COUNT}: Failed logons for three users from one address (value_count, timespan 600s): 1 alerts\n  \
+             alert group IpAddress=10.0.0.5 window [2024-03-01T10:00:00.000Z, 2024-03-01T10:10:00.000Z): lines 1, 2, 3, 4, 5\n"
+        )),
+        "{text}"
+    );
+    // temporal_ordered by event time, not file order: ws1 ran whoami (line 8) before net
+    // (line 7) and fires; ws2 ran net first and does not.
+    assert!(
+        text.contains(&format!(
+            "correlation {TEMPORAL_ORDERED}: Whoami then net on one computer (temporal_ordered, timespan 60s): 1 alerts\n  \
+             alert group Computer=ws1 window [2024-03-01T11:00:00.000Z, 2024-03-01T11:01:00.000Z): lines 7, 8\n"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("Computer=ws2"), "{text}");
+    assert!(text.contains("3 of 3 correlations fired"), "{text}");
+    assert!(text.contains("expectations 5 passed, 0 failed"), "{text}");
+}
+
+#[test]
+fn a_wrong_correlation_expectation_fails_and_json_lists_the_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let expect = dir.path().join("expect.yml");
+    std::fs::write(&expect, format!("{EVENT_COUNT}: 2\n{TEMPORAL_ORDERED}: 1\n")).unwrap();
+    let output = correlation_test(&["--expect", path(&expect), "--format", "json"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    let document: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+    assert_eq!(document["ok"], false);
+    assert_eq!(document["events_without_time"], 0);
+    let correlations = document["correlations"].as_array().unwrap();
+    let by_id = |id: &str| correlations.iter().find(|c| c["id"] == id).unwrap().clone();
+    let event_count = by_id(EVENT_COUNT);
+    assert_eq!(event_count["type"], "event_count");
+    assert_eq!(event_count["stored"], true);
+    assert_eq!(event_count["alert_count"], 1);
+    assert_eq!(event_count["alerts"][0]["group"], serde_json::json!({"TargetUserName": "alice"}));
+    assert_eq!(event_count["alerts"][0]["window_start"], "2024-03-01T10:00:00.000Z");
+    assert_eq!(event_count["alerts"][0]["lines"], serde_json::json!([1, 2, 4]));
+    assert_eq!(by_id(VALUE_COUNT)["alerts"][0]["lines"], serde_json::json!([1, 2, 3, 4, 5]));
+    let expectations = document["expectations"].as_array().unwrap();
+    let by_rule = |rule: &str| expectations.iter().find(|e| e["rule"] == rule).unwrap().clone();
+    assert_eq!(by_rule(EVENT_COUNT)["ok"], false);
+    assert_eq!(by_rule(EVENT_COUNT)["actual"], 1);
+    assert_eq!(by_rule(TEMPORAL_ORDERED)["ok"], true);
+}
+
+#[test]
+fn check_warns_about_a_document_without_title_and_still_loads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("fragments.yml"),
+        "name: internal_error\ndetection:\n    selection:\n        status: 500\n    condition: selection\n",
+    )
+    .unwrap();
+    let output = securewatch(&["rules", "check", path(dir.path())]);
+    let text = stdout(&output);
+    assert!(output.status.success(), "a warning is not a rejection: {text}");
+    let file = dir.path().join("fragments.yml");
+    assert!(
+        text.contains(&format!("{}: internal_error: warning: no title; using internal_error", file.display())),
+        "{text}"
+    );
+    assert!(text.contains("1 documents: 1 rules, 0 filters, 0 correlations; 0 rejected; 1 loaded with warnings"), "{text}");
 }

@@ -51,8 +51,10 @@
 //! [`build_correlations`] evaluates Sigma correlation rules over event time with the same
 //! lateness and retention model (see the [`correlate`] module documentation for the window
 //! semantics, suppression and the close and expiry epochs); [`rule_alerts`] maps plain rule
-//! matches to alerts.
+//! matches to alerts. [`correlate_batch`] runs them over a finished batch of matches (rule
+//! tests, conformance), with every match in time.
 
+mod batch;
 mod config;
 pub mod correlate;
 mod enrich;
@@ -63,6 +65,7 @@ mod table;
 pub mod telemetry;
 mod window;
 
+pub use batch::{correlate_batch, BatchAlert, BatchError};
 pub use correlate::{build_correlations, rule_alerts, CorrelationConfig, Correlations};
 pub use config::{bucket_start, RollupConfig, RollupConfigError, BUCKET_MS, DEFAULT_LATENESS_MS};
 pub use enrich::{

@@ -31,6 +31,26 @@ impl fmt::Display for Rejection {
     }
 }
 
+/// A document that loaded, but only after SecureWatch repaired it (today: a missing `title`
+/// replaced by a stand-in); reported wherever rejections are.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct LoadWarning {
+    /// The file the document came from.
+    pub file: PathBuf,
+    /// The document's `id` (else its `name`), when it has one.
+    pub rule_id: Option<String>,
+    /// What was repaired, e.g. `no title; using internal_error`.
+    pub message: String,
+}
+
+impl fmt::Display for LoadWarning {
+    /// `file: rule id: message` (`-` for a missing id), as `securewatch rules check` prints it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let id = self.rule_id.as_deref().unwrap_or("-");
+        write!(f, "{}: {id}: {}", self.file.display(), self.message)
+    }
+}
+
 /// Errors of the detection crate that stop a whole operation (not one rule).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -7,7 +7,8 @@
 //!   files) into detection rules, filters and correlation rules. Every document that cannot be
 //!   used becomes a [`Rejection`] (file, rule id, title, reason); nothing is dropped silently.
 //!   Correlations are checked to reference loaded rules (chains resolve; cycles and dangling
-//!   references are rejected).
+//!   references are rejected). A document lacking only its `title` loads under a stand-in
+//!   title with a [`LoadWarning`].
 //! - [`CompiledCorrelations::compile`] prepares the correlations for evaluation over event
 //!   time (see the [`correlation`] module for the window semantics); [`match_of`] derives the
 //!   [`Match`] record the correlation dataflow carries. The dataflow itself is in
@@ -28,12 +29,15 @@
 //!   names, the Wazuh spelling of Windows names, then `host`, `message`, `category`,
 //!   `severity`, `source.kind`, `source.name`. Values match case-insensitively unless a rule
 //!   says `|cased` (Sigma's default, done by rsigma).
+//! - [`json_event_time`] reads the event time of a JSON event from a file (the fields are
+//!   listed in [`event_time`]), as `rules test` and the corpus runs need it for correlations.
 //!
 //! [`Event`]: securewatch_schemas::Event
 
 pub mod correlation;
 mod detector;
 mod error;
+pub mod event_time;
 mod load;
 pub mod logsource;
 mod pipelines;
@@ -41,7 +45,8 @@ mod view;
 
 pub use correlation::{match_of, CompiledCorrelation, CompiledCorrelations, Match, SharedCorrelations, MAX_CHAIN_DEPTH};
 pub use detector::{Detector, DetectorRule, Routing, RuleMatch, SharedDetector, SourceDetectors};
-pub use error::{DetectionError, Rejection};
+pub use error::{DetectionError, LoadWarning, Rejection};
+pub use event_time::json_event_time;
 pub use load::{Loaded, RuleSet};
 pub use logsource::{EventLogSource, RouteIndex};
 pub use pipelines::Pipelines;

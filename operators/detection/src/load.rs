@@ -4,13 +4,18 @@
 //! parser cannot read is rejected with its own id and title while the other documents of the
 //! same file load. Files that use Sigma's collection actions (`action: global` / `reset` /
 //! `repeat`) depend on their neighbours and are parsed whole.
+//!
+//! A document whose only fault is a missing `title` (the Sigma specification's own fragments)
+//! loads under a stand-in title (its `name`, else its `id`, else the file stem) and leaves a
+//! [`LoadWarning`]: reported by `rules check`, the conformance run and the engine log, never
+//! silent.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rsigma_parser::{parse_sigma_yaml, CorrelationRule, FilterRule, SigmaRule};
 
-use crate::error::{DetectionError, Rejection};
+use crate::error::{DetectionError, LoadWarning, Rejection};
 
 /// One loaded document and where it came from.
 #[derive(Clone, Debug)]
@@ -35,6 +40,8 @@ pub struct RuleSet {
     pub filters: Vec<Loaded<FilterRule>>,
     /// Documents that could not be loaded.
     pub rejected: Vec<Rejection>,
+    /// Documents that loaded only after a repair (a stand-in title), and what was done.
+    pub warnings: Vec<LoadWarning>,
 }
 
 impl RuleSet {
@@ -48,6 +55,9 @@ impl RuleSet {
             set.add_text(&file, &text);
         }
         set.validate();
+        for warning in &set.warnings {
+            tracing::warn!(%warning, "Sigma document loaded with a warning.");
+        }
         Ok(set)
     }
 
@@ -88,14 +98,30 @@ impl RuleSet {
             title: title.clone(),
             reason,
         };
-        let collection = match parse_sigma_yaml(text) {
+        let mut collection = match parse_sigma_yaml(text) {
             Ok(collection) => collection,
             Err(error) => {
                 self.rejected.push(reject(format!("parse error: {error}")));
                 return;
             }
         };
-        let count = collection.rules.len() + collection.correlations.len() + collection.filters.len();
+        let mut count = documents_in(&collection);
+        if count == 0 && title.is_none() && only_title_missing(&collection.errors) && !uses_collection_actions(text) {
+            let stand_in = stand_in_title(text, file);
+            let repaired = format!("title: {}\n{text}", serde_json::Value::String(stand_in.clone()));
+            // When the repaired document still fails, its errors are the real reason.
+            if let Ok(retry) = parse_sigma_yaml(&repaired) {
+                count = documents_in(&retry);
+                collection = retry;
+                if count > 0 {
+                    self.warnings.push(LoadWarning {
+                        file: file.to_path_buf(),
+                        rule_id: id.clone(),
+                        message: format!("no title; using {stand_in}"),
+                    });
+                }
+            }
+        }
         if count == 0 {
             let reason = if collection.errors.is_empty() {
                 "not a Sigma rule, filter or correlation".to_string()
@@ -191,6 +217,22 @@ impl RuleSet {
     }
 }
 
+fn documents_in(collection: &rsigma_parser::SigmaCollection) -> usize {
+    collection.rules.len() + collection.correlations.len() + collection.filters.len()
+}
+
+/// True when the parser's only complaint is the missing `title`.
+fn only_title_missing(errors: &[String]) -> bool {
+    matches!(errors, [error] if error.contains("Missing required field 'title'"))
+}
+
+/// The title a title-less document loads under: its `name`, else its `id`, else the file stem.
+fn stand_in_title(text: &str, file: &Path) -> String {
+    top_level(text, "name").or_else(|| top_level(text, "id")).unwrap_or_else(|| {
+        file.file_stem().map_or_else(|| "untitled".to_string(), |stem| stem.to_string_lossy().into_owned())
+    })
+}
+
 fn loaded<T>(file: &Path, item: T, warnings: &[String]) -> Loaded<T> {
     Loaded { file: file.to_path_buf(), item, warnings: warnings.to_vec() }
 }
@@ -251,14 +293,16 @@ fn has_content(document: &str) -> bool {
 /// The top-level `id` (else `name`) and `title` of a document, read from its text so that they
 /// are known even when the document does not parse.
 fn identity(text: &str) -> (Option<String>, Option<String>) {
-    let top_level = |key: &str| {
-        text.lines().find_map(|line| {
-            let value = line.strip_prefix(key)?.strip_prefix(':')?.trim();
-            let value = value.trim_matches(|c| c == '\'' || c == '"');
-            (!value.is_empty()).then(|| value.to_string())
-        })
-    };
-    (top_level("id").or_else(|| top_level("name")), top_level("title"))
+    (top_level(text, "id").or_else(|| top_level(text, "name")), top_level(text, "title"))
+}
+
+/// The scalar value of a top-level `key:` line, unquoted; `None` when absent or empty.
+fn top_level(text: &str, key: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix(key)?.strip_prefix(':')?.trim();
+        let value = value.trim_matches(|c| c == '\'' || c == '"');
+        (!value.is_empty()).then(|| value.to_string())
+    })
 }
 
 #[cfg(test)]
@@ -300,12 +344,64 @@ detection:
     }
 
     #[test]
-    fn a_document_without_title_is_rejected() {
-        let text = "id: no-title\nlogsource:\n  product: linux\ndetection:\n  k: [a]\n  condition: k\n";
+    fn a_document_without_title_loads_under_its_name_with_a_warning() {
+        let text = "name: internal_error\ndetection:\n  selection: {status: 500}\n  condition: selection\n";
+        let set = RuleSet::from_text(Path::new("dir/aliases.yml"), text);
+        assert!(set.rejected.is_empty(), "{:?}", set.rejected);
+        assert_eq!(set.rules.len(), 1);
+        assert_eq!(set.rules[0].item.title, "internal_error");
+        assert_eq!(set.rules[0].item.name.as_deref(), Some("internal_error"));
+        assert_eq!(
+            set.warnings,
+            [LoadWarning {
+                file: PathBuf::from("dir/aliases.yml"),
+                rule_id: Some("internal_error".into()),
+                message: "no title; using internal_error".into(),
+            }]
+        );
+        assert_eq!(set.warnings[0].to_string(), "dir/aliases.yml: internal_error: no title; using internal_error");
+    }
+
+    #[test]
+    fn the_stand_in_title_is_the_id_then_the_file_stem() {
+        let rule = "logsource:\n  product: linux\ndetection:\n  k: [a]\n  condition: k\n";
+        let with_id = RuleSet::from_text(Path::new("t.yml"), &format!("id: only-an-id\n{rule}"));
+        assert_eq!(with_id.rules[0].item.title, "only-an-id");
+        assert_eq!(with_id.warnings[0].message, "no title; using only-an-id");
+        let bare = RuleSet::from_text(Path::new("rules/temporal_fragment.yml"), rule);
+        assert_eq!(bare.rules[0].item.title, "temporal_fragment");
+        assert_eq!(bare.warnings[0].rule_id, None);
+        assert_eq!(bare.warnings[0].message, "no title; using temporal_fragment");
+    }
+
+    #[test]
+    fn a_title_less_correlation_whose_rules_are_missing_is_still_rejected() {
+        let text = "correlation:\n  type: temporal\n  rules: [recon_a, recon_b]\n  group-by: [Host]\n  timespan: 5m\n";
+        let set = RuleSet::from_text(Path::new("temporal_fragment.yml"), text);
+        assert!(set.correlations.is_empty());
+        assert_eq!(set.warnings.len(), 1, "the title was repaired: {:?}", set.warnings);
+        assert_eq!(set.rejected.len(), 1);
+        assert_eq!(set.rejected[0].title.as_deref(), Some("temporal_fragment"));
+        assert!(set.rejected[0].reason.contains("recon_a, recon_b"), "{:?}", set.rejected);
+    }
+
+    #[test]
+    fn a_title_less_document_with_another_fault_is_rejected_for_that_fault() {
+        let text = "id: no-title\nlogsource:\n  product: linux\ndetection:\n  k: [a]\n";
         let set = RuleSet::from_text(Path::new("t.yml"), text);
         assert!(set.rules.is_empty());
+        assert!(set.warnings.is_empty(), "{:?}", set.warnings);
         assert_eq!(set.rejected.len(), 1);
         assert_eq!(set.rejected[0].rule_id.as_deref(), Some("no-title"));
+        assert!(set.rejected[0].reason.contains("condition"), "{:?}", set.rejected);
+    }
+
+    #[test]
+    fn a_document_with_a_title_gets_no_warning() {
+        let rule = "title: T\nlogsource:\n  product: linux\ndetection:\n  k: [a]\n  condition: k\n";
+        let set = RuleSet::from_text(Path::new("t.yml"), rule);
+        assert_eq!(set.rules.len(), 1);
+        assert!(set.warnings.is_empty());
     }
 
     #[test]

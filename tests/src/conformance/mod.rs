@@ -1,6 +1,8 @@
 //! The corpus conformance run: parse rates over `../shared/corpus` (syslog, Wazuh), Sigma rule
-//! loading and the SigmaHQ Windows regression samples.
+//! loading, the correlation examples run through the engine, and the SigmaHQ Windows
+//! regression samples.
 
+pub mod correlations;
 pub mod sigma;
 pub mod syslog;
 pub mod wazuh;

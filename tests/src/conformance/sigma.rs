@@ -1,5 +1,6 @@
 //! Sigma conformance: how much of `corpus/sigma` loads and compiles, every rejection with its
-//! reason, and the correlation examples under `corpus/sigma/correlation/`.
+//! reason and every load warning, and the correlation examples under `corpus/sigma/correlation/`
+//! (loading here; running them is the `correlations` module).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,11 +11,12 @@ use securewatch_detection::{Pipelines, RuleSet, SourceDetectors};
 /// compile, in percent: all of them do.
 const RULES_TARGET_PERCENT: f64 = 100.0;
 
-/// Documents of the corpus that cannot load and why: 4 spec fragments lack the mandatory
-/// `title` (2 in `temporal_aliases.yml`, `temporal_fragment.yml`, `temporal_ordered_fragment.yml`).
-/// More rejected documents than this (of any reason but unresolved correlation references)
-/// fail the run.
-const KNOWN_INVALID_DOCUMENTS: usize = 4;
+/// Least share of all documents of `corpus/sigma` that must parse and compile (the load rate),
+/// in percent. Four spec fragments lack the mandatory `title` (2 in `temporal_aliases.yml`,
+/// `temporal_fragment.yml`, `temporal_ordered_fragment.yml`): they load under a stand-in title
+/// with a warning. Correlations whose rules are not in the corpus parse, and count here, but
+/// cannot run; they are reported apart.
+const LOAD_TARGET_PERCENT: f64 = 99.0;
 
 /// Least number of correlation rules of `corpus/sigma/correlation/` that must parse.
 const CORRELATIONS_PARSED_TARGET: usize = 19;
@@ -37,6 +39,7 @@ pub fn run(corpus: &Path) -> anyhow::Result<bool> {
     let dangling = set.rejected.iter().filter(|r| r.reason.contains("correlation references")).count();
     let invalid = set.rejected.len() - dangling + compile_rejections.len();
     let parsed = documents - invalid;
+    let load_rate = percent(parsed, documents);
     println!(
         "sigma: {documents} documents: {} rules, {} filters, {} correlations loaded; {} rejected at load, {} at compile",
         set.rules.len(),
@@ -50,9 +53,10 @@ pub fn run(corpus: &Path) -> anyhow::Result<bool> {
         rules_docs - rules_failed
     );
     println!(
-        "sigma: all documents parsed and compiled: {parsed}/{documents} = {:.2}% ({invalid} invalid, known {KNOWN_INVALID_DOCUMENTS}); \
-         usable with references resolved: {}/{documents} = {:.2}% ({dangling} correlations reference rules not in the corpus)",
-        percent(parsed, documents),
+        "sigma: load rate (documents parsed and compiled): {parsed}/{documents} = {load_rate:.2}% (target >= {LOAD_TARGET_PERCENT}%; \
+         {invalid} invalid, {} loaded with warnings); usable with references resolved: {}/{documents} = {:.2}% \
+         ({dangling} correlations reference rules not in the corpus)",
+        set.warnings.len(),
         parsed - dangling,
         percent(parsed - dangling, documents)
     );
@@ -65,6 +69,10 @@ pub fn run(corpus: &Path) -> anyhow::Result<bool> {
             rejection.reason,
             rejection.title.as_deref().unwrap_or("no title")
         );
+    }
+    for warning in &set.warnings {
+        let file = warning.file.strip_prefix(corpus).unwrap_or(&warning.file);
+        println!("  warning {}: {}: {}", file.display(), warning.rule_id.as_deref().unwrap_or("-"), warning.message);
     }
     let warned: Vec<_> = set.rules.iter().filter(|rule| !rule.warnings.is_empty()).collect();
     println!("sigma: {} rules loaded with parser warnings", warned.len());
@@ -81,35 +89,40 @@ pub fn run(corpus: &Path) -> anyhow::Result<bool> {
     }
     println!("sigma: {} distinct rule log sources (product/category/service)", by_logsource.len());
 
-    let correlations_parsed = correlation_examples(&root.join("correlation"))?;
+    let (correlations_parsed, mismatches) = correlation_examples(&root.join("correlation"))?;
     let met = rules_rate >= RULES_TARGET_PERCENT
-        && invalid <= KNOWN_INVALID_DOCUMENTS
-        && correlations_parsed >= CORRELATIONS_PARSED_TARGET;
+        && load_rate >= LOAD_TARGET_PERCENT
+        && correlations_parsed >= CORRELATIONS_PARSED_TARGET
+        && mismatches == 0;
     Ok(met)
 }
 
-/// (c) Each correlation example file on its own: how many correlations parse, and whether
-/// their rule references resolve inside the same file. Returns the number parsed.
-fn correlation_examples(dir: &Path) -> anyhow::Result<usize> {
+/// (c) Each correlation example file on its own: how many correlations parse, whether their
+/// rule references resolve inside the same file, and (module `correlations`) whether the
+/// engine fires them on a satisfying stream and stays silent on a near miss. Returns the
+/// number parsed and the number of mismatches.
+fn correlation_examples(dir: &Path) -> anyhow::Result<(usize, usize)> {
     println!("sigma: correlation examples ({})", dir.display());
     let mut files = Vec::new();
     collect_yaml(dir, &mut files)?;
     files.sort();
     let mut parsed = 0;
+    let mut warnings = 0;
     let mut by_type: BTreeMap<&'static str, usize> = BTreeMap::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file)?;
-        let set = RuleSet::from_text(&file, &text);
+    for file in &files {
+        let text = std::fs::read_to_string(file)?;
+        let set = RuleSet::from_text(file, &text);
         let dangling: Vec<_> =
             set.rejected.iter().filter(|r| r.reason.contains("correlation references")).collect();
         let broken: Vec<_> =
             set.rejected.iter().filter(|r| !r.reason.contains("correlation references")).collect();
         let here = set.correlations.len() + dangling.len();
+        warnings += set.warnings.len();
         parsed += here;
         for correlation in &set.correlations {
             *by_type.entry(correlation.item.correlation_type.as_str()).or_default() += 1;
         }
-        let name = file.strip_prefix(dir).unwrap_or(&file).display().to_string();
+        let name = file.strip_prefix(dir).unwrap_or(file).display().to_string();
         println!(
             "  {name}: {here} correlations parsed ({} with references resolved in the file, {} referencing rules not in the file), {} base rules{}",
             set.correlations.len(),
@@ -121,9 +134,12 @@ fn correlation_examples(dir: &Path) -> anyhow::Result<usize> {
             println!("    rejected {}: {}", rejection.rule_id.as_deref().unwrap_or("-"), rejection.reason);
         }
     }
-    println!("sigma: correlation examples: {parsed} correlations parsed (target >= {CORRELATIONS_PARSED_TARGET}); resolved by type: {by_type:?}");
-    println!("sigma: correlations are evaluated by the dataflow (not yet): only loading is checked here");
-    Ok(parsed)
+    println!(
+        "sigma: correlation examples: {parsed} correlations parsed (target >= {CORRELATIONS_PARSED_TARGET}), \
+         {warnings} documents loaded with warnings; resolved by type: {by_type:?}"
+    );
+    let totals = super::correlations::run(dir, &files)?;
+    Ok((parsed, totals.mismatches))
 }
 
 fn collect_yaml(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> anyhow::Result<()> {
