@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use securewatch_connectors::sinks::sqlite::SqliteStore;
 use securewatch_connectors::CancellationToken;
-use securewatch_detection::{CompiledCorrelations, Pipelines, Rejection, RuleSet, SourceDetectors};
+use securewatch_detection::{CompiledCorrelations, LoadWarning, Pipelines, Rejection, RuleSet, SourceDetectors};
 use securewatch_operators::engine::{Rules, RulesHandle};
 use serde::Serialize;
 
@@ -47,6 +47,8 @@ pub struct ReloadReport {
     pub correlations: usize,
     /// Every rejection of the loaded set: file, rule id, title, reason.
     pub rejected: Vec<Rejection>,
+    /// Documents that loaded after a repair (e.g. a missing title), with what was repaired.
+    pub warnings: Vec<LoadWarning>,
     /// Rejections that the running set did not have (why a reload was refused).
     pub new_errors: Vec<Rejection>,
     /// Correlations (rule ids) that are new or changed in the applied set: they start with
@@ -202,6 +204,7 @@ fn compile(config: &DetectionConfig, directory: &Path) -> anyhow::Result<(Rules,
         rules,
         correlations: correlations.correlations.len(),
         rejected,
+        warnings: set.warnings.clone(),
         new_errors: Vec::new(),
         new_correlations: Vec::new(),
         backfill: None,
