@@ -157,10 +157,12 @@ fn postgres_sink_stores_events_rollups_and_alerts_once_and_the_api_reads_them() 
     assert_eq!(scalar(&url, &format!("SELECT count(*) FROM {}", in_schema("alert_events"))), 10);
     let rolled_up = scalar(&url, &format!("SELECT COALESCE(SUM(count), 0) FROM {}", in_schema("rollup_source")));
     let late = scalar(&url, &format!("SELECT COALESCE(SUM(count), 0) FROM {}", in_schema("rollup_late")));
-    assert_eq!(rolled_up + late, 40, "rollups count each event once (rolled up {rolled_up}, late {late})");
+    // The rollups count every delivery that reaches the dataflow (README, "Delivery"): two
+    // requests of 40 are 80, and each write reached PostgreSQL once.
+    assert_eq!(rolled_up + late, 80, "rolled up {rolled_up}, late {late}");
     let hosts = psql(&url, &format!("SELECT host || '=' || SUM(count) FROM {} GROUP BY host ORDER BY host", in_schema("rollup_source")));
     if late == 0 {
-        assert_eq!(hosts, ["web-0=10", "web-1=10", "web-2=10", "web-3=10"]);
+        assert_eq!(hosts, ["web-0=20", "web-1=20", "web-2=20", "web-3=20"]);
     }
 
     // The API reads PostgreSQL: an alert that exists only there is listed; then the answers
@@ -179,6 +181,11 @@ fn postgres_sink_stores_events_rollups_and_alerts_once_and_the_api_reads_them() 
     let total: i64 = top_hosts["entries"].as_array().unwrap().iter().map(|entry| entry["count"].as_i64().unwrap()).sum();
     assert_eq!(total, rolled_up, "{top_hosts}");
 
+    // The answers come from PostgreSQL: an alert deleted there (only) is gone from the API.
+    psql(&url, &format!("DELETE FROM {} WHERE id = decode('{alert_id}', 'hex')", in_schema("alerts")));
+    assert_eq!(get_ok(&instance, "/api/v1/alerts?limit=100").as_array().unwrap().len(), 9);
+    assert_eq!(get(&instance, &format!("/api/v1/alerts/{alert_id}")).0, 404);
+
     // The same questions to SQLite: the same process config without [sinks.postgres].
     let marker = "[sinks.postgres]";
     let ports = instance.ports;
@@ -190,6 +197,38 @@ fn postgres_sink_stores_events_rollups_and_alerts_once_and_the_api_reads_them() 
     for (path, postgres) in paths.iter().zip(&from_postgres) {
         assert_eq!(&get_ok(&instance, path), postgres, "{path}: PostgreSQL and SQLite answer alike");
     }
+    assert!(instance.terminate().unwrap().success());
+    psql(&url, &format!("DROP SCHEMA {schema} CASCADE"));
+}
+
+#[test]
+fn a_batch_postgres_refuses_is_not_acknowledged_and_a_resend_stores_it_everywhere() {
+    let Some(url) = postgres_url() else { return };
+    let schema = format!("sw_e2e_{:016x}", rand::random::<u64>());
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!("[sinks.postgres]\nurl = \"{url}\"\nschema = \"{schema}\"\npool_size = 2\n");
+    let instance = Instance::start(dir.path(), &config, &[("SECUREWATCH_HEC_TOKEN", TOKEN)]).unwrap();
+    // Every PostgreSQL write fails while its rollup table is away.
+    psql(&url, &format!("ALTER TABLE {schema}.rollup_source RENAME TO rollup_source_away"));
+    let now = chrono::Utc::now().timestamp() as f64;
+    let body: Vec<String> = (0..3).map(|n| envelope(now - f64::from(n), "db-1", "nginx", &format!("refused {n}"))).collect();
+    let body = body.join("\n");
+    let auth = format!("Authorization: Splunk {TOKEN}");
+    let hec = instance.hec_url("/services/collector/event");
+    let (status, answer) = curl(&["-X", "POST", &hec, "-H", &auth, "--data-binary", &body]).unwrap();
+    assert_ne!(status, 200, "not acknowledged while PostgreSQL refuses it: {answer}");
+    assert_eq!(instance.events("limit=10").unwrap().len(), 0, "SQLite is written after PostgreSQL, so not at all");
+    let (_, metrics) = curl(&[&instance.api_url("/metrics")]).unwrap();
+    let errors = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("securewatch_sink_errors_total{sink=\"postgres\"} "))
+        .map(|count| count.parse::<f64>().unwrap());
+    assert_eq!(errors, Some(4.0), "the first attempt and three retries");
+
+    psql(&url, &format!("ALTER TABLE {schema}.rollup_source_away RENAME TO rollup_source"));
+    post_hec(&instance, &body);
+    assert_eq!(scalar(&url, &format!("SELECT count(*) FROM {schema}.events")), 3);
+    assert_eq!(instance.events("limit=10").unwrap().len(), 3);
     assert!(instance.terminate().unwrap().success());
     psql(&url, &format!("DROP SCHEMA {schema} CASCADE"));
 }
@@ -241,6 +280,11 @@ fn opensearch_sink_retries_throttled_items_and_dead_letters_refused_ones() {
         line("securewatch_dead_letter_total{reason=\"opensearch_rejected\"}").as_deref(),
         Some("securewatch_dead_letter_total{reason=\"opensearch_rejected\"} 1"),
         "{metrics}"
+    );
+    assert_eq!(
+        line("securewatch_opensearch_retries_total{reason=\"item_429\"}").as_deref(),
+        Some("securewatch_opensearch_retries_total{reason=\"item_429\"} 3"),
+        "three 429 answers, three retries"
     );
     assert_eq!(
         line("securewatch_sink_rows_written_total{sink=\"opensearch\"}").as_deref(),
