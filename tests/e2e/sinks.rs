@@ -1,5 +1,4 @@
-//! The external sinks inside `securewatch run`: PostgreSQL (events, rollups and alerts stored
-//! once, the API reading from it) and OpenSearch (a protocol-level fake with per-item faults).
+//! The external sinks inside `securewatch run`: PostgreSQL for real, OpenSearch as a protocol-level fake.
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -8,7 +8,6 @@ use securewatch_connectors::sinks::opensearch::{self, OpenSearchError, OpenSearc
 use securewatch_connectors::sinks::postgres::{PostgresError, PostgresSink};
 use securewatch_connectors::sinks::sqlite::{DeadLetter, EpochWrite, SqliteStore, StoreError};
 use securewatch_connectors::telemetry as source_telemetry;
-use securewatch_parse::{RawRecord, RecordMeta};
 use securewatch_schemas::{Event, EventId};
 
 use super::telemetry;
@@ -105,18 +104,8 @@ fn dead_letters(events: &[Event], refused: &[opensearch::DeadLetter]) -> Vec<Dea
                 return None;
             };
             metrics::counter!(source_telemetry::DEAD_LETTERED, "reason" => OPENSEARCH_REJECTED).increment(1);
-            Some(DeadLetter {
-                record: RawRecord {
-                    kind: event.source.kind,
-                    source_name: Arc::from(event.source.name.as_str()),
-                    peer: event.source.peer.clone(),
-                    received: event.received,
-                    body: serde_json::to_vec(event).unwrap_or_else(|_| event.message.as_bytes().to_vec()),
-                    meta: RecordMeta::None,
-                },
-                reason: OPENSEARCH_REJECTED,
-                detail: format!("index {}: status {}: {}", letter.index, letter.status, letter.reason),
-            })
+            let detail = format!("index {}: status {}: {}", letter.index, letter.status, letter.reason);
+            Some(DeadLetter::for_event(event, OPENSEARCH_REJECTED, detail))
         })
         .collect()
 }
