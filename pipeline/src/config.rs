@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use securewatch_connectors::enrichment::EnrichmentConfig;
 
 use crate::detection::DetectionConfig;
+use securewatch_connectors::sinks::opensearch::OpenSearchConfig;
+use securewatch_connectors::sinks::postgres::PostgresConfig;
 use securewatch_connectors::sinks::sqlite::SqliteConfig;
 use securewatch_connectors::sources::hec::{HecConfig, HecTokenConfig};
 use securewatch_connectors::sources::syslog::SyslogConfig;
@@ -41,6 +43,20 @@ pub struct Config {
     pub enrichment: EnrichmentConfig,
     /// Sigma detection rules, reloaded on change.
     pub detection: DetectionConfig,
+    /// External sinks written besides the embedded store.
+    pub sinks: SinksConfig,
+}
+
+/// `[sinks.*]`: external stores every completed run of epochs is written to (before the
+/// embedded SQLite store, which is always written).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SinksConfig {
+    /// PostgreSQL / TimescaleDB (off when the table is absent); the API's dashboards and
+    /// alerts then read from it.
+    pub postgres: Option<PostgresConfig>,
+    /// OpenSearch (off unless `enabled = true`).
+    pub opensearch: OpenSearchConfig,
 }
 
 /// `[api]`.
@@ -189,6 +205,12 @@ impl Config {
         self.dataflow.validate().map_err(|message| invalid("dataflow", message))?;
         self.enrichment.validate().map_err(|message| invalid("enrichment", message))?;
         self.detection.validate().map_err(|message| invalid("detection", message))?;
+        if let Some(postgres) = &self.sinks.postgres {
+            postgres.validate().map_err(|message| invalid("sinks.postgres", message))?;
+        }
+        if self.sinks.opensearch.enabled {
+            self.sinks.opensearch.validate().map_err(|error| invalid("sinks.opensearch", error.to_string()))?;
+        }
         if self.store.max_batch_events == 0 {
             return Err(invalid("store", "max_batch_events must be above 0".into()));
         }
@@ -298,6 +320,42 @@ mod tests {
         let file = write("[[enrichment.networks]]\nname = \"a\"\n");
         let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
         assert!(error.contains(":1:") && error.contains("path"), "{error}");
+    }
+
+    #[test]
+    fn sinks_parse_are_checked_and_take_environment_overrides() {
+        let config = Config::load(None, []).unwrap();
+        assert!(config.sinks.postgres.is_none() && !config.sinks.opensearch.enabled, "both off by default");
+        let file = write("[sinks.postgres]\nurl = \"postgres://sw@db:5432/sw\"\nschema = \"events_a\"\n");
+        let config = Config::load(Some(file.path()), []).unwrap();
+        let postgres = config.sinks.postgres.unwrap();
+        assert_eq!((postgres.url.as_str(), postgres.schema.as_deref()), ("postgres://sw@db:5432/sw", Some("events_a")));
+        let file = write("[sinks.postgres]\npool_size = 0\n");
+        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
+        assert!(error.contains("[sinks.postgres]") && error.contains("pool_size"), "{error}");
+        let file = write("[sinks.postgres]\nurl = \"http://db\"\n");
+        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
+        assert!(error.contains("[sinks.postgres]") && error.contains("url"), "{error}");
+        let file = write("[sinks.postgres]\nbogus = 1\n");
+        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
+        assert!(error.contains(":2:") && error.contains("bogus"), "{error}");
+        let file = write("[sinks.opensearch]\nenabled = true\nurls = [\"ftp://x\"]\n");
+        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
+        assert!(error.contains("[sinks.opensearch]") && error.contains("ftp://x"), "{error}");
+        let env = [
+            ("SECUREWATCH_SINKS__POSTGRES__URL".to_string(), "postgres://env@db/sw".to_string()),
+            ("SECUREWATCH_SINKS__POSTGRES__POOL_SIZE".to_string(), "3".to_string()),
+            ("SECUREWATCH_SINKS__OPENSEARCH__ENABLED".to_string(), "true".to_string()),
+            ("SECUREWATCH_SINKS__OPENSEARCH__URLS".to_string(), "[\"http://os:9200\"]".to_string()),
+        ];
+        let config = Config::load(None, env).unwrap();
+        let postgres = config.sinks.postgres.unwrap();
+        assert_eq!((postgres.url.as_str(), postgres.pool_size), ("postgres://env@db/sw", 3));
+        assert!(config.sinks.opensearch.enabled);
+        assert_eq!(config.sinks.opensearch.urls, ["http://os:9200"]);
+        let bad = [("SECUREWATCH_SINKS__POSTGRES__BATCH_ROWS".to_string(), "0".to_string())];
+        let error = Config::load(None, bad).unwrap_err().to_string();
+        assert!(error.contains("[sinks.postgres]") && error.contains("batch_rows"), "{error}");
     }
 
     #[test]

@@ -134,13 +134,15 @@ fn check_command(file: &std::path::Path) -> anyhow::Result<()> {
     let config = Config::load(Some(file), std::env::vars())?;
     let address = |address: Option<std::net::SocketAddr>| address.map_or("off".to_string(), |a| a.to_string());
     println!(
-        "{}: ok (HEC {}, syslog udp {} tcp {}, wazuh {}, API {})",
+        "{}: ok (HEC {}, syslog udp {} tcp {}, wazuh {}, API {}, sinks: postgres {}, opensearch {})",
         file.display(),
         if config.sources.hec.enabled { config.sources.hec.listen.to_string() } else { "off".into() },
         address(config.sources.syslog.udp_listen),
         address(config.sources.syslog.tcp_listen),
         if config.sources.wazuh.enabled { config.sources.wazuh.path.display().to_string() } else { "off".into() },
         config.api.listen,
+        if config.sinks.postgres.is_some() { "on" } else { "off" },
+        if config.sinks.opensearch.enabled { "on" } else { "off" },
     );
     Ok(())
 }

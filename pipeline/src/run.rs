@@ -1,4 +1,4 @@
-//! `securewatch run`: sources → bounded queue → dataflow workers → SQLite, plus the API.
+//! `securewatch run`: sources → bounded queue → dataflow workers → sinks, plus the API.
 //!
 //! Shutdown order on SIGINT/SIGTERM: sources stop accepting (in-flight HEC requests finish,
 //! TCP connections flush what they read), the queue drains through the dataflow into the
@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use securewatch_connectors::queue::ingest_queue;
+use securewatch_connectors::sinks::opensearch::OpenSearchSink;
+use securewatch_connectors::sinks::postgres::PostgresSink;
 use securewatch_connectors::sinks::sqlite::SqliteStore;
 use securewatch_connectors::sources::hec::HecSource;
 use securewatch_connectors::sources::syslog::SyslogSource;
@@ -22,6 +24,7 @@ use tokio::task::JoinSet;
 use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::token::{self, TokenOrigin};
+use crate::dataflow::sinks::Sinks;
 use crate::dataflow::Dataflow;
 use crate::detection::RulesReloader;
 use crate::telemetry;
@@ -36,6 +39,18 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let metrics = telemetry::init_metrics()?;
     let store = SqliteStore::open(&data_dir, &config.store).await?;
+    let postgres = match &config.sinks.postgres {
+        Some(postgres) => Some(Arc::new(PostgresSink::connect(postgres).await.context("[sinks.postgres]")?)),
+        None => None,
+    };
+    let opensearch = match &config.sinks.opensearch {
+        opensearch if opensearch.enabled => {
+            let sink = OpenSearchSink::connect(opensearch.clone()).await.context("[sinks.opensearch]")?;
+            tracing::info!(urls = ?opensearch.urls, "OpenSearch sink ready.");
+            Some(sink)
+        }
+        _ => None,
+    };
     let (queue, receiver) = ingest_queue(config.queue.capacity);
     let shutdown = CancellationToken::new();
     let mut sources: JoinSet<anyhow::Result<()>> = JoinSet::new();
@@ -75,8 +90,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         }
         None => (None, None),
     };
+    let sinks = Sinks::new(store.clone(), postgres.clone(), opensearch.clone());
     let dataflow =
-        Dataflow::start(&config.dataflow, &config.enrichment, rules, receiver, store.clone(), shutdown.clone()).await?;
+        Dataflow::start(&config.dataflow, &config.enrichment, rules, receiver, sinks, shutdown.clone()).await?;
     if let Some(reloader) = &reloader {
         reloader.attach_backfill(store.clone(), dataflow.control());
         tokio::spawn(Arc::clone(reloader).watch(shutdown.clone()));
@@ -88,6 +104,8 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     listeners.push(("api".into(), api_listener.local_addr()?));
     let state = ApiState {
         store: store.clone(),
+        postgres: postgres.clone(),
+        opensearch,
         queue: monitor,
         metrics,
         started: Instant::now(),
@@ -134,6 +152,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     }
     dataflow.finish().await?;
     store.close().await;
+    if let Some(postgres) = &postgres {
+        postgres.close().await;
+    }
     api_stop.cancel();
     api.await.context("API task")?.context("API server")?;
     tracing::info!("Stopped; everything accepted is stored.");

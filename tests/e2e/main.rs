@@ -8,5 +8,6 @@ mod enrichment;
 mod hec;
 mod lifecycle;
 mod rules;
+mod sinks;
 mod syslog;
 mod wazuh;

@@ -1,5 +1,5 @@
 //! `GET /api/v1/alerts` (filtered, newest first), `GET /api/v1/alerts/{id}` (with the contributing
-//! events) and `POST /api/v1/rules/reload`.
+//! events) and `POST /api/v1/rules/reload`. Alerts are read from PostgreSQL when it is configured.
 
 use std::collections::BTreeMap;
 
@@ -95,14 +95,21 @@ pub async fn list_alerts(
         from: parse_time("from", &params.from)?,
         to: parse_time("to", &params.to)?,
     };
-    let alerts = state.store.alerts(&query).await.map_err(ApiError::internal)?;
+    let alerts = match &state.postgres {
+        Some(postgres) => postgres.alerts(&query).await.map_err(ApiError::internal)?,
+        None => state.store.alerts(&query).await.map_err(ApiError::internal)?,
+    };
     Ok(Json(alerts.into_iter().map(|alert| AlertBody::new(alert, None)).collect()))
 }
 
 /// One alert with its contributing events; 404 when there is none with that id.
 pub async fn get_alert(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<AlertBody>, ApiError> {
     let id: EventId = id.parse().map_err(|_| ApiError::bad_request(format!("{id:?} is not an alert id (32 hex digits)")))?;
-    match state.store.alert(id).await.map_err(ApiError::internal)? {
+    let found = match &state.postgres {
+        Some(postgres) => postgres.alert(id).await.map_err(ApiError::internal)?,
+        None => state.store.alert(id).await.map_err(ApiError::internal)?,
+    };
+    match found {
         Some((alert, events)) => Ok(Json(AlertBody::new(alert, Some(events)))),
         None => Err(ApiError::not_found(format!("no alert {id}"))),
     }

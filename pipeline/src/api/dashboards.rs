@@ -1,4 +1,4 @@
-//! `GET /api/v1/dashboards/timeseries` and `GET /api/v1/dashboards/top`: event counts from the rollup tables.
+//! `GET /api/v1/dashboards/timeseries` and `GET /api/v1/dashboards/top`: event counts from the rollups (PostgreSQL's when configured).
 
 use std::collections::BTreeMap;
 
@@ -180,7 +180,10 @@ pub async fn timeseries(
 ) -> Result<Json<TimeseriesBody>, ApiError> {
     let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let query = timeseries_query(params, Utc::now())?;
-    let series = state.store.timeseries(&query).await.map_err(ApiError::internal)?;
+    let series = match &state.postgres {
+        Some(postgres) => postgres.timeseries(&query).await.map_err(ApiError::internal)?,
+        None => state.store.timeseries(&query).await.map_err(ApiError::internal)?,
+    };
     Ok(Json(timeseries_body(&query, series)))
 }
 
@@ -191,7 +194,10 @@ pub async fn top(
 ) -> Result<Json<TopBody>, ApiError> {
     let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let query = top_query(params, Utc::now())?;
-    let entries = state.store.top(&query).await.map_err(ApiError::internal)?;
+    let entries = match &state.postgres {
+        Some(postgres) => postgres.top(&query).await.map_err(ApiError::internal)?,
+        None => state.store.top(&query).await.map_err(ApiError::internal)?,
+    };
     Ok(Json(top_body(&query, entries)))
 }
 

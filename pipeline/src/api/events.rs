@@ -177,6 +177,8 @@ mod tests {
         let (queue, _receiver) = ingest_queue(10);
         let state = ApiState {
             store: store.clone(),
+            postgres: None,
+            opensearch: None,
             queue: queue.monitor(),
             metrics: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
             started: Instant::now(),

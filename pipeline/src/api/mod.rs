@@ -15,6 +15,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use securewatch_connectors::queue::QueueMonitor;
+use securewatch_connectors::sinks::opensearch::OpenSearchSink;
+use securewatch_connectors::sinks::postgres::PostgresSink;
 use securewatch_connectors::sinks::sqlite::SqliteStore;
 use serde::Serialize;
 
@@ -24,6 +26,10 @@ use crate::detection::RulesReloader;
 #[derive(Clone)]
 pub struct ApiState {
     pub store: SqliteStore,
+    /// `[sinks.postgres]`: when set, dashboards and alerts are read from it.
+    pub postgres: Option<Arc<PostgresSink>>,
+    /// `[sinks.opensearch]`: its reachability is shown by the health endpoint.
+    pub opensearch: Option<OpenSearchSink>,
     pub queue: QueueMonitor,
     pub metrics: PrometheusHandle,
     pub started: Instant,

@@ -7,6 +7,7 @@
 mod config;
 mod feeder;
 mod telemetry;
+pub mod sinks;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -15,7 +16,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use securewatch_connectors::enrichment::{open_geoip, EnrichmentConfig, EnrichmentWatcher};
 use securewatch_connectors::queue::IngestReceiver;
-use securewatch_connectors::sinks::sqlite::SqliteStore;
 use securewatch_connectors::CancellationToken;
 use securewatch_operators::engine::{EnrichmentSettings, Engine, Feed, FrontierTracker, RulesHandle};
 use securewatch_operators::Epoch;
@@ -90,7 +90,7 @@ impl Dataflow {
         enrichment: &EnrichmentConfig,
         rules: Option<RulesHandle>,
         queue: IngestReceiver,
-        store: SqliteStore,
+        store: sinks::Sinks,
         stop: CancellationToken,
     ) -> anyhow::Result<Dataflow> {
         let mut engine_config = config.engine().map_err(anyhow::Error::msg)?;

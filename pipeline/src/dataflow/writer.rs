@@ -1,12 +1,12 @@
 //! The writer: buffers drained outputs per epoch and, once every local worker passed an epoch,
-//! stores them in one transaction and acknowledges the batches that entered at that epoch.
+//! stores them in every sink and acknowledges the batches that entered at that epoch.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use securewatch_connectors::queue::BatchOutcome;
-use securewatch_connectors::sinks::sqlite::{DeadLetter, EpochWrite, SqliteStore};
+use securewatch_connectors::sinks::sqlite::{DeadLetter, EpochWrite};
 use securewatch_connectors::telemetry::{self as source_telemetry, SourceLabels};
 use securewatch_operators::engine::{Drain, FrontierTracker, Output, Rejected};
 use securewatch_operators::{bucket_start, changes, EnrichmentRow, Epoch, RollupInput, RollupRow};
@@ -14,6 +14,7 @@ use securewatch_schemas::{Alert, Event};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::feeder::Pending;
+use super::sinks::{Sinks, Stored};
 use super::telemetry;
 
 /// Drained messages taken before looking at the frontier again.
@@ -91,7 +92,7 @@ fn passes(new: Option<Epoch>, old: Option<Epoch>) -> bool {
 /// `durable` publishes the frontier below which every epoch is stored.
 pub async fn run(
     mut drain: UnboundedReceiver<Drain>,
-    store: SqliteStore,
+    store: Sinks,
     pending: Arc<Pending>,
     mut tracker: FrontierTracker,
     published: tokio::sync::watch::Sender<Option<Epoch>>,
@@ -213,22 +214,24 @@ fn prepare(outputs: Outputs) -> EpochWrite {
 /// carries the row's full count, repairs the rollups.
 const RETRY_DELAYS: [Duration; 3] = [Duration::from_millis(100), Duration::from_millis(500), Duration::from_secs(2)];
 
-async fn write_with_retries(store: &SqliteStore, outputs: Outputs) -> BatchOutcome {
+/// Writes a run of epochs to every sink: durable only once all of them stored it. A retry
+/// skips the sinks that stored it already (see [`Stored`]).
+async fn write_with_retries(sinks: &Sinks, outputs: Outputs) -> BatchOutcome {
     if outputs.len() == 0 {
         return BatchOutcome::Durable;
     }
-    let batch = prepare(outputs);
+    let mut batch = prepare(outputs);
+    let mut stored = Stored::default();
     let mut attempt = 0;
     loop {
         let started = Instant::now();
-        match store.write_epochs(&batch).await {
+        match sinks.write(&mut batch, &mut stored).await {
             Ok(_) => {
                 tracing::trace!(events = batch.events.len(), elapsed = ?started.elapsed(), "Epochs committed.");
                 metrics::counter!(telemetry::ROLLUP_CHANGES).increment(batch.rollups.len() as u64);
                 return BatchOutcome::Durable;
             }
             Err(error) => {
-                metrics::counter!(source_telemetry::STORE_ERRORS).increment(1);
                 let Some(delay) = RETRY_DELAYS.get(attempt) else {
                     tracing::error!(%error, events = batch.events.len(), "Store write failed; giving up.");
                     return BatchOutcome::Failed(error.to_string());

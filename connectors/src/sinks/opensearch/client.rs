@@ -90,7 +90,7 @@ impl Client {
 
     /// Sends `request` to one node after another until one answers (connection failures and
     /// timeouts move to the next node). Returns the last transport error when none answers.
-    async fn send_once(&self, request: &Request<'_>) -> Result<Reply, reqwest::Error> {
+    pub async fn send_once(&self, request: &Request<'_>) -> Result<Reply, reqwest::Error> {
         let start = self.current.load(Ordering::Relaxed);
         let mut last_error = None;
         for step in 0..self.nodes.len() {

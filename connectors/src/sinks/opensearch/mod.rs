@@ -86,7 +86,8 @@ pub enum OpenSearchError {
     },
 }
 
-#[cfg(test)]
-mod fake;
+/// The protocol-level fake OpenSearch (feature `fake`), for tests of code that uses the sink.
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
 #[cfg(test)]
 mod tests;

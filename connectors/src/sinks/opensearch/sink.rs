@@ -75,6 +75,18 @@ impl OpenSearchSink {
         bulk::index_for(&self.config, event)
     }
 
+    /// One request without retries (`GET _index_template/<name>`), for health checks: `Ok` when
+    /// a node answers with a status below 500, the error otherwise.
+    pub async fn ping(&self) -> Result<(), OpenSearchError> {
+        let path = format!("_index_template/{}", self.config.base_name());
+        let request = Request { what: "ping", method: Method::GET, path: &path, body: None, documents: None };
+        match self.client.send_once(&request).await {
+            Ok(reply) if reply.status.as_u16() < 500 => Ok(()),
+            Ok(reply) => Err(OpenSearchError::Rejected { what: "ping", status: reply.status.as_u16(), body: reply.excerpt() }),
+            Err(error) => Err(OpenSearchError::Unavailable { what: "ping", attempts: 1, last: error.to_string() }),
+        }
+    }
+
     /// Indexes `events` (typically one epoch's): `Ok` once every event is stored, was stored
     /// already, or is returned as a dead letter. An `Err` means some events may not be
     /// stored: do not commit their source positions; writing them again is safe (409s).

@@ -54,6 +54,39 @@ pub enum LoadMethod {
     Insert,
 }
 
+impl PostgresConfig {
+    /// Checks what the types cannot; the message names the key (`url: ...`).
+    pub fn validate(&self) -> Result<(), String> {
+        use std::str::FromStr;
+        if let Err(error) = sqlx::postgres::PgConnectOptions::from_str(&self.url) {
+            return Err(format!("url: not a PostgreSQL connection URL ({error})"));
+        }
+        if !(self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")) {
+            return Err(format!("url: expected postgres://... or postgresql://..., got {:?}", self.url));
+        }
+        if let Some(schema) = &self.schema {
+            let mut chars = schema.chars();
+            let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+            if !first_ok || !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') || schema.len() > 63 {
+                return Err(format!("schema: use lowercase letters, digits and '_' (not first a digit), got {schema:?}"));
+            }
+        }
+        if self.pool_size == 0 {
+            return Err("pool_size: must be above 0".into());
+        }
+        if self.batch_rows == 0 {
+            return Err("batch_rows: must be above 0".into());
+        }
+        if self.retention_days == Some(0) {
+            return Err("retention_days: must be above 0 (leave it out to keep everything)".into());
+        }
+        if self.compress_after_days == Some(0) {
+            return Err("compress_after_days: must be above 0 (leave it out for no compression)".into());
+        }
+        Ok(())
+    }
+}
+
 impl Default for PostgresConfig {
     fn default() -> Self {
         PostgresConfig {
@@ -69,5 +102,25 @@ impl Default for PostgresConfig {
             compress_after_days: Some(7),
             retention_days: Some(30),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_names_the_key() {
+        assert_eq!(PostgresConfig::default().validate(), Ok(()));
+        let with = |change: fn(&mut PostgresConfig)| {
+            let mut config = PostgresConfig::default();
+            change(&mut config);
+            config.validate().unwrap_err()
+        };
+        assert!(with(|c| c.url = "mysql://x/y".into()).starts_with("url: "));
+        assert!(with(|c| c.schema = Some("Bad-Name".into())).starts_with("schema: "));
+        assert!(with(|c| c.pool_size = 0).starts_with("pool_size: "));
+        assert!(with(|c| c.batch_rows = 0).starts_with("batch_rows: "));
+        assert!(with(|c| c.retention_days = Some(0)).starts_with("retention_days: "));
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use securewatch_operators::RollupKey;
-use securewatch_schemas::{Alert, AlertLevel, EventId, Severity, SourceKind};
+use securewatch_schemas::{Alert, AlertLevel, Event, EventId, Severity, Source, SourceKind};
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Postgres, QueryBuilder, Row};
 
@@ -210,6 +210,66 @@ impl PostgresSink {
         }
         Ok(alerts)
     }
+}
+
+impl PostgresSink {
+    /// One alert and its contributing events that are in this database, oldest first (each
+    /// looked up by `(time, id)` within the alert's first and last seen times): the answer of
+    /// `SqliteStore::alert`.
+    pub async fn alert(&self, id: EventId) -> Result<Option<(Alert, Vec<Event>)>, PostgresError> {
+        let row = sqlx::query(
+            "SELECT id, rule_id, title, level, kind, tags::text AS tags, group_key::text AS group_key, \
+             window_start, window_end, fired_at, first_seen, last_seen FROM alerts WHERE id = $1",
+        )
+        .bind(id.to_bytes().to_vec())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut alert = row_to_alert(&row)?;
+        let ids: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT event_id FROM alert_events WHERE alert_id = $1 ORDER BY event_id")
+            .bind(id.to_bytes().to_vec())
+            .fetch_all(&self.pool)
+            .await?;
+        alert.event_ids = ids.into_iter().map(|(id,)| id_from_bytes(id)).collect::<Result<_, PostgresError>>()?;
+        let time = |ms: u64| DateTime::from_timestamp_millis(sql_ms(ms)).unwrap_or_default();
+        // The stored times keep microseconds: the last seen millisecond is included whole.
+        let (first, last) = (time(alert.first_seen_ms), time(alert.last_seen_ms) + chrono::TimeDelta::microseconds(999));
+        let ids: Vec<Vec<u8>> = alert.event_ids.iter().map(|event| event.to_bytes().to_vec()).collect();
+        let rows = sqlx::query(
+            "SELECT id, time, received, source_kind, source_name, peer, host, severity, category, message, \
+             fields::text AS fields, raw FROM events WHERE time BETWEEN $1 AND $2 AND id = ANY($3::bytea[])",
+        )
+        .bind(first)
+        .bind(last)
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut events = rows.iter().map(row_to_event).collect::<Result<Vec<Event>, PostgresError>>()?;
+        events.sort_by_key(|event| (event.time, event.id));
+        Ok(Some((alert, events)))
+    }
+}
+
+fn row_to_event(row: &PgRow) -> Result<Event, PostgresError> {
+    let kind: String = row.try_get("source_kind")?;
+    let fields: String = row.try_get("fields")?;
+    let severity: i16 = row.try_get("severity")?;
+    Ok(Event {
+        id: id_from_bytes(row.try_get("id")?)?,
+        time: row.try_get("time")?,
+        received: row.try_get("received")?,
+        source: Source {
+            kind: SourceKind::parse(&kind).ok_or_else(|| decode_error(format!("unknown source kind {kind:?}")))?,
+            name: row.try_get("source_name")?,
+            peer: row.try_get("peer")?,
+        },
+        host: row.try_get("host")?,
+        severity: severity_of(i64::from(severity))?,
+        category: row.try_get("category")?,
+        message: row.try_get("message")?,
+        fields: serde_json::from_str(&fields)?,
+        raw: row.try_get("raw")?,
+    })
 }
 
 fn id_from_bytes(bytes: Vec<u8>) -> Result<EventId, PostgresError> {

@@ -1,10 +1,8 @@
 //! Event rows for PostgreSQL: the checks that keep a row PostgreSQL would refuse out of a batch,
 //! and the binary COPY encoding of the events table's columns.
 
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use securewatch_parse::{RawRecord, RecordMeta};
 use securewatch_schemas::Event;
 
 use crate::sinks::sqlite::DeadLetter;
@@ -71,18 +69,7 @@ fn has_nul_escape(json: &str) -> bool {
 
 /// A dead letter for an event PostgreSQL refused: the event as JSON, with the reason.
 pub(super) fn rejected_event(event: &Event, detail: String) -> DeadLetter {
-    DeadLetter {
-        record: RawRecord {
-            kind: event.source.kind,
-            source_name: Arc::from(event.source.name.as_str()),
-            peer: event.source.peer.clone(),
-            received: event.received,
-            body: serde_json::to_vec(event).unwrap_or_else(|_| event.message.as_bytes().to_vec()),
-            meta: RecordMeta::None,
-        },
-        reason: REJECTED_REASON,
-        detail,
-    }
+    DeadLetter::for_event(event, REJECTED_REASON, detail)
 }
 
 /// Text PostgreSQL accepts: NUL bytes replaced (dead letters keep the exact bytes in `body`).

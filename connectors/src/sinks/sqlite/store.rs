@@ -46,6 +46,24 @@ pub struct DeadLetter {
     pub detail: String,
 }
 
+impl DeadLetter {
+    /// A dead letter for a normalised event a sink refused: the event as JSON, with the reason.
+    pub fn for_event(event: &Event, reason: &'static str, detail: String) -> DeadLetter {
+        DeadLetter {
+            record: RawRecord {
+                kind: event.source.kind,
+                source_name: Arc::from(event.source.name.as_str()),
+                peer: event.source.peer.clone(),
+                received: event.received,
+                body: serde_json::to_vec(event).unwrap_or_else(|_| event.message.as_bytes().to_vec()),
+                meta: securewatch_parse::RecordMeta::None,
+            },
+            reason,
+            detail,
+        }
+    }
+}
+
 /// Everything a run of completed dataflow epochs stores ([`SqliteStore::write_epochs`]).
 #[derive(Debug, Clone, Default)]
 pub struct EpochWrite {
