@@ -134,6 +134,15 @@ pub enum RuleExpr {
 }
 
 impl RuleExpr {
+    /// Whether a `not` appears anywhere in the expression.
+    fn negates(&self) -> bool {
+        match self {
+            RuleExpr::Seen(_) => false,
+            RuleExpr::And(items) | RuleExpr::Or(items) => items.iter().any(RuleExpr::negates),
+            RuleExpr::Not(_) => true,
+        }
+    }
+
     fn eval(&self, seen: &[bool]) -> bool {
         match self {
             RuleExpr::Seen(index) => seen[*index],
@@ -244,6 +253,69 @@ fn compare(value: f64, predicates: &[Predicate]) -> bool {
     })
 }
 
+/// What a condition is judged on.
+struct Counts<'a> {
+    ids: usize,
+    values: usize,
+    sum: f64,
+    numeric: usize,
+    seen: &'a [bool],
+    stage: usize,
+}
+
+/// An anchored window whose condition holds: anchor time, its entries `from..to`, and the
+/// time of the shortest prefix on which the condition held.
+struct HoldingWindow {
+    start: u64,
+    from: usize,
+    to: usize,
+    fired_at: u64,
+}
+
+/// Distinct ids, distinct values and inputs seen in a window that matches enter and leave.
+struct Sliding<'e> {
+    ids: HashMap<EventId, usize>,
+    values: HashMap<&'e str, usize>,
+    inputs: Vec<usize>,
+    seen: Vec<bool>,
+}
+
+impl<'e> Sliding<'e> {
+    fn new(inputs: usize) -> Self {
+        Sliding { ids: HashMap::new(), values: HashMap::new(), inputs: vec![0; inputs], seen: vec![false; inputs] }
+    }
+
+    fn add(&mut self, entry: &'e Entry) {
+        *self.ids.entry(entry.event_id).or_default() += 1;
+        if let Some(value) = &entry.value {
+            *self.values.entry(value.as_str()).or_default() += 1;
+        }
+        self.inputs[entry.input] += 1;
+        self.seen[entry.input] = true;
+    }
+
+    fn remove(&mut self, entry: &'e Entry) {
+        fn take<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: K) {
+            if let Some(count) = map.get_mut(&key) {
+                *count -= 1;
+                if *count == 0 {
+                    map.remove(&key);
+                }
+            }
+        }
+        take(&mut self.ids, entry.event_id);
+        if let Some(value) = &entry.value {
+            take(&mut self.values, value.as_str());
+        }
+        self.inputs[entry.input] -= 1;
+        self.seen[entry.input] = self.inputs[entry.input] > 0;
+    }
+
+    fn counts(&self) -> Counts<'_> {
+        Counts { ids: self.ids.len(), values: self.values.len(), sum: 0.0, numeric: 0, seen: &self.seen, stage: 0 }
+    }
+}
+
 /// Aggregate of a window prefix, updated match by match.
 struct State<'e> {
     ids: BTreeSet<EventId>,
@@ -315,19 +387,30 @@ impl CompiledCorrelation {
     }
 
     fn holds(&self, state: &State<'_>) -> bool {
+        self.holds_on(&Counts {
+            ids: state.ids.len(),
+            values: state.values.len(),
+            sum: state.sum,
+            numeric: state.numeric,
+            seen: &state.seen,
+            stage: state.stage,
+        })
+    }
+
+    fn holds_on(&self, counts: &Counts<'_>) -> bool {
         match (&self.condition, self.kind) {
-            (Condition::AllRules, CorrelationKind::TemporalOrdered) => state.stage == self.inputs.len(),
-            (Condition::AllRules, _) => state.seen.iter().all(|seen| *seen),
-            (Condition::Expr(expr), _) => expr.eval(&state.seen),
+            (Condition::AllRules, CorrelationKind::TemporalOrdered) => counts.stage == self.inputs.len(),
+            (Condition::AllRules, _) => counts.seen.iter().all(|seen| *seen),
+            (Condition::Expr(expr), _) => expr.eval(counts.seen),
             (Condition::Threshold(predicates), kind) => {
                 let value = match kind {
-                    CorrelationKind::EventCount => state.ids.len() as f64,
-                    CorrelationKind::ValueCount => state.values.len() as f64,
-                    CorrelationKind::ValueSum => state.sum,
-                    CorrelationKind::ValueAvg if state.numeric == 0 => return false,
-                    CorrelationKind::ValueAvg => state.sum / state.numeric as f64,
+                    CorrelationKind::EventCount => counts.ids as f64,
+                    CorrelationKind::ValueCount => counts.values as f64,
+                    CorrelationKind::ValueSum => counts.sum,
+                    CorrelationKind::ValueAvg if counts.numeric == 0 => return false,
+                    CorrelationKind::ValueAvg => counts.sum / counts.numeric as f64,
                     CorrelationKind::Temporal | CorrelationKind::TemporalOrdered => {
-                        state.seen.iter().filter(|seen| **seen).count() as f64
+                        counts.seen.iter().filter(|seen| **seen).count() as f64
                     }
                 };
                 compare(value, predicates)
@@ -381,23 +464,12 @@ impl CompiledCorrelation {
     pub fn evaluate(&self, group: &[String], entries: &[Entry]) -> Vec<Alert> {
         let group_key: BTreeMap<String, String> =
             self.group_by.iter().cloned().zip(group.iter().cloned()).collect();
-        let mut anchors: Vec<u64> = entries
-            .iter()
-            .filter(|entry| self.kind != CorrelationKind::TemporalOrdered || entry.input == 0)
-            .map(|entry| entry.time_ms)
-            .collect();
-        anchors.dedup();
+        let windows = if self.monotone() { self.holding_windows_sliding(entries) } else { self.holding_windows_scanned(entries) };
         let mut alerts = Vec::new();
         let mut last_holding: Option<u64> = None;
-        for start in anchors {
+        for HoldingWindow { start, from, to, fired_at } in windows {
             let end = start.saturating_add(self.timespan_ms);
-            let from = entries.partition_point(|entry| entry.time_ms < start);
-            let to = entries.partition_point(|entry| entry.time_ms < end);
             let window = &entries[from..to];
-            let (holds, fired_at) = self.scan(window);
-            if !holds {
-                continue;
-            }
             let suppressed = last_holding.is_some_and(|previous| start - previous < self.timespan_ms);
             last_holding = Some(start);
             if suppressed {
@@ -416,7 +488,7 @@ impl CompiledCorrelation {
                 group_key: group_key.clone(),
                 window_start_ms: start,
                 window_end_ms: end,
-                fired_at_ms: fired_at.unwrap_or(start),
+                fired_at_ms: fired_at,
                 first_seen_ms: window.first().map_or(start, |entry| entry.time_ms),
                 last_seen_ms: window.last().map_or(start, |entry| entry.time_ms),
                 event_ids,
@@ -424,6 +496,86 @@ impl CompiledCorrelation {
         }
         alerts
     }
+
+    /// Whether adding matches to a window can only turn the condition from false to true
+    /// (never back): then the windows of consecutive anchors can be slid incrementally.
+    fn monotone(&self) -> bool {
+        use ConditionOperator::{Gt, Gte};
+        match (&self.condition, self.kind) {
+            (_, CorrelationKind::TemporalOrdered) => false,
+            (Condition::AllRules, _) => true,
+            (Condition::Expr(expr), _) => !expr.negates(),
+            (Condition::Threshold(predicates), CorrelationKind::EventCount | CorrelationKind::ValueCount | CorrelationKind::Temporal) => {
+                predicates.iter().all(|(op, _)| matches!(op, Gt | Gte))
+            }
+            (Condition::Threshold(_), _) => false,
+        }
+    }
+
+    /// The anchored windows whose condition holds, each anchor's window built from scratch.
+    fn holding_windows_scanned(&self, entries: &[Entry]) -> Vec<HoldingWindow> {
+        let mut anchors: Vec<u64> = entries
+            .iter()
+            .filter(|entry| self.kind != CorrelationKind::TemporalOrdered || entry.input == 0)
+            .map(|entry| entry.time_ms)
+            .collect();
+        anchors.dedup();
+        let mut windows = Vec::new();
+        for start in anchors {
+            let end = start.saturating_add(self.timespan_ms);
+            let from = entries.partition_point(|entry| entry.time_ms < start);
+            let to = entries.partition_point(|entry| entry.time_ms < end);
+            if let (true, fired_at) = self.scan(&entries[from..to]) {
+                windows.push(HoldingWindow { start, from, to, fired_at: fired_at.unwrap_or(start) });
+            }
+        }
+        windows
+    }
+
+    /// [`Self::holding_windows_scanned`] for a [`Self::monotone`] condition in linear time:
+    /// one sliding aggregate over each anchor's whole window and one over the shortest prefix
+    /// on which the condition holds (both ends of both only move forward as the anchor does).
+    fn holding_windows_sliding(&self, entries: &[Entry]) -> Vec<HoldingWindow> {
+        let mut windows = Vec::new();
+        let mut whole = Sliding::new(self.inputs.len());
+        let mut prefix = Sliding::new(self.inputs.len());
+        let (mut from, mut to, mut prefix_to) = (0usize, 0usize, 0usize);
+        let mut index = 0;
+        while index < entries.len() {
+            let start = entries[index].time_ms;
+            let end = start.saturating_add(self.timespan_ms);
+            while from < index {
+                if from < to {
+                    whole.remove(&entries[from]);
+                }
+                if from < prefix_to {
+                    prefix.remove(&entries[from]);
+                }
+                from += 1;
+            }
+            prefix_to = prefix_to.max(from);
+            to = to.max(from);
+            while to < entries.len() && entries[to].time_ms < end {
+                whole.add(&entries[to]);
+                to += 1;
+            }
+            if self.holds_on(&whole.counts()) {
+                // Extend the prefix by whole equal-time batches until the condition holds.
+                while !self.holds_on(&prefix.counts()) && prefix_to < to {
+                    let time = entries[prefix_to].time_ms;
+                    while prefix_to < to && entries[prefix_to].time_ms == time {
+                        prefix.add(&entries[prefix_to]);
+                        prefix_to += 1;
+                    }
+                }
+                let fired_at = entries[prefix_to.max(from + 1) - 1].time_ms;
+                windows.push(HoldingWindow { start, from, to, fired_at });
+            }
+            index += entries[index..].iter().take_while(|entry| entry.time_ms == start).count();
+        }
+        windows
+    }
+
 }
 
 /// Metadata of a detection rule for its single-rule alerts.
