@@ -464,7 +464,13 @@ impl CompiledCorrelation {
     pub fn evaluate(&self, group: &[String], entries: &[Entry]) -> Vec<Alert> {
         let group_key: BTreeMap<String, String> =
             self.group_by.iter().cloned().zip(group.iter().cloned()).collect();
-        let windows = if self.monotone() { self.holding_windows_sliding(entries) } else { self.holding_windows_scanned(entries) };
+        let windows = if self.kind == CorrelationKind::TemporalOrdered && self.condition == Condition::AllRules {
+            self.holding_windows_ordered(entries)
+        } else if self.monotone() {
+            self.holding_windows_sliding(entries)
+        } else {
+            self.holding_windows_scanned(entries)
+        };
         let mut alerts = Vec::new();
         let mut last_holding: Option<u64> = None;
         for HoldingWindow { start, from, to, fired_at } in windows {
@@ -527,6 +533,35 @@ impl CompiledCorrelation {
             let to = entries.partition_point(|entry| entry.time_ms < end);
             if let (true, fired_at) = self.scan(&entries[from..to]) {
                 windows.push(HoldingWindow { start, from, to, fired_at: fired_at.unwrap_or(start) });
+            }
+        }
+        windows
+    }
+
+    /// [`Self::holding_windows_scanned`] for `temporal_ordered`: from each anchor (a match of
+    /// the first rule), each next rule's earliest match at or after the previous step (equal
+    /// times count as in order), found by binary search in that rule's match times.
+    fn holding_windows_ordered(&self, entries: &[Entry]) -> Vec<HoldingWindow> {
+        let mut times: Vec<Vec<u64>> = vec![Vec::new(); self.inputs.len()];
+        for entry in entries {
+            times[entry.input].push(entry.time_ms);
+        }
+        let mut anchors = times[0].clone();
+        anchors.dedup();
+        let mut windows = Vec::new();
+        for start in anchors {
+            let end = start.saturating_add(self.timespan_ms);
+            let mut reached = Some(start);
+            for later in &times[1..] {
+                reached = reached.and_then(|previous| {
+                    let next = later.partition_point(|time| *time < previous);
+                    later.get(next).copied().filter(|time| *time < end)
+                });
+            }
+            if let Some(fired_at) = reached {
+                let from = entries.partition_point(|entry| entry.time_ms < start);
+                let to = entries.partition_point(|entry| entry.time_ms < end);
+                windows.push(HoldingWindow { start, from, to, fired_at });
             }
         }
         windows
