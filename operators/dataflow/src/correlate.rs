@@ -29,7 +29,7 @@
 //! * An alert with window start `s` can only change before its **close epoch**
 //!   `s + T + L + settle` (`T` the timespan, `settle` the chain delay of
 //!   [`CompiledCorrelation::settle_ms`]); after that it is final.
-//! * An accepted match leaves memory at epoch `e + 2T + H + settle`: it is retracted inside
+//! * An accepted match leaves memory at epoch `e + 2T + H + settle` (rounded up to a minute): it is retracted inside
 //!   the dataflow and the arrangements compact it away. By then every anchor whose window
 //!   could see it is closed, and the changes that its departure causes downstream (after the
 //!   close epoch of every affected alert) are dropped from [`Correlations::alerts`], as the
@@ -63,6 +63,9 @@ use timely::dataflow::operators::OkErr;
 use crate::config::{RollupConfig, RollupConfigError};
 use crate::rollup::Epoch;
 use crate::window::with_expiry;
+
+/// Expiry epochs are rounded up to a multiple of this (see [`CorrelationConfig::expiry_epoch`]).
+pub const EXPIRY_GRANULARITY_MS: u64 = 60_000;
 
 /// Allowed lateness and retention of the correlations (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,12 +119,15 @@ impl CorrelationConfig {
             .saturating_add(correlation.settle_ms)
     }
 
-    /// Epoch at which a match with event time `event_time_ms` leaves `correlation`'s state.
+    /// Epoch at which a match with event time `event_time_ms` leaves `correlation`'s state:
+    /// `e + 2T + H + settle`, rounded up to a whole [`EXPIRY_GRANULARITY_MS`], so that the
+    /// matches of a burst leave together and their group is evaluated once, not once per match.
     pub fn expiry_epoch(&self, correlation: &CompiledCorrelation, event_time_ms: u64) -> Epoch {
-        event_time_ms
+        let due = event_time_ms
             .saturating_add(correlation.timespan_ms.saturating_mul(2))
             .saturating_add(self.retention_ms)
-            .saturating_add(correlation.settle_ms)
+            .saturating_add(correlation.settle_ms);
+        due.div_ceil(EXPIRY_GRANULARITY_MS).saturating_mul(EXPIRY_GRANULARITY_MS)
     }
 }
 
