@@ -8,7 +8,8 @@
 //!
 //! Besides the alerts the engine would store ([`Correlations::alerts`]), the batch reports
 //! the alerts of correlations that only feed other correlations (`generate: false`), read
-//! from [`Correlations::resident`] at epoch 0 (its later updates are the expiry retractions).
+//! from [`Correlations::resident`] at epoch 0. Nothing expires in a batch
+//! ([`CorrelationConfig::never_expiring`]): the state ends with the dataflow.
 //!
 //! [`Correlations::alerts`]: crate::Correlations::alerts
 //! [`Correlations::resident`]: crate::Correlations::resident
@@ -66,7 +67,7 @@ pub fn correlate_batch(
         let correlations = Arc::clone(&correlations);
         let mut input = worker.dataflow::<Epoch, _, _>(move |scope| {
             let (input, collection) = scope.new_collection::<Match, isize>();
-            let out = build_correlations(collection, correlations, CorrelationConfig::default());
+            let out = build_correlations(collection, correlations, CorrelationConfig::default().never_expiring());
             out.alerts.inner.capture_into(sender);
             out.resident.inner.capture_into(resident_sender);
             input

@@ -94,6 +94,12 @@ impl CorrelationConfig {
         RollupConfig::new(lateness, retention).map(Into::into)
     }
 
+    /// The same lateness, but matches never leave memory: for a finished batch, where expiry
+    /// would only make every group be evaluated again once the input ends.
+    pub fn never_expiring(self) -> Self {
+        CorrelationConfig { retention_ms: u64::MAX, ..self }
+    }
+
     /// The allowed lateness in milliseconds.
     pub fn lateness_ms(&self) -> u64 {
         self.lateness_ms
