@@ -18,6 +18,32 @@ use securewatch_operators::{
 use securewatch_parse::{normalise, RawRecord, RecordMeta};
 use securewatch_schemas::{Alert, AlertLevel, Severity, SourceKind};
 
+/// A base rule on every syslog message and an event_count correlation over it (3 per host in a
+/// minute) that hides the base rule's own alerts.
+const BURST_RULES: &str = r#"title: any message
+id: base
+name: base_rule
+level: low
+logsource:
+  product: linux
+  service: syslog
+detection:
+  selection:
+    message|startswith: 'message'
+  condition: selection
+---
+title: three per host
+id: burst
+level: high
+correlation:
+  type: event_count
+  rules: [base_rule]
+  group-by: [host]
+  timespan: 1m
+  condition:
+    gte: 3
+"#;
+
 /// Start of the test's event times: 2026-11-21T10:00:00Z.
 const BASE_MS: u64 = 1_795_255_200_000;
 
@@ -289,30 +315,7 @@ fn detection_rules_raise_one_alert_per_matching_event_and_a_swap_applies_to_late
 
 #[test]
 fn a_correlation_fires_once_per_group_through_the_engine_and_hides_its_base_rule() {
-    let text = r#"title: any message
-id: base
-name: base_rule
-level: low
-logsource:
-  product: linux
-  service: syslog
-detection:
-  selection:
-    message|startswith: 'message'
-  condition: selection
----
-title: three per host
-id: burst
-level: high
-correlation:
-  type: event_count
-  rules: [base_rule]
-  group-by: [host]
-  timespan: 1m
-  condition:
-    gte: 3
-"#;
-    let set = RuleSet::from_text(std::path::Path::new("rules.yml"), text);
+    let set = RuleSet::from_text(std::path::Path::new("rules.yml"), BURST_RULES);
     assert!(set.rejected.is_empty(), "{:?}", set.rejected);
     let compiled = CompiledCorrelations::compile(&set);
     assert!(compiled.rejected.is_empty(), "{:?}", compiled.rejected);
@@ -373,28 +376,7 @@ fn net_alerts(drained: &Drained) -> (BTreeMap<Alert, isize>, usize) {
 
 #[test]
 fn a_reload_keeps_unchanged_correlation_windows_and_a_new_correlation_sees_the_backfilled_window() {
-    let base = r#"title: any message
-id: base
-name: base_rule
-logsource:
-  product: linux
-  service: syslog
-detection:
-  selection:
-    message|startswith: 'message'
-  condition: selection
----
-title: three per host
-id: burst
-level: high
-correlation:
-  type: event_count
-  rules: [base_rule]
-  group-by: [host]
-  timespan: 1m
-  condition:
-    gte: 3
-"#;
+    let base = BURST_RULES;
     let pair = "---\ntitle: two per host\nid: pair\ncorrelation:\n  type: event_count\n  rules: [base_rule]\n  group-by: [host]\n  timespan: 1m\n  condition:\n    gte: 2\n";
     let before = compile_rules(base);
     let after = compile_rules(&format!("{base}{pair}"));
