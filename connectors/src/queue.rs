@@ -19,6 +19,21 @@ pub enum BatchOutcome {
     Durable,
     /// The store failed; the records may not be stored.
     Failed(String),
+    /// The bus did not confirm the records (unreachable or refusing): the sender should try
+    /// again later (HEC: 503 code 9).
+    Unavailable(String),
+}
+
+/// Where a batch read from a bus ends: the next position to read of one partition, committed
+/// with the outputs of the batch (see [`crate::sinks::progress`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePosition {
+    /// The configured source (a Kafka topic, a Redis stream).
+    pub source: String,
+    /// The partition within it: a Kafka partition number, a Redis consumer name.
+    pub partition: String,
+    /// The next position to read there (a Kafka offset, the last Redis entry id read).
+    pub position: String,
 }
 
 /// Records enqueued together, with an optional durability ack.
@@ -26,6 +41,8 @@ pub enum BatchOutcome {
 pub struct IngestBatch {
     pub records: Vec<RawRecord>,
     pub ack: Option<oneshot::Sender<BatchOutcome>>,
+    /// Bus positions this batch closes (empty for batches of the direct sources).
+    pub positions: Vec<SourcePosition>,
     reservation: Option<Reservation>,
 }
 
@@ -47,13 +64,13 @@ impl Drop for Reservation {
 impl IngestBatch {
     /// A batch without an ack.
     pub fn new(records: Vec<RawRecord>) -> Self {
-        IngestBatch { records, ack: None, reservation: None }
+        IngestBatch { records, ack: None, positions: Vec::new(), reservation: None }
     }
 
     /// A batch and the receiver of its durability ack.
     pub fn with_ack(records: Vec<RawRecord>) -> (Self, oneshot::Receiver<BatchOutcome>) {
         let (sender, receiver) = oneshot::channel();
-        (IngestBatch { records, ack: Some(sender), reservation: None }, receiver)
+        (IngestBatch { records, ack: Some(sender), positions: Vec::new(), reservation: None }, receiver)
     }
 
     /// Reports the outcome to the sender (if it still listens) and frees the queue capacity.

@@ -15,6 +15,7 @@ use securewatch_connectors::sources::wazuh::WazuhConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::dataflow::DataflowConfig;
+use crate::fleet::BusConfig;
 
 /// Prefix of environment overrides: `SECUREWATCH_API__LISTEN=0.0.0.0:8080` sets `api.listen`.
 pub const ENV_PREFIX: &str = "SECUREWATCH_";
@@ -45,6 +46,8 @@ pub struct Config {
     pub detection: DetectionConfig,
     /// External sinks written besides the embedded store.
     pub sinks: SinksConfig,
+    /// The message bus between `securewatch ingest` and `securewatch worker`.
+    pub bus: BusConfig,
 }
 
 /// `[sinks.*]`: external stores every completed run of epochs is written to (before the
@@ -204,6 +207,7 @@ impl Config {
         }
         self.dataflow.validate().map_err(|message| invalid("dataflow", message))?;
         self.enrichment.validate().map_err(|message| invalid("enrichment", message))?;
+        self.bus.validate().map_err(|message| invalid("bus", message))?;
         self.detection.validate().map_err(|message| invalid("detection", message))?;
         if let Some(postgres) = &self.sinks.postgres {
             postgres.validate().map_err(|message| invalid("sinks.postgres", message))?;

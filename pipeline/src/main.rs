@@ -1,9 +1,11 @@
-//! `securewatch`: the one binary of SecureWatch (run, config check, rules check/test; more roles
-//! to come).
+//! `securewatch`: the one binary of SecureWatch (run, ingest, worker, config check, rules
+//! check/test).
 
 mod api;
 mod config;
 mod dataflow;
+mod fleet;
+mod ingest;
 mod detection;
 mod rules_cli;
 mod run;
@@ -16,6 +18,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
+use crate::run::Role;
 
 /// jemalloc instead of glibc's malloc: the pipeline allocates and frees many small objects per
 /// event across threads, where glibc spent about a third of the server's CPU (bench/README.md).
@@ -38,6 +41,26 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
         /// Data directory for the store, the HEC token and file positions (default ./data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// The edge of a fleet: HEC, syslog and Wazuh sources publishing to the bus of `[bus]`.
+    Ingest {
+        /// TOML configuration file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Data directory for the HEC token and file positions (default ./data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// A fleet worker: the bus of `[bus]` → dataflow → sinks, plus the API.
+    Worker {
+        /// TOML configuration file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Data directory for the embedded store and its progress table (default ./data).
         #[arg(long)]
         data_dir: Option<PathBuf>,
         #[command(flatten)]
@@ -100,7 +123,9 @@ enum ConfigCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config, data_dir, cluster } => run_command(config, data_dir, cluster),
+        Command::Run { config, data_dir, cluster } => run_command(config, data_dir, Some(cluster), Role::All),
+        Command::Ingest { config, data_dir } => run_command(config, data_dir, None, Role::Ingest),
+        Command::Worker { config, data_dir, cluster } => run_command(config, data_dir, Some(cluster), Role::Worker),
         Command::Config { command: ConfigCommand::Check { file } } => check_command(&file),
         Command::Rules { command } => match rules_cli::run(command) {
             Ok(code) => return code,
@@ -119,15 +144,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_command(config_path: Option<PathBuf>, data_dir: Option<PathBuf>, cluster: ClusterArgs) -> anyhow::Result<()> {
+fn run_command(
+    config_path: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    cluster: Option<ClusterArgs>,
+    role: Role,
+) -> anyhow::Result<()> {
     let mut config = Config::load(config_path.as_deref(), std::env::vars())?;
-    cluster.apply(&mut config)?;
+    if let Some(cluster) = cluster {
+        cluster.apply(&mut config)?;
+    }
     if let Some(data_dir) = data_dir {
         config.data_dir = Some(data_dir);
     }
     telemetry::init_logging(&config.log);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run::run(config))
+    runtime.block_on(run::run(config, role))
 }
 
 fn check_command(file: &std::path::Path) -> anyhow::Result<()> {

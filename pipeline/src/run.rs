@@ -1,4 +1,5 @@
-//! `securewatch run`: sources → bounded queue → dataflow workers → sinks, plus the API.
+//! `securewatch run` (sources → bounded queue → dataflow workers → sinks, plus the API) and
+//! `securewatch worker` (the same with the bus as the only source).
 //!
 //! Shutdown order on SIGINT/SIGTERM: sources stop accepting (in-flight HEC requests finish,
 //! TCP connections flush what they read), the queue drains through the dataflow into the
@@ -11,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use securewatch_connectors::queue::ingest_queue;
+use securewatch_connectors::bus::kafka;
+use securewatch_connectors::queue::{ingest_queue, IngestSender};
 use securewatch_connectors::sinks::opensearch::OpenSearchSink;
 use securewatch_connectors::sinks::postgres::PostgresSink;
 use securewatch_connectors::sinks::sqlite::SqliteStore;
@@ -25,19 +27,47 @@ use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::token::{self, TokenOrigin};
 use crate::dataflow::sinks::Sinks;
-use crate::dataflow::Dataflow;
+use crate::dataflow::{restore_feeds, Dataflow};
+use crate::fleet::{consume, BusKind};
 use crate::detection::RulesReloader;
 use crate::telemetry;
 
 /// How long sources get to finish in-flight work after the shutdown signal.
 const SOURCE_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Which parts a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `securewatch run`: sources, dataflow, sinks and API in one process, no bus.
+    All,
+    /// `securewatch ingest`: sources publishing to the bus.
+    Ingest,
+    /// `securewatch worker`: the bus into the dataflow, sinks and API.
+    Worker,
+}
+
 /// Runs until SIGINT/SIGTERM (or a source fails), then drains and returns.
-pub async fn run(mut config: Config) -> anyhow::Result<()> {
+pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    if role != Role::All && config.bus.kind == BusKind::None {
+        anyhow::bail!("[bus] kind must be \"kafka\" or \"redis\" for `securewatch ingest` and `securewatch worker`");
+    }
     let metrics = telemetry::init_metrics()?;
+    let (queue, receiver) = ingest_queue(config.queue.capacity);
+    let shutdown = CancellationToken::new();
+    let mut sources: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    let mut listeners: Vec<(String, SocketAddr)> = Vec::new();
+    if role != Role::Worker {
+        start_sources(&mut config, &data_dir, &queue, &shutdown, &mut sources, &mut listeners).await?;
+    }
+    if role == Role::Ingest {
+        let monitor = queue.monitor();
+        drop(queue);
+        return crate::ingest::run(config, receiver, monitor, metrics, sources, listeners, shutdown).await;
+    }
+
     let store = SqliteStore::open(&data_dir, &config.store).await?;
     let postgres = match &config.sinks.postgres {
         Some(postgres) => Some(Arc::new(PostgresSink::connect(postgres).await.context("[sinks.postgres]")?)),
@@ -51,37 +81,11 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let (queue, receiver) = ingest_queue(config.queue.capacity);
-    let shutdown = CancellationToken::new();
-    let mut sources: JoinSet<anyhow::Result<()>> = JoinSet::new();
-    let mut listeners: Vec<(String, SocketAddr)> = Vec::new();
-
-    if config.sources.hec.enabled {
-        announce_token(&mut config, &data_dir)?;
-        let hec = HecSource::bind(config.sources.hec.clone(), queue.clone())
-            .await
-            .context("HEC source")?;
-        listeners.push(("hec".into(), hec.local_addr()));
-        let stop = shutdown.clone();
-        sources.spawn(async move { hec.run(stop).await.context("HEC source") });
-    }
-    if config.sources.syslog.enabled {
-        let syslog = SyslogSource::bind(config.sources.syslog.clone(), queue.clone())
-            .await
-            .context("syslog source")?;
-        listeners.extend(syslog.udp_addr().map(|address| ("syslog_udp".to_string(), address)));
-        listeners.extend(syslog.tcp_addr().map(|address| ("syslog_tcp".to_string(), address)));
-        let stop = shutdown.clone();
-        sources.spawn(async move { syslog.run(stop).await.context("syslog source") });
-    }
-    if config.sources.wazuh.enabled {
-        let wazuh = WazuhSource::new(config.sources.wazuh.clone(), &data_dir, queue.clone())
-            .context("Wazuh source")?;
-        let stop = shutdown.clone();
-        sources.spawn(async move { wazuh.run(stop).await.context("Wazuh source") });
-    }
-
+    let sinks = Sinks::new(store.clone(), postgres.clone(), opensearch.clone());
     let monitor = queue.monitor();
+    if role == Role::Worker {
+        start_intake(&config, sinks.clone(), queue.clone(), &shutdown, &mut sources).await?;
+    }
     drop(queue); // the sources hold the only senders: the queue closes when they stop
     let (reloader, rules) = match &config.detection.rules_dir {
         Some(_) => {
@@ -90,18 +94,21 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         }
         None => (None, None),
     };
-    let sinks = Sinks::new(store.clone(), postgres.clone(), opensearch.clone());
+    let (restore, _) = restore_feeds(
+        &store,
+        config.dataflow.lateness_secs.saturating_mul(1000),
+        rules.as_ref().map(|rules| rules.current()),
+        config.detection.backfill_max_events,
+    )
+    .await
+    .context("restoring open buckets and windows from the store")?;
     let dataflow =
-        Dataflow::start(&config.dataflow, &config.enrichment, rules, receiver, sinks, shutdown.clone()).await?;
+        Dataflow::start(&config.dataflow, &config.enrichment, rules, receiver, sinks, restore, shutdown.clone()).await?;
     if let Some(reloader) = &reloader {
         reloader.attach_backfill(store.clone(), dataflow.control());
         tokio::spawn(Arc::clone(reloader).watch(shutdown.clone()));
     }
 
-    let api_listener = tokio::net::TcpListener::bind(config.api.listen)
-        .await
-        .with_context(|| format!("API: cannot listen on {}", config.api.listen))?;
-    listeners.push(("api".into(), api_listener.local_addr()?));
     let state = ApiState {
         store: store.clone(),
         postgres: postgres.clone(),
@@ -109,23 +116,15 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         queue: monitor,
         metrics,
         started: Instant::now(),
-        listeners: Arc::new(listeners.clone()),
+        listeners: Arc::new(Vec::new()),
         ip_fields: config.enrichment.ip_fields.iter().cloned().collect(),
         rules: reloader,
     };
-    let api_stop = CancellationToken::new();
-    let api = {
-        let stop = api_stop.clone();
-        tokio::spawn(async move {
-            axum::serve(api_listener, api::router(state))
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
-        })
-    };
-    for (name, address) in &listeners {
-        tracing::info!(listener = %name, %address, "Listening.");
-    }
-    tracing::info!(data_dir = %data_dir.display(), "SecureWatch is running; Ctrl-C stops it.");
+    let api = serve_api(config.api.listen, &mut listeners, |listeners| {
+        api::router(ApiState { listeners: Arc::new(listeners), ..state })
+    })
+    .await?;
+    tracing::info!(data_dir = %data_dir.display(), ?role, "SecureWatch is running; Ctrl-C stops it.");
 
     let mut failure = None;
     tokio::select! {
@@ -138,6 +137,119 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         }
     }
     shutdown.cancel();
+    drain_sources(&mut sources).await;
+    dataflow.finish().await?;
+    store.close().await;
+    if let Some(postgres) = &postgres {
+        postgres.close().await;
+    }
+    api.stop().await?;
+    tracing::info!("Stopped; everything accepted is stored.");
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// Binds and starts HEC, syslog and the Wazuh tailer as configured, feeding `queue`.
+async fn start_sources(
+    config: &mut Config,
+    data_dir: &Path,
+    queue: &IngestSender,
+    shutdown: &CancellationToken,
+    sources: &mut JoinSet<anyhow::Result<()>>,
+    listeners: &mut Vec<(String, SocketAddr)>,
+) -> anyhow::Result<()> {
+    if config.sources.hec.enabled {
+        announce_token(config, data_dir)?;
+        let hec = HecSource::bind(config.sources.hec.clone(), queue.clone()).await.context("HEC source")?;
+        listeners.push(("hec".into(), hec.local_addr()));
+        let stop = shutdown.clone();
+        sources.spawn(async move { hec.run(stop).await.context("HEC source") });
+    }
+    if config.sources.syslog.enabled {
+        let syslog =
+            SyslogSource::bind(config.sources.syslog.clone(), queue.clone()).await.context("syslog source")?;
+        listeners.extend(syslog.udp_addr().map(|address| ("syslog_udp".to_string(), address)));
+        listeners.extend(syslog.tcp_addr().map(|address| ("syslog_tcp".to_string(), address)));
+        let stop = shutdown.clone();
+        sources.spawn(async move { syslog.run(stop).await.context("syslog source") });
+    }
+    if config.sources.wazuh.enabled {
+        let wazuh =
+            WazuhSource::new(config.sources.wazuh.clone(), data_dir, queue.clone()).context("Wazuh source")?;
+        let stop = shutdown.clone();
+        sources.spawn(async move { wazuh.run(stop).await.context("Wazuh source") });
+    }
+    Ok(())
+}
+
+/// A worker's intake: the bus consumer of `[bus]`, reading this process's share of the bus.
+async fn start_intake(
+    config: &Config,
+    sinks: Sinks,
+    queue: IngestSender,
+    shutdown: &CancellationToken,
+    sources: &mut JoinSet<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let bus = config.bus.clone();
+    let stop = shutdown.clone();
+    match bus.kind {
+        BusKind::Kafka => {
+            kafka::ensure_topic(&bus.kafka).await.context("[bus.kafka]")?;
+            let count = kafka::partition_count(&bus.kafka).await.context("[bus.kafka]")?;
+            let processes = config.dataflow.peers.len().max(1);
+            let partitions = kafka::partitions_for_worker(count, processes, config.dataflow.process);
+            tracing::info!(topic = %bus.kafka.topic, ?partitions, of = count, "Kafka partitions of this worker.");
+            sources.spawn(async move { consume::kafka(&bus, partitions, sinks, queue, stop).await.context("Kafka intake") });
+        }
+        BusKind::Redis => {
+            sources.spawn(async move { consume::redis(&bus, sinks, queue, stop).await.context("Redis intake") });
+        }
+        BusKind::None => unreachable!("checked at start"),
+    }
+    Ok(())
+}
+
+/// The API server of a role, stopped by [`RunningApi::stop`].
+pub(crate) struct RunningApi {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningApi {
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.task.await.context("API task")?.context("API server")
+    }
+}
+
+/// Binds the API, adds it to `listeners`, logs every listener and serves the router `router`
+/// builds from them.
+pub(crate) async fn serve_api(
+    listen: SocketAddr,
+    listeners: &mut Vec<(String, SocketAddr)>,
+    router: impl FnOnce(Vec<(String, SocketAddr)>) -> axum::Router,
+) -> anyhow::Result<RunningApi> {
+    let api_listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("API: cannot listen on {listen}"))?;
+    listeners.push(("api".into(), api_listener.local_addr()?));
+    for (name, address) in listeners.iter() {
+        tracing::info!(listener = %name, %address, "Listening.");
+    }
+    let app = router(listeners.clone());
+    let stop = CancellationToken::new();
+    let task = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(api_listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await
+        })
+    };
+    Ok(RunningApi { stop, task })
+}
+
+/// Waits up to [`SOURCE_DRAIN_TIMEOUT`] for the sources to stop after the shutdown signal.
+pub(crate) async fn drain_sources(sources: &mut JoinSet<anyhow::Result<()>>) {
     let drained = tokio::time::timeout(SOURCE_DRAIN_TIMEOUT, async {
         while let Some(result) = sources.join_next().await {
             if let Err(error) = flatten(result) {
@@ -150,21 +262,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         tracing::warn!("Sources did not stop in time; aborting them.");
         sources.abort_all();
     }
-    dataflow.finish().await?;
-    store.close().await;
-    if let Some(postgres) = &postgres {
-        postgres.close().await;
-    }
-    api_stop.cancel();
-    api.await.context("API task")?.context("API server")?;
-    tracing::info!("Stopped; everything accepted is stored.");
-    match failure {
-        Some(error) => Err(error),
-        None => Ok(()),
-    }
 }
 
-fn flatten(result: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
+pub(crate) fn flatten(result: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
     result.map_err(anyhow::Error::from).and_then(|inner| inner)
 }
 
@@ -183,7 +283,7 @@ fn announce_token(config: &mut Config, data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() -> &'static str {
+pub(crate) async fn shutdown_signal() -> &'static str {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

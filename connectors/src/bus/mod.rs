@@ -30,7 +30,7 @@ pub trait BusProducer: Sync {
     fn send_records(&self, records: &[RawRecord]) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Sends an ingest batch and completes its ack: `Durable` once the bus confirmed every
-    /// record, `Failed("bus unavailable: …")` otherwise (HEC then answers 503 code 9, TCP
+    /// record, `Unavailable("bus unavailable: …")` otherwise (HEC then answers 503 code 9, TCP
     /// sources stop reading, file tailers hold their position).
     fn publish(&self, batch: IngestBatch) -> impl Future<Output = Result<(), Self::Error>> + Send
     where
@@ -43,7 +43,7 @@ pub trait BusProducer: Sync {
                     Ok(())
                 }
                 Err(error) => {
-                    batch.complete(BatchOutcome::Failed(format!("bus unavailable: {error}")));
+                    batch.complete(BatchOutcome::Unavailable(format!("bus unavailable: {error}")));
                     Err(error)
                 }
             }

@@ -2,4 +2,5 @@
 
 pub mod opensearch;
 pub mod postgres;
+pub mod progress;
 pub mod sqlite;

@@ -25,10 +25,10 @@ impl Pending {
         self.batches.lock().expect("pending poisoned").entry(epoch).or_default().push(batch);
     }
 
-    /// Removes the batches of epochs below `frontier` (all of them for `None`).
-    pub fn take_before(&self, frontier: Option<Epoch>) -> Vec<IngestBatch> {
+    /// Removes the batches of epochs below `frontier` (all of them for `None`), by epoch.
+    pub fn take_before(&self, frontier: Option<Epoch>) -> BTreeMap<Epoch, Vec<IngestBatch>> {
         let mut batches = self.batches.lock().expect("pending poisoned");
-        super::take_before(&mut batches, frontier).into_values().flatten().collect()
+        super::take_before(&mut batches, frontier)
     }
 }
 
@@ -154,9 +154,10 @@ mod tests {
         pending.register(100, IngestBatch::new(Vec::new()));
         pending.register(200, IngestBatch::new(Vec::new()));
         pending.register(200, IngestBatch::new(Vec::new()));
-        assert_eq!(pending.take_before(Some(100)).len(), 0);
-        assert_eq!(pending.take_before(Some(101)).len(), 1);
-        assert_eq!(pending.take_before(Some(200)).len(), 0);
-        assert_eq!(pending.take_before(None).len(), 2);
+        let count = |taken: BTreeMap<Epoch, Vec<IngestBatch>>| taken.values().map(Vec::len).sum::<usize>();
+        assert_eq!(count(pending.take_before(Some(100))), 0);
+        assert_eq!(count(pending.take_before(Some(101))), 1);
+        assert_eq!(count(pending.take_before(Some(200))), 0);
+        assert_eq!(count(pending.take_before(None)), 2);
     }
 }

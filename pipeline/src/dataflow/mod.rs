@@ -6,6 +6,7 @@
 
 mod config;
 mod feeder;
+mod restore;
 mod telemetry;
 pub mod sinks;
 mod writer;
@@ -22,6 +23,7 @@ use securewatch_operators::Epoch;
 use tokio::sync::mpsc;
 
 pub use config::DataflowConfig;
+pub use restore::restore_feeds;
 
 /// Removes from `by_epoch` the entries of epochs below `frontier` (all of them for `None`, the
 /// empty frontier) and returns them; what the feeder and the writer do once epochs complete.
@@ -84,18 +86,24 @@ impl DataflowControl {
 impl Dataflow {
     /// Starts the workers (in a cluster: waits until all processes are connected), the feeder,
     /// the writer and, when enrichment is configured, the reference-file watcher (which stops
-    /// with `stop`). Invalid reference files fail the start.
+    /// with `stop`). Invalid reference files fail the start. `restore` (see [`restore_feeds`])
+    /// enters before any record of `queue`.
     pub async fn start(
         config: &DataflowConfig,
         enrichment: &EnrichmentConfig,
         rules: Option<RulesHandle>,
         queue: IngestReceiver,
         store: sinks::Sinks,
+        restore: Vec<Feed>,
         stop: CancellationToken,
     ) -> anyhow::Result<Dataflow> {
         let mut engine_config = config.engine().map_err(anyhow::Error::msg)?;
         engine_config.detection = rules;
         let (control, changes) = mpsc::unbounded_channel();
+        // The feeder takes control feeds before records, so these are in before the first record.
+        for feed in restore {
+            let _ = control.send(feed);
+        }
         let references = control.clone();
         if enrichment.is_enabled() {
             let geo = match &enrichment.geoip {

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use securewatch_connectors::sinks::opensearch::{self, OpenSearchError, OpenSearchSink};
 use securewatch_connectors::sinks::postgres::{PostgresError, PostgresSink};
+use securewatch_connectors::sinks::progress::SourceProgress;
 use securewatch_connectors::sinks::sqlite::{DeadLetter, EpochWrite, SqliteStore, StoreError};
 use securewatch_connectors::telemetry as source_telemetry;
 use securewatch_schemas::{Event, EventId};
@@ -50,6 +51,12 @@ impl Sinks {
     /// The sinks to write to; SQLite always, the others when configured.
     pub fn new(sqlite: SqliteStore, postgres: Option<Arc<PostgresSink>>, opensearch: Option<OpenSearchSink>) -> Sinks {
         Sinks { sqlite, postgres, opensearch }
+    }
+
+    /// The source positions stored with the outputs, from the embedded store: it is written
+    /// last, so its positions are never ahead of any other sink's.
+    pub async fn progress(&self, source: &str) -> Result<Vec<SourceProgress>, SinkError> {
+        Ok(self.sqlite.progress(source).await?)
     }
 
     /// Writes `batch` to every sink that has not stored it yet (`stored`): OpenSearch first,

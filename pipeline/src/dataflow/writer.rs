@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use securewatch_connectors::queue::BatchOutcome;
+use securewatch_connectors::queue::{BatchOutcome, IngestBatch};
+use securewatch_connectors::sinks::progress::SourceProgress;
 use securewatch_connectors::sinks::sqlite::{DeadLetter, EpochWrite};
 use securewatch_connectors::telemetry::{self as source_telemetry, SourceLabels};
 use securewatch_operators::engine::{Drain, FrontierTracker, Output, Rejected};
@@ -119,8 +120,9 @@ pub async fn run(
         let frontier = tracker.combined();
         if passes(frontier, durable) {
             let ready = buffered.take_before(frontier);
-            let outcome = write_with_retries(&store, ready).await;
-            for batch in pending.take_before(frontier) {
+            let batches = pending.take_before(frontier);
+            let outcome = write_with_retries(&store, ready, progress_of(&batches)).await;
+            for batch in batches.into_values().flatten() {
                 batch.complete(outcome.clone());
             }
             // Skip the start (durable epoch 0): it is no epoch that was sealed.
@@ -136,12 +138,29 @@ pub async fn run(
     if !tracker.finished() {
         tracing::error!("The dataflow workers stopped before finishing; writing what arrived.");
         let ready = buffered.take_before(None);
-        let outcome = write_with_retries(&store, ready).await;
+        // No positions: the epochs are incomplete, so their sources must deliver them again.
+        let outcome = write_with_retries(&store, ready, Vec::new()).await;
         let failure = BatchOutcome::Failed("the dataflow workers stopped".into());
-        for batch in pending.take_before(None) {
+        for batch in pending.take_before(None).into_values().flatten() {
             batch.complete(if outcome == BatchOutcome::Durable { failure.clone() } else { outcome.clone() });
         }
     }
+}
+
+/// The bus positions the batches of completed epochs close, each at its batch's epoch.
+fn progress_of(batches: &BTreeMap<Epoch, Vec<IngestBatch>>) -> Vec<SourceProgress> {
+    let mut progress = Vec::new();
+    for (&epoch, batches) in batches {
+        for position in batches.iter().flat_map(|batch| &batch.positions) {
+            progress.push(SourceProgress {
+                source: position.source.clone(),
+                partition: position.partition.clone(),
+                position: position.position.clone(),
+                epoch,
+            });
+        }
+    }
+    progress
 }
 
 /// Hands `first` and then the messages already waiting in `drain` to `handle`, at most `max`
@@ -206,6 +225,7 @@ fn prepare(outputs: Outputs) -> EpochWrite {
         late: late.into_iter().filter(|(_, count)| *count != 0).collect(),
         enrichment: outputs.enrichment,
         alerts: outputs.alerts,
+        progress: Vec::new(),
     }
 }
 
@@ -216,11 +236,12 @@ const RETRY_DELAYS: [Duration; 3] = [Duration::from_millis(100), Duration::from_
 
 /// Writes a run of epochs to every sink: durable only once all of them stored it. A retry
 /// skips the sinks that stored it already (see [`Stored`]).
-async fn write_with_retries(sinks: &Sinks, outputs: Outputs) -> BatchOutcome {
-    if outputs.len() == 0 {
+async fn write_with_retries(sinks: &Sinks, outputs: Outputs, progress: Vec<SourceProgress>) -> BatchOutcome {
+    if outputs.len() == 0 && progress.is_empty() {
         return BatchOutcome::Durable;
     }
     let mut batch = prepare(outputs);
+    batch.progress = progress;
     let mut stored = Stored::default();
     let mut attempt = 0;
     loop {

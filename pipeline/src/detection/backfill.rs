@@ -8,6 +8,7 @@ use chrono::{TimeZone, Utc};
 use securewatch_connectors::sinks::sqlite::{EventQuery, SqliteStore};
 use securewatch_detection::{match_of, Match};
 use securewatch_operators::engine::{Feed, Rules};
+use securewatch_schemas::Event;
 use serde::Serialize;
 
 use crate::dataflow::DataflowControl;
@@ -43,6 +44,30 @@ pub struct BackfillReport {
     /// Everything ingested before the swap was stored before the read; when `false` the wait
     /// timed out and events still in flight then may be missing from the new windows.
     pub complete: bool,
+}
+
+/// The matches of `events` under `rules` that feed correlations, each with the keys of the
+/// correlations it is for, keeping only keys `wanted` accepts.
+pub fn correlation_matches(rules: &Rules, events: &[Event], wanted: impl Fn(u64) -> bool) -> Vec<(Match, Vec<u64>)> {
+    let mut found: Vec<(Match, Vec<u64>)> = Vec::new();
+    for event in events {
+        for rule_match in rules.detectors.matches(event) {
+            let matched = match_of(&rule_match, event, &rules.correlations);
+            let keys: Vec<u64> = rules
+                .correlations
+                .routes(&matched.rule_id)
+                .iter()
+                .map(|&(index, _)| rules.correlations.correlations[index].key)
+                .filter(|&key| wanted(key))
+                .collect::<BTreeSet<u64>>()
+                .into_iter()
+                .collect();
+            if !keys.is_empty() {
+                found.push((matched, keys));
+            }
+        }
+    }
+    found
 }
 
 /// Reads stored events back into the dataflow for new correlations.
@@ -83,28 +108,8 @@ impl Backfiller {
         let rules = Arc::clone(&swap.rules);
         let new_keys = swap.new_keys.clone();
         let scanned = events.len();
-        let matches = tokio::task::spawn_blocking(move || {
-            let mut found: Vec<(Match, Vec<u64>)> = Vec::new();
-            for event in &events {
-                for rule_match in rules.detectors.matches(event) {
-                    let matched = match_of(&rule_match, event, &rules.correlations);
-                    let keys: Vec<u64> = rules
-                        .correlations
-                        .routes(&matched.rule_id)
-                        .iter()
-                        .map(|&(index, _)| rules.correlations.correlations[index].key)
-                        .filter(|key| new_keys.contains(key))
-                        .collect::<BTreeSet<u64>>()
-                        .into_iter()
-                        .collect();
-                    if !keys.is_empty() {
-                        found.push((matched, keys));
-                    }
-                }
-            }
-            found
-        })
-        .await?;
+        let matches =
+            tokio::task::spawn_blocking(move || correlation_matches(&rules, &events, |key| new_keys.contains(&key))).await?;
         let fed = matches.len();
         let mut matches = matches.into_iter().peekable();
         while matches.peek().is_some() {

@@ -29,6 +29,7 @@ use serde::Serialize;
 
 use crate::dataflow::DataflowControl;
 
+pub use backfill::correlation_matches;
 pub use config::DetectionConfig;
 
 /// Gauge: detection rules in force, and rejected, by `state`.

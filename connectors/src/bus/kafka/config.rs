@@ -86,6 +86,9 @@ pub struct KafkaBusConfig {
     /// middle of a batch with the *next* batch, so starting there would skip the rest of that
     /// batch. Keep it at least the producers' `batch_size`.
     pub start_rewind: u32,
+    /// Partitions of the topic when `securewatch ingest` / `worker` create it because it does
+    /// not exist yet (default 6; 0: never create it). An existing topic keeps its partitions.
+    pub create_partitions: i32,
     /// Further librdkafka properties (`"security.protocol" = "ssl"` …), applied before the
     /// settings above. The delivery guarantees cannot be overridden here.
     pub properties: BTreeMap<String, String>,
@@ -107,6 +110,7 @@ impl Default for KafkaBusConfig {
             message_timeout_ms: 30_000,
             request_timeout_ms: 10_000,
             start_rewind: 10_000,
+            create_partitions: 6,
             properties: BTreeMap::new(),
         }
     }
@@ -160,7 +164,7 @@ impl KafkaBusConfig {
         Duration::from_millis(self.request_timeout_ms)
     }
 
-    fn client_config(&self) -> ClientConfig {
+    pub(crate) fn client_config(&self) -> ClientConfig {
         let mut client = ClientConfig::new();
         for (name, value) in &self.properties {
             client.set(name, value);

@@ -25,6 +25,7 @@ mod config;
 mod consumer;
 pub mod envelope;
 mod producer;
+mod topic;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -36,6 +37,7 @@ pub use super::{BusCounts, BusProducer, BusStats, DecodeError};
 pub use config::{Compression, KafkaBusConfig, ValueFormat};
 pub use consumer::{commit_positions, KafkaConsumer, KafkaEntry, PartitionLag, StartOffset};
 pub use producer::{Delivered, KafkaProducer};
+pub use topic::{ensure_topic, partition_count};
 
 /// Errors of the Kafka bus.
 #[derive(Debug, thiserror::Error)]

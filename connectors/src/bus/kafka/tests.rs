@@ -264,7 +264,7 @@ async fn a_dead_broker_fails_the_batch_within_the_message_timeout() {
     // Through the ingest contract: the batch's ack says the bus is unavailable (HEC: 503 code 9).
     let (batch, ack) = IngestBatch::with_ack(numbered_records(50, 10));
     assert!(producer.publish(batch).await.is_err());
-    assert!(matches!(ack.await.unwrap(), BatchOutcome::Failed(reason) if reason.starts_with("bus unavailable")));
+    assert!(matches!(ack.await.unwrap(), BatchOutcome::Unavailable(reason) if reason.starts_with("bus unavailable")));
     assert_eq!(producer.stats().snapshot(), BusCounts { produce_errors: 60, ..BusCounts::default() });
 }
 

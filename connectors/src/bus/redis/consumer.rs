@@ -60,6 +60,9 @@ impl StartPosition {
 pub struct BusEntry {
     pub id: String,
     pub record: Result<RawRecord, DecodeError>,
+    /// Whether this consumer read the entry before (its own pending entries after a restart):
+    /// a caller that stores positions may find it durable already.
+    pub own_pending: bool,
 }
 
 /// The consumer group's backlog on its stream (`XINFO GROUPS`).
@@ -260,7 +263,7 @@ impl RedisConsumer {
             if let Err(error) = &record {
                 self.stats.count_undecodable(error.reason());
             }
-            delivered.push(BusEntry { id, record });
+            delivered.push(BusEntry { id, record, own_pending: redelivery == Some("own_pending") });
         }
         self.stats.count_consumed(delivered.len() as u64);
         if let Some(reason) = redelivery {
@@ -320,7 +323,7 @@ impl RedisConsumer {
             .filter_map(|(id, fields)| fields.map(|fields| (id, fields)))
             .map(|(id, fields)| {
                 let record = self.decoder.decode(&fields);
-                BusEntry { id, record }
+                BusEntry { id, record, own_pending: false }
             })
             .collect())
     }

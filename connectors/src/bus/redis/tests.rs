@@ -310,7 +310,7 @@ async fn producer_fails_while_redis_is_down_and_recovers_after_restart() {
     assert!(started.elapsed() < Duration::from_secs(10), "failing took {:?}", started.elapsed());
     let (batch, ack) = IngestBatch::with_ack(numbered_records(100, 100));
     assert!(producer.publish(batch).await.is_err());
-    assert!(matches!(ack.await.unwrap(), BatchOutcome::Failed(reason) if reason.contains("bus unavailable")));
+    assert!(matches!(ack.await.unwrap(), BatchOutcome::Unavailable(reason) if reason.contains("bus unavailable")));
 
     // Back on the same port: the same producer recovers by itself.
     let server = start_redis(port, dir.path());

@@ -60,18 +60,7 @@ impl Flavour {
     }
 }
 
-/// One source position to commit with a write: `(source, partition) → position` at `epoch`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct SourceProgress {
-    /// The configured source name (e.g. a Kafka topic's source or a Redis stream's).
-    pub source: String,
-    /// The partition within the source: a Kafka partition number, a Redis stream key.
-    pub partition: String,
-    /// The next position to read, in the source's own spelling (a Kafka offset, a Redis entry id).
-    pub position: String,
-    /// The dataflow epoch this position closes. A stored position never moves to an older epoch.
-    pub epoch: u64,
-}
+pub use crate::sinks::progress::SourceProgress;
 
 /// The PostgreSQL / TimescaleDB sink. Cheap to share (`Arc`) across tasks: writes take a pooled
 /// connection each.
@@ -162,7 +151,7 @@ impl PostgresSink {
 
     /// Writes a run of completed epochs in one transaction (see [`PostgresSink::write_epochs_with_progress`]).
     pub async fn write_epochs(&self, write: &EpochWrite) -> Result<WriteSummary, PostgresError> {
-        self.write_epochs_with_progress(write, &[]).await
+        self.write_epochs_with_progress(write, &write.progress).await
     }
 
     /// Writes everything a run of completed dataflow epochs produced, and the source positions
@@ -786,14 +775,7 @@ pub async fn apply_alert_changes(connection: &mut PgConnection, changes: &[(Aler
 
 /// Upserts source positions; a row at a newer epoch than the given one is left as it is.
 pub async fn write_progress(connection: &mut PgConnection, progress: &[SourceProgress]) -> Result<(), PostgresError> {
-    // One row per (source, partition): the newest epoch, the last given among equals.
-    let mut latest: BTreeMap<(&str, &str), &SourceProgress> = BTreeMap::new();
-    for row in progress {
-        let slot = latest.entry((row.source.as_str(), row.partition.as_str())).or_insert(row);
-        if row.epoch >= slot.epoch {
-            *slot = row;
-        }
-    }
+    let latest = crate::sinks::progress::latest_per_partition(progress);
     if latest.is_empty() {
         return Ok(());
     }

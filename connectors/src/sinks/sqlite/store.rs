@@ -18,6 +18,7 @@ use super::enrichment::apply_enrichment_changes;
 use super::rollups::{add_late_counts, apply_rollup_changes};
 
 use super::config::{SqliteConfig, Synchronous};
+use crate::sinks::progress::{latest_per_partition, SourceProgress};
 use crate::telemetry;
 
 /// Rows per multi-row INSERT statement (12 bound values each, below SQLite's 32766 limit).
@@ -79,6 +80,8 @@ pub struct EpochWrite {
     pub enrichment: Vec<(EnrichmentRow, isize)>,
     /// Alert updates in order (`+1` store, `-1` delete).
     pub alerts: Vec<(securewatch_schemas::Alert, isize)>,
+    /// Source positions these outputs close, committed in the same transaction.
+    pub progress: Vec<SourceProgress>,
 }
 
 /// What one write did.
@@ -158,6 +161,7 @@ impl SqliteStore {
         add_late_counts(&mut transaction, &write.late).await?;
         apply_enrichment_changes(&mut transaction, &write.enrichment).await?;
         apply_alert_changes(&mut transaction, &write.alerts).await?;
+        write_progress(&mut transaction, &write.progress).await?;
         transaction.commit().await?;
         self.checkpoint_in_background();
         metrics::histogram!(telemetry::STORE_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
@@ -181,6 +185,25 @@ impl SqliteStore {
         });
     }
 
+    /// Stored positions of `source`, by partition.
+    pub async fn progress(&self, source: &str) -> Result<Vec<SourceProgress>, StoreError> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT source, partition, position, epoch FROM source_progress WHERE source = ? ORDER BY partition",
+        )
+        .bind(source)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(source, partition, position, epoch)| SourceProgress {
+                source,
+                partition,
+                position,
+                epoch: u64::try_from(epoch).unwrap_or(0),
+            })
+            .collect())
+    }
+
     /// Closes the pools after a final WAL checkpoint.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -188,6 +211,26 @@ impl SqliteStore {
         self.writer.close().await;
         self.checkpointer.close().await;
     }
+}
+
+/// Upserts source positions; a row at a newer epoch than the given one is left as it is.
+async fn write_progress(connection: &mut SqliteConnection, progress: &[SourceProgress]) -> Result<(), StoreError> {
+    let updated_ms = chrono::Utc::now().timestamp_millis();
+    for row in latest_per_partition(progress).into_values() {
+        sqlx::query(
+            "INSERT INTO source_progress (source, partition, position, epoch, updated_ms) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (source, partition) DO UPDATE SET position = excluded.position, epoch = excluded.epoch, \
+             updated_ms = excluded.updated_ms WHERE source_progress.epoch <= excluded.epoch",
+        )
+        .bind(&row.source)
+        .bind(&row.partition)
+        .bind(&row.position)
+        .bind(i64::try_from(row.epoch).unwrap_or(i64::MAX))
+        .bind(updated_ms)
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Inserts events, skipping those whose (time, id) is stored already.

@@ -212,6 +212,10 @@ impl HecState {
                 tracing::warn!(source = %self.source_name, %error, records = count, "HEC batch not stored; the client is told to retry.");
                 HecReply::INTERNAL_ERROR
             }
+            Ok(BatchOutcome::Unavailable(error)) => {
+                tracing::warn!(source = %self.source_name, %error, records = count, "HEC batch not accepted by the bus; the client is told to retry.");
+                HecReply::SERVER_BUSY
+            }
             // The batch was dropped unfinished (shutdown): the client should send it again.
             Err(_) => HecReply::SERVER_BUSY,
         }

@@ -178,7 +178,7 @@ impl WazuhSource {
                     self.positions.save(&lines.position).await?;
                     return Ok(Delivery::Durable);
                 }
-                Ok(BatchOutcome::Failed(reason)) => reason,
+                Ok(BatchOutcome::Failed(reason) | BatchOutcome::Unavailable(reason)) => reason,
                 Err(_) => "the batch was dropped before it was completed".to_string(),
             };
             if shutdown.is_cancelled() {

@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use differential_dataflow::{AsCollection, VecCollection};
 use securewatch_parse::{normalise, RawRecord};
+use securewatch_schemas::Event;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::{Map, Partition};
-use timely::dataflow::operators::{Concatenate, Exchange};
+use timely::dataflow::operators::{Concat, Concatenate, Exchange};
 use timely::dataflow::StreamVec;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -48,6 +49,18 @@ impl Routed {
     }
 }
 
+/// The inputs of one worker's dataflow.
+pub(crate) struct Inputs<'scope> {
+    /// Raw records as ingested.
+    pub raw: StreamVec<'scope, Epoch, RawRecord>,
+    /// Stored events read back at a restart ([`super::Feed::Restore`]).
+    pub restored: StreamVec<'scope, Epoch, Event>,
+    /// Reference collections of the enrichment.
+    pub references: VecCollection<'scope, Epoch, Reference, isize>,
+    /// Matches for correlations' windows rebuilt from stored events.
+    pub backfill: VecCollection<'scope, Epoch, (Match, Vec<u64>), isize>,
+}
+
 /// The settings every worker builds its dataflow from.
 pub(crate) struct Graph {
     pub rollups: RollupConfig,
@@ -63,18 +76,15 @@ impl Graph {
     /// record). Rollups and enrichment exchange by key, and their rows are gathered on worker 0,
     /// so the process hosting worker 0 writes the complete rollup and enrichment tables; events
     /// and rejected records are written by the process that ingested them.
-    pub fn build<'scope>(
-        self,
-        raw: StreamVec<'scope, Epoch, RawRecord>,
-        references: VecCollection<'scope, Epoch, Reference, isize>,
-        backfill: VecCollection<'scope, Epoch, (Match, Vec<u64>), isize>,
-        drain: UnboundedSender<Drain>,
-        worker: usize,
-    ) {
+    pub fn build<'scope>(self, inputs: Inputs<'scope>, drain: UnboundedSender<Drain>, worker: usize) {
+        let Inputs { raw, restored, references, backfill } = inputs;
         let scope = raw.scope();
         let ip_fields = self.enrichment.as_ref().map(|settings| Arc::clone(&settings.ip_fields));
         let correlations = self.detection.as_ref().map(RulesHandle::correlations);
-        let mut parts = normalise_records(raw, ip_fields, self.detection).partition(4, |routed| (routed.part(), routed));
+        let restored = restore_events(restored, ip_fields.clone(), self.rollups);
+        let mut parts = normalise_records(raw, ip_fields, self.detection)
+            .concat(restored)
+            .partition(4, |routed| (routed.part(), routed));
         let matches = parts.pop().expect("four parts").flat_map(|routed| match routed {
             Routed::Match(update) => Some(update),
             _ => None,
@@ -180,6 +190,40 @@ fn normalise_records<'scope>(
                 counter("in").increment(records_in);
                 counter("out").increment(records_in - rejected);
                 counter("rejected").increment(rejected);
+            });
+        }
+    })
+}
+
+/// Turns stored events read back at a restart into the rollup inputs and enrichment keys of the
+/// buckets still open at their epoch; events of closed buckets yield nothing (they are final in
+/// the store, and must not count as late).
+fn restore_events<'scope>(
+    restored: StreamVec<'scope, Epoch, Event>,
+    ip_fields: Option<Arc<[String]>>,
+    rollups: RollupConfig,
+) -> StreamVec<'scope, Epoch, Routed> {
+    restored.unary::<CapacityContainerBuilder<Vec<Routed>>, _, _, _>(Pipeline, "Restore", move |_, _| {
+        move |input, output| {
+            input.for_each(|capability, events| {
+                let epoch = *capability.time();
+                let mut session = output.session(&capability);
+                let mut restored = 0u64;
+                for event in events.drain(..) {
+                    let rollup = rollup_input(&event);
+                    if !rollups.accepts(rollup.event_time_ms, epoch) {
+                        continue;
+                    }
+                    restored += 1;
+                    session.give(Routed::Rollup((rollup, epoch, 1)));
+                    if let Some(fields) = &ip_fields {
+                        for key in enrich_inputs(&event, fields) {
+                            session.give(Routed::Enrich((key, epoch, 1)));
+                        }
+                    }
+                }
+                metrics::counter!(telemetry::OPERATOR_RECORDS, "operator" => "restore", "direction" => "in")
+                    .increment(restored);
             });
         }
     })

@@ -111,6 +111,11 @@ pub enum Feed {
     /// each with the keys of the correlations it is for, at the worker's current epoch; send
     /// them to one worker only. See [`crate::correlate::CorrelatedInputs::backfill`].
     Backfill(Vec<(securewatch_detection::Match, Vec<u64>)>),
+    /// Stored events whose rollups and enrichment tags a restarted worker rebuilds, at the
+    /// worker's current epoch: they count in the rollups of buckets still open then (older
+    /// ones are skipped, never counted as late) and are not written again. Correlation windows
+    /// are rebuilt separately, through [`Feed::Backfill`].
+    Restore(Vec<securewatch_schemas::Event>),
     /// No records below this epoch will follow on this worker.
     Seal(Epoch),
 }

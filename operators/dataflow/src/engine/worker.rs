@@ -14,6 +14,7 @@ use crate::config::RollupConfig;
 use crate::rollup::Epoch;
 use securewatch_detection::Match;
 use securewatch_parse::RawRecord;
+use securewatch_schemas::Event;
 
 /// Inbox messages taken per step, so a flood of input never starves the dataflow.
 const FEEDS_PER_STEP: usize = 256;
@@ -36,8 +37,10 @@ pub(super) fn run(
 ) {
     let index = worker.index();
     let mut input = InputHandleVec::<Epoch, RawRecord>::new();
+    let mut restored = InputHandleVec::<Epoch, Event>::new();
     let (mut references, mut backfill) = worker.dataflow::<Epoch, _, _>(|scope| {
         let raw = input.to_stream(scope);
+        let restored = restored.to_stream(scope);
         let (references, reference_collection) = scope.new_collection::<Reference, isize>();
         let (backfill, backfill_collection) = scope.new_collection::<(Match, Vec<u64>), isize>();
         let graph = graph::Graph {
@@ -45,7 +48,7 @@ pub(super) fn run(
             enrichment: settings.enrichment.clone(),
             detection: settings.detection.clone(),
         };
-        graph.build(raw, reference_collection, backfill_collection, drain, index);
+        graph.build(graph::Inputs { raw, restored, references: reference_collection, backfill: backfill_collection }, drain, index);
         (references, backfill)
     });
     loop {
@@ -56,6 +59,7 @@ pub(super) fn run(
                 Ok(Feed::Records { epoch, mut records }) => {
                     if epoch > *input.time() {
                         input.advance_to(epoch);
+                        restored.advance_to(epoch);
                     }
                     if epoch > *references.time() {
                         references.advance_to(epoch);
@@ -73,9 +77,11 @@ pub(super) fn run(
                         backfill.update(found, 1);
                     }
                 }
+                Ok(Feed::Restore(mut events)) => restored.send_batch(&mut events),
                 Ok(Feed::Seal(epoch)) => {
                     if epoch > *input.time() {
                         input.advance_to(epoch);
+                        restored.advance_to(epoch);
                     }
                     if epoch > *references.time() {
                         references.advance_to(epoch);

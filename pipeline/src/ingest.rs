@@ -1,0 +1,106 @@
+//! `securewatch ingest`: the sources publish to the bus; a small API serves health and metrics.
+//!
+//! Shutdown on SIGINT/SIGTERM: sources stop accepting and flush, the publisher settles every
+//! batch it holds (confirmed by the bus, or its sender told), then the API stops.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use securewatch_connectors::bus::kafka::{self, KafkaProducer};
+use securewatch_connectors::bus::redis::RedisProducer;
+use securewatch_connectors::queue::{IngestReceiver, QueueMonitor};
+use securewatch_connectors::CancellationToken;
+use serde_json::{json, Value};
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::fleet::{publish, BusKind};
+use crate::run::{drain_sources, flatten, serve_api, shutdown_signal};
+
+/// What the ingest API shows.
+#[derive(Clone)]
+struct IngestState {
+    queue: QueueMonitor,
+    metrics: PrometheusHandle,
+    started: Instant,
+    bus: &'static str,
+    listeners: Arc<Vec<(String, SocketAddr)>>,
+}
+
+/// Runs the ingest role until SIGINT/SIGTERM or a source failure.
+pub async fn run(
+    config: Config,
+    receiver: IngestReceiver,
+    queue: QueueMonitor,
+    metrics: PrometheusHandle,
+    mut sources: JoinSet<anyhow::Result<()>>,
+    mut listeners: Vec<(String, SocketAddr)>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let bus = &config.bus;
+    let in_flight = bus.publishers;
+    let (publisher, bus_name) = match bus.kind {
+        BusKind::Kafka => {
+            kafka::ensure_topic(&bus.kafka).await.context("[bus.kafka]")?;
+            let producer = Arc::new(KafkaProducer::new(&bus.kafka).context("[bus.kafka]")?);
+            tracing::info!(brokers = %bus.kafka.brokers, topic = %bus.kafka.topic, "Publishing to Kafka.");
+            (tokio::spawn(publish::run(producer, receiver, in_flight)), "kafka")
+        }
+        BusKind::Redis => {
+            let producer = Arc::new(RedisProducer::connect(&bus.redis).await.context("[bus.redis]")?);
+            tracing::info!(stream = %bus.redis.stream, "Publishing to Redis Streams.");
+            (tokio::spawn(publish::run(producer, receiver, in_flight)), "redis")
+        }
+        BusKind::None => unreachable!("checked by the caller"),
+    };
+    let started = Instant::now();
+    let api = serve_api(config.api.listen, &mut listeners, |listeners| {
+        let state = IngestState { queue, metrics, started, bus: bus_name, listeners: Arc::new(listeners) };
+        Router::new()
+            .route("/api/v1/health", get(health))
+            .route("/metrics", get(|State(state): State<IngestState>| async move { state.metrics.render() }))
+            .with_state(state)
+    })
+    .await?;
+    tracing::info!("SecureWatch ingest is running; Ctrl-C stops it.");
+    let mut failure = None;
+    tokio::select! {
+        signal = shutdown_signal() => tracing::info!(signal, "Shutting down: draining sources."),
+        Some(result) = sources.join_next() => {
+            failure = Some(flatten(result).err().unwrap_or_else(|| anyhow::anyhow!("a source stopped")));
+        }
+    }
+    shutdown.cancel();
+    drain_sources(&mut sources).await;
+    publisher.await.context("publisher task")?;
+    api.stop().await?;
+    tracing::info!("Stopped; everything acknowledged is on the bus.");
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// `GET /api/v1/health` of the ingest role: the queue, the bus and the listeners.
+async fn health(State(state): State<IngestState>) -> Json<Value> {
+    let listeners: serde_json::Map<String, Value> = state
+        .listeners
+        .iter()
+        .map(|(name, address)| (name.clone(), Value::String(address.to_string())))
+        .collect();
+    Json(json!({
+        "status": "ok",
+        "role": "ingest",
+        "bus": state.bus,
+        "queue": {"depth": state.queue.depth(), "capacity": state.queue.capacity()},
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "listeners": listeners,
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
