@@ -5,6 +5,7 @@
 mod dataflow;
 mod detection;
 mod enrichment;
+mod fleet;
 mod hec;
 mod lifecycle;
 mod rules;

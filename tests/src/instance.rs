@@ -86,6 +86,17 @@ impl Instance {
         extra_config: &str,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Instance> {
+        Instance::start_role("run", data_dir, ports, extra_config, env)
+    }
+
+    /// Starts `securewatch <role>` (`run`, `ingest` or `worker`) like [`Instance::start_with_ports`].
+    pub fn start_role(
+        role: &str,
+        data_dir: &Path,
+        ports: Ports,
+        extra_config: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Instance> {
         std::fs::create_dir_all(data_dir)?;
         let config_path = data_dir.join("securewatch.toml");
         std::fs::File::create(&config_path)?.write_all(config_text(ports, extra_config).as_bytes())?;
@@ -94,7 +105,7 @@ impl Instance {
         let stderr = std::fs::File::create(data_dir.join("stderr.log"))?;
         let mut command = Command::new(binary());
         command
-            .arg("run")
+            .arg(role)
             .arg("--config")
             .arg(&config_path)
             .arg("--data-dir")
@@ -171,6 +182,13 @@ impl Instance {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Kills the process with SIGKILL (a crash) and waits for it.
+    pub fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
     }
 
     /// Sends SIGTERM and waits for the exit status.

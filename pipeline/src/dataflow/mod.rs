@@ -131,7 +131,7 @@ impl Dataflow {
         let pending = Arc::new(feeder::Pending::default());
         let tracker = FrontierTracker::new(engine.first_worker(), engine.local_workers());
         let (published, durable) = tokio::sync::watch::channel(None);
-        let writer = tokio::spawn(writer::run(drain, store, Arc::clone(&pending), tracker, published));
+        let writer = tokio::spawn(writer::run(drain, store, Arc::clone(&pending), tracker, published, control.clone()));
         let stopped = CancellationToken::new();
         let feeder = tokio::spawn(feeder::run(engine, queue, changes, pending, config.tick(), stopped.clone()));
         let lateness_ms = config.lateness_secs.saturating_mul(1000);

@@ -63,7 +63,9 @@ impl Sinks {
     /// whose dead letters join `batch`'s as `opensearch_rejected` rows, then PostgreSQL, then
     /// SQLite. `Ok` once every sink stored it; on `Err` call again with the same `batch` and
     /// `stored` (every sink's write is idempotent, and the ones done are skipped).
-    pub async fn write(&self, batch: &mut EpochWrite, stored: &mut Stored) -> Result<(), SinkError> {
+    ///
+    /// On success, the ids of the events the embedded store held already (delivered twice).
+    pub async fn write(&self, batch: &mut EpochWrite, stored: &mut Stored) -> Result<Vec<EventId>, SinkError> {
         if let Some(sink) = self.opensearch.as_ref().filter(|_| !stored.opensearch) {
             let started = Instant::now();
             let outcome = sink.write(&batch.events).await.inspect_err(|_| failed("opensearch"))?;
@@ -73,17 +75,17 @@ impl Sinks {
         }
         if let Some(sink) = self.postgres.as_ref().filter(|_| !stored.postgres) {
             let started = Instant::now();
-            let summary = sink.write_epochs(batch).await.inspect_err(|_| failed("postgres"))?;
+            let summary = sink.write_epochs_with_progress(batch, &batch.progress).await.inspect_err(|_| failed("postgres"))?;
             record("postgres", started, summary.written, summary.duplicates);
             stored.postgres = true;
         }
         let started = Instant::now();
-        let summary = self.sqlite.write_epochs(batch).await.inspect_err(|_| {
+        let (summary, duplicates) = self.sqlite.write_epochs_finding_duplicates(batch).await.inspect_err(|_| {
             failed("sqlite");
             metrics::counter!(source_telemetry::STORE_ERRORS).increment(1);
         })?;
         record("sqlite", started, summary.written, summary.duplicates);
-        Ok(())
+        Ok(duplicates)
     }
 }
 

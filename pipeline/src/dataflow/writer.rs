@@ -1,7 +1,7 @@
 //! The writer: buffers drained outputs per epoch and, once every local worker passed an epoch,
 //! stores them in every sink and acknowledges the batches that entered at that epoch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,10 +9,10 @@ use securewatch_connectors::queue::{BatchOutcome, IngestBatch};
 use securewatch_connectors::sinks::progress::SourceProgress;
 use securewatch_connectors::sinks::sqlite::{DeadLetter, EpochWrite};
 use securewatch_connectors::telemetry::{self as source_telemetry, SourceLabels};
-use securewatch_operators::engine::{Drain, FrontierTracker, Output, Rejected};
+use securewatch_operators::engine::{Drain, Feed, FrontierTracker, Output, Rejected};
 use securewatch_operators::{bucket_start, changes, EnrichmentRow, Epoch, RollupInput, RollupRow};
-use securewatch_schemas::{Alert, Event};
-use tokio::sync::mpsc::UnboundedReceiver;
+use securewatch_schemas::{Alert, Event, EventId};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use super::feeder::Pending;
 use super::sinks::{Sinks, Stored};
@@ -97,6 +97,7 @@ pub async fn run(
     pending: Arc<Pending>,
     mut tracker: FrontierTracker,
     published: tokio::sync::watch::Sender<Option<Epoch>>,
+    control: UnboundedSender<Feed>,
 ) {
     let mut buffered = Buffered::default();
     let mut durable = tracker.combined();
@@ -121,7 +122,7 @@ pub async fn run(
         if passes(frontier, durable) {
             let ready = buffered.take_before(frontier);
             let batches = pending.take_before(frontier);
-            let outcome = write_with_retries(&store, ready, progress_of(&batches)).await;
+            let outcome = write_with_retries(&store, ready, progress_of(&batches), &control).await;
             for batch in batches.into_values().flatten() {
                 batch.complete(outcome.clone());
             }
@@ -139,12 +140,29 @@ pub async fn run(
         tracing::error!("The dataflow workers stopped before finishing; writing what arrived.");
         let ready = buffered.take_before(None);
         // No positions: the epochs are incomplete, so their sources must deliver them again.
-        let outcome = write_with_retries(&store, ready, Vec::new()).await;
+        let outcome = write_with_retries(&store, ready, Vec::new(), &control).await;
         let failure = BatchOutcome::Failed("the dataflow workers stopped".into());
         for batch in pending.take_before(None).into_values().flatten() {
             batch.complete(if outcome == BatchOutcome::Durable { failure.clone() } else { outcome.clone() });
         }
     }
+}
+
+/// As many copies of each id's event as `ids` names it (events carry their id, so any copy
+/// will do).
+fn copies_of(events: &[Event], ids: Vec<EventId>) -> Vec<Event> {
+    let mut wanted: HashMap<EventId, usize> = HashMap::new();
+    for id in ids {
+        *wanted.entry(id).or_default() += 1;
+    }
+    let mut copies = Vec::new();
+    for event in events {
+        if let Some(count) = wanted.get_mut(&event.id).filter(|count| **count > 0) {
+            *count -= 1;
+            copies.push(event.clone());
+        }
+    }
+    copies
 }
 
 /// The bus positions the batches of completed epochs close, each at its batch's epoch.
@@ -236,7 +254,14 @@ const RETRY_DELAYS: [Duration; 3] = [Duration::from_millis(100), Duration::from_
 
 /// Writes a run of epochs to every sink: durable only once all of them stored it. A retry
 /// skips the sinks that stored it already (see [`Stored`]).
-async fn write_with_retries(sinks: &Sinks, outputs: Outputs, progress: Vec<SourceProgress>) -> BatchOutcome {
+/// Events the store held already go back to the dataflow through `control`
+/// ([`Feed::Duplicates`]), which takes them out of the rollups again.
+async fn write_with_retries(
+    sinks: &Sinks,
+    outputs: Outputs,
+    progress: Vec<SourceProgress>,
+    control: &UnboundedSender<Feed>,
+) -> BatchOutcome {
     if outputs.len() == 0 && progress.is_empty() {
         return BatchOutcome::Durable;
     }
@@ -247,8 +272,11 @@ async fn write_with_retries(sinks: &Sinks, outputs: Outputs, progress: Vec<Sourc
     loop {
         let started = Instant::now();
         match sinks.write(&mut batch, &mut stored).await {
-            Ok(_) => {
+            Ok(duplicates) => {
                 tracing::trace!(events = batch.events.len(), elapsed = ?started.elapsed(), "Epochs committed.");
+                if !duplicates.is_empty() {
+                    let _ = control.send(Feed::Duplicates(copies_of(&batch.events, duplicates)));
+                }
                 metrics::counter!(telemetry::ROLLUP_CHANGES).increment(batch.rollups.len() as u64);
                 return BatchOutcome::Durable;
             }

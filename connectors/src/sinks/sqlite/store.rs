@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use securewatch_parse::RawRecord;
-use securewatch_schemas::Event;
+use securewatch_schemas::{Event, EventId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use securewatch_operators::{EnrichmentRow, RollupChange};
 use sqlx::sqlite::SqliteArguments;
@@ -153,9 +153,15 @@ impl SqliteStore {
     /// a duplicate), dead letters, rollup upserts, late counts and enrichment tags. Either all of it is
     /// stored or none, so a retried write never adds a late count twice.
     pub async fn write_epochs(&self, write: &EpochWrite) -> Result<WriteSummary, StoreError> {
+        Ok(self.write_epochs_finding_duplicates(write).await?.0)
+    }
+
+    /// [`SqliteStore::write_epochs`], also returning the ids of the events that were stored
+    /// already (delivered twice), so the dataflow can take them out of its rollups again.
+    pub async fn write_epochs_finding_duplicates(&self, write: &EpochWrite) -> Result<(WriteSummary, Vec<EventId>), StoreError> {
         let started = Instant::now();
         let mut transaction = self.writer.begin().await?;
-        let mut summary = insert_events(&mut transaction, &write.events).await?;
+        let (mut summary, duplicates) = insert_events(&mut transaction, &write.events).await?;
         summary.dead_lettered = insert_dead_letters(&mut transaction, &write.dead_letters).await?;
         apply_rollup_changes(&mut transaction, &write.rollups).await?;
         add_late_counts(&mut transaction, &write.late).await?;
@@ -167,7 +173,7 @@ impl SqliteStore {
         metrics::histogram!(telemetry::STORE_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         metrics::counter!(telemetry::STORE_WRITTEN).increment(summary.written);
         metrics::counter!(telemetry::STORE_DUPLICATES).increment(summary.duplicates);
-        Ok(summary)
+        Ok((summary, duplicates))
     }
 
     /// Starts a passive WAL checkpoint unless one is running: it copies committed pages into
@@ -237,14 +243,18 @@ async fn write_progress(connection: &mut SqliteConnection, progress: &[SourcePro
 ///
 /// Statements of [`ROWS_PER_STATEMENT`] rows run on SQLite's worker thread while this task
 /// encodes the arguments of the next one, so encoding and inserting overlap.
-async fn insert_events(connection: &mut SqliteConnection, events: &[Event]) -> Result<WriteSummary, StoreError> {
+async fn insert_events(connection: &mut SqliteConnection, events: &[Event]) -> Result<(WriteSummary, Vec<EventId>), StoreError> {
     let mut summary = WriteSummary::default();
+    let mut duplicates = Vec::new();
     let full_sql = insert_events_sql(ROWS_PER_STATEMENT);
     let mut chunks = events.chunks(ROWS_PER_STATEMENT).peekable();
-    let Some(first) = chunks.next() else { return Ok(summary) };
+    let Some(first) = chunks.next() else { return Ok((summary, duplicates)) };
     let mut current = (first.len(), event_arguments(first)?);
+    let mut offset = 0;
     loop {
         let (rows, arguments) = current;
+        let chunk = &events[offset..offset + rows];
+        offset += rows;
         // Built here from counts only: no data in the SQL text.
         let sql = if rows == ROWS_PER_STATEMENT { full_sql.clone() } else { insert_events_sql(rows) };
         let execution = sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments).execute(&mut *connection);
@@ -253,11 +263,43 @@ async fn insert_events(connection: &mut SqliteConnection, events: &[Event]) -> R
         let inserted = inserted?.rows_affected();
         summary.written += inserted;
         summary.duplicates += rows as u64 - inserted;
+        if inserted < rows as u64 {
+            duplicates.extend(stored_before(connection, chunk, inserted).await?);
+        }
         match next {
             Some(next) => current = next?,
-            None => return Ok(summary),
+            None => return Ok((summary, duplicates)),
         }
     }
+}
+
+/// The ids of `chunk`'s events that were stored before the INSERT that just stored `inserted`
+/// of them: the new rows took the `inserted` highest `seq`s (SQLite gives each new row the
+/// highest rowid + 1), so the older ones lie below those. Runs only for chunks with duplicates.
+async fn stored_before(connection: &mut SqliteConnection, chunk: &[Event], inserted: u64) -> Result<Vec<EventId>, StoreError> {
+    if inserted == 0 {
+        return Ok(chunk.iter().map(|event| event.id).collect());
+    }
+    let last: i64 = sqlx::query_scalar("SELECT last_insert_rowid()").fetch_one(&mut *connection).await?;
+    let newest_old = last - inserted as i64;
+    let mut older = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for event in chunk {
+        // The same event twice in one statement: stored once, the second is a duplicate.
+        if !seen.insert(event.id) {
+            older.push(event.id);
+            continue;
+        }
+        let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM events WHERE time_us = ? AND id = ?")
+            .bind(event.time.timestamp_micros())
+            .bind(event.id.to_bytes().to_vec())
+            .fetch_optional(&mut *connection)
+            .await?;
+        if seq.is_some_and(|seq| seq <= newest_old) {
+            older.push(event.id);
+        }
+    }
+    Ok(older)
 }
 
 /// `INSERT OR IGNORE` of `rows` events, 12 placeholders each.

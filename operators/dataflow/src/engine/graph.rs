@@ -53,8 +53,9 @@ impl Routed {
 pub(crate) struct Inputs<'scope> {
     /// Raw records as ingested.
     pub raw: StreamVec<'scope, Epoch, RawRecord>,
-    /// Stored events read back at a restart ([`super::Feed::Restore`]).
-    pub restored: StreamVec<'scope, Epoch, Event>,
+    /// Stored events read back at a restart (`+1`, [`super::Feed::Restore`]) or found stored
+    /// twice (`-1`, [`super::Feed::Duplicates`]).
+    pub restored: StreamVec<'scope, Epoch, (Event, isize)>,
     /// Reference collections of the enrichment.
     pub references: VecCollection<'scope, Epoch, Reference, isize>,
     /// Matches for correlations' windows rebuilt from stored events.
@@ -196,10 +197,11 @@ fn normalise_records<'scope>(
 }
 
 /// Turns stored events read back at a restart into the rollup inputs and enrichment keys of the
-/// buckets still open at their epoch; events of closed buckets yield nothing (they are final in
-/// the store, and must not count as late).
+/// buckets still open at their epoch, and events stored twice into retractions of their rollup
+/// inputs; events of closed buckets yield nothing (they are final in the store, and must not
+/// count as late).
 fn restore_events<'scope>(
-    restored: StreamVec<'scope, Epoch, Event>,
+    restored: StreamVec<'scope, Epoch, (Event, isize)>,
     ip_fields: Option<Arc<[String]>>,
     rollups: RollupConfig,
 ) -> StreamVec<'scope, Epoch, Routed> {
@@ -208,22 +210,32 @@ fn restore_events<'scope>(
             input.for_each(|capability, events| {
                 let epoch = *capability.time();
                 let mut session = output.session(&capability);
-                let mut restored = 0u64;
-                for event in events.drain(..) {
+                let (mut restored, mut retracted, mut final_already) = (0u64, 0u64, 0u64);
+                for (event, diff) in events.drain(..) {
                     let rollup = rollup_input(&event);
                     if !rollups.accepts(rollup.event_time_ms, epoch) {
+                        final_already += u64::from(diff < 0);
+                        continue;
+                    }
+                    session.give(Routed::Rollup((rollup, epoch, diff)));
+                    if diff < 0 {
+                        retracted += 1;
                         continue;
                     }
                     restored += 1;
-                    session.give(Routed::Rollup((rollup, epoch, 1)));
                     if let Some(fields) = &ip_fields {
                         for key in enrich_inputs(&event, fields) {
                             session.give(Routed::Enrich((key, epoch, 1)));
                         }
                     }
                 }
-                metrics::counter!(telemetry::OPERATOR_RECORDS, "operator" => "restore", "direction" => "in")
-                    .increment(restored);
+                let counter = |direction: &'static str| {
+                    metrics::counter!(telemetry::OPERATOR_RECORDS, "operator" => "restore", "direction" => direction)
+                };
+                counter("in").increment(restored);
+                counter("retracted").increment(retracted);
+                // A duplicate whose bucket closed meanwhile stays counted twice in that bucket.
+                counter("duplicate_final").increment(final_already);
             });
         }
     })

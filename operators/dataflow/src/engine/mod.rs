@@ -116,6 +116,10 @@ pub enum Feed {
     /// ones are skipped, never counted as late) and are not written again. Correlation windows
     /// are rebuilt separately, through [`Feed::Backfill`].
     Restore(Vec<securewatch_schemas::Event>),
+    /// Events the store found it held already (delivered twice, e.g. re-sent after an ingest
+    /// crash): taken out of the rollups of buckets still open, at the worker's current epoch,
+    /// so the rollups count each stored event once.
+    Duplicates(Vec<securewatch_schemas::Event>),
     /// No records below this epoch will follow on this worker.
     Seal(Epoch),
 }

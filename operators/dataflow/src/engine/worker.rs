@@ -37,7 +37,7 @@ pub(super) fn run(
 ) {
     let index = worker.index();
     let mut input = InputHandleVec::<Epoch, RawRecord>::new();
-    let mut restored = InputHandleVec::<Epoch, Event>::new();
+    let mut restored = InputHandleVec::<Epoch, (Event, isize)>::new();
     let (mut references, mut backfill) = worker.dataflow::<Epoch, _, _>(|scope| {
         let raw = input.to_stream(scope);
         let restored = restored.to_stream(scope);
@@ -77,7 +77,10 @@ pub(super) fn run(
                         backfill.update(found, 1);
                     }
                 }
-                Ok(Feed::Restore(mut events)) => restored.send_batch(&mut events),
+                Ok(Feed::Restore(events)) => restored.send_batch(&mut events.into_iter().map(|event| (event, 1)).collect()),
+                Ok(Feed::Duplicates(events)) => {
+                    restored.send_batch(&mut events.into_iter().map(|event| (event, -1)).collect())
+                }
                 Ok(Feed::Seal(epoch)) => {
                     if epoch > *input.time() {
                         input.advance_to(epoch);
