@@ -64,6 +64,7 @@ trap stop_services EXIT
 # Redis for the Redis Streams bus tests: a throw-away server without persistence.
 say "redis"
 need redis-server redis-server
+need sqlite3 sqlite3 # the fleet crash tests' checker reads the worker's store with it
 need redis-cli redis-tools
 REDIS_PORT="$(free_port)"
 mkdir -p "$SERVICE_DIR/redis"
@@ -102,6 +103,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 export SECUREWATCH_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
+export SECUREWATCH_TEST_TANSU="$TANSU" # the fleet crash tests start brokers of their own
 if ! python3 -c 'import confluent_kafka' 2>/dev/null; then
   python3 -m pip install --quiet confluent-kafka 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages confluent-kafka

@@ -84,7 +84,7 @@ fn metrics_count_received_and_accepted_per_source() {
 #[test]
 fn shipped_configs_pass_config_check() {
     let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for file in ["deploy/docker.toml", "deploy/securewatch.example.toml"] {
+    for file in ["deploy/docker.toml", "deploy/ingest.toml", "deploy/worker.toml", "deploy/securewatch.example.toml"] {
         let path = repository.join(file);
         let output = std::process::Command::new(binary()).args(["config", "check"]).arg(&path).output().unwrap();
         assert!(output.status.success(), "{file}: {}", String::from_utf8_lossy(&output.stderr));

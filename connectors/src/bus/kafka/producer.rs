@@ -1,11 +1,11 @@
 //! The producer of `securewatch ingest`: every record of a batch is enqueued in librdkafka at
 //! once, then the batch waits for every delivery report.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use securewatch_parse::{RawRecord, RecordMeta};
 
 use super::config::ValueFormat;
@@ -27,9 +27,14 @@ pub struct Delivered {
 /// falls back to its HEC request's default host, then to its peer's address without the port
 /// (a syslog sender's IP, a tailed file's path). Records without any key are spread over the
 /// partitions.
+///
+/// **Fatal errors.** An idempotent producer can enter a fatal state (e.g. fenced by the broker
+/// after its messages timed out during an outage); it then fails every batch. The next batch
+/// after such a failure gets a new librdkafka producer (a new producer id).
 #[derive(Clone)]
 pub struct KafkaProducer {
-    producer: FutureProducer,
+    producer: Arc<RwLock<FutureProducer>>,
+    config: Arc<KafkaBusConfig>,
     topic: Arc<str>,
     format: ValueFormat,
     schema_id: u32,
@@ -50,7 +55,8 @@ impl KafkaProducer {
     pub fn new(config: &KafkaBusConfig) -> Result<Self, KafkaBusError> {
         let producer: FutureProducer = config.producer_config()?.create()?;
         Ok(KafkaProducer {
-            producer,
+            producer: Arc::new(RwLock::new(producer)),
+            config: Arc::new(config.clone()),
             topic: config.topic.as_str().into(),
             format: config.format,
             schema_id: config.schema_id,
@@ -70,13 +76,28 @@ impl KafkaProducer {
             Err(error) => {
                 self.stats.count_produce_errors(records.len() as u64);
                 tracing::warn!(topic = %self.topic, records = records.len(), %error, "Kafka did not confirm a batch.");
+                self.replace_if_fatal();
             }
         }
         result
     }
 
+    /// Replaces the librdkafka producer when it is in a fatal state.
+    fn replace_if_fatal(&self) {
+        let mut producer = self.producer.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some((code, reason)) = producer.client().fatal_error() else { return };
+        match self.config.producer_config().and_then(|config| Ok(config.create::<FutureProducer>()?)) {
+            Ok(fresh) => {
+                tracing::error!(topic = %self.topic, ?code, %reason, "The Kafka producer hit a fatal error; starting a new one.");
+                *producer = fresh;
+            }
+            Err(error) => tracing::error!(topic = %self.topic, %error, "A new Kafka producer could not be created."),
+        }
+    }
+
     async fn send_all(&self, records: &[RawRecord]) -> Result<Vec<Delivered>, KafkaBusError> {
         let deadline = Instant::now() + self.message_timeout;
+        let producer = self.producer.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
         let mut pending = Vec::with_capacity(records.len());
         let mut value = Vec::new();
         for record in records {
@@ -91,7 +112,7 @@ impl KafkaProducer {
                 message = message.key(key.as_slice());
             }
             loop {
-                match self.producer.send_result(message) {
+                match producer.send_result(message) {
                     Ok(delivery) => {
                         pending.push(delivery);
                         break;
