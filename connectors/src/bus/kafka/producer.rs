@@ -11,6 +11,10 @@ use securewatch_parse::{RawRecord, RecordMeta};
 use super::config::ValueFormat;
 use super::{avro, envelope, BusProducer, BusStats, KafkaBusConfig, KafkaBusError};
 
+/// Delivery errors after which the producer's id is unusable (librdkafka's names): it is
+/// replaced by a new producer.
+const FENCED: [&str; 3] = ["ProducerFenced", "InvalidProducerEpoch", "UnknownProducerId"];
+
 /// Where one record went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivered {
@@ -76,16 +80,24 @@ impl KafkaProducer {
             Err(error) => {
                 self.stats.count_produce_errors(records.len() as u64);
                 tracing::warn!(topic = %self.topic, records = records.len(), %error, "Kafka did not confirm a batch.");
-                self.replace_if_fatal();
+                if let KafkaBusError::Delivery { reason, .. } = error {
+                    self.replace_if_fatal(reason);
+                }
             }
         }
         result
     }
 
-    /// Replaces the librdkafka producer when it is in a fatal state.
-    fn replace_if_fatal(&self) {
+    /// Replaces the librdkafka producer when it is in a fatal state or was fenced (`reason`: the
+    /// delivery error of the failed batch).
+    fn replace_if_fatal(&self, delivery_error: &str) {
         let mut producer = self.producer.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some((code, reason)) = producer.client().fatal_error() else { return };
+        let fenced = FENCED.iter().any(|code| delivery_error.contains(code));
+        let (code, reason) = match producer.client().fatal_error() {
+            Some((code, reason)) => (Some(code), reason),
+            None if fenced => (None, delivery_error.to_string()),
+            None => return,
+        };
         match self.config.producer_config().and_then(|config| Ok(config.create::<FutureProducer>()?)) {
             Ok(fresh) => {
                 tracing::error!(topic = %self.topic, ?code, %reason, "The Kafka producer hit a fatal error; starting a new one.");

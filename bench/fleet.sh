@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Fleet benchmark: HEC → `securewatch ingest` → bus → `securewatch worker` → store, on loopback.
+# Starts a throw-away broker (tansu with memory storage for Kafka, redis-server for Redis), one
+# ingest and one worker process (release builds), sends EVENTS over HEC with `securewatch-bench
+# hec` (--url = the ingest's HEC, --api = the worker's /metrics, so it waits until the worker
+# stored every event) and prints events/s end to end, the HEC acknowledgement latency (the
+# records are on the bus then) and the worker's epoch-to-durable latency quantiles.
+# Usage: bench/fleet.sh [EVENTS] [BUSES]   (defaults: 1000000 "kafka redis")
+# Environment: WORKERS (timely workers of the worker process, default 2), HEC_CONCURRENCY
+#   (default 128), HEC_BATCH (default 100), PARTITIONS (Kafka, default 4), BIN_DIR (prebuilt
+#   binaries), TANSU (default ~/.cache/securewatch/tansu/bin/tansu, as tests/run.sh installs it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+events="${1:-1000000}"
+buses="${2:-kafka redis}"
+tansu="${TANSU:-$HOME/.cache/securewatch/tansu/bin/tansu}"
+
+source bench/common.sh
+
+pids=()
+dirs=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  for dir in "${dirs[@]}"; do rm -rf "$dir"; done
+  pids=(); dirs=()
+}
+trap cleanup EXIT
+
+wait_healthy() {
+  for _ in $(seq 200); do curl -sf "http://127.0.0.1:$1/api/v1/health" >/dev/null && return; sleep 0.1; done
+  echo "process on API port $1 did not become healthy" >&2; exit 1
+}
+
+for bus in $buses; do
+  data="$(mktemp -d)"; dirs+=("$data")
+  broker_port=$(port)
+  case "$bus" in
+    kafka)
+      CLUSTER_ID=securewatch-bench "$tansu" broker --silent --listener-url "tcp://127.0.0.1:$broker_port" \
+        --advertised-listener-url "tcp://127.0.0.1:$broker_port" --storage-engine memory://tansu/ >"$data/broker.log" 2>&1 &
+      bus_toml="[bus]
+kind = \"kafka\"
+[bus.kafka]
+brokers = \"127.0.0.1:$broker_port\"
+create_partitions = ${PARTITIONS:-4}" ;;
+    redis)
+      redis-server --bind 127.0.0.1 --port "$broker_port" --save "" --appendonly no >"$data/broker.log" 2>&1 &
+      bus_toml="[bus]
+kind = \"redis\"
+[bus.redis]
+url = \"redis://127.0.0.1:$broker_port\"
+max_len = 0" ;;
+    *) echo "unknown bus $bus (kafka, redis)" >&2; exit 2 ;;
+  esac
+  pids+=("$!")
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$broker_port") 2>/dev/null && break; sleep 0.1; done
+  hec_port=$(port); ingest_api=$(port); worker_api=$(port); unused=$(port)
+  cat > "$data/ingest.toml" <<TOML
+[api]
+listen = "127.0.0.1:$ingest_api"
+[sources.hec]
+listen = "127.0.0.1:$hec_port"
+[sources.syslog]
+enabled = false
+$bus_toml
+TOML
+  cat > "$data/worker.toml" <<TOML
+[api]
+listen = "127.0.0.1:$worker_api"
+[sources.hec]
+listen = "127.0.0.1:$unused"
+[sources.syslog]
+enabled = false
+[dataflow]
+workers = ${WORKERS:-2}
+$bus_toml
+TOML
+  mkdir -p "$data/worker" "$data/ingest"
+  RUST_LOG=warn "$bin/securewatch" worker --config "$data/worker.toml" --data-dir "$data/worker" &
+  worker=$!; pids+=("$worker")
+  SECUREWATCH_HEC_TOKEN=bench RUST_LOG=warn "$bin/securewatch" ingest --config "$data/ingest.toml" --data-dir "$data/ingest" &
+  ingest=$!; pids+=("$ingest")
+  wait_healthy "$worker_api"; wait_healthy "$ingest_api"
+  echo "== $bus: $events events over HEC (batches of ${HEC_BATCH:-100}, ${HEC_CONCURRENCY:-128} connections) → ingest → $bus → worker (${WORKERS:-2} timely workers)"
+  "$bin/securewatch-bench" hec --url "http://127.0.0.1:$hec_port" --api "http://127.0.0.1:$worker_api" \
+    --token bench --events "$events" --batch "${HEC_BATCH:-100}" --concurrency "${HEC_CONCURRENCY:-128}" --now-times
+  echo "== $bus: worker epoch → durable seconds (summary quantiles from /metrics):"
+  curl -s "http://127.0.0.1:$worker_api/metrics" | grep '^securewatch_dataflow_epoch_durable_seconds{quantile' || true
+  echo "== $bus: peak RSS ingest $(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/$ingest/status"), worker $(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/$worker/status")"
+  cleanup
+done
