@@ -7,7 +7,7 @@
 //! restarted worker starts from the stored positions, never from the bus's: what was stored is
 //! not read again, what was not is read again.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -232,9 +232,15 @@ pub async fn redis(bus: &BusConfig, sinks: Sinks, queue: IngestSender, stop: Can
     let mut consumer = RedisConsumer::connect(config, StartPosition::Beginning).await.context("Redis consumer")?;
     let mut highest = stored;
     let mut in_flight: InFlight<Vec<String>> = InFlight::new();
+    // Ids sent to the dataflow and not yet durable: a re-read of the pending list (after a
+    // failed read) delivers them again, and they must not enter twice.
+    let mut unsettled: HashSet<String> = HashSet::new();
     let mut next_lag = Instant::now();
     while !stop.is_cancelled() {
         for ids in in_flight.durable()? {
+            for id in &ids {
+                unsettled.remove(id);
+            }
             if let Err(error) = consumer.ack(&ids).await {
                 tracing::warn!(%error, "XACK failed; the entries will be delivered again and skipped as durable.");
             }
@@ -266,6 +272,9 @@ pub async fn redis(bus: &BusConfig, sinks: Sinks, queue: IngestSender, stop: Can
                 durable.push(id);
                 continue;
             }
+            if own_pending && unsettled.contains(&id) {
+                continue;
+            }
             highest = highest.max(parsed);
             match record {
                 Ok(record) => records.push(record),
@@ -292,6 +301,7 @@ pub async fn redis(bus: &BusConfig, sinks: Sinks, queue: IngestSender, stop: Can
         if queue.send(batch).await.is_err() {
             break;
         }
+        unsettled.extend(ids.iter().cloned());
         in_flight.push(ack, ids);
     }
     drop(queue);

@@ -177,7 +177,13 @@ impl RedisConsumer {
                 self.claim_cursor = "0-0".to_string();
                 Ok(Vec::new())
             }
-            other => other,
+            Err(error) => {
+                // A read that timed out may still have been served (Redis answers once it can):
+                // its entries then wait in this consumer's pending list, so read that again next.
+                self.phase = Phase::OwnPending("0".to_string());
+                Err(error)
+            }
+            ok => ok,
         }
     }
 
