@@ -4,7 +4,8 @@
 # ingest and one worker process (release builds), sends EVENTS over HEC with `securewatch-bench
 # hec` (--url = the ingest's HEC, --api = the worker's /metrics, so it waits until the worker
 # stored every event) and prints events/s end to end, the HEC acknowledgement latency (the
-# records are on the bus then) and the worker's epoch-to-durable latency quantiles.
+# records are on the bus then), the worker's epoch-to-durable latency quantiles and the end-to-end
+# latency quantiles (each event's receipt at the ingest process until durable in the worker).
 # Usage: bench/fleet.sh [EVENTS] [BUSES]   (defaults: 1000000 "kafka redis")
 # Environment: WORKERS (timely workers of the worker process, default 2), HEC_CONCURRENCY
 #   (default 128), HEC_BATCH (default 100), PARTITIONS (Kafka, default 4), BIN_DIR (prebuilt
@@ -86,6 +87,8 @@ TOML
     --token bench --events "$events" --batch "${HEC_BATCH:-100}" --concurrency "${HEC_CONCURRENCY:-128}" --now-times
   echo "== $bus: worker epoch → durable seconds (summary quantiles from /metrics):"
   curl -s "http://127.0.0.1:$worker_api/metrics" | grep '^securewatch_dataflow_epoch_durable_seconds{quantile' || true
+  echo "== $bus: end to end, HEC receipt at ingest → durable in the worker's store, seconds (summary quantiles):"
+  curl -s "http://127.0.0.1:$worker_api/metrics" | grep '^securewatch_event_durable_seconds{quantile' || true
   echo "== $bus: peak RSS ingest $(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/$ingest/status"), worker $(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/$worker/status")"
   cleanup
 done

@@ -125,8 +125,13 @@ struct Fleet {
 
 impl Fleet {
     fn start(root: &Path, broker: &Broker) -> Fleet {
+        Fleet::start_ticking(root, broker, 100)
+    }
+
+    /// A fleet whose dataflow seals an epoch every `tick_ms`.
+    fn start_ticking(root: &Path, broker: &Broker, tick_ms: u64) -> Fleet {
         let config = format!(
-            "[[sources.hec.tokens]]\ntoken = \"{TOKEN}\"\n\n[dataflow]\ntick_ms = 100\n\n{}",
+            "[[sources.hec.tokens]]\ntoken = \"{TOKEN}\"\n\n[dataflow]\ntick_ms = {tick_ms}\n\n{}",
             broker.bus_config
         );
         let mut fleet = Fleet {
@@ -273,9 +278,32 @@ fn survive(broker: Option<Broker>, trouble: Trouble) {
         std::thread::sleep(Duration::from_millis(500));
     }
     let worker = fleet.worker.take().expect("worker");
+    print_worker_counters(&worker, trouble);
     let stderr = worker.stderr();
     assert!(worker.terminate().expect("stop the worker").success(), "worker exit; stderr:\n{stderr}");
     check_store(&fleet.store(), trouble);
+}
+
+/// Prints the worker's delivery counters (store duplicates, restores, retractions, redeliveries),
+/// so a failed check shows where extra or missing counts came from.
+fn print_worker_counters(worker: &Instance, trouble: Trouble) {
+    let wanted = [
+        "securewatch_store_duplicates_total",
+        "securewatch_operator_records_total{operator=\"restore\"",
+        "securewatch_restored_events_total",
+        "securewatch_bus_redelivered_total",
+        "securewatch_bus_consumed_total",
+        "securewatch_worker_skipped_durable_total",
+        "securewatch_store_written_total",
+    ];
+    match securewatch_tests::instance::curl(&[&worker.api_url("/metrics")]) {
+        Ok((200, text)) => {
+            for line in text.lines().filter(|line| wanted.iter().any(|name| line.starts_with(name))) {
+                eprintln!("{trouble:?}: worker metric {line}");
+            }
+        }
+        other => eprintln!("{trouble:?}: worker /metrics unavailable: {other:?}"),
+    }
 }
 
 fn sqlite(store: &Path, sql: &str) -> String {
@@ -366,4 +394,34 @@ fn redis_ingest_killed_twice_loses_and_doubles_nothing() {
 #[test]
 fn redis_server_frozen_for_30_seconds_loses_and_doubles_nothing() {
     survive(Broker::redis(), Trouble::BrokerOutage);
+}
+
+/// A request published twice (a sender retrying), and the worker stopped while the second copy
+/// is still in its open epoch: the write at shutdown finds the copy stored, and the worker
+/// takes it out of the rollups before it exits (the stored rollups count each event once).
+#[test]
+fn a_worker_stopped_right_after_a_resent_request_counts_each_event_once() {
+    let Some(broker) = Broker::redis() else { return };
+    let root = tempfile::tempdir().expect("tempdir");
+    // Epochs of 2 s: the second copy is read well before its epoch is sealed.
+    let mut fleet = Fleet::start_ticking(root.path(), &broker, 2000);
+    let time = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+    let body = request_body(0, time);
+    assert!(post(&fleet.hec_url(), &body), "first copy acknowledged");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count_events(&fleet.store()) < PER_REQUEST {
+        assert!(Instant::now() < deadline, "the first copy was not stored");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(post(&fleet.hec_url(), &body), "second copy acknowledged (on the bus)");
+    std::thread::sleep(Duration::from_millis(300)); // read by the worker, epoch still open
+    let worker = fleet.worker.take().expect("worker");
+    print_worker_counters(&worker, Trouble::KillWorker);
+    assert!(worker.terminate().expect("stop the worker").success());
+    let store = fleet.store();
+    assert_eq!(sqlite(&store, "SELECT count(*) FROM events").trim(), PER_REQUEST.to_string());
+    let counted = sqlite(&store, "SELECT (SELECT COALESCE(sum(count), 0) FROM rollup_source) + (SELECT COALESCE(sum(count), 0) FROM rollup_late)");
+    assert_eq!(counted.trim(), PER_REQUEST.to_string(), "rolled up + late: each event once");
+    let duplicates = sqlite(&store, "SELECT count(*) FROM events WHERE message = 'seq=0'");
+    assert_eq!(duplicates.trim(), "1");
 }

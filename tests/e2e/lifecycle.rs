@@ -44,6 +44,29 @@ fn sigterm_drains_and_exits_zero_with_everything_stored() {
     assert_eq!(again.events("source=hec&limit=5000").unwrap().len(), 2000);
 }
 
+/// A request sent twice and SIGTERM right after the second answer: the store found the second
+/// copy stored, and the stored rollups count each event once when the process has exited.
+#[test]
+fn sigterm_right_after_a_resent_request_leaves_rollups_counting_each_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let instance = Instance::start(dir.path(), "", &[("SECUREWATCH_HEC_TOKEN", "t")]).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let body: String = (0..500).map(|index| format!(r#"{{"event":"e{index}","host":"h{}","time":{now}}}"#, index % 7)).collect();
+    let url = instance.hec_url("/services/collector/event");
+    for _ in 0..2 {
+        let (status, _) = curl(&["-X", "POST", &url, "-H", "Authorization: Splunk t", "--data-binary", &body]).unwrap();
+        assert_eq!(status, 200);
+    }
+    let status = instance.terminate().unwrap();
+    assert!(status.success(), "exit status {status}");
+    let store = dir.path().join("securewatch.db");
+    let sql = "SELECT (SELECT count(*) FROM events) || '|' || (SELECT COALESCE(sum(count), 0) FROM rollup_source) \
+               || '|' || (SELECT COALESCE(sum(count), 0) FROM rollup_late)";
+    let output = std::process::Command::new("sqlite3").arg("-readonly").arg(&store).arg(sql).output().expect("sqlite3");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "500|500|0", "events | rolled up | late");
+}
+
 #[test]
 fn config_check_reports_file_and_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -8,7 +8,7 @@ use securewatch_connectors::queue::{IngestBatch, IngestReceiver};
 use securewatch_operators::engine::{Engine, Feed};
 use securewatch_operators::Epoch;
 use securewatch_connectors::CancellationToken;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
 use super::telemetry;
@@ -62,15 +62,25 @@ impl EpochClock {
 /// backfills) to worker 0 until the queue closes, sealing an epoch on every worker each tick, then hands the engine back for
 /// stopping. Reference changes enter at the open epoch, so they are in force (and re-tag the
 /// resident buckets) when that epoch is sealed: within one tick.
+///
+/// Once the queue closed it keeps sealing epochs and taking control feeds until everything fed
+/// is durable and no control feed waits: the writer's last writes may have found stored events
+/// again ([`Feed::Duplicates`]), and their retraction from the rollups must be in before the
+/// inputs close (see [`settle`]).
 pub async fn run(
     engine: Engine,
     mut queue: IngestReceiver,
     mut references: mpsc::UnboundedReceiver<Feed>,
     pending: std::sync::Arc<Pending>,
+    durable: watch::Receiver<Option<Epoch>>,
     tick: Duration,
     stopped: CancellationToken,
 ) -> Engine {
-    let workers_alive = feed(&engine, &mut queue, &mut references, &pending, tick).await;
+    let mut feeder = Feeder::new(tick);
+    let mut workers_alive = feeder.feed(&engine, &mut queue, &mut references, &pending).await;
+    if workers_alive {
+        workers_alive = feeder.settle(&engine, &mut references, durable).await;
+    }
     if !workers_alive {
         tracing::error!("The dataflow workers stopped; ingest stops.");
         stopped.cancel();
@@ -78,56 +88,128 @@ pub async fn run(
     engine
 }
 
-/// The feeding loop; returns `true` when the queue closed, `false` when the workers stopped.
-async fn feed(
-    engine: &Engine,
-    queue: &mut IngestReceiver,
-    references: &mut mpsc::UnboundedReceiver<Feed>,
-    pending: &Pending,
-    tick: Duration,
-) -> bool {
-    let mut clock = EpochClock::new(tick);
-    let mut ticker = tokio::time::interval(tick);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    ticker.tick().await; // the first tick is immediate
-    let mut open = clock.next();
-    if engine.seal(open).await.is_err() {
-        return false;
+/// How long a stopping feeder waits for the last writes and their retractions to settle.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The feeding loop's state: the epoch clock and ticker, the open epoch and the last epoch
+/// anything entered at.
+struct Feeder {
+    clock: EpochClock,
+    ticker: tokio::time::Interval,
+    open: Epoch,
+    last_fed: Epoch,
+}
+
+impl Feeder {
+    fn new(tick: Duration) -> Self {
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Feeder { clock: EpochClock::new(tick), ticker, open: 0, last_fed: 0 }
     }
-    let mut next_worker = 0usize;
-    let mut references_open = true;
-    loop {
-        tokio::select! {
-            biased;
-            changes = references.recv(), if references_open => {
-                match changes {
-                    Some(feed) => {
-                        if engine.send(0, feed).await.is_err() {
-                            return false;
+
+    /// Seals the next epoch on every worker; `false` when the workers stopped.
+    async fn seal_next(&mut self, engine: &Engine) -> bool {
+        self.open = self.clock.next();
+        if engine.seal(self.open).await.is_err() {
+            return false;
+        }
+        let depth: usize = engine.inbox_depths().iter().sum();
+        metrics::gauge!(telemetry::INBOX_DEPTH).set(depth as f64);
+        metrics::gauge!(telemetry::OPEN_EPOCH).set(self.open as f64);
+        true
+    }
+
+    /// Sends a control feed to worker 0 at the open epoch; `false` when the workers stopped.
+    async fn control(&mut self, engine: &Engine, feed: Feed) -> bool {
+        self.last_fed = self.open;
+        engine.send(0, feed).await.is_ok()
+    }
+
+    /// The feeding loop; returns `true` when the queue closed, `false` when the workers stopped.
+    async fn feed(
+        &mut self,
+        engine: &Engine,
+        queue: &mut IngestReceiver,
+        references: &mut mpsc::UnboundedReceiver<Feed>,
+        pending: &Pending,
+    ) -> bool {
+        self.ticker.tick().await; // the first tick is immediate
+        if !self.seal_next(engine).await {
+            return false;
+        }
+        let mut next_worker = 0usize;
+        let mut references_open = true;
+        loop {
+            tokio::select! {
+                biased;
+                changes = references.recv(), if references_open => {
+                    match changes {
+                        Some(feed) => {
+                            if !self.control(engine, feed).await {
+                                return false;
+                            }
                         }
+                        None => references_open = false,
                     }
-                    None => references_open = false,
+                }
+                _ = self.ticker.tick() => {
+                    if !self.seal_next(engine).await {
+                        return false;
+                    }
+                }
+                batch = queue.recv() => {
+                    let Some(mut batch) = batch else { return true };
+                    let records = std::mem::take(&mut batch.records);
+                    // Registered before the records are sent, so it is known by the time the
+                    // frontier can pass `open`.
+                    pending.register(self.open, batch);
+                    self.last_fed = self.open;
+                    if engine.send(next_worker, Feed::Records { epoch: self.open, records }).await.is_err() {
+                        return false;
+                    }
+                    next_worker = next_worker.wrapping_add(1);
                 }
             }
-            _ = ticker.tick() => {
-                open = clock.next();
-                if engine.seal(open).await.is_err() {
+        }
+    }
+
+    /// After the queue closed: keeps sealing epochs and feeding control feeds until every epoch
+    /// that took input is durable and no control feed waits. The writer sends a write's
+    /// duplicates before it publishes that write's durable frontier, so once the frontier is
+    /// past the last input, every retraction owed is in the channel or already fed. Gives up
+    /// (with a warning) after [`SETTLE_TIMEOUT`]; `false` when the workers stopped.
+    async fn settle(
+        &mut self,
+        engine: &Engine,
+        references: &mut mpsc::UnboundedReceiver<Feed>,
+        mut durable: watch::Receiver<Option<Epoch>>,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            while let Ok(feed) = references.try_recv() {
+                if !self.control(engine, feed).await {
                     return false;
                 }
-                let depth: usize = engine.inbox_depths().iter().sum();
-                metrics::gauge!(telemetry::INBOX_DEPTH).set(depth as f64);
-                metrics::gauge!(telemetry::OPEN_EPOCH).set(open as f64);
             }
-            batch = queue.recv() => {
-                let Some(mut batch) = batch else { return true };
-                let records = std::mem::take(&mut batch.records);
-                // Registered before the records are sent, so it is known by the time the
-                // frontier can pass `open`.
-                pending.register(open, batch);
-                if engine.send(next_worker, Feed::Records { epoch: open, records }).await.is_err() {
-                    return false;
+            let settled = matches!(*durable.borrow_and_update(), Some(frontier) if frontier > self.last_fed);
+            if settled {
+                return true;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(last_fed = self.last_fed, "Stopping before the last writes settled; a duplicate found by them may stay counted in its rollup until the bucket's next change.");
+                    return true;
                 }
-                next_worker = next_worker.wrapping_add(1);
+                _ = self.ticker.tick() => {
+                    if !self.seal_next(engine).await {
+                        return false;
+                    }
+                }
+                changed = durable.changed() => {
+                    if changed.is_err() {
+                        return true; // the writer ended: nothing more becomes durable
+                    }
+                }
             }
         }
     }

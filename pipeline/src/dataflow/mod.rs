@@ -133,7 +133,7 @@ impl Dataflow {
         let (published, durable) = tokio::sync::watch::channel(None);
         let writer = tokio::spawn(writer::run(drain, store, Arc::clone(&pending), tracker, published, control.clone()));
         let stopped = CancellationToken::new();
-        let feeder = tokio::spawn(feeder::run(engine, queue, changes, pending, config.tick(), stopped.clone()));
+        let feeder = tokio::spawn(feeder::run(engine, queue, changes, pending, durable.clone(), config.tick(), stopped.clone()));
         let lateness_ms = config.lateness_secs.saturating_mul(1000);
         Ok(Dataflow { feeder, writer, stopped, control, durable, lateness_ms })
     }

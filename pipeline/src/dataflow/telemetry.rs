@@ -14,6 +14,9 @@ pub const LATE_EVENTS: &str = "securewatch_rollup_late_events_total";
 pub const ROLLUP_CHANGES: &str = "securewatch_rollup_changes_total";
 /// Histogram: seconds from the end of an epoch until its outputs were durable.
 pub const EPOCH_DURABLE_SECONDS: &str = "securewatch_dataflow_epoch_durable_seconds";
+/// Histogram: seconds from an event's receipt by a source (HEC, syslog, Wazuh; in a fleet, at
+/// the ingest process) until it was durable in every sink: the end-to-end latency.
+pub const EVENT_DURABLE_SECONDS: &str = "securewatch_event_durable_seconds";
 /// Counter: alert changes stored, by kind (`rule` or the correlation type), level and change
 /// (`raised`, `retracted`).
 pub const ALERTS: &str = "securewatch_alerts_total";

@@ -165,6 +165,16 @@ fn copies_of(events: &[Event], ids: Vec<EventId>) -> Vec<Event> {
     copies
 }
 
+/// Records each written event's receipt-to-durable latency.
+fn record_end_to_end(events: &[Event]) {
+    let now = chrono::Utc::now();
+    let histogram = metrics::histogram!(telemetry::EVENT_DURABLE_SECONDS);
+    for event in events {
+        let latency = now.signed_duration_since(event.received);
+        histogram.record(latency.num_microseconds().unwrap_or(i64::MAX).max(0) as f64 / 1e6);
+    }
+}
+
 /// The bus positions the batches of completed epochs close, each at its batch's epoch.
 fn progress_of(batches: &BTreeMap<Epoch, Vec<IngestBatch>>) -> Vec<SourceProgress> {
     let mut progress = Vec::new();
@@ -277,6 +287,7 @@ async fn write_with_retries(
                 if !duplicates.is_empty() {
                     let _ = control.send(Feed::Duplicates(copies_of(&batch.events, duplicates)));
                 }
+                record_end_to_end(&batch.events);
                 metrics::counter!(telemetry::ROLLUP_CHANGES).increment(batch.rollups.len() as u64);
                 return BatchOutcome::Durable;
             }
