@@ -1,11 +1,13 @@
 //! Load generators and probes for SecureWatch benchmarks: HEC batches (flat out or paced),
-//! syslog over TCP, the idle CPU of a running server, rows/s into PostgreSQL, and events/s
-//! through detection (Sigma rules and correlations, in-process).
+//! syslog over TCP, the idle CPU of a running server, rows/s into PostgreSQL, dashboard query
+//! latency on PostgreSQL, and events/s through detection (Sigma rules and correlations,
+//! in-process).
 //!
 //! Each command prints one line of results; `bench/run.sh` and `bench/long_run.sh` start the
 //! server, run them and add the server's memory figures. Figures go to `bench/README.md` with
 //! the command used.
 
+mod dashboard;
 mod detection;
 mod hec;
 mod idle;
@@ -87,6 +89,26 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         hosts: u64,
     },
+    /// Loads events and their rollup rows into PostgreSQL through the sink, then times the
+    /// API's dashboard queries (time series, top hosts) over random 1 h and 24 h ranges.
+    PgDashboard {
+        /// PostgreSQL URL; the bench works in schema `bench_pg_dashboard` (dropped first).
+        #[arg(long, env = "SECUREWATCH_BENCH_POSTGRES_URL")]
+        url: String,
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        /// Hours of event time the events cover, ending now.
+        #[arg(long, default_value_t = 24)]
+        hours: u64,
+        #[arg(long, default_value_t = 200)]
+        hosts: u64,
+        /// Runs of each query kind.
+        #[arg(long, default_value_t = 500)]
+        rounds: usize,
+        /// Query the schema an earlier run loaded instead of loading again.
+        #[arg(long)]
+        reuse: bool,
+    },
     /// Writes the detection benchmark's events: the SigmaHQ regression samples of the corpus,
     /// flattened and replicated with varied hosts, users and times, as JSON lines.
     DetectionEvents {
@@ -131,6 +153,10 @@ async fn main() -> anyhow::Result<()> {
             hec::run(hec::Options { url, token, api, events, batch, concurrency, rate, now_times, hosts }).await
         }
         Command::SyslogTcp { addr, api, events, connections } => syslog::run(&addr, &api, events, connections).await,
+        Command::PgDashboard { url, events, hours, hosts, rounds, reuse } => {
+            let span = std::time::Duration::from_secs(hours * 3600);
+            dashboard::run(dashboard::Options { url, events, span, hosts, rounds, reuse }).await
+        }
         Command::Idle { pid, seconds } => idle::run(pid, seconds).await,
         Command::DetectionEvents { corpus, out, events, hosts, users } => {
             detection::write_events(&corpus, &out, events, hosts, users)

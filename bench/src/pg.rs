@@ -20,7 +20,7 @@ pub struct Options {
 }
 
 /// One synthetic event of ~400 bytes as stored: a HEC-like message, 4 fields and the raw text.
-fn event(n: u64, time: DateTime<Utc>, hosts: u64) -> Event {
+pub(crate) fn event(n: u64, time: DateTime<Utc>, hosts: u64) -> Event {
     let host = format!("host-{:04}", n % hosts);
     let mut fields = Fields::new();
     fields.insert("user".into(), FieldValue::Str(format!("user{}", n % 977)));

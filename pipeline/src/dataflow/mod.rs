@@ -7,7 +7,7 @@
 mod config;
 mod feeder;
 mod restore;
-mod telemetry;
+pub(crate) mod telemetry;
 pub mod sinks;
 mod writer;
 

@@ -23,7 +23,8 @@ pub enum BusKind {
 pub struct BusConfig {
     /// `kafka` or `redis`; `ingest` and `worker` need one.
     pub kind: BusKind,
-    /// Batches `ingest` publishes at the same time (default 8).
+    /// Batches `ingest` publishes at the same time (default 64): each waits for the bus to
+    /// confirm it (Kafka: about `linger_ms` plus a round trip), so this bounds the ingest rate.
     pub publishers: usize,
     /// Records per batch a worker reads from the bus (default 5,000).
     pub read_batch: usize,
@@ -37,7 +38,7 @@ impl Default for BusConfig {
     fn default() -> Self {
         BusConfig {
             kind: BusKind::None,
-            publishers: 8,
+            publishers: 64,
             read_batch: 5_000,
             kafka: KafkaBusConfig::default(),
             redis: RedisBusConfig::default(),
