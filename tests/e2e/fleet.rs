@@ -124,14 +124,11 @@ struct Fleet {
 }
 
 impl Fleet {
-    fn start(root: &Path, broker: &Broker) -> Fleet {
-        Fleet::start_ticking(root, broker, 100)
-    }
-
-    /// A fleet whose dataflow seals an epoch every `tick_ms`.
-    fn start_ticking(root: &Path, broker: &Broker, tick_ms: u64) -> Fleet {
+    /// A fleet whose dataflow seals an epoch every `tick_ms`, with `extra` config tables (both
+    /// processes read one config).
+    fn start_ticking(root: &Path, broker: &Broker, tick_ms: u64, extra: &str) -> Fleet {
         let config = format!(
-            "[[sources.hec.tokens]]\ntoken = \"{TOKEN}\"\n\n[dataflow]\ntick_ms = {tick_ms}\n\n{}",
+            "[[sources.hec.tokens]]\ntoken = \"{TOKEN}\"\n\n[dataflow]\ntick_ms = {tick_ms}\n\n{}\n{extra}",
             broker.bus_config
         );
         let mut fleet = Fleet {
@@ -172,7 +169,8 @@ impl Fleet {
 fn request_body(request: usize, time: f64) -> Vec<u8> {
     let mut body = Vec::with_capacity(PER_REQUEST * 80);
     for seq in request * PER_REQUEST..((request + 1) * PER_REQUEST).min(EVENTS) {
-        let line = serde_json::json!({"time": time, "host": format!("host-{}", seq % HOSTS), "event": format!("seq={seq}")});
+        let host = format!("host-{}", seq % HOSTS);
+        let line = serde_json::json!({"time": time, "host": host, "sourcetype": "linux_secure", "event": format!("seq={seq}")});
         body.extend_from_slice(line.to_string().as_bytes());
         body.push(b'\n');
     }
@@ -228,9 +226,14 @@ fn send_all(url: String, progress: Arc<AtomicUsize>, retries: Arc<AtomicUsize>) 
 
 /// Runs the stream with `trouble`, then checks the worker's store.
 fn survive(broker: Option<Broker>, trouble: Trouble) {
+    survive_with(broker, trouble, "");
+}
+
+/// [`survive`] with `extra` config tables for both processes.
+fn survive_with(broker: Option<Broker>, trouble: Trouble, extra: &str) {
     let Some(broker) = broker else { return };
     let root = tempfile::tempdir().expect("tempdir");
-    let mut fleet = Fleet::start(root.path(), &broker);
+    let mut fleet = Fleet::start_ticking(root.path(), &broker, 100, extra);
     let acknowledged = Arc::new(AtomicUsize::new(0));
     let retries = Arc::new(AtomicUsize::new(0));
     let sender = send_all(fleet.hec_url(), Arc::clone(&acknowledged), Arc::clone(&retries));
@@ -404,7 +407,7 @@ fn a_worker_stopped_right_after_a_resent_request_counts_each_event_once() {
     let Some(broker) = Broker::redis() else { return };
     let root = tempfile::tempdir().expect("tempdir");
     // Epochs of 2 s: the second copy is read well before its epoch is sealed.
-    let mut fleet = Fleet::start_ticking(root.path(), &broker, 2000);
+    let mut fleet = Fleet::start_ticking(root.path(), &broker, 2000, "");
     let time = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
     let body = request_body(0, time);
     assert!(post(&fleet.hec_url(), &body), "first copy acknowledged");
@@ -424,4 +427,49 @@ fn a_worker_stopped_right_after_a_resent_request_counts_each_event_once() {
     assert_eq!(counted.trim(), PER_REQUEST.to_string(), "rolled up + late: each event once");
     let duplicates = sqlite(&store, "SELECT count(*) FROM events WHERE message = 'seq=0'");
     assert_eq!(duplicates.trim(), "1");
+}
+
+/// Sequence numbers ending in 7 are matched by this rule (the events' sourcetype `linux_secure`
+/// is log source linux / auth): one alert per such event.
+const SEVEN_RULE: &str = "title: Sequence ending in 7
+id: 7d1c8a4e-0000-4000-8000-000000000007
+level: low
+logsource:
+  product: linux
+  service: auth
+detection:
+  selection:
+    message|endswith: '7'
+  condition: selection
+";
+
+/// The PostgreSQL sink across three `kill -9`s of the worker: every event once in `events`, the
+/// rollups per bucket equal to the stored events, one alert (with its one event) per event whose
+/// sequence number ends in 7, and the positions in `source_progress`.
+#[test]
+fn postgres_sink_stores_events_rollups_and_alerts_once_across_worker_kills() {
+    let Some(url) = securewatch_tests::postgres::postgres_url() else { return };
+    let Some(broker) = Broker::redis() else { return };
+    let schema = securewatch_tests::postgres::schema_name("sw_fleet");
+    let rules = tempfile::tempdir().expect("tempdir");
+    std::fs::write(rules.path().join("seven.yml"), SEVEN_RULE).expect("rule");
+    let extra = format!(
+        "[detection]\nrules_dir = \"{}\"\n\n[sinks.postgres]\nurl = \"{url}\"\nschema = \"{schema}\"\npool_size = 4\n",
+        rules.path().display()
+    );
+    survive_with(Some(broker), Trouble::KillWorker, &extra);
+
+    let scalar = |sql: &str| securewatch_tests::postgres::scalar(&url, &sql.replace("{s}", &schema));
+    assert_eq!(scalar("SELECT count(*) FROM {s}.events"), EVENTS as i64, "events stored");
+    assert_eq!(scalar("SELECT count(DISTINCT message) FROM {s}.events"), EVENTS as i64, "each event once");
+    let psql = |sql: &str| securewatch_tests::postgres::psql(&url, &sql.replace("{s}", &schema));
+    let events = psql("SELECT floor(extract(epoch FROM time) / 60)::bigint * 60000, count(*) FROM {s}.events GROUP BY 1 ORDER BY 1");
+    let rollups = psql("SELECT bucket_start_ms, sum(count) FROM {s}.rollup_source GROUP BY 1 ORDER BY 1");
+    assert_eq!(scalar("SELECT COALESCE(sum(count), 0) FROM {s}.rollup_late"), 0, "nothing late");
+    assert_eq!(rollups, events, "rollups per bucket equal the stored events");
+    let sevens = EVENTS as i64 / 10;
+    assert_eq!(scalar("SELECT count(*) FROM {s}.alerts"), sevens, "one alert per matching event");
+    assert_eq!(scalar("SELECT count(*) FROM {s}.alert_events"), sevens, "each alert names its event");
+    assert!(scalar("SELECT count(*) FROM {s}.source_progress") > 0, "positions stored with the results");
+    psql("DROP SCHEMA {s} CASCADE");
 }

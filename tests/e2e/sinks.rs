@@ -1,11 +1,11 @@
 //! The external sinks inside `securewatch run`: PostgreSQL for real, OpenSearch as a protocol-level fake.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use securewatch_connectors::sinks::opensearch::fake::FakeOpenSearch;
 use securewatch_schemas::EventId;
 use securewatch_tests::instance::{curl, Instance};
+use securewatch_tests::postgres::{postgres_url, psql, scalar, schema_name};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "e2e-sinks-token";
@@ -21,35 +21,6 @@ detection:
     message|contains: 'Failed password'
   condition: selection
 ";
-
-/// The PostgreSQL server of tests/run.sh, or `None` (the test is skipped) unless required.
-fn postgres_url() -> Option<String> {
-    match std::env::var("SECUREWATCH_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("SECUREWATCH_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "SECUREWATCH_REQUIRE_POSTGRES=1 but SECUREWATCH_TEST_POSTGRES_URL is unset"
-            );
-            eprintln!("skipped: SECUREWATCH_TEST_POSTGRES_URL is unset (tests/run.sh starts PostgreSQL)");
-            None
-        }
-    }
-}
-
-/// Runs one SQL statement with `psql` and returns its rows (`|`-separated columns).
-fn psql(url: &str, sql: &str) -> Vec<String> {
-    let output = Command::new("psql")
-        .args([url, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .expect("run psql");
-    assert!(output.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect()
-}
-
-fn scalar(url: &str, sql: &str) -> i64 {
-    psql(url, sql)[0].trim().parse().expect("a number")
-}
 
 /// One HEC envelope with its own time (so the event id does not depend on when it arrives).
 fn envelope(time: f64, host: &str, sourcetype: &str, message: &str) -> String {
@@ -111,7 +82,7 @@ fn dashboard_paths(time: i64, alert_id: &str) -> Vec<String> {
 #[test]
 fn postgres_sink_stores_events_rollups_and_alerts_once_and_the_api_reads_them() {
     let Some(url) = postgres_url() else { return };
-    let schema = format!("sw_e2e_{:016x}", rand::random::<u64>());
+    let schema = schema_name("sw_e2e");
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules");
     std::fs::create_dir(&rules).unwrap();
@@ -212,7 +183,7 @@ fn postgres_sink_stores_events_rollups_and_alerts_once_and_the_api_reads_them() 
 #[test]
 fn a_batch_postgres_refuses_is_not_acknowledged_and_a_resend_stores_it_everywhere() {
     let Some(url) = postgres_url() else { return };
-    let schema = format!("sw_e2e_{:016x}", rand::random::<u64>());
+    let schema = schema_name("sw_e2e");
     let dir = tempfile::tempdir().unwrap();
     let config = format!("[sinks.postgres]\nurl = \"{url}\"\nschema = \"{schema}\"\npool_size = 2\n");
     let instance = Instance::start(dir.path(), &config, &[("SECUREWATCH_HEC_TOKEN", TOKEN)]).unwrap();

@@ -4,6 +4,7 @@
 //! partitioned by day; with TimescaleDB it is a hypertable with continuous aggregates.
 
 mod config;
+mod dashboard;
 mod query;
 mod rows;
 mod sink;

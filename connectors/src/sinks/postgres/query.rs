@@ -9,6 +9,7 @@ use securewatch_schemas::{Alert, AlertLevel, Event, EventId, Severity, Source, S
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Postgres, QueryBuilder, Row};
 
+use super::dashboard;
 use super::sink::{sql_ms, Flavour, PostgresError, PostgresSink};
 use crate::sinks::sqlite::{
     AlertQuery, BucketWidth, Point, Series, SeriesBy, TimeseriesQuery, TopEntry, TopField, TopQuery,
@@ -68,19 +69,24 @@ impl PostgresSink {
             SeriesBy::Severity => ("severity::text", false),
             SeriesBy::Category => ("category", true),
         };
-        let relation = self.rollup_relation(category, query.bucket);
-        // Only fixed column names and relations are interpolated; values are bound.
-        let sql = format!(
-            "SELECT {value} COLLATE \"C\" AS value, bucket_start_ms - bucket_start_ms % $1 AS point_start_ms, \
-             SUM(count)::bigint AS total FROM {relation} WHERE bucket_start_ms >= $2 AND bucket_start_ms < $3 \
-             GROUP BY 1, 2 HAVING SUM(count) <> 0 ORDER BY 1, 2"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(sql_ms(query.bucket.millis()))
-            .bind(sql_ms(query.from_ms))
-            .bind(sql_ms(query.to_ms))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = if self.flavour == Flavour::Plain {
+            let dimension = dashboard::series_dimension(query.by);
+            dashboard::series(&self.pool, dimension, query.bucket.millis(), query.from_ms, query.to_ms).await?
+        } else {
+            let relation = self.rollup_relation(category, query.bucket);
+            // Only fixed column names and relations are interpolated; values are bound.
+            let sql = format!(
+                "SELECT {value} COLLATE \"C\" AS value, bucket_start_ms - bucket_start_ms % $1 AS point_start_ms, \
+                 SUM(count)::bigint AS total FROM {relation} WHERE bucket_start_ms >= $2 AND bucket_start_ms < $3 \
+                 GROUP BY 1, 2 HAVING SUM(count) <> 0 ORDER BY 1, 2"
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(sql_ms(query.bucket.millis()))
+                .bind(sql_ms(query.from_ms))
+                .bind(sql_ms(query.to_ms))
+                .fetch_all(&self.pool)
+                .await?
+        };
         let mut series: Vec<Series> = Vec::new();
         for row in &rows {
             let text: String = row.try_get("value")?;
@@ -109,20 +115,26 @@ impl PostgresSink {
             TopField::Severity => ("severity::text", false, "true"),
             TopField::Source => ("source_kind", false, "true"),
         };
-        let relation = self.rollup_relation(category, BucketWidth::Minute);
-        let sql = format!(
-            "SELECT {value} COLLATE \"C\" AS value, SUM(count)::bigint AS total FROM {relation} \
-             WHERE $1::bigint IS NOT NULL AND bucket_start_ms >= $2 AND bucket_start_ms < $3 AND {present} \
-             GROUP BY 1 HAVING SUM(count) <> 0 ORDER BY 2 DESC, 1 LIMIT $4"
-        );
-        // $1 is unused here; it keeps the relation's range at $2 and $3 as in `timeseries`.
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(0i64)
-            .bind(sql_ms(query.from_ms))
-            .bind(sql_ms(query.to_ms))
-            .bind(i64::try_from(query.n).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = if self.flavour == Flavour::Plain {
+            let skip_empty = matches!(query.field, TopField::Host | TopField::Category);
+            let dimension = dashboard::top_dimension(query.field);
+            dashboard::top(&self.pool, dimension, query.from_ms, query.to_ms, query.n, skip_empty).await?
+        } else {
+            let relation = self.rollup_relation(category, BucketWidth::Minute);
+            let sql = format!(
+                "SELECT {value} COLLATE \"C\" AS value, SUM(count)::bigint AS total FROM {relation} \
+                 WHERE $1::bigint IS NOT NULL AND bucket_start_ms >= $2 AND bucket_start_ms < $3 AND {present} \
+                 GROUP BY 1 HAVING SUM(count) <> 0 ORDER BY 2 DESC, 1 LIMIT $4"
+            );
+            // $1 is unused here; it keeps the relation's range at $2 and $3 as in `timeseries`.
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(0i64)
+                .bind(sql_ms(query.from_ms))
+                .bind(sql_ms(query.to_ms))
+                .bind(i64::try_from(query.n).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await?
+        };
         rows.iter()
             .map(|row| {
                 let text: String = row.try_get("value")?;

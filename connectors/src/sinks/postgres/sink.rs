@@ -194,6 +194,9 @@ impl PostgresSink {
             current = prepared;
         }
         summary.dead_lettered = insert_dead_letters(&mut transaction, write.dead_letters.iter().chain(&rejected)).await?;
+        if self.flavour == Flavour::Plain {
+            super::dashboard::add_differences(&mut transaction, &latest_counts(&write.rollups)).await?;
+        }
         apply_rollup_changes(&mut transaction, &write.rollups).await?;
         add_late_counts(&mut transaction, &write.late).await?;
         apply_enrichment_changes(&mut transaction, &write.enrichment).await?;
@@ -531,13 +534,15 @@ pub(super) fn sql_ms(ms: u64) -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
+/// Each changed rollup row's count after `changes` (the last change of a row wins).
+pub(super) fn latest_counts(changes: &[RollupChange]) -> BTreeMap<(&RollupKey, u64), i64> {
+    changes.iter().map(|change| ((&change.key, change.bucket_start_ms), change.count)).collect()
+}
+
 /// Applies rollup changes inside the caller's transaction: each row ends at its last count in
 /// `changes`, upserted, or deleted when that count is zero. Idempotent. Returns rows touched.
 pub async fn apply_rollup_changes(connection: &mut PgConnection, changes: &[RollupChange]) -> Result<u64, PostgresError> {
-    let mut latest: BTreeMap<(&RollupKey, u64), i64> = BTreeMap::new();
-    for change in changes {
-        latest.insert((&change.key, change.bucket_start_ms), change.count);
-    }
+    let latest = latest_counts(changes);
     #[derive(Default)]
     struct Columns {
         bucket: Vec<i64>,

@@ -236,11 +236,23 @@ async fn rollup_upserts_and_deletes_give_the_same_tables_and_dashboards_as_sqlit
         let write = EpochWrite { rollups: changes, late, ..EpochWrite::default() };
         sqlite.write_epochs(&write).await.unwrap();
         sink.write_epochs(&write).await.unwrap();
+        // A replayed write changes nothing, the dashboard counts included.
+        sink.write_epochs(&EpochWrite { rollups: write.rollups.clone(), ..EpochWrite::default() }).await.unwrap();
         assert_eq!(sink.rollup_rows().await.unwrap(), sqlite.rollup_rows().await.unwrap(), "round {round}");
     }
     assert!(sink.rollup_rows().await.unwrap().len() > 100, "the comparison covers many rows");
     assert_eq!(sink.late_counts(0, u64::MAX / 2).await.unwrap(), sqlite.late_counts(0, u64::MAX / 2).await.unwrap());
-    let ranges = [(base, base + 180 * MINUTE), (base + 17 * MINUTE, base + 95 * MINUTE)];
+    // Ranges with whole hours inside (read from the hourly counts on plain PostgreSQL), with
+    // hour-aligned ends, and inside one hour.
+    let hour = 60 * MINUTE;
+    let first_hour = base - base % hour + hour;
+    let ranges = [
+        (base, base + 180 * MINUTE),
+        (base + 17 * MINUTE, base + 95 * MINUTE),
+        (first_hour, first_hour + 2 * hour),
+        (first_hour - 5 * MINUTE, first_hour + hour + 7 * MINUTE),
+        (first_hour + 3 * MINUTE, first_hour + 40 * MINUTE),
+    ];
     for (from_ms, to_ms) in ranges {
         for bucket in [BucketWidth::Minute, BucketWidth::Hour] {
             for by in [SeriesBy::Source, SeriesBy::Host, SeriesBy::Severity, SeriesBy::Category] {
@@ -251,6 +263,15 @@ async fn rollup_upserts_and_deletes_give_the_same_tables_and_dashboards_as_sqlit
         for field in [TopField::Host, TopField::Category, TopField::Severity, TopField::Source] {
             let query = TopQuery { field, from_ms, to_ms, n: 3 };
             assert_eq!(sink.top(&query).await.unwrap(), sqlite.top(&query).await.unwrap(), "{query:?}");
+        }
+    }
+    // The hourly dashboard counts add up to the minute ones and to the rollups.
+    let sources = scalar(&sink, "SELECT COALESCE(SUM(count), 0)::bigint FROM rollup_source").await;
+    let categories = scalar(&sink, "SELECT COALESCE(SUM(count), 0)::bigint FROM rollup_category").await;
+    for table in ["dashboard_1m", "dashboard_1h"] {
+        for (dimension, expected) in [("source", sources), ("host", sources), ("severity", sources), ("category", categories)] {
+            let sql = format!("SELECT COALESCE(SUM(count), 0)::bigint FROM {table} WHERE dimension = '{dimension}'");
+            assert_eq!(scalar(&sink, &sql).await, expected, "{table} {dimension}");
         }
     }
     // The views under the aggregate names read the same counts.
