@@ -117,40 +117,92 @@ pub(super) fn top_dimension(field: TopField) -> &'static str {
     }
 }
 
-/// A query's minute range `[from_ms, to_ms)` split into the whole hours inside it, read from
-/// `dashboard_1h` when the answer's points are whole hours (`by_hours`), and the minutes
-/// before and after them, read from `dashboard_1m`.
+/// Which counts table a [`Segment`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Split {
-    from_ms: u64,
-    hours_from_ms: u64,
-    hours_to_ms: u64,
-    to_ms: u64,
+enum Table {
+    Minutes,
+    Hours,
 }
 
-impl Split {
-    fn new(from_ms: u64, to_ms: u64, by_hours: bool) -> Split {
-        let hours_from_ms = from_ms.div_ceil(HOUR_MS).saturating_mul(HOUR_MS);
-        let hours_to_ms = to_ms - to_ms % HOUR_MS;
-        if by_hours && hours_from_ms < hours_to_ms {
-            Split { from_ms, hours_from_ms, hours_to_ms, to_ms }
+/// Rows of one table in `[from_ms, to_ms)`, added (`sign` 1) or taken away (-1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Segment {
+    table: Table,
+    from_ms: u64,
+    to_ms: u64,
+    sign: i8,
+}
+
+/// The segments whose signed sum counts the minute buckets starting in `[from_ms, to_ms)`. With
+/// points of whole hours (`by_hours`), the whole hours inside the range come from the hourly
+/// counts, and a partial hour at either end either from its minutes inside the range or, when
+/// more than half of it is inside, from its hour less its minutes outside: at most half an
+/// hour of minute rows per end.
+fn segments(from_ms: u64, to_ms: u64, by_hours: bool) -> Vec<Segment> {
+    let minutes = |from_ms, to_ms, sign| Segment { table: Table::Minutes, from_ms, to_ms, sign };
+    let first_whole = from_ms.div_ceil(HOUR_MS).saturating_mul(HOUR_MS);
+    let last_whole = to_ms - to_ms % HOUR_MS;
+    if !by_hours || from_ms >= to_ms || first_whole > last_whole {
+        return vec![minutes(from_ms, to_ms, 1)];
+    }
+    let mut segments = Vec::new();
+    let (mut hours_from, mut hours_to) = (first_whole, last_whole);
+    if from_ms < first_whole {
+        if first_whole - from_ms > HOUR_MS / 2 {
+            hours_from = first_whole - HOUR_MS;
+            segments.push(minutes(hours_from, from_ms, -1));
         } else {
-            Split { from_ms, hours_from_ms: to_ms, hours_to_ms: to_ms, to_ms }
+            segments.push(minutes(from_ms, first_whole, 1));
         }
     }
+    if last_whole < to_ms {
+        if to_ms - last_whole > HOUR_MS / 2 {
+            hours_to = last_whole + HOUR_MS;
+            segments.push(minutes(to_ms, hours_to, -1));
+        } else {
+            segments.push(minutes(last_whole, to_ms, 1));
+        }
+    }
+    if hours_from < hours_to {
+        segments.push(Segment { table: Table::Hours, from_ms: hours_from, to_ms: hours_to, sign: 1 });
+    }
+    segments
 }
 
-/// `(value, bucket_start_ms, count)` rows of `dimension` ($1) over a [`Split`] ($2..$5).
-const COUNTS: &str = "(
-    SELECT value, bucket_start_ms, count FROM dashboard_1m
-        WHERE dimension = $1 AND bucket_start_ms >= $2 AND bucket_start_ms < $3
-    UNION ALL
-    SELECT value, bucket_start_ms, count FROM dashboard_1h
-        WHERE dimension = $1 AND bucket_start_ms >= $3 AND bucket_start_ms < $4
-    UNION ALL
-    SELECT value, bucket_start_ms, count FROM dashboard_1m
-        WHERE dimension = $1 AND bucket_start_ms >= $4 AND bucket_start_ms < $5
-) AS counts";
+/// `counts(value, bucket_start_ms, count)` over `segments` for the dimension bound at $1, each
+/// segment's range bound at the next two placeholders. Only fixed fragments reach the text.
+fn counts(segments: &[Segment]) -> String {
+    let selects: Vec<String> = segments
+        .iter()
+        .enumerate()
+        .map(|(index, segment)| {
+            let table = match segment.table {
+                Table::Minutes => "dashboard_1m",
+                Table::Hours => "dashboard_1h",
+            };
+            let (from, to) = (2 + 2 * index, 3 + 2 * index);
+            format!(
+                "SELECT value, bucket_start_ms, count * {} AS count FROM {table} \
+                 WHERE dimension = $1 AND bucket_start_ms >= ${from} AND bucket_start_ms < ${to}",
+                segment.sign
+            )
+        })
+        .collect();
+    format!("({}) AS counts", selects.join(" UNION ALL "))
+}
+
+/// Binds the dimension and the segments' ranges in the order [`counts`] numbers them.
+fn bind_segments<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    dimension: &'q str,
+    segments: &[Segment],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query = query.bind(dimension);
+    for segment in segments {
+        query = query.bind(sql_ms(segment.from_ms)).bind(sql_ms(segment.to_ms));
+    }
+    query
+}
 
 /// Rows `(value, point_start_ms, total)` of `dimension` over the minute buckets starting in
 /// `[from_ms, to_ms)`, in points `width_ms` wide, zero totals left out, ordered by value (bytewise)
@@ -162,12 +214,15 @@ pub(super) async fn series(
     from_ms: u64,
     to_ms: u64,
 ) -> Result<Vec<PgRow>, PostgresError> {
-    let split = Split::new(from_ms, to_ms, width_ms % HOUR_MS == 0);
+    let segments = segments(from_ms, to_ms, width_ms % HOUR_MS == 0);
+    let width = 2 + 2 * segments.len();
     let sql = format!(
-        "SELECT value COLLATE \"C\" AS value, bucket_start_ms - bucket_start_ms % $6 AS point_start_ms, \
-         SUM(count)::bigint AS total FROM {COUNTS} GROUP BY 1, 2 HAVING SUM(count) <> 0 ORDER BY 1, 2"
+        "SELECT value COLLATE \"C\" AS value, bucket_start_ms - bucket_start_ms % ${width} AS point_start_ms, \
+         SUM(count)::bigint AS total FROM {} GROUP BY 1, 2 HAVING SUM(count) <> 0 ORDER BY 1, 2",
+        counts(&segments)
     );
-    Ok(bind_split(sqlx::query(AssertSqlSafe(sql)), dimension, split).bind(sql_ms(width_ms)).fetch_all(pool).await?)
+    let query = bind_segments(sqlx::query(AssertSqlSafe(sql)), dimension, &segments).bind(sql_ms(width_ms));
+    Ok(query.fetch_all(pool).await?)
 }
 
 /// Rows `(value, total)`: the `n` values of `dimension` with the highest totals over the minute
@@ -181,45 +236,63 @@ pub(super) async fn top(
     n: usize,
     skip_empty: bool,
 ) -> Result<Vec<PgRow>, PostgresError> {
-    let split = Split::new(from_ms, to_ms, true);
+    let segments = segments(from_ms, to_ms, true);
     let present = if skip_empty { "value <> ''" } else { "true" };
+    let limit = 2 + 2 * segments.len();
     let sql = format!(
-        "SELECT value COLLATE \"C\" AS value, SUM(count)::bigint AS total FROM {COUNTS} WHERE {present} \
-         GROUP BY 1 HAVING SUM(count) <> 0 ORDER BY 2 DESC, 1 LIMIT $6"
+        "SELECT value COLLATE \"C\" AS value, SUM(count)::bigint AS total FROM {} WHERE {present} \
+         GROUP BY 1 HAVING SUM(count) <> 0 ORDER BY 2 DESC, 1 LIMIT ${limit}",
+        counts(&segments)
     );
     let n = i64::try_from(n).unwrap_or(i64::MAX);
-    Ok(bind_split(sqlx::query(AssertSqlSafe(sql)), dimension, split).bind(n).fetch_all(pool).await?)
-}
-
-fn bind_split<'q>(
-    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    dimension: &'q str,
-    split: Split,
-) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    query
-        .bind(dimension)
-        .bind(sql_ms(split.from_ms))
-        .bind(sql_ms(split.hours_from_ms))
-        .bind(sql_ms(split.hours_to_ms))
-        .bind(sql_ms(split.to_ms))
+    Ok(bind_segments(sqlx::query(AssertSqlSafe(sql)), dimension, &segments).bind(n).fetch_all(pool).await?)
 }
 
 #[cfg(test)]
-mod split_tests {
+mod segment_tests {
     use super::*;
 
+    const MINUTE: u64 = 60_000;
+
+    /// The minutes `segments` counts, each with its total sign (hours spread over their minutes).
+    fn coverage(segments: &[Segment]) -> BTreeMap<u64, i64> {
+        let mut minutes = BTreeMap::new();
+        for segment in segments {
+            for minute in (segment.from_ms..segment.to_ms).step_by(MINUTE as usize) {
+                *minutes.entry(minute).or_insert(0) += i64::from(segment.sign);
+            }
+        }
+        minutes.retain(|_, sign| *sign != 0);
+        minutes
+    }
+
     #[test]
-    fn whole_hours_inside_the_range_come_from_the_hourly_counts() {
+    fn segments_count_every_minute_of_the_range_once_and_nothing_else() {
         let hour = HOUR_MS;
-        // 00:17 .. 03:35 by hours: minutes 00:17..01:00, hours 01:00..03:00, minutes 03:00..03:35.
-        let split = Split::new(17 * 60_000, 3 * hour + 35 * 60_000, true);
-        assert_eq!((split.hours_from_ms, split.hours_to_ms), (hour, 3 * hour));
-        // Aligned ends: everything from the hours.
-        assert_eq!(Split::new(hour, 4 * hour, true), Split { from_ms: hour, hours_from_ms: hour, hours_to_ms: 4 * hour, to_ms: 4 * hour });
-        // Inside one hour, or minute points: minutes only.
-        let inside = Split::new(hour + 60_000, hour + 50 * 60_000, true);
-        assert_eq!((inside.hours_from_ms, inside.hours_to_ms), (inside.to_ms, inside.to_ms));
-        let minutes = Split::new(0, 5 * hour, false);
-        assert_eq!((minutes.hours_from_ms, minutes.hours_to_ms), (5 * hour, 5 * hour));
+        for (from, to) in [
+            (17 * MINUTE, 3 * hour + 35 * MINUTE),
+            (50 * MINUTE, 3 * hour + 10 * MINUTE),
+            (hour, 4 * hour),
+            (50 * MINUTE, hour + 10 * MINUTE),
+            (hour + MINUTE, hour + 50 * MINUTE),
+            (5 * MINUTE, 25 * hour + 55 * MINUTE),
+        ] {
+            for by_hours in [true, false] {
+                let segments = segments(from, to, by_hours);
+                let expected: BTreeMap<u64, i64> = (from..to).step_by(MINUTE as usize).map(|minute| (minute, 1)).collect();
+                assert_eq!(coverage(&segments), expected, "{from}..{to} by hours {by_hours}: {segments:?}");
+                let minute_rows: u64 = segments
+                    .iter()
+                    .filter(|segment| segment.table == Table::Minutes)
+                    .map(|segment| (segment.to_ms - segment.from_ms) / MINUTE)
+                    .sum();
+                if by_hours && to - from >= 2 * hour {
+                    assert!(minute_rows <= 60, "{from}..{to}: {minute_rows} minutes read: {segments:?}");
+                }
+            }
+        }
+        // Minute points never read hours; whole hours are read from the hourly counts.
+        assert!(segments(0, 5 * hour, false).iter().all(|segment| segment.table == Table::Minutes));
+        assert_eq!(segments(hour, 4 * hour, true), [Segment { table: Table::Hours, from_ms: hour, to_ms: 4 * hour, sign: 1 }]);
     }
 }
