@@ -11,6 +11,7 @@ use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use super::sink::{sql_ms, PostgresError};
 use crate::sinks::sqlite::{SeriesBy, TopField};
 
+const MINUTE_MS: u64 = 60_000;
 const HOUR_MS: u64 = 3_600_000;
 
 /// The end of a statement whose `per_value(dimension, bucket, value, delta)` holds the
@@ -214,6 +215,14 @@ pub(super) async fn series(
     from_ms: u64,
     to_ms: u64,
 ) -> Result<Vec<PgRow>, PostgresError> {
+    if width_ms == MINUTE_MS {
+        // One row per (value, minute) already: nothing to add up.
+        let sql = "SELECT value COLLATE \"C\" AS value, bucket_start_ms AS point_start_ms, count AS total \
+                   FROM dashboard_1m WHERE dimension = $1 AND bucket_start_ms >= $2 AND bucket_start_ms < $3 \
+                   AND count <> 0 ORDER BY 1, 2";
+        let query = sqlx::query(sql).bind(dimension).bind(sql_ms(from_ms)).bind(sql_ms(to_ms));
+        return Ok(query.fetch_all(pool).await?);
+    }
     let segments = segments(from_ms, to_ms, width_ms % HOUR_MS == 0);
     let width = 2 + 2 * segments.len();
     let sql = format!(
@@ -252,7 +261,7 @@ pub(super) async fn top(
 mod segment_tests {
     use super::*;
 
-    const MINUTE: u64 = 60_000;
+    const MINUTE: u64 = MINUTE_MS;
 
     /// The minutes `segments` counts, each with its total sign (hours spread over their minutes).
     fn coverage(segments: &[Segment]) -> BTreeMap<u64, i64> {
