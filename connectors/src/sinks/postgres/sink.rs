@@ -183,11 +183,13 @@ impl PostgresSink {
         // Each batch is checked and encoded while the server stores the one before it.
         let mut chunks = write.events.chunks(self.config.batch_rows.max(1));
         let mut current = chunks.next().map(|chunk| prepare_batch(chunk, self.config.load));
+        // COPY straight into `events` until a batch holds a stored event (a replay).
+        let mut direct = true;
         while let Some((batch, refused)) = current {
             rejected.extend(refused);
             let next = chunks.next();
             let (stored, prepared) = tokio::join!(
-                store_event_batch(&mut transaction, &batch, &mut summary, &mut rejected),
+                store_event_batch(&mut transaction, &batch, &mut direct, &mut summary, &mut rejected),
                 async { next.map(|chunk| prepare_batch(chunk, self.config.load)) }
             );
             stored?;
@@ -375,6 +377,7 @@ fn prepare_batch(events: &[Event], load: LoadMethod) -> (Batch<'_>, Vec<DeadLett
 async fn store_event_batch(
     connection: &mut PgConnection,
     batch: &Batch<'_>,
+    direct: &mut bool,
     summary: &mut WriteSummary,
     rejected: &mut Vec<DeadLetter>,
 ) -> Result<(), PostgresError> {
@@ -382,10 +385,29 @@ async fn store_event_batch(
     if rows.is_empty() {
         return Ok(());
     }
+    if let (Some(copy), true) = (&batch.copy, *direct) {
+        // Optimistic: one COPY into `events` itself, which a stored (time, id) aborts; then the
+        // batch goes the staging way, and so does the rest of the write.
+        sqlx::raw_sql("SAVEPOINT securewatch_direct").execute(&mut *connection).await?;
+        match copy_rows(connection, "events", copy).await {
+            Ok(()) => {
+                sqlx::raw_sql("RELEASE SAVEPOINT securewatch_direct").execute(&mut *connection).await?;
+                summary.written += rows.len() as u64;
+                return Ok(());
+            }
+            Err(sqlx::Error::Database(error)) if refuses_data(&*error) => {
+                sqlx::raw_sql("ROLLBACK TO SAVEPOINT securewatch_direct; RELEASE SAVEPOINT securewatch_direct")
+                    .execute(&mut *connection)
+                    .await?;
+                *direct = false;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
     sqlx::raw_sql("SAVEPOINT securewatch_batch").execute(&mut *connection).await?;
     let attempt = async {
         match &batch.copy {
-            Some(copy) => copy_into_staging(connection, copy).await?,
+            Some(copy) => copy_rows(connection, "events_staging", copy).await?,
             None => insert_into_staging(connection, rows).await?,
         }
         let moved = sqlx::raw_sql(AssertSqlSafe(format!(
@@ -455,9 +477,10 @@ const CREATE_STAGING: &str = "CREATE TEMP TABLE IF NOT EXISTS events_staging (\
      source_name text NOT NULL, peer text, host text, severity smallint NOT NULL, category text, \
      message text NOT NULL, fields jsonb NOT NULL, raw text) ON COMMIT DELETE ROWS";
 
-async fn copy_into_staging(connection: &mut PgConnection, buffer: &[u8]) -> Result<(), sqlx::Error> {
+/// Binary COPY of the rows in `buffer` (a whole COPY stream) into `table` (a fixed name).
+async fn copy_rows(connection: &mut PgConnection, table: &str, buffer: &[u8]) -> Result<(), sqlx::Error> {
     let mut copy = connection
-        .copy_in_raw(&format!("COPY events_staging ({EVENT_COLUMN_LIST}) FROM STDIN WITH (FORMAT binary)"))
+        .copy_in_raw(&format!("COPY {table} ({EVENT_COLUMN_LIST}) FROM STDIN WITH (FORMAT binary)"))
         .await?;
     // Sent in 1 MiB pieces: each becomes one CopyData message.
     for piece in buffer.chunks(1 << 20) {
