@@ -215,6 +215,27 @@ impl IngestReceiver {
         self.monitor.permits.close();
         self.receiver.close();
     }
+
+    /// A second stage of this queue (the embedded journal between the sources and the
+    /// dataflow): batches passed on through the [`IngestRelay`] keep the capacity they hold, so
+    /// both stages together stay within the queue's capacity.
+    pub fn relay(&self) -> (IngestRelay, IngestReceiver) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        (IngestRelay { sender }, IngestReceiver { receiver, monitor: self.monitor.clone() })
+    }
+}
+
+/// Passes batches on to the next stage of a queue (see [`IngestReceiver::relay`]).
+#[derive(Clone, Debug)]
+pub struct IngestRelay {
+    sender: mpsc::UnboundedSender<IngestBatch>,
+}
+
+impl IngestRelay {
+    /// Passes `batch` on as it is; `Closed` when the next stage is gone.
+    pub fn send(&self, batch: IngestBatch) -> Result<(), QueueError> {
+        self.sender.send(batch).map_err(|error| QueueError::Closed(error.0))
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataflow::DataflowConfig;
 use crate::fleet::BusConfig;
+use crate::journal::JournalConfig;
 
 /// Prefix of environment overrides: `SECUREWATCH_API__LISTEN=0.0.0.0:8080` sets `api.listen`.
 pub const ENV_PREFIX: &str = "SECUREWATCH_";
@@ -48,6 +49,8 @@ pub struct Config {
     pub sinks: SinksConfig,
     /// The message bus between `securewatch ingest` and `securewatch worker`.
     pub bus: BusConfig,
+    /// The embedded bus of `securewatch run`: a journal of accepted batches.
+    pub journal: JournalConfig,
 }
 
 /// `[sinks.*]`: external stores every completed run of epochs is written to (before the
@@ -208,6 +211,7 @@ impl Config {
         self.dataflow.validate().map_err(|message| invalid("dataflow", message))?;
         self.enrichment.validate().map_err(|message| invalid("enrichment", message))?;
         self.bus.validate().map_err(|message| invalid("bus", message))?;
+        self.journal.validate().map_err(|message| invalid("journal", message))?;
         self.detection.validate().map_err(|message| invalid("detection", message))?;
         if let Some(postgres) = &self.sinks.postgres {
             postgres.validate().map_err(|message| invalid("sinks.postgres", message))?;

@@ -6,6 +6,7 @@ mod config;
 mod dataflow;
 mod fleet;
 mod ingest;
+mod journal;
 mod detection;
 mod rules_cli;
 mod run;

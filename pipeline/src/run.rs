@@ -94,6 +94,12 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
         }
         None => (None, None),
     };
+    // `run`: accepted batches go through the journal (the embedded bus) into the dataflow.
+    let receiver = if role == Role::All && config.journal.enabled {
+        crate::journal::start(&config.journal, &data_dir, receiver, &sinks).await.context("[journal]")?
+    } else {
+        receiver
+    };
     let (restore, _) = restore_feeds(
         &store,
         config.dataflow.lateness_secs.saturating_mul(1000),

@@ -7,6 +7,7 @@ mod detection;
 mod enrichment;
 mod fleet;
 mod hec;
+mod journal;
 mod lifecycle;
 mod rules;
 mod sinks;

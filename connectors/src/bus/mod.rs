@@ -4,6 +4,7 @@
 //! Both buses share the record [`layout`], the counters in [`stats`] and the [`BusProducer`]
 //! contract a source's acknowledgement hangs on.
 
+pub mod journal;
 pub mod kafka;
 pub mod layout;
 pub mod redis;

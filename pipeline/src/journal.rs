@@ -1,0 +1,176 @@
+//! `[journal]`: the embedded bus of `securewatch run` — every batch the sources accept is
+//! appended to a journal in the data directory and synced to disk before it enters the
+//! dataflow; after a crash, what was journaled but not stored is read back into the dataflow.
+//!
+//! The journal offset a batch ends at travels as its position (`source_progress`, source
+//! `journal`) and is committed in the store's transaction with the batch's outputs, like a
+//! worker's Kafka offsets. Senders are still acknowledged only once the outputs are stored (HEC
+//! answers, Wazuh positions), so the journal adds durability for what has no acknowledgement:
+//! syslog lines read but not stored yet, and batches in flight when the process died.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use securewatch_connectors::bus::journal::Journal;
+use securewatch_connectors::queue::{BatchOutcome, IngestBatch, IngestReceiver, IngestRelay, SourcePosition};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::dataflow::sinks::Sinks;
+
+/// The progress-table source name of the journal.
+pub const SOURCE: &str = "journal";
+/// Counter: records appended to the journal.
+const APPENDED: &str = "securewatch_journal_appended_total";
+/// Counter: records read back from the journal at start (journaled, not stored before a stop).
+const REPLAYED: &str = "securewatch_journal_replayed_total";
+/// Counter: failed appends (their batches fail: HEC answers 503) and unreadable journals.
+const ERRORS: &str = "securewatch_journal_errors_total";
+/// Gauge: bytes kept in the journal (not yet known to be stored, plus the current segment).
+const BYTES: &str = "securewatch_journal_bytes";
+/// Records per batch read back at start.
+const REPLAY_BATCH: usize = 5_000;
+/// Batches appended with one sync at most.
+const GROUP: usize = 256;
+
+/// `[journal]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalConfig {
+    /// Journal accepted batches before the dataflow (default true; `securewatch run` only).
+    pub enabled: bool,
+    /// Size at which a new segment file starts, in MiB (default 64). Segments whose records are
+    /// all stored are deleted.
+    pub segment_mib: u64,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig { enabled: true, segment_mib: 64 }
+    }
+}
+
+impl JournalConfig {
+    /// Checks the segment size.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.segment_mib == 0 {
+            return Err("segment_mib must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Opens the journal in `data_dir/journal`, sends what it holds beyond the stored position into
+/// the dataflow's stage of the queue, and starts the task that journals every batch of
+/// `sources` before passing it on. Returns the dataflow's receiver.
+pub async fn start(config: &JournalConfig, data_dir: &Path, sources: IngestReceiver, sinks: &Sinks) -> anyhow::Result<IngestReceiver> {
+    let dir = data_dir.join("journal");
+    let segment_bytes = config.segment_mib.saturating_mul(1 << 20);
+    let journal = tokio::task::spawn_blocking(move || Journal::open(&dir, segment_bytes)).await??;
+    let stored = sinks.progress(SOURCE).await?.into_iter().find_map(|row| row.position.parse::<u64>().ok());
+    let (relay, receiver) = sources.relay();
+    let from = stored.unwrap_or(journal.start()).max(journal.start());
+    let journal = Arc::new(Mutex::new(journal));
+    let replay = {
+        let journal = Arc::clone(&journal);
+        tokio::task::spawn_blocking(move || journal.lock().expect("journal lock").read_from(from)).await?
+    };
+    match replay {
+        Ok(records) if !records.is_empty() => {
+            tracing::warn!(records = records.len(), from, "Journaled records not stored before the last stop: reading them into the dataflow.");
+            metrics::counter!(REPLAYED).increment(records.len() as u64);
+            for chunk in records.chunks(REPLAY_BATCH) {
+                let end = chunk.last().expect("chunks are not empty").1;
+                let mut batch = IngestBatch::new(chunk.iter().map(|(record, _)| record.clone()).collect());
+                batch.positions = vec![position(end)];
+                relay.send(batch).context("the dataflow's queue closed during the journal replay")?;
+            }
+        }
+        Ok(_) => {}
+        Err(error) => {
+            metrics::counter!(ERRORS).increment(1);
+            tracing::error!(%error, "The journal cannot be read back; records journaled but not stored before the last stop are lost.");
+        }
+    }
+    let committed = Arc::new(AtomicU64::new(from));
+    tokio::spawn(run(journal, sources, relay, committed));
+    Ok(receiver)
+}
+
+fn position(end: u64) -> SourcePosition {
+    SourcePosition { source: SOURCE.to_string(), partition: "0".to_string(), position: end.to_string() }
+}
+
+/// Journals the batches of `sources` (several per sync when they queue up) and passes them on,
+/// until `sources` closes; deletes segments once their records are stored.
+async fn run(journal: Arc<Mutex<Journal>>, mut sources: IngestReceiver, relay: IngestRelay, committed: Arc<AtomicU64>) {
+    while let Some(first) = sources.recv().await {
+        let mut batches = vec![first];
+        while batches.len() < GROUP {
+            match sources.try_recv() {
+                Some(batch) => batches.push(batch),
+                None => break,
+            }
+        }
+        let discard_below = committed.load(Ordering::Acquire);
+        let appending = Arc::clone(&journal);
+        // The batches go to the blocking thread and come back with their end offsets.
+        let appended = tokio::task::spawn_blocking(move || {
+            let mut journal = appending.lock().expect("journal lock");
+            let ends = (|| {
+                let ends = batches.iter().map(|batch| journal.write(&batch.records)).collect::<Result<Vec<u64>, _>>()?;
+                journal.sync()?;
+                journal.discard_below(discard_below)?;
+                metrics::gauge!(BYTES).set((journal.end() - journal.start()) as f64);
+                Ok::<_, securewatch_connectors::bus::journal::JournalError>(ends)
+            })();
+            (batches, ends)
+        })
+        .await;
+        let (batches, ends) = match appended {
+            Ok((batches, Ok(ends))) => (batches, ends),
+            Ok((batches, Err(error))) => {
+                fail(batches, &error.to_string());
+                continue;
+            }
+            Err(error) => {
+                // The blocking task panicked: its batches are gone with it, unacknowledged.
+                metrics::counter!(ERRORS).increment(1);
+                tracing::error!(%error, "The journal task failed; its batches were dropped unacknowledged.");
+                continue;
+            }
+        };
+        for (mut batch, end) in batches.into_iter().zip(ends) {
+            metrics::counter!(APPENDED).increment(batch.records.len() as u64);
+            batch.positions.push(position(end));
+            // Learn when the batch is stored (to delete its segment), then tell its sender.
+            let (ack, stored) = oneshot::channel();
+            let sender = batch.ack.replace(ack);
+            let committed = Arc::clone(&committed);
+            tokio::spawn(async move {
+                let outcome = stored.await.unwrap_or_else(|_| BatchOutcome::Failed("the dataflow dropped the batch".into()));
+                if outcome == BatchOutcome::Durable {
+                    committed.fetch_max(end, Ordering::AcqRel);
+                }
+                if let Some(sender) = sender {
+                    let _ = sender.send(outcome);
+                }
+            });
+            if let Err(error) = relay.send(batch) {
+                tracing::error!(%error, "The dataflow's queue closed; batch not passed on.");
+                return;
+            }
+        }
+    }
+}
+
+/// Fails every batch (its sender hears `Unavailable`: HEC answers 503 code 9) and passes none on.
+fn fail(batches: Vec<IngestBatch>, error: &str) {
+    metrics::counter!(ERRORS).increment(1);
+    tracing::error!(%error, batches = batches.len(), "Appending to the journal failed; the batches are refused.");
+    for batch in batches {
+        batch.complete(BatchOutcome::Unavailable(format!("journal: {error}")));
+    }
+}
