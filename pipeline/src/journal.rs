@@ -28,6 +28,9 @@ const APPENDED: &str = "securewatch_journal_appended_total";
 const REPLAYED: &str = "securewatch_journal_replayed_total";
 /// Counter: failed appends (their batches fail: HEC answers 503) and unreadable journals.
 const ERRORS: &str = "securewatch_journal_errors_total";
+/// Counter: records of batches without an acknowledging sender (syslog) that the store
+/// refused after its retries: journaled, but not stored.
+const UNSTORED: &str = "securewatch_journal_unstored_records_total";
 /// Gauge: bytes kept in the journal (not yet known to be stored, plus the current segment).
 const BYTES: &str = "securewatch_journal_bytes";
 /// Records per batch read back at start.
@@ -68,32 +71,36 @@ impl JournalConfig {
 pub async fn start(config: &JournalConfig, data_dir: &Path, sources: IngestReceiver, sinks: &Sinks) -> anyhow::Result<IngestReceiver> {
     let dir = data_dir.join("journal");
     let segment_bytes = config.segment_mib.saturating_mul(1 << 20);
-    let journal = tokio::task::spawn_blocking(move || Journal::open(&dir, segment_bytes)).await??;
     let stored = sinks.progress(SOURCE).await?.into_iter().find_map(|row| row.position.parse::<u64>().ok());
+    let journal = tokio::task::spawn_blocking(move || {
+        let mut journal = Journal::open(&dir, segment_bytes)?;
+        if let Some(stored) = stored.filter(|stored| *stored > journal.end()) {
+            // The journal's files were removed while the store was kept: go on after the
+            // stored offset, so offsets never go back.
+            tracing::warn!(stored, end = journal.end(), "The journal ends before the stored offset; continuing after it.");
+            journal.skip_to(stored)?;
+        }
+        Ok::<_, securewatch_connectors::bus::journal::JournalError>(journal)
+    })
+    .await??;
     let (relay, receiver) = sources.relay();
     let from = stored.unwrap_or(journal.start()).max(journal.start());
-    let journal = Arc::new(Mutex::new(journal));
-    let replay = {
-        let journal = Arc::clone(&journal);
-        tokio::task::spawn_blocking(move || journal.lock().expect("journal lock").read_from(from)).await?
-    };
-    match replay {
-        Ok(records) if !records.is_empty() => {
-            tracing::warn!(records = records.len(), from, "Journaled records not stored before the last stop: reading them into the dataflow.");
-            metrics::counter!(REPLAYED).increment(records.len() as u64);
-            for chunk in records.chunks(REPLAY_BATCH) {
-                let end = chunk.last().expect("chunks are not empty").1;
-                let mut batch = IngestBatch::new(chunk.iter().map(|(record, _)| record.clone()).collect());
-                batch.positions = vec![position(end)];
-                relay.send(batch).context("the dataflow's queue closed during the journal replay")?;
-            }
-        }
-        Ok(_) => {}
-        Err(error) => {
-            metrics::counter!(ERRORS).increment(1);
-            tracing::error!(%error, "The journal cannot be read back; records journaled but not stored before the last stop are lost.");
+    let (records, error) = journal.read_from(from);
+    if let Some(error) = error {
+        metrics::counter!(ERRORS).increment(1);
+        tracing::error!(%error, read = records.len(), "The journal cannot be read back past a damaged record; records journaled after it and not stored before the last stop are lost.");
+    }
+    if !records.is_empty() {
+        tracing::warn!(records = records.len(), from, "Journaled records not stored before the last stop: reading them into the dataflow.");
+        metrics::counter!(REPLAYED).increment(records.len() as u64);
+        for chunk in records.chunks(REPLAY_BATCH) {
+            let end = chunk.last().expect("chunks are not empty").1;
+            let mut batch = IngestBatch::new(chunk.iter().map(|(record, _)| record.clone()).collect());
+            batch.positions = vec![position(end)];
+            relay.send(batch).context("the dataflow's queue closed during the journal replay")?;
         }
     }
+    let journal = Arc::new(Mutex::new(journal));
     let committed = Arc::new(AtomicU64::new(from));
     tokio::spawn(run(journal, sources, relay, committed));
     Ok(receiver)
@@ -122,7 +129,10 @@ async fn run(journal: Arc<Mutex<Journal>>, mut sources: IngestReceiver, relay: I
             let ends = (|| {
                 let ends = batches.iter().map(|batch| journal.write(&batch.records)).collect::<Result<Vec<u64>, _>>()?;
                 journal.sync()?;
-                journal.discard_below(discard_below)?;
+                if let Err(error) = journal.discard_below(discard_below) {
+                    metrics::counter!(ERRORS).increment(1);
+                    tracing::warn!(%error, "A stored journal segment could not be deleted; retrying later.");
+                }
                 metrics::gauge!(BYTES).set((journal.end() - journal.start()) as f64);
                 Ok::<_, securewatch_connectors::bus::journal::JournalError>(ends)
             })();
@@ -149,13 +159,24 @@ async fn run(journal: Arc<Mutex<Journal>>, mut sources: IngestReceiver, relay: I
             let (ack, stored) = oneshot::channel();
             let sender = batch.ack.replace(ack);
             let committed = Arc::clone(&committed);
+            let records = batch.records.len() as u64;
             tokio::spawn(async move {
                 let outcome = stored.await.unwrap_or_else(|_| BatchOutcome::Failed("the dataflow dropped the batch".into()));
-                if outcome == BatchOutcome::Durable {
-                    committed.fetch_max(end, Ordering::AcqRel);
-                }
-                if let Some(sender) = sender {
-                    let _ = sender.send(outcome);
+                match (outcome == BatchOutcome::Durable, sender) {
+                    (true, sender) => {
+                        committed.fetch_max(end, Ordering::AcqRel);
+                        if let Some(sender) = sender {
+                            let _ = sender.send(outcome);
+                        }
+                    }
+                    (false, Some(sender)) => {
+                        let _ = sender.send(outcome); // its sender sends it again
+                    }
+                    (false, None) => {
+                        // Nobody to tell (syslog): counted, and logged with the store's reason.
+                        metrics::counter!(UNSTORED).increment(records);
+                        tracing::error!(records, ?outcome, "The store refused a batch without a sender to retry it.");
+                    }
                 }
             });
             if let Err(error) = relay.send(batch) {

@@ -183,16 +183,44 @@ impl Journal {
             frames.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
             frames.extend_from_slice(&payload);
         }
-        let path = segment_path(&self.dir, *self.segments.last().expect("not empty"));
-        self.file.write_all(&frames).map_err(io_error(&path))?;
+        let start = *self.segments.last().expect("not empty");
+        let path = segment_path(&self.dir, start);
+        if let Err(error) = self.file.write_all(&frames) {
+            // Part of the frames may be in the file: cut it back, so later frames start where
+            // the offsets say they do.
+            if let Err(cut) = self.file.set_len(self.end - start) {
+                tracing::error!(path = %path.display(), error = %cut, "Cannot cut a failed journal write back.");
+            }
+            return Err(io_error(&path)(error));
+        }
         self.end += frames.len() as u64;
         Ok(self.end)
     }
 
+    /// Starts a new segment at `offset` when the journal ends before it (its files were removed
+    /// while the store kept a later committed offset), so offsets never go back.
+    pub fn skip_to(&mut self, offset: u64) -> Result<(), JournalError> {
+        if offset <= self.end {
+            return Ok(());
+        }
+        self.sync()?;
+        let path = segment_path(&self.dir, offset);
+        self.file = OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(io_error(&path))?;
+        self.segments.push(offset);
+        self.end = offset;
+        Ok(())
+    }
+
     /// Every record from `offset` on (at a frame boundary), in order, each with the offset after
-    /// it. A record that no longer decodes is an error naming its offset.
-    pub fn read_from(&self, offset: u64) -> Result<Vec<(RawRecord, u64)>, JournalError> {
+    /// it, and the error that stopped the reading early, if any (a record that no longer
+    /// decodes, naming its offset): the records before it are returned all the same.
+    pub fn read_from(&self, offset: u64) -> (Vec<(RawRecord, u64)>, Option<JournalError>) {
         let mut records = Vec::new();
+        let error = self.read_into(offset, &mut records).err();
+        (records, error)
+    }
+
+    fn read_into(&self, offset: u64, records: &mut Vec<(RawRecord, u64)>) -> Result<(), JournalError> {
         let mut decoder = Decoder::default();
         let mut buffer = Vec::new();
         for (index, &start) in self.segments.iter().enumerate() {
@@ -218,16 +246,21 @@ impl Journal {
                 }
             }
         }
-        Ok(records)
+        Ok(())
     }
 
     /// Deletes the segments whose records all lie below `offset` (committed elsewhere); the
-    /// newest segment stays.
+    /// newest segment stays. A segment already gone counts as deleted; one that cannot be
+    /// deleted stays listed and is an error (appending goes on regardless).
     pub fn discard_below(&mut self, offset: u64) -> Result<usize, JournalError> {
         let mut removed = 0;
         while self.segments.len() > 1 && self.segments[1] <= offset {
             let path = segment_path(&self.dir, self.segments[0]);
-            std::fs::remove_file(&path).map_err(io_error(&path))?;
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(io_error(&path)(error)),
+            }
             self.segments.remove(0);
             removed += 1;
         }
@@ -270,17 +303,17 @@ mod tests {
             ends.push(journal.append(&records).unwrap());
         }
         assert!(journal.segments.len() > 2, "small segments roll over: {:?}", journal.segments);
-        let all = journal.read_from(0).unwrap();
+        let all = journal.read_from(0).0;
         assert_eq!(bodies(&all), (0..15).map(|n| format!("<13>line {n}")).collect::<Vec<_>>());
         assert_eq!(all[2].1, ends[0], "each record carries the offset after it");
         assert_eq!(all[0].0, record(0));
         drop(journal);
         let journal = Journal::open(dir.path(), 200).unwrap();
         assert_eq!(journal.end(), ends[4]);
-        let from_third = journal.read_from(ends[1]).unwrap();
+        let from_third = journal.read_from(ends[1]).0;
         assert_eq!(bodies(&from_third)[0], "<13>line 6");
         assert_eq!(from_third.len(), 9);
-        assert!(journal.read_from(ends[4]).unwrap().is_empty());
+        assert!(journal.read_from(ends[4]).0.is_empty());
     }
 
     #[test]
@@ -296,7 +329,7 @@ mod tests {
         let mut journal = Journal::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(journal.end(), end);
         journal.append(&[record(3)]).unwrap();
-        assert_eq!(bodies(&journal.read_from(0).unwrap()), ["<13>line 1", "<13>line 2", "<13>line 3"]);
+        assert_eq!(bodies(&journal.read_from(0).0), ["<13>line 1", "<13>line 2", "<13>line 3"]);
     }
 
     #[test]
@@ -310,7 +343,9 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
-        let error = journal.read_from(0).unwrap_err().to_string();
+        let (before, error) = journal.read_from(0);
+        assert_eq!(bodies(&before), ["<13>line 1"], "the records before the bad one are read");
+        let error = error.expect("an error").to_string();
         assert!(error.contains(&format!("offset {first_end}")) && error.contains("checksum"), "{error}");
     }
 
@@ -325,10 +360,23 @@ mod tests {
         let removed = journal.discard_below(ends[3]).unwrap();
         assert!(removed >= 1);
         assert!(journal.start() <= ends[3]);
-        assert_eq!(bodies(&journal.read_from(ends[3]).unwrap()), ["<13>line 4", "<13>line 5"]);
+        assert_eq!(bodies(&journal.read_from(ends[3]).0), ["<13>line 4", "<13>line 5"]);
         journal.discard_below(u64::MAX).unwrap();
         assert_eq!(journal.segments.len(), 1);
         let files = std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(files, 1);
+    }
+
+    #[test]
+    fn a_journal_behind_the_committed_offset_continues_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path(), 1 << 20).unwrap();
+        journal.skip_to(5_000).unwrap();
+        let end = journal.append(&[record(1)]).unwrap();
+        assert!(end > 5_000);
+        drop(journal);
+        let journal = Journal::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(journal.end(), end);
+        assert_eq!(bodies(&journal.read_from(5_000).0), ["<13>line 1"]);
     }
 }

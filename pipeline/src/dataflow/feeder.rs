@@ -186,13 +186,18 @@ impl Feeder {
     ) -> bool {
         let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
         loop {
+            // The frontier first: a write publishes it only after sending its duplicates, so
+            // when nothing waits in the channel after this reading, nothing owed by the writes
+            // up to it is missing.
+            let frontier = *durable.borrow_and_update();
+            let mut drained = false;
             while let Ok(feed) = references.try_recv() {
+                drained = true;
                 if !self.control(engine, feed).await {
                     return false;
                 }
             }
-            let settled = matches!(*durable.borrow_and_update(), Some(frontier) if frontier > self.last_fed);
-            if settled {
+            if !drained && matches!(frontier, Some(frontier) if frontier > self.last_fed) {
                 return true;
             }
             tokio::select! {

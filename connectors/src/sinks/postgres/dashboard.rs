@@ -15,17 +15,18 @@ const MINUTE_MS: u64 = 60_000;
 const HOUR_MS: u64 = 3_600_000;
 
 /// The end of a statement whose `per_value(dimension, bucket, value, delta)` holds the
-/// differences to add: adds them to the minute and the hour counts.
+/// differences to add: adds them to the minute and the hour counts, locking rows in key order
+/// (several workers' writes touch the same rows; one order means no deadlock between them).
 const ADD_PER_VALUE: &str = "
     minutes AS (
         INSERT INTO dashboard_1m AS d (dimension, bucket_start_ms, value, count)
         SELECT dimension, bucket, value, SUM(delta)::bigint FROM per_value
-        GROUP BY 1, 2, 3 HAVING SUM(delta) <> 0
+        GROUP BY 1, 2, 3 HAVING SUM(delta) <> 0 ORDER BY 1, 2, 3
         ON CONFLICT (dimension, bucket_start_ms, value) DO UPDATE SET count = d.count + excluded.count
     )
     INSERT INTO dashboard_1h AS d (dimension, bucket_start_ms, value, count)
     SELECT dimension, bucket - bucket % 3600000, value, SUM(delta)::bigint FROM per_value
-    GROUP BY 1, 2, 3 HAVING SUM(delta) <> 0
+    GROUP BY 1, 2, 3 HAVING SUM(delta) <> 0 ORDER BY 1, 2, 3
     ON CONFLICT (dimension, bucket_start_ms, value) DO UPDATE SET count = d.count + excluded.count";
 
 /// Adds to the dashboard counts, for each rollup row in `latest` (its count after the write),
