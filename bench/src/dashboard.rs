@@ -58,11 +58,14 @@ impl Rollups {
     }
 }
 
+/// A running dashboard query: the number of rows it returned.
+type Query<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<usize>> + Send + 'a>>;
+
 /// One kind of dashboard query: its name and how to run it for a range ending at `end_ms`.
 struct QueryKind {
     name: &'static str,
     range: Duration,
-    run: fn(&PostgresSink, u64, u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<usize>> + Send + '_>>,
+    run: fn(&PostgresSink, u64, u64) -> Query<'_>,
 }
 
 fn timeseries(

@@ -19,6 +19,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// The `securewatch` binary's allocator, so that in-process benchmarks (detection) allocate as
+/// the pipeline does.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(about = "SecureWatch load generators")]
 struct Cli {

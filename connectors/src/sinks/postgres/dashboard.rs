@@ -224,7 +224,7 @@ pub(super) async fn series(
         let query = sqlx::query(sql).bind(dimension).bind(sql_ms(from_ms)).bind(sql_ms(to_ms));
         return Ok(query.fetch_all(pool).await?);
     }
-    let segments = segments(from_ms, to_ms, width_ms % HOUR_MS == 0);
+    let segments = segments(from_ms, to_ms, width_ms.is_multiple_of(HOUR_MS));
     let width = 2 + 2 * segments.len();
     let sql = format!(
         "SELECT value COLLATE \"C\" AS value, bucket_start_ms - bucket_start_ms % ${width} AS point_start_ms, \

@@ -3,7 +3,7 @@
 //! [`build_correlations`] turns a collection of rule [`Match`]es (at their ingest epochs) into
 //! a collection of correlation [`Alert`]s: an alert is added when a correlation's condition
 //! starts to hold for (rule, group key, window), retracted when late data invalidates it, and
-//! never duplicated (the reduce holds at most one copy per id). [`rule_alerts`] maps the
+//! never duplicated (one alert per group and window start). [`rule_alerts`] maps the
 //! matches of plain detection rules to their own alerts, so the caller can emit every alert
 //! from one collection (`rule_alerts(..).concat(correlations.alerts)`).
 //!
@@ -14,9 +14,9 @@
 //! each match time `s` (for `temporal_ordered`, at matches of the first rule), one alert when
 //! the condition starts to hold (suppressed while an anchor less than a timespan earlier
 //! holds), matches lacking a group-by field skipped, counting by distinct event id. Per
-//! (correlation, group), a `reduce` re-evaluates the group's resident matches whenever they
-//! change, so the output is exactly the alerts of the accepted matches, whatever the order
-//! they arrived in. The alert id is a hash of (rule id, group key, window start).
+//! (correlation, group), an operator keeps the resident matches and, at each completed epoch,
+//! re-evaluates the anchors that the epoch's changes can affect (see `groups`), so the output
+//! is exactly the alerts of the accepted matches, whatever the order they arrived in. The alert id is a hash of (rule id, group key, window start).
 //!
 //! # Lateness and retention
 //!
@@ -37,7 +37,7 @@
 //!
 //! Chains (correlations of correlations) are built level by level: level 0 reads detection
 //! rule matches, level `d` also the alerts of levels `< d` (as [`Match::of_alert`]). Each level
-//! is one keyed `reduce` for all its correlations, so the operator count grows with the chain
+//! is one keyed operator for all its correlations, so the operator count grows with the chain
 //! depth, not with the number of rules.
 //!
 //! # Replacing the rules
@@ -63,6 +63,10 @@ use timely::dataflow::operators::OkErr;
 use crate::config::{RollupConfig, RollupConfigError};
 use crate::rollup::Epoch;
 use crate::window::with_expiry;
+
+mod groups;
+
+use groups::{correlate_groups, GroupKey};
 
 /// Expiry epochs are rounded up to a multiple of this (see [`CorrelationConfig::expiry_epoch`]).
 pub const EXPIRY_GRANULARITY_MS: u64 = 60_000;
@@ -227,7 +231,7 @@ pub struct Correlations<'scope> {
 
 /// A match at one chain level: all its correlations, or only those with the given keys.
 type Routable = (Match, Option<Vec<u64>>);
-type Keyed = ((u64, Vec<String>), Entry);
+type Keyed = (GroupKey, Entry);
 
 /// Builds every correlation of `rules` over `inputs` (detection-rule matches at their ingest
 /// epochs, e.g. from [`securewatch_detection::match_of`]). Any worker may feed any match; the
@@ -289,17 +293,9 @@ pub fn build_correlations<'scope>(
         let expiring = rules.clone();
         let resident_entries = with_expiry(keyed, move |((key, _), entry): &Keyed| {
             config.expiry_epoch(&expiring.get(*key), entry.time_ms)
-        })
-        .as_collection();
-
-        let evaluating = rules.clone();
-        let level_alerts = resident_entries.reduce_named("Correlate", move |(key, group), input, output| {
-            let entries: Vec<Entry> =
-                input.iter().filter(|(_, count)| *count > 0).map(|(entry, _)| (*entry).clone()).collect();
-            for alert in evaluating.get(*key).evaluate(group, &entries) {
-                output.push((alert, 1isize));
-            }
         });
+
+        let level_alerts = correlate_groups(resident_entries, rules.clone()).as_collection();
         resident.push(level_alerts.clone().map(|(_, alert)| alert));
 
         // Changes after an alert's close epoch come from expiry, not from input: drop them.
@@ -318,11 +314,14 @@ pub fn build_correlations<'scope>(
                 .filter(move |((key, _), _)| emitting.current().emits_key(*key))
                 .map(|(_, alert)| alert),
         );
-        let as_matches = final_alerts.map(|(_, alert)| Match::of_alert(&alert));
-        chained = Some(match chained {
-            Some(chained) => chained.concat(as_matches),
-            None => as_matches,
-        });
+        // The last level's alerts feed no further level.
+        if depth + 1 < rules.levels {
+            let as_matches = final_alerts.map(|(_, alert)| Match::of_alert(&alert));
+            chained = Some(match chained {
+                Some(chained) => chained.concat(as_matches),
+                None => as_matches,
+            });
+        }
     }
 
     Correlations {
