@@ -70,11 +70,8 @@ pub(crate) fn correlate_groups<'scope>(
                 let (epoch, (capability, mut updates)) = first.remove_entry();
                 updates.sort_unstable();
                 let mut session = output.session(&capability);
-                let mut rest = updates.as_slice();
-                while let Some(((key, _), _)) = rest.first() {
-                    let length = rest.iter().take_while(|((other, _), _)| other == key).count();
-                    let (changes, after) = rest.split_at(length);
-                    rest = after;
+                for changes in updates.chunk_by(|((a, _), _), ((b, _), _)| a == b) {
+                    let key = &changes[0].0 .0;
                     let correlation = rules.get(key.0);
                     let group = groups.entry(key.clone()).or_default();
                     for (alert, diff) in group.apply(&correlation, &key.1, changes) {
@@ -105,11 +102,9 @@ impl Group {
         changes: &[((GroupKey, Entry), isize)],
     ) -> Vec<(Alert, isize)> {
         let mut changed_times = Vec::new();
-        let mut rest = changes;
-        while let Some(((_, entry), _)) = rest.first() {
-            let length = rest.iter().take_while(|((_, other), _)| other == entry).count();
-            let diff: isize = rest[..length].iter().map(|(_, diff)| diff).sum();
-            rest = &rest[length..];
+        for same in changes.chunk_by(|((_, a), _), ((_, b), _)| a == b) {
+            let entry = &same[0].0 .1;
+            let diff: isize = same.iter().map(|(_, diff)| diff).sum();
             if diff != 0 && self.change(entry, diff) {
                 changed_times.push(entry.time_ms);
             }
