@@ -10,7 +10,7 @@ use std::time::Duration;
 use differential_dataflow::input::Input;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use securewatch_detection::correlation::{Condition, CorrelationKind, InputSource, RuleExpr};
+use securewatch_detection::correlation::{CompiledCorrelation, Condition, CorrelationKind, InputSource, RuleExpr};
 use securewatch_detection::rsigma_parser::ConditionOperator;
 use securewatch_detection::{CompiledCorrelations, Match, RuleSet};
 use securewatch_operators::{build_correlations, rule_alerts, CorrelationConfig, Epoch};
@@ -328,7 +328,10 @@ fn brute_force(correlations: &CompiledCorrelations, matches: &[Match]) -> BTreeS
                 let times: BTreeSet<u64> = mine.iter().map(|r| r.2).filter(|t| *t >= s && *t < s + span).collect();
                 let fired_at = times.iter().copied().find(|&t| holds(s, t)).unwrap();
                 let group_key: BTreeMap<String, String> = correlation.group_by.iter().cloned().zip(group.clone()).collect();
-                let inside: Vec<_> = mine.iter().filter(|r| r.2 >= s && r.2 < s + span).collect();
+                // Conditions that more matches can only make true list the matches up to
+                // `fired_at`; the others list the whole window.
+                let listed_end = if lists_prefix(correlation) { fired_at + 1 } else { s + span };
+                let inside: Vec<_> = mine.iter().filter(|r| r.2 >= s && r.2 < listed_end).collect();
                 alerts.push(Alert {
                     id: Alert::correlation_id(&correlation.rule_id, &group_key, s),
                     rule_id: correlation.rule_id.clone(),
@@ -340,8 +343,8 @@ fn brute_force(correlations: &CompiledCorrelations, matches: &[Match]) -> BTreeS
                     window_start_ms: s,
                     window_end_ms: s + span,
                     fired_at_ms: fired_at,
-                    first_seen_ms: *times.first().unwrap(),
-                    last_seen_ms: *times.last().unwrap(),
+                    first_seen_ms: inside.iter().map(|r| r.2).min().unwrap(),
+                    last_seen_ms: inside.iter().map(|r| r.2).max().unwrap(),
                     event_ids: inside.iter().map(|r| r.3).collect::<BTreeSet<_>>().into_iter().collect(),
                 });
             }
@@ -352,6 +355,27 @@ fn brute_force(correlations: &CompiledCorrelations, matches: &[Match]) -> BTreeS
         all.push(alerts);
     }
     emitted
+}
+
+/// Whether adding matches can only make `correlation`'s condition true (`gt`/`gte` counts,
+/// rule-presence conditions without `not`, `temporal_ordered` over all rules).
+fn lists_prefix(correlation: &CompiledCorrelation) -> bool {
+    fn negates(expr: &RuleExpr) -> bool {
+        match expr {
+            RuleExpr::Seen(_) => false,
+            RuleExpr::And(items) | RuleExpr::Or(items) => items.iter().any(negates),
+            RuleExpr::Not(_) => true,
+        }
+    }
+    match (&correlation.condition, correlation.kind) {
+        (Condition::AllRules, _) => true,
+        (_, CorrelationKind::TemporalOrdered) => false,
+        (Condition::Expr(expr), _) => !negates(expr),
+        (Condition::Threshold(predicates), CorrelationKind::EventCount | CorrelationKind::ValueCount | CorrelationKind::Temporal) => {
+            predicates.iter().all(|(op, _)| matches!(op, ConditionOperator::Gt | ConditionOperator::Gte))
+        }
+        (Condition::Threshold(_), _) => false,
+    }
 }
 
 /// The matches the brute force sees at epoch `upto`: those ingested by then within lateness.

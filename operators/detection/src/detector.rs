@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rsigma_eval::{compile_rule, evaluate_rule, CompiledRule};
+use rsigma_eval::{compile_rule, evaluate_rule, CompiledRule, Engine};
 use rsigma_eval::pipeline::apply_pipelines;
 use rsigma_parser::{Detection, FilterRuleTarget, Level, LogSource, Modifier, SigmaRule, SigmaValue};
 use securewatch_schemas::{Event, SourceKind};
@@ -76,7 +76,21 @@ pub enum Routing<'a> {
 pub struct Detector {
     rules: Vec<DetectorRule>,
     index: RouteIndex,
+    /// One rsigma [`Engine`] per route group (same numbering as `index`'s groups).
+    engines: Arc<[GroupEngine]>,
     rejected: Vec<Rejection>,
+}
+
+/// The rules of one route group in an rsigma [`Engine`], whose candidate index (necessary
+/// field values, substrings and presences per rule) picks the few rules worth evaluating for
+/// an event instead of trying every rule of the group. Each engine rule's `id` is its number in
+/// [`Detector::rules`], which is how a result is traced back to its rule.
+struct GroupEngine(Engine);
+
+impl std::fmt::Debug for GroupEngine {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("GroupEngine").field("rules", &self.0.rule_count()).finish()
+    }
 }
 
 /// A detector shared between workers.
@@ -88,7 +102,8 @@ impl Detector {
     /// rsigma cannot build) are listed in [`Detector::rejected`] and left out.
     pub fn compile(set: &RuleSet, pipelines: &Pipelines) -> Detector {
         let pipelines = pipelines.to_vec();
-        let mut detector = Detector { rules: Vec::new(), index: RouteIndex::default(), rejected: Vec::new() };
+        let mut detector =
+            Detector { rules: Vec::new(), index: RouteIndex::default(), engines: Arc::new([]), rejected: Vec::new() };
         let mut broken_filters = Vec::new();
         for loaded in &set.rules {
             match compile_one(loaded, set, &pipelines, &mut broken_filters) {
@@ -113,6 +128,17 @@ impl Detector {
         broken_filters.sort_by(|a: &Rejection, b| (&a.file, &a.title).cmp(&(&b.file, &b.title)));
         broken_filters.dedup();
         detector.rejected.extend(broken_filters);
+        detector.engines = (0..detector.index.group_count())
+            .map(|group| {
+                let mut engine = Engine::new();
+                engine.extend_compiled_rules(detector.index.members(group).iter().map(|&number| {
+                    let mut compiled = detector.rules[number].compiled.clone();
+                    compiled.id = Some(number.to_string());
+                    compiled
+                }));
+                GroupEngine(engine)
+            })
+            .collect();
         detector
     }
 
@@ -133,6 +159,37 @@ impl Detector {
 
     /// The rules matching `event` with the given routing, in rule order.
     pub fn matches_with<'a>(&'a self, event: &'a Event, routing: Routing<'_>) -> impl Iterator<Item = RuleMatch<'a>> + 'a {
+        let groups: Vec<usize> = match routing {
+            Routing::Derived => self.index.groups(&EventLogSource::of(event)).collect(),
+            Routing::Given(source) => self.index.groups(source).collect(),
+            Routing::All => (0..self.index.group_count()).collect(),
+        };
+        let view = EventView::new(event);
+        let mut found = Vec::new();
+        for group in groups {
+            for result in self.engines[group].0.evaluate(&view) {
+                let index: usize = result
+                    .header
+                    .rule_id
+                    .as_deref()
+                    .and_then(|id| id.parse().ok())
+                    .expect("a group engine's rule ids are rule numbers");
+                let rule = &self.rules[index];
+                if !rule.compiled_filters.iter().all(|filter| evaluate_rule(filter, &view).is_some()) {
+                    continue;
+                }
+                let selections = result.as_detection().map(|body| body.matched_selections.clone()).unwrap_or_default();
+                found.push(RuleMatch { index, rule, selections });
+            }
+        }
+        found.sort_unstable_by_key(|found| found.index);
+        found.into_iter()
+    }
+
+    /// Like [`Detector::matches_with`], but evaluates every routed rule in full, without the
+    /// engines' candidate index: the reference the index is tested against.
+    #[cfg(test)]
+    fn matches_full_scan<'a>(&'a self, event: &'a Event, routing: Routing<'_>) -> Vec<RuleMatch<'a>> {
         let mut candidates: Vec<usize> = match routing {
             Routing::Derived => self.index.candidates(&EventLogSource::of(event)).collect(),
             Routing::Given(source) => self.index.candidates(source).collect(),
@@ -140,15 +197,18 @@ impl Detector {
         };
         candidates.sort_unstable();
         let view = EventView::new(event);
-        candidates.into_iter().filter_map(move |index| {
-            let rule = &self.rules[index];
-            let result = evaluate_rule(&rule.compiled, &view)?;
-            if !rule.compiled_filters.iter().all(|filter| evaluate_rule(filter, &view).is_some()) {
-                return None;
-            }
-            let selections = result.as_detection().map(|body| body.matched_selections.clone()).unwrap_or_default();
-            Some(RuleMatch { index, rule, selections })
-        })
+        candidates
+            .into_iter()
+            .filter_map(|index| {
+                let rule = &self.rules[index];
+                let result = evaluate_rule(&rule.compiled, &view)?;
+                if !rule.compiled_filters.iter().all(|filter| evaluate_rule(filter, &view).is_some()) {
+                    return None;
+                }
+                let selections = result.as_detection().map(|body| body.matched_selections.clone()).unwrap_or_default();
+                Some(RuleMatch { index, rule, selections })
+            })
+            .collect()
     }
 }
 

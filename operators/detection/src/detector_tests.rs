@@ -364,3 +364,72 @@ fn detectors_are_send_sync_and_source_detectors_dispatch_by_kind() {
     assert_eq!(detectors.matches(&wazuh).count(), 1);
     assert!(detectors.rejected().is_empty());
 }
+
+/// Rules whose candidate-index witnesses exercise each way the event view resolves a field:
+/// exact values, substrings, presence, keywords, the event's own attributes, Wazuh's names for
+/// Windows fields (through the built-in pipeline) and evtx `UserData`.
+const INDEXED_RULES: &str = r#"
+title: exact event id
+logsource: {product: windows}
+detection: {s: {EventID: 4625}, condition: s}
+---
+title: host attribute
+logsource: {product: windows}
+detection: {s: {host: 'DC-01'}, condition: s}
+---
+title: message attribute
+detection: {s: {message|contains: 'failed password'}, condition: s}
+---
+title: negated
+logsource: {product: windows}
+detection: {s: {EventID: 4625}, f: {TargetUserName: 'svc'}, condition: s and not f}
+---
+title: user data
+logsource: {product: windows}
+detection: {s: {Event.EventData.Param1|contains: 'wmi'}, condition: s}
+---
+title: keyword
+detection: {k: ['mimikatz'], condition: k}
+"#;
+
+#[test]
+fn the_candidate_index_finds_exactly_what_evaluating_every_routed_rule_finds() {
+    let rules = format!("{MODIFIER_RULES}---{PROCESS_RULE}---{INDEXED_RULES}");
+    let events = [
+        json_event(SourceKind::File, json!({"CommandLine": "cmd.exe /c whoami", "Image": "C:\\Windows\\System32\\cmd.exe", "SourceIp": "10.1.2.3", "User": "Admin", "TargetUser": "Admin", "Count": 7, "msg": "a definitely evil line"})),
+        json_event(SourceKind::File, json!({"CommandLine": "powershell -c Get-Process", "ParentImage": "explorer.exe", "Count": "12", "Missing": null})),
+        json_event(SourceKind::File, json!({"Channel": "Security", "EventID": 4625, "TargetUserName": "svc", "msg": "Failed password for root"})),
+        json_event(SourceKind::File, json!({"Channel": "Security", "EventID": "4625", "TargetUserName": "bob", "Tool": "MIMIKATZ.exe"})),
+        json_event(SourceKind::File, json!({"Event": {"System": {"Channel": "Microsoft-Windows-WMI-Activity/Operational", "EventID": 5858}, "UserData": {"Operation_ClientFailure": {"Param1": "WMI query"}}}})),
+        json_event(SourceKind::File, json!({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1, "Image": "C:\\Windows\\System32\\whoami.exe", "ParentImage": "C:\\Windows\\System32\\cmd.exe"})),
+        json_event(SourceKind::Wazuh, json!({"data": {"win": {
+            "system": {"channel": "Microsoft-Windows-Sysmon/Operational", "eventID": "1"},
+            "eventdata": {"image": "C:\\\\Windows\\\\System32\\\\whoami.exe", "parentImage": "C:\\\\Windows\\\\System32\\\\cmd.exe"}
+        }}})),
+    ];
+    let mut dc = json_event(SourceKind::File, json!({"Channel": "Security", "EventID": 4624}));
+    dc.host = Some("DC-01".into());
+    let test_source = EventLogSource::product("test");
+    let windows = EventLogSource::product("windows");
+    let mut compared = 0;
+    let mut fired = std::collections::BTreeSet::new();
+    for pipelines in [Pipelines::none(), Pipelines::for_source(SourceKind::Wazuh)] {
+        let detector = detector(&rules, &pipelines);
+        for event in events.iter().chain([&dc]) {
+            for routing in [Routing::Derived, Routing::All, Routing::Given(&test_source), Routing::Given(&windows)] {
+                let indexed: Vec<(usize, Vec<String>)> =
+                    detector.matches_with(event, routing).map(|found| (found.index, found.selections)).collect();
+                let full: Vec<(usize, Vec<String>)> =
+                    detector.matches_full_scan(event, routing).into_iter().map(|found| (found.index, found.selections)).collect();
+                assert_eq!(indexed, full, "{routing:?} {event:?}");
+                compared += 1;
+                fired.extend(detector.matches_with(event, routing).map(|found| found.rule.title.clone()));
+            }
+        }
+    }
+    assert_eq!(compared, 64);
+    // Each way of resolving a field fired somewhere, so no comparison was between empty lists.
+    for title in ["exact event id", "host attribute", "message attribute", "negated", "user data", "keyword", "Whoami via cmd", "contains", "cidr"] {
+        assert!(fired.contains(title), "{title} never fired: {fired:?}");
+    }
+}

@@ -348,18 +348,25 @@ const ANY: Symbol = 0;
 /// Which rules apply to which log source: rules are grouped by the (product, category,
 /// service) they state, and an event looks up only the groups its own log source can satisfy
 /// (at most 2 × (categories + 1) × (services + 1) hash lookups), so the per-event cost does not
-/// grow with the number of rules for other log sources.
+/// grow with the number of rules for other log sources. Groups are numbered densely from 0 in
+/// the order they first appear, so callers can keep per-group data in a `Vec`.
 #[derive(Clone, Debug, Default)]
 pub struct RouteIndex {
     symbols: HashMap<String, Symbol>,
-    groups: HashMap<[Symbol; 3], Vec<usize>>,
+    group_of_key: HashMap<[Symbol; 3], usize>,
+    members: Vec<Vec<usize>>,
 }
 
 impl RouteIndex {
     /// Adds rule number `rule` with its stated log source (lower-cased here).
     pub fn insert(&mut self, rule: usize, product: Option<&str>, category: Option<&str>, service: Option<&str>) {
         let key = [self.intern(product), self.intern(category), self.intern(service)];
-        self.groups.entry(key).or_default().push(rule);
+        let next = self.members.len();
+        let group = *self.group_of_key.entry(key).or_insert(next);
+        if group == next {
+            self.members.push(Vec::new());
+        }
+        self.members[group].push(rule);
     }
 
     fn intern(&mut self, value: Option<&str>) -> Symbol {
@@ -372,8 +379,8 @@ impl RouteIndex {
         self.symbols.get(value).copied()
     }
 
-    /// Rule numbers that apply to `source`, each once, in no particular order.
-    pub fn candidates<'a>(&'a self, source: &EventLogSource) -> impl Iterator<Item = usize> + 'a {
+    /// Numbers of the groups whose stated log source `source` satisfies, each once.
+    pub fn groups<'a>(&'a self, source: &EventLogSource) -> impl Iterator<Item = usize> + 'a {
         let symbols = |values: &[String]| -> Vec<Symbol> {
             let mut out = vec![ANY];
             out.extend(values.iter().filter_map(|value| self.lookup(value)));
@@ -393,12 +400,27 @@ impl RouteIndex {
                 }
             }
         }
-        keys.into_iter().filter_map(|key| self.groups.get(&key)).flatten().copied()
+        keys.into_iter().filter_map(|key| self.group_of_key.get(&key).copied())
+    }
+
+    /// How many groups there are (group numbers are `0..group_count()`).
+    pub fn group_count(&self) -> usize {
+        self.members.len()
+    }
+
+    /// The rule numbers of group `group`, in insertion order.
+    pub fn members(&self, group: usize) -> &[usize] {
+        &self.members[group]
+    }
+
+    /// Rule numbers that apply to `source`, each once, in no particular order.
+    pub fn candidates<'a>(&'a self, source: &EventLogSource) -> impl Iterator<Item = usize> + 'a {
+        self.groups(source).flat_map(|group| self.members[group].iter().copied())
     }
 
     /// All rule numbers (routing off).
     pub fn all(&self) -> impl Iterator<Item = usize> + '_ {
-        self.groups.values().flatten().copied()
+        self.members.iter().flatten().copied()
     }
 }
 

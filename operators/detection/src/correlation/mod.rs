@@ -18,6 +18,13 @@
 //!   holding; a new alert needs a full timespan of anchors without the condition. The decision
 //!   for an anchor depends only on matches in `(s - timespan, s + timespan)`, so it is local
 //!   and exact under any arrival order.
+//! * **Listed matches**: when more matches can only make the condition true (`gt`/`gte`
+//!   thresholds of `event_count`, `value_count` and `temporal`, rule-presence conditions
+//!   without `not`, `temporal_ordered`), an alert lists the matches from its window start up
+//!   to `fired_at`, the event time at which the condition first held: the matches that made
+//!   it hold. Later matches in the window leave the alert as it is, so in-order data never
+//!   rewrites an alert. Otherwise (`lt`, `lte`, `eq`, `neq`, `value_sum`, `value_avg`) the
+//!   decision reads the whole window and the alert lists all of it.
 //! * **Counting** is by distinct event id: an event delivered twice counts once.
 //!   `event_count` counts events; `value_count` distinct values of the condition `field`
 //!   (several fields: distinct tuples); `value_sum` / `value_avg` sum / average the numeric

@@ -33,8 +33,15 @@ struct Counts<'a> {
     stage: usize,
 }
 
-/// An anchored window whose condition holds: anchor time, its entries `from..to`, and the
-/// time of the shortest prefix on which the condition held.
+/// An anchored window whose condition holds: anchor time, the entries `from..to` its alert
+/// lists, and the time of the shortest prefix on which the condition held (`fired_at`).
+///
+/// For conditions that adding matches can only make true ([`CompiledCorrelation::monotone`],
+/// and `temporal_ordered` over all rules), the alert lists that shortest prefix: the matches
+/// that made the condition hold, up to and including `fired_at`. Later matches in the window
+/// do not change the alert, so an alert raised by in-order data is never rewritten. For the
+/// others (`lt`, `lte`, `eq`, `neq`, `value_sum`, `value_avg`) the decision reads the whole
+/// window, and the alert lists all of it.
 struct HoldingWindow {
     start: u64,
     from: usize,
@@ -206,7 +213,7 @@ impl CompiledCorrelation {
         alerts
     }
 
-    /// The alert of the window anchored at `start` holding `window`'s matches.
+    /// The alert of the window anchored at `start` listing `window`'s matches.
     fn alert(&self, group_key: &BTreeMap<String, String>, start: u64, fired_at: u64, window: &[Entry]) -> Alert {
         let mut event_ids: Vec<EventId> = window.iter().map(|entry| entry.event_id).collect();
         event_ids.sort();
@@ -285,7 +292,7 @@ impl CompiledCorrelation {
             }
             if let Some(fired_at) = reached {
                 let from = entries.partition_point(|entry| entry.time_ms < start);
-                let to = entries.partition_point(|entry| entry.time_ms < end);
+                let to = entries.partition_point(|entry| entry.time_ms <= fired_at);
                 windows.push(HoldingWindow { start, from, to, fired_at });
             }
         }
@@ -328,8 +335,8 @@ impl CompiledCorrelation {
                         prefix_to += 1;
                     }
                 }
-                let fired_at = entries[prefix_to.max(from + 1) - 1].time_ms;
-                windows.push(HoldingWindow { start, from, to, fired_at });
+                let listed = prefix_to.max(from + 1);
+                windows.push(HoldingWindow { start, from, to: listed, fired_at: entries[listed - 1].time_ms });
             }
             index += entries[index..].iter().take_while(|entry| entry.time_ms == start).count();
         }
