@@ -5,7 +5,7 @@ use std::hash::{Hash, Hasher};
 use std::ops::Range;
 
 use rustc_hash::{FxHashMap, FxHasher};
-use securewatch_detection::correlation::{CompiledCorrelation, Entry};
+use securewatch_detection::correlation::{CompiledCorrelation, Entry, Holding};
 use securewatch_schemas::Alert;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
@@ -22,8 +22,8 @@ pub(crate) type GroupKey = (u64, Vec<String>);
 /// One epoch's input, waiting for the epoch to complete: its capability and updates.
 type Waiting = (Capability<Epoch>, Vec<((GroupKey, Entry), isize)>);
 
-/// One group's resident matches and the alerts it has emitted and not retracted, by window
-/// start.
+/// One group's resident matches, which of their anchors hold, and the alerts it has emitted
+/// and not retracted, by window start.
 #[derive(Default)]
 struct Group {
     /// The matches present (count > 0), sorted, so that the evaluation reads a slice of them.
@@ -32,19 +32,35 @@ struct Group {
     counts: Vec<isize>,
     /// Entries whose count is negative (a retraction ahead of its insertion); not present.
     owed: BTreeMap<Entry, isize>,
+    /// Every anchor of `entries` whose window's condition holds: window start to `fired_at`.
+    holding: BTreeMap<u64, u64>,
     emitted: BTreeMap<u64, Alert>,
+}
+
+/// How a change altered the present entries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    Unchanged,
+    Entered,
+    Left,
 }
 
 /// Turns the resident matches of every (correlation, group) into that group's alerts, as a
 /// differential collection: at each completed epoch, the alerts that the epoch's changes
 /// retract (`-1`) and add (`+1`).
 ///
-/// This is what a `reduce` evaluating each changed group whole would output, computed from
-/// the changes instead: an entry at event time `e` can only change the decisions of anchors in
-/// `(e - T, e + T)` (`T` the timespan; see
-/// [`CompiledCorrelation::evaluate_within`]), so only those anchors are evaluated again, from
-/// the matches in `(e - 2T, e + 2T)`, and compared with the alerts emitted for them. Work per
-/// change is bounded by the matches near it, not by everything the group holds.
+/// This is what a `reduce` evaluating each changed group whole
+/// ([`CompiledCorrelation::evaluate`]) would output, computed from the changes instead. An
+/// entry at event time `e` can only change whether the anchors in `(e - T, e]` hold (`T` the
+/// timespan: their windows contain `e`), so only those are evaluated again, from the matches in
+/// `(e - T, e + T)`; every group remembers which of its anchors hold. When an epoch only adds
+/// matches to a condition that more matches can only make true
+/// ([`CompiledCorrelation::lists_prefix`]), an anchor that already held before the earliest
+/// added match keeps holding as it was and is not evaluated at all: in-order data re-evaluates
+/// only the anchors that did not hold yet. Suppression can change for the anchors in
+/// `(e - T, e + T)`; their alerts are compared with the ones emitted, and rebuilt only where
+/// the listed matches or `fired_at` may differ. Work per change is bounded by the matches near
+/// it, not by everything the group holds.
 pub(crate) fn correlate_groups<'scope>(
     resident: StreamVec<'scope, Epoch, ((GroupKey, Entry), Epoch, isize)>,
     rules: CorrelationRules,
@@ -79,6 +95,7 @@ pub(crate) fn correlate_groups<'scope>(
                     }
                     if group.is_empty() {
                         debug_assert!(group.emitted.is_empty(), "a group without matches has no alerts");
+                        debug_assert!(group.holding.is_empty(), "a group without matches has no anchors");
                         groups.remove(key);
                     }
                 }
@@ -102,70 +119,125 @@ impl Group {
         changes: &[((GroupKey, Entry), isize)],
     ) -> Vec<(Alert, isize)> {
         let mut changed_times = Vec::new();
+        let mut only_entered = true;
         for same in changes.chunk_by(|((_, a), _), ((_, b), _)| a == b) {
             let entry = &same[0].0 .1;
             let diff: isize = same.iter().map(|(_, diff)| diff).sum();
-            if diff != 0 && self.change(entry, diff) {
+            let presence = if diff == 0 { Presence::Unchanged } else { self.change(entry, diff) };
+            if presence != Presence::Unchanged {
                 changed_times.push(entry.time_ms);
+                only_entered &= presence == Presence::Entered;
             }
         }
+        let Some(&earliest) = changed_times.first() else { return Vec::new() };
         let span = correlation.timespan_ms.max(1);
+        // Anchors that held before every added match keep holding as they were.
+        let kept_before = (only_entered && correlation.lists_prefix()).then_some(earliest);
+        for anchors in windows_containing(&changed_times, span) {
+            self.reevaluate(correlation, anchors, kept_before);
+        }
+        let group_key = correlation.group_key(group);
         let mut out = Vec::new();
         for anchors in affected_anchors(&changed_times, span) {
-            let from = anchors.start.saturating_sub(span - 1);
-            let to = anchors.end.saturating_add(span);
-            let nearby = &self.entries[self.position(from)..self.position(to)];
-            let mut fresh: BTreeMap<u64, Alert> = correlation
-                .evaluate_within(group, nearby, anchors.clone())
-                .into_iter()
-                .map(|alert| (alert.window_start_ms, alert))
+            let mut previous = self.holding.range(..anchors.start).next_back().map(|(start, _)| *start);
+            let mut wanted = Vec::new();
+            for (&start, &fired_at) in self.holding.range(anchors.clone()) {
+                if !correlation.suppressed(start, previous) {
+                    wanted.push(Holding { start, fired_at });
+                }
+                previous = Some(start);
+            }
+            let stale: Vec<u64> = self
+                .emitted
+                .range(anchors)
+                .map(|(start, _)| *start)
+                .filter(|start| wanted.binary_search_by_key(start, |holding| holding.start).is_err())
                 .collect();
-            let emitted_here: Vec<u64> = self.emitted.range(anchors).map(|(start, _)| *start).collect();
-            for start in emitted_here {
-                match fresh.remove(&start) {
-                    Some(alert) if self.emitted[&start] == alert => {}
-                    Some(alert) => {
-                        out.push((self.emitted.insert(start, alert.clone()).expect("emitted"), -1));
+            for start in stale {
+                out.push((self.emitted.remove(&start).expect("emitted"), -1));
+            }
+            for holding in wanted {
+                let listed = correlation.listed_times(holding);
+                let unchanged = self.emitted.get(&holding.start).is_some_and(|alert| {
+                    alert.fired_at_ms == holding.fired_at && !contains_any(&changed_times, &listed)
+                });
+                if unchanged {
+                    continue;
+                }
+                let window = &self.entries[self.position(listed.start)..self.position(listed.end)];
+                let alert = correlation.alert(&group_key, holding, window);
+                match self.emitted.insert(holding.start, alert.clone()) {
+                    Some(old) if old == alert => {}
+                    Some(old) => {
+                        out.push((old, -1));
                         out.push((alert, 1));
                     }
-                    None => out.push((self.emitted.remove(&start).expect("emitted"), -1)),
+                    None => out.push((alert, 1)),
                 }
-            }
-            for (start, alert) in fresh {
-                out.push((alert.clone(), 1));
-                self.emitted.insert(start, alert);
             }
         }
         out
     }
 
+    /// Evaluates again whether the anchors in `anchors` hold. With `kept_before`, the leading
+    /// anchors that held with a `fired_at` before it are left as they are.
+    fn reevaluate(&mut self, correlation: &CompiledCorrelation, anchors: Range<u64>, kept_before: Option<u64>) {
+        let mut first = anchors.start;
+        if let Some(kept_before) = kept_before {
+            let mut holding = self.holding.range(anchors.clone()).peekable();
+            let from = self.position(anchors.start);
+            let anchor_times = self.entries[from..]
+                .iter()
+                .take_while(|entry| entry.time_ms < anchors.end)
+                .filter(|entry| correlation.anchors_at(entry))
+                .map(|entry| entry.time_ms);
+            first = anchors.end;
+            for time in anchor_times {
+                while holding.next_if(|(start, _)| **start < time).is_some() {}
+                let kept = holding.peek().is_some_and(|(start, fired_at)| **start == time && **fired_at < kept_before);
+                if !kept {
+                    first = time;
+                    break;
+                }
+            }
+        }
+        let reach = anchors.end.saturating_add(correlation.timespan_ms);
+        let window = &self.entries[self.position(first)..self.position(reach)];
+        let fresh = correlation.holding_anchors(window, first..anchors.end);
+        let stale: Vec<u64> = self.holding.range(first..anchors.end).map(|(start, _)| *start).collect();
+        for start in stale {
+            self.holding.remove(&start);
+        }
+        self.holding.extend(fresh.into_iter().map(|holding| (holding.start, holding.fired_at)));
+    }
+
     /// Adds `diff` to `entry`'s count; whether that made it present or absent.
-    fn change(&mut self, entry: &Entry, diff: isize) -> bool {
+    fn change(&mut self, entry: &Entry, diff: isize) -> Presence {
         match self.entries.binary_search(entry) {
             Ok(index) => {
                 self.counts[index] += diff;
                 let count = self.counts[index];
                 if count > 0 {
-                    return false;
+                    return Presence::Unchanged;
                 }
                 self.entries.remove(index);
                 self.counts.remove(index);
                 if count < 0 {
                     self.owed.insert(entry.clone(), count);
                 }
-                true
+                Presence::Left
             }
             Err(index) => {
                 let count = self.owed.remove(entry).unwrap_or(0) + diff;
                 if count > 0 {
                     self.entries.insert(index, entry.clone());
                     self.counts.insert(index, count);
-                    return true;
+                    return Presence::Entered;
                 }
                 if count < 0 {
                     self.owed.insert(entry.clone(), count);
                 }
-                false
+                Presence::Unchanged
             }
         }
     }
@@ -180,18 +252,33 @@ impl Group {
     }
 }
 
+/// Whether any of `times` (sorted) lies in `range`.
+fn contains_any(times: &[u64], range: &Range<u64>) -> bool {
+    times.get(times.partition_point(|time| *time < range.start)).is_some_and(|time| *time < range.end)
+}
+
+/// The anchors whose windows contain one of `times` (sorted), `(e - span, e]` for each, as
+/// disjoint ranges in order.
+fn windows_containing(times: &[u64], span: u64) -> Vec<Range<u64>> {
+    merged(times.iter().map(|&time| time.saturating_sub(span - 1)..time.saturating_add(1)))
+}
+
 /// The anchors whose decision a match entering or leaving at each of `times` (sorted) can
 /// change, `(e - span, e + span)` for each, as disjoint ranges in order.
 fn affected_anchors(times: &[u64], span: u64) -> Vec<Range<u64>> {
-    let mut ranges: Vec<Range<u64>> = Vec::new();
-    for &time in times {
-        let range = time.saturating_sub(span - 1)..time.saturating_add(span);
-        match ranges.last_mut() {
+    merged(times.iter().map(|&time| time.saturating_sub(span - 1)..time.saturating_add(span)))
+}
+
+/// Ranges (in order of their starts) merged where they overlap or touch.
+fn merged(ranges: impl Iterator<Item = Range<u64>>) -> Vec<Range<u64>> {
+    let mut out: Vec<Range<u64>> = Vec::new();
+    for range in ranges {
+        match out.last_mut() {
             Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
-            _ => ranges.push(range),
+            _ => out.push(range),
         }
     }
-    ranges
+    out
 }
 
 #[cfg(test)]

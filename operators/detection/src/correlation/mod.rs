@@ -650,5 +650,7 @@ pub fn match_of(rule_match: &RuleMatch<'_>, event: &Event, correlations: &Compil
 
 mod windows;
 
+pub use windows::Holding;
+
 #[cfg(test)]
 mod tests;

@@ -33,20 +33,20 @@ struct Counts<'a> {
     stage: usize,
 }
 
-/// An anchored window whose condition holds: anchor time, the entries `from..to` its alert
-/// lists, and the time of the shortest prefix on which the condition held (`fired_at`).
+/// An anchor whose window's condition holds: the window start and `fired_at`, the event time
+/// of the shortest prefix of the window on which the condition held.
 ///
-/// For conditions that adding matches can only make true ([`CompiledCorrelation::monotone`],
-/// and `temporal_ordered` over all rules), the alert lists that shortest prefix: the matches
-/// that made the condition hold, up to and including `fired_at`. Later matches in the window
-/// do not change the alert, so an alert raised by in-order data is never rewritten. For the
-/// others (`lt`, `lte`, `eq`, `neq`, `value_sum`, `value_avg`) the decision reads the whole
-/// window, and the alert lists all of it.
-struct HoldingWindow {
-    start: u64,
-    from: usize,
-    to: usize,
-    fired_at: u64,
+/// For conditions that adding matches can only make true ([`CompiledCorrelation::lists_prefix`])
+/// the alert lists that shortest prefix: the matches that made the condition hold, up to and
+/// including `fired_at`. Later matches in the window do not change the alert, so an alert
+/// raised by in-order data is never rewritten. For the others (`lt`, `lte`, `eq`, `neq`,
+/// `value_sum`, `value_avg`) the decision reads the whole window, and the alert lists all of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Holding {
+    /// The anchor: window start.
+    pub start: u64,
+    /// When the condition first held in the window.
+    pub fired_at: u64,
 }
 
 /// Distinct ids, distinct values and inputs seen in a window that matches enter and leave.
@@ -181,41 +181,77 @@ impl CompiledCorrelation {
 
     /// The alerts of one group: `entries` are its matches, sorted, without duplicates.
     pub fn evaluate(&self, group: &[String], entries: &[Entry]) -> Vec<Alert> {
-        self.evaluate_within(group, entries, 0..u64::MAX)
-    }
-
-    /// The alerts of one group whose window starts in `anchors`. Exact when `entries` (sorted,
-    /// without duplicates) hold every match of the group with an event time in
-    /// `(anchors.start - timespan, anchors.end + timespan)`: an anchor's decision reads nothing
-    /// else (see the module documentation), so the caller can re-evaluate only the anchors a
-    /// change can affect.
-    pub fn evaluate_within(&self, group: &[String], entries: &[Entry], anchors: Range<u64>) -> Vec<Alert> {
-        let windows = if self.kind == CorrelationKind::TemporalOrdered && self.condition == Condition::AllRules {
-            self.holding_windows_ordered(entries)
-        } else if self.monotone() {
-            self.holding_windows_sliding(entries)
-        } else {
-            self.holding_windows_scanned(entries)
-        };
-        let mut group_key: Option<BTreeMap<String, String>> = None;
+        let group_key = self.group_key(group);
         let mut alerts = Vec::new();
-        let mut last_holding: Option<u64> = None;
-        for HoldingWindow { start, from, to, fired_at } in windows {
-            let suppressed = last_holding.is_some_and(|previous| start - previous < self.timespan_ms);
-            last_holding = Some(start);
-            if suppressed || !anchors.contains(&start) {
-                continue;
+        let mut previous: Option<u64> = None;
+        for holding in self.holding_anchors(entries, 0..u64::MAX) {
+            if !self.suppressed(holding.start, previous) {
+                alerts.push(self.alert(&group_key, holding, self.listed(entries, holding)));
             }
-            let group_key =
-                group_key.get_or_insert_with(|| self.group_by.iter().cloned().zip(group.iter().cloned()).collect());
-            alerts.push(self.alert(group_key, start, fired_at, &entries[from..to]));
+            previous = Some(holding.start);
         }
         alerts
     }
 
-    /// The alert of the window anchored at `start` listing `window`'s matches.
-    fn alert(&self, group_key: &BTreeMap<String, String>, start: u64, fired_at: u64, window: &[Entry]) -> Alert {
-        let mut event_ids: Vec<EventId> = window.iter().map(|entry| entry.event_id).collect();
+    /// The anchors in `anchors` whose window's condition holds, in order, each with the time at
+    /// which it first held. Exact when `entries` (sorted, without duplicates) hold every match
+    /// of the group with an event time in `[anchors.start, anchors.end + timespan)`: an
+    /// anchor's window reads nothing else.
+    pub fn holding_anchors(&self, entries: &[Entry], anchors: Range<u64>) -> Vec<Holding> {
+        if self.kind == CorrelationKind::TemporalOrdered && self.condition == Condition::AllRules {
+            self.holding_windows_ordered(entries, &anchors)
+        } else if self.monotone() {
+            self.holding_windows_sliding(entries, &anchors)
+        } else {
+            self.holding_windows_scanned(entries, &anchors)
+        }
+    }
+
+    /// Whether `entry` anchors a window: any match, or for `temporal_ordered` a match of the
+    /// first listed rule.
+    pub fn anchors_at(&self, entry: &Entry) -> bool {
+        self.kind != CorrelationKind::TemporalOrdered || entry.input == 0
+    }
+
+    /// Whether a holding anchor at `start` is suppressed, `previous` being the holding anchor
+    /// before it: one alert when a condition starts to hold, none while it keeps holding.
+    pub fn suppressed(&self, start: u64, previous: Option<u64>) -> bool {
+        previous.is_some_and(|previous| start - previous < self.timespan_ms)
+    }
+
+    /// Whether more matches can only make the condition true, so that a holding window keeps
+    /// holding, with the same `fired_at`, whatever is added after `fired_at`; its alert then
+    /// lists the matches up to `fired_at` (see [`Holding`]).
+    pub fn lists_prefix(&self) -> bool {
+        self.monotone() || (self.kind == CorrelationKind::TemporalOrdered && self.condition == Condition::AllRules)
+    }
+
+    /// The event times of the matches that the alert of `holding` lists.
+    pub fn listed_times(&self, holding: Holding) -> Range<u64> {
+        if self.lists_prefix() {
+            holding.start..holding.fired_at.saturating_add(1)
+        } else {
+            holding.start..holding.start.saturating_add(self.timespan_ms)
+        }
+    }
+
+    fn listed<'e>(&self, entries: &'e [Entry], holding: Holding) -> &'e [Entry] {
+        let times = self.listed_times(holding);
+        let from = entries.partition_point(|entry| entry.time_ms < times.start);
+        let to = entries.partition_point(|entry| entry.time_ms < times.end);
+        &entries[from..to]
+    }
+
+    /// The group key of `group`'s values: group-by field to value.
+    pub fn group_key(&self, group: &[String]) -> BTreeMap<String, String> {
+        self.group_by.iter().cloned().zip(group.iter().cloned()).collect()
+    }
+
+    /// The alert of the window `holding`, listing `listed` (the group's matches with event
+    /// times in [`Self::listed_times`]).
+    pub fn alert(&self, group_key: &BTreeMap<String, String>, holding: Holding, listed: &[Entry]) -> Alert {
+        let Holding { start, fired_at } = holding;
+        let mut event_ids: Vec<EventId> = listed.iter().map(|entry| entry.event_id).collect();
         event_ids.sort();
         event_ids.dedup();
         Alert {
@@ -229,8 +265,8 @@ impl CompiledCorrelation {
             window_start_ms: start,
             window_end_ms: start.saturating_add(self.timespan_ms),
             fired_at_ms: fired_at,
-            first_seen_ms: window.first().map_or(start, |entry| entry.time_ms),
-            last_seen_ms: window.last().map_or(start, |entry| entry.time_ms),
+            first_seen_ms: listed.first().map_or(start, |entry| entry.time_ms),
+            last_seen_ms: listed.last().map_or(start, |entry| entry.time_ms),
             event_ids,
         }
     }
@@ -250,21 +286,21 @@ impl CompiledCorrelation {
         }
     }
 
-    /// The anchored windows whose condition holds, each anchor's window built from scratch.
-    fn holding_windows_scanned(&self, entries: &[Entry]) -> Vec<HoldingWindow> {
-        let mut anchors: Vec<u64> = entries
+    /// The holding anchors in `anchors`, each anchor's window built from scratch.
+    fn holding_windows_scanned(&self, entries: &[Entry], anchors: &Range<u64>) -> Vec<Holding> {
+        let mut starts: Vec<u64> = entries
             .iter()
-            .filter(|entry| self.kind != CorrelationKind::TemporalOrdered || entry.input == 0)
+            .filter(|entry| anchors.contains(&entry.time_ms) && self.anchors_at(entry))
             .map(|entry| entry.time_ms)
             .collect();
-        anchors.dedup();
+        starts.dedup();
         let mut windows = Vec::new();
-        for start in anchors {
+        for start in starts {
             let end = start.saturating_add(self.timespan_ms);
             let from = entries.partition_point(|entry| entry.time_ms < start);
             let to = entries.partition_point(|entry| entry.time_ms < end);
             if let (true, fired_at) = self.scan(&entries[from..to]) {
-                windows.push(HoldingWindow { start, from, to, fired_at: fired_at.unwrap_or(start) });
+                windows.push(Holding { start, fired_at: fired_at.unwrap_or(start) });
             }
         }
         windows
@@ -273,15 +309,15 @@ impl CompiledCorrelation {
     /// [`Self::holding_windows_scanned`] for `temporal_ordered`: from each anchor (a match of
     /// the first rule), each next rule's earliest match at or after the previous step (equal
     /// times count as in order), found by binary search in that rule's match times.
-    fn holding_windows_ordered(&self, entries: &[Entry]) -> Vec<HoldingWindow> {
+    fn holding_windows_ordered(&self, entries: &[Entry], anchors: &Range<u64>) -> Vec<Holding> {
         let mut times: Vec<Vec<u64>> = vec![Vec::new(); self.inputs.len()];
         for entry in entries {
             times[entry.input].push(entry.time_ms);
         }
-        let mut anchors = times[0].clone();
-        anchors.dedup();
+        let mut starts: Vec<u64> = times[0].iter().copied().filter(|time| anchors.contains(time)).collect();
+        starts.dedup();
         let mut windows = Vec::new();
-        for start in anchors {
+        for start in starts {
             let end = start.saturating_add(self.timespan_ms);
             let mut reached = Some(start);
             for later in &times[1..] {
@@ -291,9 +327,7 @@ impl CompiledCorrelation {
                 });
             }
             if let Some(fired_at) = reached {
-                let from = entries.partition_point(|entry| entry.time_ms < start);
-                let to = entries.partition_point(|entry| entry.time_ms <= fired_at);
-                windows.push(HoldingWindow { start, from, to, fired_at });
+                windows.push(Holding { start, fired_at });
             }
         }
         windows
@@ -302,13 +336,13 @@ impl CompiledCorrelation {
     /// [`Self::holding_windows_scanned`] for a [`Self::monotone`] condition in linear time:
     /// one sliding aggregate over each anchor's whole window and one over the shortest prefix
     /// on which the condition holds (both ends of both only move forward as the anchor does).
-    fn holding_windows_sliding(&self, entries: &[Entry]) -> Vec<HoldingWindow> {
+    fn holding_windows_sliding(&self, entries: &[Entry], anchors: &Range<u64>) -> Vec<Holding> {
         let mut windows = Vec::new();
         let mut whole = Sliding::new(self.inputs.len());
         let mut prefix = Sliding::new(self.inputs.len());
-        let (mut from, mut to, mut prefix_to) = (0usize, 0usize, 0usize);
-        let mut index = 0;
-        while index < entries.len() {
+        let mut index = entries.partition_point(|entry| entry.time_ms < anchors.start);
+        let (mut from, mut to, mut prefix_to) = (index, index, index);
+        while index < entries.len() && entries[index].time_ms < anchors.end {
             let start = entries[index].time_ms;
             let end = start.saturating_add(self.timespan_ms);
             while from < index {
@@ -335,8 +369,7 @@ impl CompiledCorrelation {
                         prefix_to += 1;
                     }
                 }
-                let listed = prefix_to.max(from + 1);
-                windows.push(HoldingWindow { start, from, to: listed, fired_at: entries[listed - 1].time_ms });
+                windows.push(Holding { start, fired_at: entries[prefix_to.max(from + 1) - 1].time_ms });
             }
             index += entries[index..].iter().take_while(|entry| entry.time_ms == start).count();
         }
