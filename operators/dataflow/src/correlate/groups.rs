@@ -13,7 +13,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 
-use super::CorrelationRules;
+use super::{CorrelationConfig, CorrelationRules};
 use crate::rollup::Epoch;
 
 /// A correlation's state key and a group's values.
@@ -64,6 +64,7 @@ enum Presence {
 pub(crate) fn correlate_groups<'scope>(
     resident: StreamVec<'scope, Epoch, ((GroupKey, Entry), Epoch, isize)>,
     rules: CorrelationRules,
+    config: CorrelationConfig,
 ) -> StreamVec<'scope, Epoch, ((GroupKey, Alert), Epoch, isize)> {
     type Builder = CapacityContainerBuilder<Vec<((GroupKey, Alert), Epoch, isize)>>;
     let exchange = Exchange::new(|((group, _), _, _): &((GroupKey, Entry), Epoch, isize)| hash_of(group));
@@ -90,7 +91,8 @@ pub(crate) fn correlate_groups<'scope>(
                     let key = &changes[0].0 .0;
                     let correlation = rules.get(key.0);
                     let group = groups.entry(key.clone()).or_default();
-                    for (alert, diff) in group.apply(&correlation, &key.1, changes) {
+                    let open = |start: u64| epoch < config.close_epoch(&correlation, start);
+                    for (alert, diff) in group.apply(&correlation, &key.1, changes, open) {
                         session.give(((key.clone(), alert), epoch, diff));
                     }
                     if group.is_empty() {
@@ -112,11 +114,17 @@ fn hash_of(group: &GroupKey) -> u64 {
 
 impl Group {
     /// Applies one epoch's `changes` (sorted) and returns the alert changes they cause.
+    ///
+    /// `open(start)` says whether the alert of the window anchored at `start` can still change
+    /// at this epoch. A final alert is neither raised nor rewritten here (the caller drops such
+    /// changes anyway: they come from matches leaving memory); one that is no longer wanted is
+    /// still retracted, so the resident alerts leave with their matches.
     fn apply(
         &mut self,
         correlation: &CompiledCorrelation,
         group: &[String],
         changes: &[((GroupKey, Entry), isize)],
+        open: impl Fn(u64) -> bool,
     ) -> Vec<(Alert, isize)> {
         let mut changed_times = Vec::new();
         let mut only_entered = true;
@@ -136,7 +144,7 @@ impl Group {
         for anchors in windows_containing(&changed_times, span) {
             self.reevaluate(correlation, anchors, kept_before);
         }
-        let group_key = correlation.group_key(group);
+        let mut group_key = None;
         let mut out = Vec::new();
         for anchors in affected_anchors(&changed_times, span) {
             let mut previous = self.holding.range(..anchors.start).next_back().map(|(start, _)| *start);
@@ -157,6 +165,9 @@ impl Group {
                 out.push((self.emitted.remove(&start).expect("emitted"), -1));
             }
             for holding in wanted {
+                if !open(holding.start) {
+                    continue;
+                }
                 let listed = correlation.listed_times(holding);
                 let unchanged = self.emitted.get(&holding.start).is_some_and(|alert| {
                     alert.fired_at_ms == holding.fired_at && !contains_any(&changed_times, &listed)
@@ -165,7 +176,8 @@ impl Group {
                     continue;
                 }
                 let window = &self.entries[self.position(listed.start)..self.position(listed.end)];
-                let alert = correlation.alert(&group_key, holding, window);
+                let group_key = group_key.get_or_insert_with(|| correlation.group_key(group));
+                let alert = correlation.alert(group_key, holding, window);
                 match self.emitted.insert(holding.start, alert.clone()) {
                     Some(old) if old == alert => {}
                     Some(old) => {

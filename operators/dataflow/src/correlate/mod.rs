@@ -295,7 +295,7 @@ pub fn build_correlations<'scope>(
             config.expiry_epoch(&expiring.get(*key), entry.time_ms)
         });
 
-        let level_alerts = correlate_groups(resident_entries, rules.clone()).as_collection();
+        let level_alerts = correlate_groups(resident_entries, rules.clone(), config).as_collection();
         resident.push(level_alerts.clone().map(|(_, alert)| alert));
 
         // Changes after an alert's close epoch come from expiry, not from input: drop them.
