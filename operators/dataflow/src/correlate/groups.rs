@@ -32,8 +32,8 @@ struct Group {
     counts: Vec<isize>,
     /// Entries whose count is negative (a retraction ahead of its insertion); not present.
     owed: BTreeMap<Entry, isize>,
-    /// Every anchor of `entries` whose window's condition holds: window start to `fired_at`.
-    holding: BTreeMap<u64, u64>,
+    /// Every anchor of `entries` whose window's condition holds, in order of window start.
+    holding: Vec<Holding>,
     emitted: BTreeMap<u64, Alert>,
 }
 
@@ -147,13 +147,14 @@ impl Group {
         let mut group_key = None;
         let mut out = Vec::new();
         for anchors in affected_anchors(&changed_times, span) {
-            let mut previous = self.holding.range(..anchors.start).next_back().map(|(start, _)| *start);
+            let (from, to) = self.holding_between(&anchors);
+            let mut previous = from.checked_sub(1).map(|before| self.holding[before].start);
             let mut wanted = Vec::new();
-            for (&start, &fired_at) in self.holding.range(anchors.clone()) {
-                if !correlation.suppressed(start, previous) {
-                    wanted.push(Holding { start, fired_at });
+            for &holding in &self.holding[from..to] {
+                if !correlation.suppressed(holding.start, previous) {
+                    wanted.push(holding);
                 }
-                previous = Some(start);
+                previous = Some(holding.start);
             }
             let stale: Vec<u64> = self
                 .emitted
@@ -196,7 +197,8 @@ impl Group {
     fn reevaluate(&mut self, correlation: &CompiledCorrelation, anchors: Range<u64>, kept_before: Option<u64>) {
         let mut first = anchors.start;
         if let Some(kept_before) = kept_before {
-            let mut holding = self.holding.range(anchors.clone()).peekable();
+            let (from, to) = self.holding_between(&anchors);
+            let mut holding = self.holding[from..to].iter().peekable();
             let from = self.position(anchors.start);
             let anchor_times = self.entries[from..]
                 .iter()
@@ -205,8 +207,8 @@ impl Group {
                 .map(|entry| entry.time_ms);
             first = anchors.end;
             for time in anchor_times {
-                while holding.next_if(|(start, _)| **start < time).is_some() {}
-                let kept = holding.peek().is_some_and(|(start, fired_at)| **start == time && **fired_at < kept_before);
+                while holding.next_if(|held| held.start < time).is_some() {}
+                let kept = holding.peek().is_some_and(|held| held.start == time && held.fired_at < kept_before);
                 if !kept {
                     first = time;
                     break;
@@ -216,11 +218,8 @@ impl Group {
         let reach = anchors.end.saturating_add(correlation.timespan_ms);
         let window = &self.entries[self.position(first)..self.position(reach)];
         let fresh = correlation.holding_anchors(window, first..anchors.end);
-        let stale: Vec<u64> = self.holding.range(first..anchors.end).map(|(start, _)| *start).collect();
-        for start in stale {
-            self.holding.remove(&start);
-        }
-        self.holding.extend(fresh.into_iter().map(|holding| (holding.start, holding.fired_at)));
+        let (from, to) = self.holding_between(&(first..anchors.end));
+        self.holding.splice(from..to, fresh);
     }
 
     /// Adds `diff` to `entry`'s count; whether that made it present or absent.
@@ -252,6 +251,13 @@ impl Group {
                 Presence::Unchanged
             }
         }
+    }
+
+    /// The positions in `holding` of the anchors in `anchors`.
+    fn holding_between(&self, anchors: &Range<u64>) -> (usize, usize) {
+        let from = self.holding.partition_point(|held| held.start < anchors.start);
+        let to = from + self.holding[from..].partition_point(|held| held.start < anchors.end);
+        (from, to)
     }
 
     /// Index of the first present entry at or after `time_ms`.
