@@ -26,7 +26,8 @@ type Waiting = (Capability<Epoch>, Vec<((GroupKey, Entry), isize)>);
 /// and not retracted, by window start.
 #[derive(Default)]
 struct Group {
-    /// The matches present (count > 0), sorted, so that the evaluation reads a slice of them.
+    /// The matches present (count > 0; inside `apply`, departed ones wait with count 0 for
+    /// `drop_absent`), sorted, so that the evaluation reads a slice of them.
     entries: Vec<Entry>,
     /// Their counts, in the same order.
     counts: Vec<isize>,
@@ -90,7 +91,10 @@ pub(crate) fn correlate_groups<'scope>(
                 for changes in updates.chunk_by(|((a, _), _), ((b, _), _)| a == b) {
                     let key = &changes[0].0 .0;
                     let correlation = rules.get(key.0);
-                    let group = groups.entry(key.clone()).or_default();
+                    if !groups.contains_key(key) {
+                        groups.insert(key.clone(), Group::default());
+                    }
+                    let group = groups.get_mut(key).expect("inserted above");
                     let open = |start: u64| epoch < config.close_epoch(&correlation, start);
                     for (alert, diff) in group.apply(&correlation, &key.1, changes, open) {
                         session.give(((key.clone(), alert), epoch, diff));
@@ -136,6 +140,9 @@ impl Group {
                 changed_times.push(entry.time_ms);
                 only_entered &= presence == Presence::Entered;
             }
+        }
+        if !only_entered {
+            self.drop_absent();
         }
         let Some(&earliest) = changed_times.first() else { return Vec::new() };
         let span = correlation.timespan_ms.max(1);
@@ -231,8 +238,9 @@ impl Group {
                 if count > 0 {
                     return Presence::Unchanged;
                 }
-                self.entries.remove(index);
-                self.counts.remove(index);
+                // Left in place with count 0 until `drop_absent`: one pass for all the
+                // epoch's departures instead of one shift of the vector per departure.
+                self.counts[index] = 0;
                 if count < 0 {
                     self.owed.insert(entry.clone(), count);
                 }
@@ -251,6 +259,20 @@ impl Group {
                 Presence::Unchanged
             }
         }
+    }
+
+    /// Removes the entries that left (count 0), keeping the rest in order.
+    fn drop_absent(&mut self) {
+        let mut kept = 0;
+        for index in 0..self.entries.len() {
+            if self.counts[index] > 0 {
+                self.entries.swap(kept, index);
+                self.counts[kept] = self.counts[index];
+                kept += 1;
+            }
+        }
+        self.entries.truncate(kept);
+        self.counts.truncate(kept);
     }
 
     /// The positions in `holding` of the anchors in `anchors`.
