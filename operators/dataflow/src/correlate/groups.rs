@@ -263,16 +263,9 @@ impl Group {
 
     /// Removes the entries that left (count 0), keeping the rest in order.
     fn drop_absent(&mut self) {
-        let mut kept = 0;
-        for index in 0..self.entries.len() {
-            if self.counts[index] > 0 {
-                self.entries.swap(kept, index);
-                self.counts[kept] = self.counts[index];
-                kept += 1;
-            }
-        }
-        self.entries.truncate(kept);
-        self.counts.truncate(kept);
+        let mut counts = self.counts.iter();
+        self.entries.retain(|_| counts.next().is_some_and(|count| *count > 0));
+        self.counts.retain(|count| *count > 0);
     }
 
     /// The positions in `holding` of the anchors in `anchors`.
