@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use rand::{Rng, SeedableRng};
 use securewatch_connectors::sinks::postgres::{PostgresConfig, PostgresSink, TimescaleMode};
-use securewatch_connectors::sinks::sqlite::{BucketWidth, EpochWrite, SeriesBy, TimeseriesQuery, TopField, TopQuery};
-use securewatch_operators::{bucket_start, RollupChange, RollupKey};
+use securewatch_connectors::sinks::EpochWrite;
+use securewatch_connectors::sinks::read::{BucketWidth, SeriesBy, TimeseriesQuery, TopField, TopQuery};
+use securewatch_schemas::{bucket_start, RollupChange, RollupKey};
 use securewatch_schemas::{Event, Severity};
 
 use crate::pg::event;

@@ -29,7 +29,7 @@ use differential_dataflow::input::Input;
 use securewatch_detection::{
     json_event_time, match_of, CompiledCorrelations, Detector, EventLogSource, Match, Pipelines, RuleSet,
 };
-use securewatch_operators::{build_correlations, CorrelationConfig};
+use securewatch_dataflow::{build_correlations, CorrelationConfig};
 use securewatch_schemas::{Event, EventId};
 use serde_json::{Map, Value};
 use timely::dataflow::operators::Inspect;

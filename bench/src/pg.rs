@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use securewatch_connectors::sinks::postgres::{LoadMethod, PostgresConfig, PostgresSink, TimescaleMode};
-use securewatch_connectors::sinks::sqlite::EpochWrite;
+use securewatch_connectors::sinks::EpochWrite;
 use securewatch_schemas::{Event, EventId, FieldValue, Fields, Severity, Source, SourceKind};
 
 pub struct Options {

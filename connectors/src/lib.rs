@@ -1,7 +1,7 @@
 //! SecureWatch I/O: the ingestion sources, the bounded ingest queue and the event store.
 //!
 //! Each source lives in `sources/<name>/` with its config struct, its server or reader and its
-//! tests. Sources only move bytes: they cut the input into [`securewatch_parse::RawRecord`]s
+//! tests. Sources only move bytes: they cut the input into [`securewatch_schemas::RawRecord`]s
 //! and enqueue them on the [`queue`]; normalisation happens after the queue (today in
 //! `pipeline`'s normaliser, later inside the dataflow), so every transport shares one path.
 //! [`enrichment`] loads and watches the reference files that the dataflow tags events with.

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use securewatch_parse::RawRecord;
+use securewatch_schemas::RawRecord;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 /// What happened to a batch, reported through its ack.
@@ -242,7 +242,7 @@ impl IngestRelay {
 mod tests {
     use super::*;
     use chrono::Utc;
-    use securewatch_parse::RecordMeta;
+    use securewatch_schemas::RecordMeta;
     use securewatch_schemas::SourceKind;
 
     fn records(count: usize) -> Vec<RawRecord> {

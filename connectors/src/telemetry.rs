@@ -27,6 +27,14 @@ pub const STORE_DUPLICATES: &str = "securewatch_store_duplicates_total";
 pub const STORE_ERRORS: &str = "securewatch_store_errors_total";
 /// Seconds per store batch commit.
 pub const STORE_COMMIT_SECONDS: &str = "securewatch_store_commit_seconds";
+/// Counter: events newly stored, by `sink` (`opensearch`, `postgres`, `sqlite`).
+pub const SINK_ROWS_WRITTEN: &str = "securewatch_sink_rows_written_total";
+/// Counter: events a sink held already (same id), by `sink`.
+pub const SINK_DUPLICATES: &str = "securewatch_sink_duplicates_total";
+/// Histogram: seconds of one successful write of a run of epochs, by `sink`.
+pub const SINK_WRITE_SECONDS: &str = "securewatch_sink_write_seconds";
+/// Counter: failed writes (each retried with backoff), by `sink`.
+pub const SINK_ERRORS: &str = "securewatch_sink_errors_total";
 /// OpenSearch documents by `outcome`: `stored`, `duplicate` (409, stored before), `dead_letter`.
 pub const OPENSEARCH_DOCUMENTS: &str = "securewatch_opensearch_documents_total";
 /// OpenSearch documents re-sent, by `reason`: `item_429`, `item_5xx` (item answers),

@@ -18,7 +18,7 @@ use securewatch_connectors::queue::{BatchOutcome, IngestBatch, IngestReceiver, I
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::dataflow::sinks::Sinks;
+use securewatch_connectors::sinks::Sinks;
 
 /// The progress-table source name of the journal.
 pub const SOURCE: &str = "journal";

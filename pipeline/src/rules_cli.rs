@@ -30,8 +30,9 @@ use securewatch_detection::{
     json_event_time, match_of, CompiledCorrelations, Detector, EventLogSource, Match, Pipelines, Rejection, Routing,
     RuleSet, SourceDetectors,
 };
-use securewatch_operators::correlate_batch;
-use securewatch_parse::{normalise, HecMeta, RawRecord, RecordMeta};
+use securewatch_dataflow::correlate_batch;
+use securewatch_parse::normalise;
+use securewatch_schemas::{HecMeta, RawRecord, RecordMeta};
 use securewatch_schemas::{Event, EventId, SourceKind};
 use serde_json::{json, Value};
 

@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use securewatch_connectors::bus::kafka;
 use securewatch_connectors::queue::{ingest_queue, IngestSender};
-use securewatch_connectors::sinks::opensearch::OpenSearchSink;
-use securewatch_connectors::sinks::postgres::PostgresSink;
-use securewatch_connectors::sinks::sqlite::SqliteStore;
+use securewatch_connectors::sinks::Sinks;
 use securewatch_connectors::sources::hec::HecSource;
 use securewatch_connectors::sources::syslog::SyslogSource;
 use securewatch_connectors::sources::wazuh::WazuhSource;
@@ -26,7 +24,6 @@ use tokio::task::JoinSet;
 use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::token::{self, TokenOrigin};
-use crate::dataflow::sinks::Sinks;
 use crate::dataflow::{restore_feeds, Dataflow};
 use crate::fleet::{consume, BusKind};
 use crate::detection::RulesReloader;
@@ -68,20 +65,9 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
         return crate::ingest::run(config, receiver, monitor, metrics, sources, listeners, shutdown).await;
     }
 
-    let store = SqliteStore::open(&data_dir, &config.store).await?;
-    let postgres = match &config.sinks.postgres {
-        Some(postgres) => Some(Arc::new(PostgresSink::connect(postgres).await.context("[sinks.postgres]")?)),
-        None => None,
-    };
-    let opensearch = match &config.sinks.opensearch {
-        opensearch if opensearch.enabled => {
-            let sink = OpenSearchSink::connect(opensearch.clone()).await.context("[sinks.opensearch]")?;
-            tracing::info!(urls = ?opensearch.urls, "OpenSearch sink ready.");
-            Some(sink)
-        }
-        _ => None,
-    };
-    let sinks = Sinks::new(store.clone(), postgres.clone(), opensearch.clone());
+    let opensearch = Some(&config.sinks.opensearch).filter(|opensearch| opensearch.enabled);
+    let sinks = Sinks::open(&data_dir, &config.store, config.sinks.postgres.as_ref(), opensearch).await?;
+    let store = sinks.sqlite().clone();
     let monitor = queue.monitor();
     if role == Role::Worker {
         start_intake(&config, sinks.clone(), queue.clone(), &shutdown, &mut sources).await?;
@@ -109,16 +95,15 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
     .await
     .context("restoring open buckets and windows from the store")?;
     let dataflow =
-        Dataflow::start(&config.dataflow, &config.enrichment, rules, receiver, sinks, restore, shutdown.clone()).await?;
+        Dataflow::start(&config.dataflow, &config.enrichment, rules, receiver, sinks.clone(), restore, shutdown.clone())
+            .await?;
     if let Some(reloader) = &reloader {
         reloader.attach_backfill(store.clone(), dataflow.control());
         tokio::spawn(Arc::clone(reloader).watch(shutdown.clone()));
     }
 
     let state = ApiState {
-        store: store.clone(),
-        postgres: postgres.clone(),
-        opensearch,
+        reader: sinks.reader(),
         queue: monitor,
         metrics,
         started: Instant::now(),
@@ -145,10 +130,7 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
     shutdown.cancel();
     drain_sources(&mut sources).await;
     dataflow.finish().await?;
-    store.close().await;
-    if let Some(postgres) = &postgres {
-        postgres.close().await;
-    }
+    sinks.close().await;
     api.stop().await?;
     tracing::info!("Stopped; everything accepted is stored.");
     match failure {

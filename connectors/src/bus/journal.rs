@@ -11,7 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use securewatch_parse::RawRecord;
+use securewatch_schemas::RawRecord;
 
 use super::layout::{for_each_field, Decoder};
 
@@ -273,7 +273,7 @@ mod tests {
     use std::sync::Arc;
 
     use chrono::{TimeZone, Utc};
-    use securewatch_parse::RecordMeta;
+    use securewatch_schemas::RecordMeta;
     use securewatch_schemas::SourceKind;
 
     use super::*;

@@ -22,7 +22,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use securewatch_parse::{HecDefaults, HecMeta, RawRecord, RecordMeta};
+use securewatch_schemas::{HecDefaults, HecMeta, RawRecord, RecordMeta};
 use securewatch_schemas::SourceKind;
 use serde::{Deserialize, Serialize};
 

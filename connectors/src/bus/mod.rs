@@ -12,7 +12,7 @@ pub mod stats;
 
 use std::future::Future;
 
-use securewatch_parse::RawRecord;
+use securewatch_schemas::RawRecord;
 
 pub use layout::DecodeError;
 pub use stats::{BusCounts, BusStats};

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use securewatch_operators::DEFAULT_IP_FIELDS;
+use securewatch_schemas::DEFAULT_IP_FIELDS;
 use serde::{Deserialize, Serialize};
 
 /// `[enrichment]`: reference files that tag events, reloaded when they change.

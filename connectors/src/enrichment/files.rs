@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
-use securewatch_operators::{Asset, LookupKey};
+use securewatch_schemas::{Asset, LookupKey};
 
 /// Columns of the asset inventory; `key` is required, the others may be left out.
 const ASSET_COLUMNS: [&str; 4] = ["key", "owner", "criticality", "tags"];

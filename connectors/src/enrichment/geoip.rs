@@ -5,12 +5,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use maxminddb::{geoip2, Reader};
-use securewatch_operators::{Geo, GeoLookup};
+use securewatch_schemas::{Geo, GeoLookup};
 
 use super::files::EnrichmentError;
 
 /// Opens a MaxMind City (or Country) database and returns the lookup for
-/// [`securewatch_operators::build_enrichment_with_geo`]: country ISO code, English city name
+/// [`securewatch_dataflow::build_enrichment_with_geo`]: country ISO code, English city name
 /// and coordinates of an address, `None` when the database does not know it. The database is
 /// read into memory once and shared by every worker; it is not reloaded.
 pub fn open_geoip(path: &Path) -> Result<GeoLookup, EnrichmentError> {

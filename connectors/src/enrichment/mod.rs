@@ -1,10 +1,10 @@
 //! Enrichment reference files: the asset inventory and IP/CIDR lists, loaded at start and reloaded on change.
 //!
 //! [`EnrichmentWatcher::start`] loads every file of [`EnrichmentConfig`] (an error is fatal) and
-//! returns the initial [`Reference`](securewatch_operators::Reference)s; [`EnrichmentWatcher::run`]
+//! returns the initial [`Reference`](securewatch_schemas::Reference)s; [`EnrichmentWatcher::run`]
 //! then polls the files and hands each valid change on as a diff (`+1` / `-1` per reference),
 //! which the caller feeds into the dataflow's reference collection
-//! ([`securewatch_operators::build_enrichment`]). An invalid edit keeps the last valid version.
+//! ([`securewatch_dataflow::build_enrichment`]). An invalid edit keeps the last valid version.
 //!
 //! Formats:
 //! * **assets** (CSV): a header naming `key` and any of `owner`, `criticality`, `tags`, then one

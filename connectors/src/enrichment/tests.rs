@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use securewatch_operators::{Asset, LookupKey, Reference};
+use securewatch_schemas::{Asset, LookupKey, Reference};
 use tokio_util::sync::CancellationToken;
 
 use super::*;

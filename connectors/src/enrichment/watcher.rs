@@ -5,7 +5,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use securewatch_operators::Reference;
+use securewatch_schemas::Reference;
 use tokio_util::sync::CancellationToken;
 
 use super::config::EnrichmentConfig;

@@ -24,7 +24,7 @@ use securewatch_schemas::Alert;
 use timely::dataflow::operators::capture::{Capture, Event};
 
 use crate::correlate::{build_correlations, CorrelationConfig};
-use crate::rollup::Epoch;
+use crate::time::Epoch;
 
 /// Why a batch could not be evaluated.
 #[derive(Debug, thiserror::Error)]

@@ -2,52 +2,18 @@
 
 use differential_dataflow::operators::{CountTotal, ThresholdTotal};
 use differential_dataflow::VecCollection;
-use securewatch_schemas::{Severity, SourceKind};
-use serde::{Deserialize, Serialize};
+use securewatch_schemas::{bucket_start, RollupKey, RollupRow};
 
-use crate::config::{bucket_start, RollupConfig};
+use crate::time::{Epoch, TimeModel};
 use crate::input::RollupInput;
 use crate::window::{window, without_expiry, Windowed};
-
-/// Logical time of the dataflow: the ingest epoch in milliseconds, rounded to the ticker's tick.
-pub type Epoch = u64;
-
-/// What a rollup row counts; one variant per rollup table.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum RollupKey {
-    /// Events per (source kind, host, severity).
-    Source {
-        /// The connector kind.
-        kind: SourceKind,
-        /// The host, when the event named one.
-        host: Option<String>,
-        /// The severity.
-        severity: Severity,
-    },
-    /// Events per category (`None` for events without a category).
-    Category(Option<String>),
-    /// Distinct hosts seen in the bucket (events without a host are not counted).
-    DistinctHosts,
-}
-
-/// One rollup row: the count of `key` in the one-minute bucket starting at `bucket_start_ms`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct RollupRow {
-    /// What is counted.
-    pub key: RollupKey,
-    /// Bucket start in event time, ms since the Unix epoch, a multiple of one minute.
-    pub bucket_start_ms: u64,
-    /// Events (or distinct hosts) in the bucket; negative only if the input retracted events it
-    /// never inserted.
-    pub count: i64,
-}
 
 /// The outputs of [`build_rollups`], all at ingest-epoch times.
 pub struct Rollups<'scope> {
     /// Rollup rows as differential updates: a changed count arrives as `(old, -1)` and
     /// `(new, +1)` at the epoch of the change. Only real changes appear here: a bucket's
     /// departure at the retention horizon is not a change, so the store keeps its final row.
-    /// Feed it to a writer through [`crate::changes`].
+    /// Feed it to a writer through [`securewatch_schemas::changes`].
     pub rows: VecCollection<'scope, Epoch, RollupRow, isize>,
     /// Input updates that arrived after their bucket closed, at the epoch they arrived, with
     /// their original diff. They are not in `rows`; the caller stores and counts them.
@@ -65,7 +31,7 @@ pub struct Rollups<'scope> {
 /// update's own event time and epoch.
 pub fn build_rollups<'scope>(
     input: VecCollection<'scope, Epoch, RollupInput, isize>,
-    config: RollupConfig,
+    config: TimeModel,
 ) -> Rollups<'scope> {
     let Windowed { resident: windowed, late } =
         window(input, config, |record: &RollupInput| record.event_time_ms);

@@ -10,8 +10,9 @@ use timely::dataflow::operators::vec::Filter;
 use timely::dataflow::operators::{Capability, OkErr};
 use timely::dataflow::{Stream, StreamVec};
 
-use crate::config::{bucket_start, RollupConfig};
-use crate::rollup::Epoch;
+use crate::time::TimeModel;
+use securewatch_schemas::bucket_start;
+use crate::time::Epoch;
 
 /// An input split by [`window`].
 pub(crate) struct Windowed<'scope, D: 'static> {
@@ -22,8 +23,8 @@ pub(crate) struct Windowed<'scope, D: 'static> {
     pub(crate) late: VecCollection<'scope, Epoch, D, isize>,
 }
 
-/// Splits `input` by [`RollupConfig::accepts`] on each record's event time, and retracts every
-/// accepted update again at [`RollupConfig::expiry_epoch`] of its bucket.
+/// Splits `input` by [`TimeModel::accepts`] on each record's event time, and retracts every
+/// accepted update again at [`TimeModel::expiry_epoch`] of its bucket.
 ///
 /// The expiry is never earlier than the update's own epoch (its bucket was still open), so the
 /// timestamp invariant of differential collections holds. Once the frontier passes a bucket's
@@ -31,7 +32,7 @@ pub(crate) struct Windowed<'scope, D: 'static> {
 /// depends only on an update's own event time and epoch, so it needs no coordination.
 pub(crate) fn window<'scope, D>(
     input: VecCollection<'scope, Epoch, D, isize>,
-    config: RollupConfig,
+    config: TimeModel,
     event_time_ms: fn(&D) -> u64,
 ) -> Windowed<'scope, D>
 where
@@ -113,7 +114,7 @@ where
 /// what a store should hold, so the store keeps its last rows.
 pub(crate) fn without_expiry<'scope, D>(
     resident: VecCollection<'scope, Epoch, D, isize>,
-    config: RollupConfig,
+    config: TimeModel,
     bucket_start_ms: fn(&D) -> u64,
 ) -> VecCollection<'scope, Epoch, D, isize>
 where

@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use securewatch_detection::correlation::{CompiledCorrelation, Condition, CorrelationKind, InputSource, RuleExpr};
 use securewatch_detection::rsigma_parser::ConditionOperator;
 use securewatch_detection::{CompiledCorrelations, Match, RuleSet};
-use securewatch_operators::{build_correlations, rule_alerts, CorrelationConfig, Epoch};
+use securewatch_dataflow::{build_correlations, rule_alerts, CorrelationConfig, Epoch};
 use securewatch_schemas::{Alert, EventId};
 use timely::dataflow::operators::capture::{Capture, Event};
 

@@ -9,13 +9,13 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use securewatch_detection::{match_of, CompiledCorrelations, Match, Pipelines, RuleSet, SourceDetectors};
-use securewatch_operators::engine::{
+use securewatch_dataflow::engine::{
     Drain, EnrichmentSettings, Engine, EngineConfig, Feed, FrontierTracker, Output, Rules, RulesHandle,
 };
-use securewatch_operators::{
-    changes, Asset, EnrichmentRow, Epoch, LookupKey, Reference, RollupKey, RollupTable, Tag, DEFAULT_IP_FIELDS,
-};
-use securewatch_parse::{normalise, RawRecord, RecordMeta};
+use securewatch_dataflow::Epoch;
+use securewatch_schemas::{changes, Asset, EnrichmentRow, LookupKey, Reference, RollupKey, RollupTable, Tag, DEFAULT_IP_FIELDS};
+use securewatch_parse::normalise;
+use securewatch_schemas::{RawRecord, RecordMeta};
 use securewatch_schemas::{Alert, AlertLevel, Severity, SourceKind};
 
 /// A base rule on every syslog message and an event_count correlation over it (3 per host in a

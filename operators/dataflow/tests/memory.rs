@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use differential_dataflow::input::Input;
 use differential_dataflow::logging::{DifferentialEvent, DifferentialEventBuilder};
-use securewatch_operators::{build_rollups, Epoch, RollupConfig, RollupInput};
+use securewatch_dataflow::{build_rollups, Epoch, TimeModel, RollupInput};
 use securewatch_schemas::{Severity, SourceKind};
 use timely::dataflow::operators::Probe;
 
@@ -41,7 +41,7 @@ fn track_arrangement_records(worker: &mut timely::worker::Worker) -> Rc<RefCell<
 fn arrangement_records_stay_flat_under_steady_traffic() {
     // Two hours of traffic, ten fresh hosts per minute, ticks of one second. Lateness and
     // retention of two minutes keep about four buckets resident.
-    let config = RollupConfig::new(
+    let config = TimeModel::new(
         std::time::Duration::from_secs(120),
         std::time::Duration::from_secs(120),
     )

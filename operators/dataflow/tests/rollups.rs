@@ -9,9 +9,8 @@ use differential_dataflow::input::Input;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use securewatch_operators::{
-    build_rollups, changes, Epoch, RollupConfig, RollupInput, RollupKey, RollupRow, RollupTable,
-};
+use securewatch_dataflow::{build_rollups, Epoch, TimeModel, RollupInput};
+use securewatch_schemas::{changes, RollupKey, RollupRow, RollupTable};
 use securewatch_schemas::{Severity, SourceKind};
 use timely::dataflow::operators::capture::{Capture, Event};
 
@@ -36,7 +35,7 @@ fn drain<D>(rx: Receiver<Event<Epoch, Vec<Update<D>>>>) -> Vec<Update<D>> {
 
 /// Runs the dataflow on `workers` workers (1: `execute_directly`), each feeding the updates
 /// `i` with `i % workers == index`, sealing every epoch in order up to `end`.
-fn run(workers: usize, feed: Vec<Update<RollupInput>>, end: Epoch, config: RollupConfig) -> Output {
+fn run(workers: usize, feed: Vec<Update<RollupInput>>, end: Epoch, config: TimeModel) -> Output {
     let mut feed = feed;
     feed.sort_by_key(|(_, epoch, _)| *epoch);
     let feed = Arc::new(feed);
@@ -219,7 +218,7 @@ fn end_of(feed: &[Update<RollupInput>]) -> Epoch {
 
 #[test]
 fn shuffled_stream_matches_brute_force() {
-    let config = RollupConfig::default();
+    let config = TimeModel::default();
     let feed = random_feed(7, 3_000);
     let (expected, expected_late) = brute_force(&feed, config.lateness_ms());
     let end = end_of(&feed);
@@ -255,7 +254,7 @@ fn shuffled_stream_matches_brute_force() {
 
 #[test]
 fn late_event_within_lateness_corrects_a_past_bucket() {
-    let config = RollupConfig::default(); // bucket [0, 60 s) closes at epoch 360 s
+    let config = TimeModel::default(); // bucket [0, 60 s) closes at epoch 360 s
     let early = record(10_000, Some("a"), Some("auth"));
     let late = record(30_000, Some("b"), Some("auth"));
     let feed = vec![(early, 20_000, 1), (late, 359_000, 1)];
@@ -274,12 +273,12 @@ fn late_event_within_lateness_corrects_a_past_bucket() {
         .cloned()
         .collect();
     let corrected = changes(at_correction.into_iter().map(|(row, _, diff)| (row, diff)));
-    assert!(corrected.contains(&securewatch_operators::RollupChange {
+    assert!(corrected.contains(&securewatch_schemas::RollupChange {
         key: category.clone(),
         bucket_start_ms: 0,
         count: 2
     }));
-    assert!(corrected.contains(&securewatch_operators::RollupChange {
+    assert!(corrected.contains(&securewatch_schemas::RollupChange {
         key: RollupKey::DistinctHosts,
         bucket_start_ms: 0,
         count: 2
@@ -289,7 +288,7 @@ fn late_event_within_lateness_corrects_a_past_bucket() {
 
 #[test]
 fn too_late_event_goes_to_the_late_output_only() {
-    let config = RollupConfig::new(Duration::from_secs(60), Duration::from_secs(60)).unwrap();
+    let config = TimeModel::new(Duration::from_secs(60), Duration::from_secs(60)).unwrap();
     let on_time = record(65_000, Some("a"), None); // bucket [60 s, 120 s) closes at 180 s
     let too_late = record(119_999, Some("b"), None);
     let feed = vec![
@@ -311,7 +310,7 @@ fn too_late_event_goes_to_the_late_output_only() {
 
 #[test]
 fn distinct_hosts_follow_insertions_and_retractions() {
-    let config = RollupConfig::default();
+    let config = TimeModel::default();
     let feed = vec![
         (record(1_000, Some("a"), None), 1_000, 1),
         (record(2_000, Some("a"), None), 1_000, 1),
@@ -339,7 +338,7 @@ fn distinct_hosts_follow_insertions_and_retractions() {
 #[test]
 fn buckets_leave_memory_at_the_retention_horizon() {
     // Lateness 1 min, retention 3 min: bucket [0, 60 s) is final at 120 s and expires at 240 s.
-    let config = RollupConfig::new(Duration::from_secs(60), Duration::from_secs(180)).unwrap();
+    let config = TimeModel::new(Duration::from_secs(60), Duration::from_secs(180)).unwrap();
     let feed = vec![
         (record(5_000, Some("a"), Some("auth")), 6_000, 1),
         (record(50_000, Some("a"), Some("auth")), 100_000, 1),
@@ -380,7 +379,7 @@ fn buckets_leave_memory_at_the_retention_horizon() {
 
 #[test]
 fn two_workers_agree_with_one() {
-    let config = RollupConfig::default();
+    let config = TimeModel::default();
     let feed = random_feed(11, 1_500);
     let end = end_of(&feed);
     let one = run(1, feed.clone(), end, config);

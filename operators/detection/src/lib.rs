@@ -12,7 +12,7 @@
 //! - [`CompiledCorrelations::compile`] prepares the correlations for evaluation over event
 //!   time (see the [`correlation`] module for the window semantics); [`match_of`] derives the
 //!   [`Match`] record the correlation dataflow carries. The dataflow itself is in
-//!   `securewatch-operators` (`correlate`).
+//!   `securewatch-dataflow` (`correlate`).
 //! - [`Pipelines`] are Sigma processing pipelines in pySigma's YAML format, applied to rules
 //!   by rsigma-eval before compilation. Built-ins (YAML under `pipelines/`): `wazuh`,
 //!   `syslog`, `hec` (one per SecureWatch source) and `evtx_json` (evtx_dump-style records).

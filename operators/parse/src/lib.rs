@@ -1,6 +1,6 @@
 //! Pure parsers from raw records to the normalised [`securewatch_schemas::Event`]; no I/O.
 //!
-//! Sources hand over [`RawRecord`]s (exactly one record's bytes plus transport metadata);
+//! Sources hand over [`RawRecord`](securewatch_schemas::RawRecord)s (exactly one record's bytes plus transport metadata);
 //! [`normalise`] turns each into an `Event`. The same function serves the in-process path of
 //! `securewatch run` and, later, the dataflow workers that consume raw records from a bus, so
 //! there is one normalisation path whatever the transport.
@@ -10,4 +10,4 @@ mod record;
 pub mod syslog;
 pub mod wazuh;
 
-pub use record::{normalise, HecDefaults, HecMeta, ParseError, RawRecord, RecordMeta};
+pub use record::{normalise, ParseError};

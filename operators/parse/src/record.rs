@@ -1,62 +1,6 @@
-//! The raw record handed from sources to normalisation, and the dispatch to each parser.
+//! Normalisation of a raw record: the dispatch to each parser and the reasons a record fails.
 
-use std::sync::Arc;
-
-use chrono::{DateTime, Utc};
-use securewatch_schemas::{Event, SourceKind};
-
-/// Exactly one record as received, with the transport metadata its parser needs.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RawRecord {
-    /// Which kind of source produced it.
-    pub kind: SourceKind,
-    /// The configured source name (metrics label, `Event.source.name`).
-    pub source_name: Arc<str>,
-    /// Remote address (`ip:port`) for network sources; the file path for tailed files.
-    pub peer: Option<String>,
-    /// Ingest time.
-    pub received: DateTime<Utc>,
-    /// The record's bytes: one syslog message, one HEC envelope or raw line, one alert line.
-    pub body: Vec<u8>,
-    /// Transport metadata.
-    pub meta: RecordMeta,
-}
-
-/// Transport metadata per kind of record.
-#[derive(Clone, Debug, PartialEq)]
-pub enum RecordMeta {
-    /// Nothing beyond the common fields (syslog).
-    None,
-    /// One JSON envelope of `/services/collector/event`; `index` is its position in the request.
-    HecEvent { meta: Arc<HecMeta>, index: u32 },
-    /// One line of `/services/collector/raw`; `index` is its position in the request.
-    HecRaw { meta: Arc<HecMeta>, index: u32 },
-    /// One line of a tailed file: file identity (`dev:inode`) and the line's byte offset.
-    File { identity: String, offset: u64 },
-}
-
-/// Request-level metadata of a HEC request, shared by all of its records.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct HecMeta {
-    /// The token's configured name (never the secret itself).
-    pub token_name: String,
-    /// `X-Splunk-Request-Channel` header or `?channel=` parameter.
-    pub channel: Option<String>,
-    /// Metadata applied where an envelope (or raw request) does not say otherwise.
-    pub defaults: HecDefaults,
-}
-
-/// HEC metadata: from the token's configuration, overridden by the query string (raw) or the
-/// envelope keys (event).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct HecDefaults {
-    pub host: Option<String>,
-    pub source: Option<String>,
-    pub sourcetype: Option<String>,
-    pub index: Option<String>,
-    /// Event time for raw requests (`?time=` epoch seconds).
-    pub time: Option<DateTime<Utc>>,
-}
+use securewatch_schemas::{Event, RawRecord, RecordMeta, SourceKind};
 
 /// Why a record could not become an event. [`ParseError::reason`] is the metrics label.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -123,6 +67,8 @@ pub fn normalise(record: &RawRecord) -> Result<Event, ParseError> {
 
 #[cfg(test)]
 mod tests {
+    use chrono::DateTime;
+
     use super::*;
 
     fn syslog(body: &str) -> RawRecord {

@@ -31,7 +31,8 @@ use securewatch_schemas::{
 };
 use serde_json::{Map, Value};
 
-use crate::{ParseError, RawRecord, RecordMeta};
+use crate::ParseError;
+use securewatch_schemas::{RawRecord, RecordMeta};
 
 /// The value Wazuh's sample generator leaves in `timestamp`; treated as a missing timestamp.
 const TIMESTAMP_PLACEHOLDER: &str = "{timestamp}";

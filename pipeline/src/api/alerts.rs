@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use securewatch_connectors::sinks::sqlite::{AlertQuery, StoredEvent};
+use securewatch_connectors::sinks::read::{AlertQuery, StoredEvent};
 use securewatch_schemas::{Alert, AlertLevel, EventId};
 use serde::{Deserialize, Serialize};
 
@@ -95,20 +95,14 @@ pub async fn list_alerts(
         from: parse_time("from", &params.from)?,
         to: parse_time("to", &params.to)?,
     };
-    let alerts = match &state.postgres {
-        Some(postgres) => postgres.alerts(&query).await.map_err(ApiError::internal)?,
-        None => state.store.alerts(&query).await.map_err(ApiError::internal)?,
-    };
+    let alerts = state.reader.alerts(&query).await.map_err(ApiError::internal)?;
     Ok(Json(alerts.into_iter().map(|alert| AlertBody::new(alert, None)).collect()))
 }
 
 /// One alert with its contributing events; 404 when there is none with that id.
 pub async fn get_alert(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<AlertBody>, ApiError> {
     let id: EventId = id.parse().map_err(|_| ApiError::bad_request(format!("{id:?} is not an alert id (32 hex digits)")))?;
-    let found = match &state.postgres {
-        Some(postgres) => postgres.alert(id).await.map_err(ApiError::internal)?,
-        None => state.store.alert(id).await.map_err(ApiError::internal)?,
-    };
+    let found = state.reader.alert(id).await.map_err(ApiError::internal)?;
     match found {
         Some((alert, events)) => Ok(Json(AlertBody::new(alert, Some(events)))),
         None => Err(ApiError::not_found(format!("no alert {id}"))),

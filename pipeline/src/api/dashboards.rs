@@ -6,9 +6,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
-use securewatch_connectors::sinks::sqlite::{
-    BucketWidth, Point, Series, SeriesBy, TimeseriesQuery, TopEntry, TopField, TopQuery,
-};
+use securewatch_connectors::sinks::read::{BucketWidth, Point, Series, SeriesBy, TimeseriesQuery, TopEntry, TopField, TopQuery};
 use serde::{Deserialize, Serialize};
 
 use super::events::parse_time;
@@ -180,10 +178,7 @@ pub async fn timeseries(
 ) -> Result<Json<TimeseriesBody>, ApiError> {
     let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let query = timeseries_query(params, Utc::now())?;
-    let series = match &state.postgres {
-        Some(postgres) => postgres.timeseries(&query).await.map_err(ApiError::internal)?,
-        None => state.store.timeseries(&query).await.map_err(ApiError::internal)?,
-    };
+    let series = state.reader.timeseries(&query).await.map_err(ApiError::internal)?;
     Ok(Json(timeseries_body(&query, series)))
 }
 
@@ -194,10 +189,7 @@ pub async fn top(
 ) -> Result<Json<TopBody>, ApiError> {
     let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let query = top_query(params, Utc::now())?;
-    let entries = match &state.postgres {
-        Some(postgres) => postgres.top(&query).await.map_err(ApiError::internal)?,
-        None => state.store.top(&query).await.map_err(ApiError::internal)?,
-    };
+    let entries = state.reader.top(&query).await.map_err(ApiError::internal)?;
     Ok(Json(top_body(&query, entries)))
 }
 

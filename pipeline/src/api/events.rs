@@ -3,10 +3,8 @@
 use axum::extract::{Query, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use securewatch_connectors::sinks::sqlite::{
-    EnrichmentLookup, EventEnrichment, EventQuery, StoredDeadLetter, StoredEvent,
-};
-use securewatch_operators::lookup_keys;
+use securewatch_connectors::sinks::read::{EnrichmentLookup, EventEnrichment, EventQuery, StoredDeadLetter, StoredEvent};
+use securewatch_schemas::lookup_keys;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiState};
@@ -76,13 +74,13 @@ pub async fn list_events(
         host: non_empty(params.host),
         q: non_empty(params.q),
     };
-    let events = state.store.events(&query).await.map_err(ApiError::internal)?;
+    let events = state.reader.events(&query).await.map_err(ApiError::internal)?;
     let ip_fields = &state.ip_fields;
     let lookups: Vec<EnrichmentLookup> = events
         .iter()
         .map(|event| EnrichmentLookup { time: event.time, keys: lookup_keys(event, ip_fields) })
         .collect();
-    let enrichments = state.store.event_enrichment(&lookups).await.map_err(ApiError::internal)?;
+    let enrichments = state.reader.event_enrichment(&lookups).await.map_err(ApiError::internal)?;
     let enriched = events
         .into_iter()
         .zip(enrichments)
@@ -104,7 +102,7 @@ pub async fn list_dead_letters(
     params: Result<Query<DeadLetterParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<StoredDeadLetter>>, ApiError> {
     let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
-    state.store.dead_letters(limit(params.limit)?).await.map(Json).map_err(ApiError::internal)
+    state.reader.dead_letters(limit(params.limit)?).await.map(Json).map_err(ApiError::internal)
 }
 
 #[cfg(test)]
@@ -114,8 +112,9 @@ mod tests {
     use std::time::Instant;
 
     use securewatch_connectors::queue::ingest_queue;
-    use securewatch_connectors::sinks::sqlite::{apply_enrichment_changes, EpochWrite, SqliteConfig, SqliteStore};
-    use securewatch_operators::{Asset, EnrichmentRow, LookupKey, Tag};
+    use securewatch_connectors::sinks::sqlite::{apply_enrichment_changes, SqliteConfig, SqliteStore};
+    use securewatch_connectors::sinks::EpochWrite;
+    use securewatch_schemas::{Asset, EnrichmentRow, LookupKey, Tag};
     use securewatch_schemas::{Event, EventId, FieldValue, Fields, Severity, Source, SourceKind};
     use sqlx::sqlite::SqliteConnectOptions;
     use sqlx::{Connection, SqliteConnection};
@@ -176,14 +175,12 @@ mod tests {
 
         let (queue, _receiver) = ingest_queue(10);
         let state = ApiState {
-            store: store.clone(),
-            postgres: None,
-            opensearch: None,
+            reader: securewatch_connectors::sinks::StoreReader::new(store.clone(), None, None),
             queue: queue.monitor(),
             metrics: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
             started: Instant::now(),
             listeners: Arc::new(Vec::new()),
-            ip_fields: securewatch_operators::DEFAULT_IP_FIELDS.iter().map(|field| field.to_string()).collect(),
+            ip_fields: securewatch_schemas::DEFAULT_IP_FIELDS.iter().map(|field| field.to_string()).collect(),
             rules: None,
         };
         let params = EventsParams { limit: None, source: None, host: None, q: None, from: None, to: None };

@@ -15,9 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use securewatch_connectors::queue::QueueMonitor;
-use securewatch_connectors::sinks::opensearch::OpenSearchSink;
-use securewatch_connectors::sinks::postgres::PostgresSink;
-use securewatch_connectors::sinks::sqlite::SqliteStore;
+use securewatch_connectors::sinks::StoreReader;
 use serde::Serialize;
 
 use crate::detection::RulesReloader;
@@ -25,11 +23,8 @@ use crate::detection::RulesReloader;
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
-    pub store: SqliteStore,
-    /// `[sinks.postgres]`: when set, dashboards and alerts are read from it.
-    pub postgres: Option<Arc<PostgresSink>>,
-    /// `[sinks.opensearch]`: its reachability is shown by the health endpoint.
-    pub opensearch: Option<OpenSearchSink>,
+    /// Every read of the stores goes through it; it knows which store answers what.
+    pub reader: StoreReader,
     pub queue: QueueMonitor,
     pub metrics: PrometheusHandle,
     pub started: Instant,

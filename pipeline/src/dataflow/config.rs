@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use securewatch_operators::engine::{ClusterConfig, EngineConfig};
-use securewatch_operators::RollupConfig;
+use securewatch_dataflow::engine::{ClusterConfig, EngineConfig};
+use securewatch_dataflow::TimeModel;
 use serde::{Deserialize, Serialize};
 
 /// `[dataflow]` in the config file.
@@ -69,8 +69,8 @@ impl DataflowConfig {
         Duration::from_millis(self.tick_ms)
     }
 
-    fn rollups(&self) -> Result<RollupConfig, String> {
-        RollupConfig::new(Duration::from_secs(self.lateness_secs), Duration::from_secs(self.retention_secs))
+    fn rollups(&self) -> Result<TimeModel, String> {
+        TimeModel::new(Duration::from_secs(self.lateness_secs), Duration::from_secs(self.retention_secs))
             .map_err(|error| error.to_string())
     }
 

@@ -5,8 +5,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use securewatch_connectors::queue::{IngestBatch, IngestReceiver};
-use securewatch_operators::engine::{Engine, Feed};
-use securewatch_operators::Epoch;
+use securewatch_dataflow::engine::{Engine, Feed};
+use securewatch_dataflow::Epoch;
 use securewatch_connectors::CancellationToken;
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;

@@ -8,7 +8,6 @@ mod config;
 mod feeder;
 mod restore;
 pub(crate) mod telemetry;
-pub mod sinks;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -17,9 +16,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use securewatch_connectors::enrichment::{open_geoip, EnrichmentConfig, EnrichmentWatcher};
 use securewatch_connectors::queue::IngestReceiver;
+use securewatch_connectors::sinks::Sinks;
 use securewatch_connectors::CancellationToken;
-use securewatch_operators::engine::{EnrichmentSettings, Engine, Feed, FrontierTracker, RulesHandle};
-use securewatch_operators::Epoch;
+use securewatch_dataflow::engine::{EnrichmentSettings, Engine, Feed, FrontierTracker, RulesHandle};
+use securewatch_dataflow::Epoch;
 use tokio::sync::mpsc;
 
 pub use config::DataflowConfig;
@@ -93,7 +93,7 @@ impl Dataflow {
         enrichment: &EnrichmentConfig,
         rules: Option<RulesHandle>,
         queue: IngestReceiver,
-        store: sinks::Sinks,
+        store: Sinks,
         restore: Vec<Feed>,
         stop: CancellationToken,
     ) -> anyhow::Result<Dataflow> {

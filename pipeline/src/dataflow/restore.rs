@@ -12,9 +12,10 @@
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use securewatch_connectors::sinks::sqlite::{EventQuery, SqliteStore};
-use securewatch_operators::engine::{Feed, Rules};
-use securewatch_operators::BUCKET_MS;
+use securewatch_connectors::sinks::sqlite::SqliteStore;
+use securewatch_connectors::sinks::read::EventQuery;
+use securewatch_dataflow::engine::{Feed, Rules};
+use securewatch_schemas::BUCKET_MS;
 
 use crate::detection::correlation_matches;
 

@@ -20,11 +20,3 @@ pub const EVENT_DURABLE_SECONDS: &str = "securewatch_event_durable_seconds";
 /// Counter: alert changes stored, by kind (`rule` or the correlation type), level and change
 /// (`raised`, `retracted`).
 pub const ALERTS: &str = "securewatch_alerts_total";
-/// Counter: events newly stored, by `sink` (`opensearch`, `postgres`, `sqlite`).
-pub const SINK_ROWS_WRITTEN: &str = "securewatch_sink_rows_written_total";
-/// Counter: events a sink held already (same id), by `sink`.
-pub const SINK_DUPLICATES: &str = "securewatch_sink_duplicates_total";
-/// Histogram: seconds of one successful write of a run of epochs, by `sink`.
-pub const SINK_WRITE_SECONDS: &str = "securewatch_sink_write_seconds";
-/// Counter: failed writes (each retried with backoff), by `sink`.
-pub const SINK_ERRORS: &str = "securewatch_sink_errors_total";

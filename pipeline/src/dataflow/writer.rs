@@ -7,15 +7,16 @@ use std::time::{Duration, Instant};
 
 use securewatch_connectors::queue::{BatchOutcome, IngestBatch};
 use securewatch_connectors::sinks::progress::SourceProgress;
-use securewatch_connectors::sinks::sqlite::{DeadLetter, EpochWrite};
+use securewatch_connectors::sinks::{DeadLetter, EpochWrite};
 use securewatch_connectors::telemetry::{self as source_telemetry, SourceLabels};
-use securewatch_operators::engine::{Drain, Feed, FrontierTracker, Output, Rejected};
-use securewatch_operators::{bucket_start, changes, EnrichmentRow, Epoch, RollupInput, RollupRow};
+use securewatch_dataflow::engine::{Drain, Feed, FrontierTracker, Output, Rejected};
+use securewatch_dataflow::{Epoch, RollupInput};
+use securewatch_schemas::{bucket_start, changes, EnrichmentRow, RollupRow};
 use securewatch_schemas::{Alert, Event, EventId};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use super::feeder::Pending;
-use super::sinks::{Sinks, Stored};
+use securewatch_connectors::sinks::{Sinks, Stored};
 use super::telemetry;
 
 /// Drained messages taken before looking at the frontier again.

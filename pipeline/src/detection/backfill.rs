@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use securewatch_connectors::sinks::sqlite::{EventQuery, SqliteStore};
+use securewatch_connectors::sinks::sqlite::SqliteStore;
+use securewatch_connectors::sinks::read::EventQuery;
 use securewatch_detection::{match_of, Match};
-use securewatch_operators::engine::{Feed, Rules};
+use securewatch_dataflow::engine::{Feed, Rules};
 use securewatch_schemas::Event;
 use serde::Serialize;
 

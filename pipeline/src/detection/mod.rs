@@ -7,7 +7,7 @@
 //! do not block later reloads.
 //!
 //! Correlations are replaced in the running dataflow too (see
-//! `securewatch_operators::correlate`): an unchanged correlation keeps its windows; a new or
+//! `securewatch_dataflow::correlate`): an unchanged correlation keeps its windows; a new or
 //! changed one starts with the windows still open, rebuilt from the stored events (the
 //! **backfill**): once everything ingested before the swap is stored, the events of the last
 //! `timespan + lateness` (longest over the new correlations) are read back from the store, the
@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 use securewatch_connectors::sinks::sqlite::SqliteStore;
 use securewatch_connectors::CancellationToken;
 use securewatch_detection::{CompiledCorrelations, LoadWarning, Pipelines, Rejection, RuleSet, SourceDetectors};
-use securewatch_operators::engine::{Rules, RulesHandle};
+use securewatch_dataflow::engine::{Rules, RulesHandle};
 use serde::Serialize;
 
 use crate::dataflow::DataflowControl;

@@ -16,14 +16,14 @@ use securewatch_connectors::bus::kafka::{commit_positions, KafkaConsumer, KafkaE
 use securewatch_connectors::bus::redis::{BusEntry, RedisConsumer, StartPosition};
 use securewatch_connectors::bus::DecodeError;
 use securewatch_connectors::queue::{BatchOutcome, IngestBatch, IngestSender, SourcePosition};
-use securewatch_connectors::sinks::sqlite::{DeadLetter, EpochWrite};
+use securewatch_connectors::sinks::{DeadLetter, EpochWrite};
 use securewatch_connectors::CancellationToken;
-use securewatch_parse::{RawRecord, RecordMeta};
+use securewatch_schemas::{RawRecord, RecordMeta};
 use securewatch_schemas::SourceKind;
 use tokio::sync::oneshot;
 
 use super::BusConfig;
-use crate::dataflow::sinks::{Sinks, Stored};
+use securewatch_connectors::sinks::{Sinks, Stored};
 
 /// How long a Kafka poll waits for the first message.
 const POLL_TIMEOUT: Duration = Duration::from_millis(200);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::DateTime;
 use securewatch_detection::CompiledCorrelations;
-use securewatch_operators::BatchAlert;
+use securewatch_dataflow::BatchAlert;
 use securewatch_schemas::EventId;
 use serde_json::{json, Value};
 

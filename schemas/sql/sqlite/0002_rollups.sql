@@ -1,4 +1,4 @@
--- Rollups of the dataflow (securewatch-operators), one row per one-minute event-time bucket.
+-- Rollups of the dataflow (securewatch-dataflow), one row per one-minute event-time bucket.
 -- bucket_start_ms: bucket start in event time, milliseconds since the Unix epoch (UTC), a
 -- multiple of 60000. The writer upserts each row's current count and deletes rows whose count
 -- becomes zero, so the tables always hold the dataflow's current rows.

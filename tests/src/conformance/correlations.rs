@@ -26,7 +26,7 @@ use securewatch_detection::rsigma_parser::{
     ConditionExpr, ConditionOperator, Detection, Modifier, SigmaRule, SigmaValue, SpecialChar, StringPart,
 };
 use securewatch_detection::{match_of, CompiledCorrelations, Detector, Match, Pipelines, Routing, RuleSet};
-use securewatch_operators::correlate_batch;
+use securewatch_dataflow::correlate_batch;
 use securewatch_schemas::{Event, EventId};
 use serde_json::{Map, Value};
 

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
-use securewatch_parse::syslog::framing::{split_frames, Frame};
+use securewatch_connectors::sources::syslog::splitter::{split_frames, Frame};
 use securewatch_parse::syslog::{normalise, parse_failure};
-use securewatch_parse::{RawRecord, RecordMeta};
+use securewatch_schemas::{RawRecord, RecordMeta};
 use securewatch_schemas::{Event, SourceKind};
 
 /// Share of loghub + Dynatrace lines that must parse.

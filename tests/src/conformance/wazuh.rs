@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::Utc;
-use securewatch_parse::{normalise, ParseError, RawRecord, RecordMeta};
+use securewatch_parse::{normalise, ParseError};
+use securewatch_schemas::{RawRecord, RecordMeta};
 use securewatch_schemas::SourceKind;
 
 /// Distinct failure messages printed per file; the rest are only counted.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use chrono::{DateTime, Utc};
-use securewatch_parse::{HecDefaults, HecMeta, RawRecord, RecordMeta};
+use securewatch_schemas::{HecDefaults, HecMeta, RawRecord, RecordMeta};
 use securewatch_schemas::avro::{raw_record_schema, strip_header, write_datum, AvroError, MAGIC_BYTE};
 use securewatch_schemas::SourceKind;
 

@@ -12,7 +12,7 @@
 //! The magic differs from the Confluent wire format's first byte (0), so a raw-format reader
 //! names an Avro value as such instead of misreading it.
 
-use securewatch_parse::RawRecord;
+use securewatch_schemas::RawRecord;
 
 use crate::bus::layout::{for_each_field, DecodeError, Decoder};
 

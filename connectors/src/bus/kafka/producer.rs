@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use securewatch_parse::{RawRecord, RecordMeta};
+use securewatch_schemas::{RawRecord, RecordMeta};
 
 use super::config::ValueFormat;
 use super::{avro, envelope, BusProducer, BusStats, KafkaBusConfig, KafkaBusError};

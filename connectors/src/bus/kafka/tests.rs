@@ -14,7 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use securewatch_parse::RawRecord;
+use securewatch_schemas::RawRecord;
 
 use super::*;
 use crate::bus::layout::tests::{numbered_records, test_service};

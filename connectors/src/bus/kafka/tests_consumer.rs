@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use securewatch_parse::RawRecord;
+use securewatch_schemas::RawRecord;
 use securewatch_schemas::SourceKind;
 
 use super::tests::{fresh_topic, poll_until, produce_plain, test_brokers};

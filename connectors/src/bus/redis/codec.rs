@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use ::redis::Value;
-use securewatch_parse::RawRecord;
+use securewatch_schemas::RawRecord;
 
 pub use crate::bus::layout::{DecodeError, Decoder, LAYOUT_VERSION};
 use crate::bus::layout::for_each_field;
@@ -44,7 +44,7 @@ impl Decoder {
 mod tests {
     use std::sync::Arc;
 
-    use securewatch_parse::RecordMeta;
+    use securewatch_schemas::RecordMeta;
 
     use super::*;
     use crate::bus::layout::tests::sample_records;

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use ::redis::aio::ConnectionManager;
 use chrono::{DateTime, Utc};
-use securewatch_parse::RawRecord;
+use securewatch_schemas::RawRecord;
 
 use super::codec::{DecodeError, Decoder};
 use super::protocol::{self, RawEntry};

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use ::redis::aio::ConnectionManager;
-use securewatch_parse::RawRecord;
+use securewatch_schemas::RawRecord;
 
 use super::{codec, connect, BusProducer, BusStats, RedisBusConfig, RedisBusError};
 

@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::DateTime;
-use securewatch_parse::RawRecord;
+use securewatch_schemas::RawRecord;
 
 use super::*;
 use crate::bus::layout::tests::{numbered_records, test_service};

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use securewatch_operators::RollupKey;
+use securewatch_schemas::RollupKey;
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 
 use super::sink::{sql_ms, PostgresError};
-use crate::sinks::sqlite::{SeriesBy, TopField};
+use crate::sinks::read::{SeriesBy, TopField};
 
 const MINUTE_MS: u64 = 60_000;
 const HOUR_MS: u64 = 3_600_000;

@@ -4,16 +4,14 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use securewatch_operators::RollupKey;
+use securewatch_schemas::RollupKey;
 use securewatch_schemas::{Alert, AlertLevel, Event, EventId, Severity, Source, SourceKind};
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Postgres, QueryBuilder, Row};
 
 use super::dashboard;
 use super::sink::{sql_ms, Flavour, PostgresError, PostgresSink};
-use crate::sinks::sqlite::{
-    AlertQuery, BucketWidth, Point, Series, SeriesBy, TimeseriesQuery, TopEntry, TopField, TopQuery,
-};
+use crate::sinks::read::{AlertQuery, BucketWidth, Point, Series, SeriesBy, TimeseriesQuery, TopEntry, TopField, TopQuery};
 
 fn decode_error(message: String) -> PostgresError {
     PostgresError::Sql(sqlx::Error::Decode(message.into()))

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use securewatch_schemas::Event;
 
-use crate::sinks::sqlite::DeadLetter;
+use crate::sinks::DeadLetter;
 
 /// Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01 UTC).
 const POSTGRES_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;

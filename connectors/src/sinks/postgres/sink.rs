@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use securewatch_operators::{EnrichmentRow, RollupChange, RollupKey};
+use securewatch_schemas::{EnrichmentRow, RollupChange, RollupKey};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgConnection, Postgres, QueryBuilder};
 
@@ -16,7 +16,7 @@ use super::config::{LoadMethod, PostgresConfig, TimescaleMode};
 use securewatch_schemas::Event;
 
 use super::rows::{check_event, copy_header, copy_row, copy_trailer, rejected_event, storable_text, storable_time, EventRow};
-use crate::sinks::sqlite::{DeadLetter, EpochWrite, WriteSummary};
+use crate::sinks::{DeadLetter, EpochWrite, WriteSummary};
 use securewatch_schemas::{Alert, AlertLevel};
 use crate::telemetry;
 
@@ -142,6 +142,12 @@ impl PostgresSink {
     /// The connection pool (queries, tests, benchmarks).
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Whether the server answers a trivial query (the health check).
+    pub async fn ping(&self) -> Result<(), PostgresError> {
+        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&self.pool).await?;
+        Ok(())
     }
 
     /// The flavour chosen at start-up.
@@ -706,9 +712,9 @@ pub async fn apply_enrichment_changes(
     let mut net: BTreeMap<(i64, String, String), (isize, &'static str)> = BTreeMap::new();
     for (row, diff) in rows {
         let kind = match &row.tag {
-            securewatch_operators::Tag::Asset(_) => "asset",
-            securewatch_operators::Tag::Network { .. } => "network",
-            securewatch_operators::Tag::Geo(_) => "geo",
+            securewatch_schemas::Tag::Asset(_) => "asset",
+            securewatch_schemas::Tag::Network { .. } => "network",
+            securewatch_schemas::Tag::Geo(_) => "geo",
         };
         let id = (sql_ms(row.bucket_start_ms), row.key.to_string(), serde_json::to_string(&row.tag)?);
         net.entry(id).or_insert((0, kind)).0 += diff;

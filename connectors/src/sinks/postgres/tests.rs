@@ -5,15 +5,14 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Days, Duration, DurationRound, Utc};
-use securewatch_operators::{RollupChange, RollupKey};
+use securewatch_schemas::{RollupChange, RollupKey};
 use securewatch_schemas::{Alert, AlertLevel, Event, EventId, FieldValue, Fields, Severity, Source, SourceKind};
 use sqlx::postgres::PgPoolOptions;
 
 use super::*;
-use crate::sinks::sqlite::{
-    AlertQuery, BucketWidth, DeadLetter, EpochWrite, SeriesBy, SqliteConfig, SqliteStore, TimeseriesQuery,
-    TopField, TopQuery,
-};
+use crate::sinks::sqlite::{SqliteConfig, SqliteStore};
+use crate::sinks::{DeadLetter, EpochWrite};
+use crate::sinks::read::{AlertQuery, BucketWidth, SeriesBy, TimeseriesQuery, TopField, TopQuery};
 
 const MINUTE: u64 = 60_000;
 
@@ -140,13 +139,13 @@ async fn rows_postgres_would_refuse_are_dead_lettered_while_the_rest_lands() {
     batch.insert(50, nul_field);
     batch.push(ancient);
     let parse_failure = DeadLetter {
-        record: securewatch_parse::RawRecord {
+        record: securewatch_schemas::RawRecord {
             kind: SourceKind::Syslog,
             source_name: "syslog\0udp".into(),
             peer: None,
             received: start,
             body: vec![0xff, 0x00, 0xfe], // not UTF-8: stored as bytes
-            meta: securewatch_parse::RecordMeta::None,
+            meta: securewatch_schemas::RecordMeta::None,
         },
         reason: "invalid_syslog",
         detail: "no PRI".into(),

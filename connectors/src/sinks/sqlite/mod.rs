@@ -7,12 +7,8 @@ mod query;
 mod rollups;
 mod store;
 
-pub use alerts::{apply_alert_changes, AlertQuery};
+pub use alerts::apply_alert_changes;
 pub use config::{SqliteConfig, Synchronous};
-pub use enrichment::{apply_enrichment_changes, AssetTag, EnrichmentLookup, EventEnrichment, GeoTag, NetworkTag};
-pub use query::{EventQuery, StoredDeadLetter, StoredEvent};
-pub use rollups::{
-    add_late_counts, apply_rollup_changes, BucketWidth, Point, Series, SeriesBy, TimeseriesQuery, TopEntry, TopField,
-    TopQuery,
-};
-pub use store::{DeadLetter, EpochWrite, SqliteStore, StoreError, WriteSummary};
+pub use enrichment::apply_enrichment_changes;
+pub use rollups::{add_late_counts, apply_rollup_changes};
+pub use store::{SqliteStore, StoreError};

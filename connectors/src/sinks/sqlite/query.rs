@@ -2,43 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use securewatch_schemas::{Event, EventId, Fields, Severity, Source, SourceKind};
-use serde::Serialize;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::store::{SqliteStore, StoreError};
-
-/// Filters of `GET /api/v1/events`.
-#[derive(Debug, Clone, Default)]
-pub struct EventQuery {
-    /// Most events returned.
-    pub limit: u32,
-    /// Source kind (`hec`, `syslog`, `wazuh`) or configured source name.
-    pub source: Option<String>,
-    /// Exact host.
-    pub host: Option<String>,
-    /// Case-insensitive substring of the message.
-    pub q: Option<String>,
-    /// Event time lower bound (inclusive).
-    pub from: Option<DateTime<Utc>>,
-    /// Event time upper bound (exclusive).
-    pub to: Option<DateTime<Utc>>,
-}
-
-/// An event as the API returns it.
-pub type StoredEvent = Event;
-
-/// A dead letter as the API returns it.
-#[derive(Debug, Clone, Serialize)]
-pub struct StoredDeadLetter {
-    pub received: DateTime<Utc>,
-    pub source_kind: String,
-    pub source_name: String,
-    pub peer: Option<String>,
-    pub reason: String,
-    pub detail: String,
-    /// The record as received (lossy UTF-8).
-    pub body: String,
-}
+use crate::sinks::read::{EventQuery, StoredDeadLetter, StoredEvent};
 
 fn escape_like(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len() + 2);
@@ -148,8 +115,9 @@ pub(super) fn row_to_event(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::sqlite::{DeadLetter, EpochWrite, SqliteConfig};
-    use securewatch_parse::{RawRecord, RecordMeta};
+    use crate::sinks::sqlite::SqliteConfig;
+    use crate::sinks::{DeadLetter, EpochWrite};
+    use securewatch_schemas::{RawRecord, RecordMeta};
     use securewatch_schemas::FieldValue;
 
     fn event(seed: &str, seconds: i64, host: &str, message: &str) -> Event {

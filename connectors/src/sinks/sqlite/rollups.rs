@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use securewatch_operators::{RollupChange, RollupKey};
+use securewatch_schemas::{RollupChange, RollupKey};
 use securewatch_schemas::{Severity, SourceKind};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::store::{SqliteStore, StoreError};
+use crate::sinks::read::{Point, Series, SeriesBy, TimeseriesQuery, TopEntry, TopField, TopQuery};
 
 /// Rows per multi-row INSERT (at most 5 bound values each, well below SQLite's 32766 limit).
 const ROWS_PER_STATEMENT: usize = 2000;
@@ -15,169 +16,6 @@ const ROWS_PER_STATEMENT: usize = 2000;
 /// with one index seek per row (a row-value `IN (VALUES ...)` would scan the whole table); the
 /// OR chain must stay well below SQLite's expression depth limit of 1000.
 const DELETES_PER_STATEMENT: usize = 250;
-
-/// Milliseconds in a minute and in an hour.
-const MINUTE_MS: u64 = 60_000;
-const HOUR_MS: u64 = 3_600_000;
-
-/// Width of the points of a time series.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BucketWidth {
-    /// One point per one-minute rollup bucket.
-    Minute,
-    /// One point per hour: the sum of the hour's minute buckets.
-    Hour,
-}
-
-impl BucketWidth {
-    /// The width in milliseconds.
-    pub fn millis(self) -> u64 {
-        match self {
-            BucketWidth::Minute => MINUTE_MS,
-            BucketWidth::Hour => HOUR_MS,
-        }
-    }
-
-    /// The API spelling: `1m` or `1h`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BucketWidth::Minute => "1m",
-            BucketWidth::Hour => "1h",
-        }
-    }
-
-    /// Inverse of [`BucketWidth::as_str`].
-    pub fn parse(text: &str) -> Option<BucketWidth> {
-        [BucketWidth::Minute, BucketWidth::Hour].into_iter().find(|width| width.as_str() == text)
-    }
-}
-
-/// What a time series is split by; each names one key part of the series.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SeriesBy {
-    /// One series per source kind; key part `source_kind`.
-    Source,
-    /// One series per host; key part `host` (`None` for events without a host).
-    Host,
-    /// One series per severity, by name; key part `severity`.
-    Severity,
-    /// One series per category; key part `category` (`None` for events without a category).
-    Category,
-}
-
-impl SeriesBy {
-    /// The API spelling: `source`, `host`, `severity` or `category`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SeriesBy::Source => "source",
-            SeriesBy::Host => "host",
-            SeriesBy::Severity => "severity",
-            SeriesBy::Category => "category",
-        }
-    }
-
-    /// Inverse of [`SeriesBy::as_str`].
-    pub fn parse(text: &str) -> Option<SeriesBy> {
-        [SeriesBy::Source, SeriesBy::Host, SeriesBy::Severity, SeriesBy::Category]
-            .into_iter()
-            .find(|by| by.as_str() == text)
-    }
-
-    /// The name of the key part in [`Series::key`].
-    pub fn key_name(self) -> &'static str {
-        match self {
-            SeriesBy::Source => "source_kind",
-            SeriesBy::Host => "host",
-            SeriesBy::Severity => "severity",
-            SeriesBy::Category => "category",
-        }
-    }
-}
-
-/// A time-series query over the rollups.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TimeseriesQuery {
-    /// Minute buckets starting at or after this time count (ms since the Unix epoch).
-    pub from_ms: u64,
-    /// Minute buckets starting before this time count (ms since the Unix epoch).
-    pub to_ms: u64,
-    /// Width of the points.
-    pub bucket: BucketWidth,
-    /// What the series are split by.
-    pub by: SeriesBy,
-}
-
-/// One time series: its key and its non-zero points, oldest first.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Series {
-    /// The key parts, e.g. `{"host": Some("web-1")}`; `None` where the events had no value.
-    pub key: BTreeMap<String, Option<String>>,
-    /// Points in time order.
-    pub points: Vec<Point>,
-}
-
-/// One point of a [`Series`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Point {
-    /// Start of the point's bucket (ms since the Unix epoch), a multiple of its width.
-    pub bucket_start_ms: u64,
-    /// Events in the bucket.
-    pub count: i64,
-}
-
-/// What a top-N query ranks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TopField {
-    /// Hosts by event count (events without a host are left out).
-    Host,
-    /// Categories by event count (events without a category are left out).
-    Category,
-    /// Severities by event count, by name.
-    Severity,
-    /// Source kinds by event count.
-    Source,
-}
-
-impl TopField {
-    /// The API spelling: `host`, `category`, `severity` or `source`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TopField::Host => "host",
-            TopField::Category => "category",
-            TopField::Severity => "severity",
-            TopField::Source => "source",
-        }
-    }
-
-    /// Inverse of [`TopField::as_str`].
-    pub fn parse(text: &str) -> Option<TopField> {
-        [TopField::Host, TopField::Category, TopField::Severity, TopField::Source]
-            .into_iter()
-            .find(|field| field.as_str() == text)
-    }
-}
-
-/// A top-N query over the rollups.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TopQuery {
-    /// What is ranked.
-    pub field: TopField,
-    /// Minute buckets starting at or after this time count (ms since the Unix epoch).
-    pub from_ms: u64,
-    /// Minute buckets starting before this time count (ms since the Unix epoch).
-    pub to_ms: u64,
-    /// Most entries returned.
-    pub n: usize,
-}
-
-/// One entry of a top-N answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TopEntry {
-    /// The host, category, severity name or source kind.
-    pub value: String,
-    /// Events with that value in the range.
-    pub count: i64,
-}
 
 /// Milliseconds as SQLite's signed integer (saturating; no real time comes near the limit).
 fn sql_ms(ms: u64) -> i64 {
@@ -402,7 +240,7 @@ impl SqliteStore {
     /// The `query.n` values of `query.field` with the most events in the minute buckets starting
     /// in `[from_ms, to_ms)`, most first, ties by value (severities: most severe first). Events
     /// without a host or category are left out of those rankings; values whose events sum to
-    /// zero are left out. For hosts this is the SQL form of `securewatch_operators::top_hosts`.
+    /// zero are left out. For hosts this is the SQL form of `securewatch_schemas::top_hosts`.
     pub async fn top(&self, query: &TopQuery) -> Result<Vec<TopEntry>, StoreError> {
         let (value, table, present) = match query.field {
             TopField::Host => ("host", "rollup_source", "host <> ''"),
@@ -434,7 +272,7 @@ impl SqliteStore {
     }
 
     /// Every stored rollup row as `(key, bucket_start_ms, count)`, ordered like
-    /// `securewatch_operators::RollupTable::iter` (by key, then bucket), so the store can be
+    /// `securewatch_schemas::RollupTable::iter` (by key, then bucket), so the store can be
     /// compared with the in-memory table.
     pub async fn rollup_rows(&self) -> Result<Vec<(RollupKey, u64, i64)>, StoreError> {
         let mut rows = Vec::new();

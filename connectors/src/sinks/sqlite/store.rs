@@ -6,10 +6,8 @@ use std::sync::Arc;
 use std::str::FromStr;
 use std::time::Instant;
 
-use securewatch_parse::RawRecord;
 use securewatch_schemas::{Event, EventId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use securewatch_operators::{EnrichmentRow, RollupChange};
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Arguments, Sqlite, SqliteConnection};
 
@@ -20,6 +18,7 @@ use super::rollups::{add_late_counts, apply_rollup_changes};
 use super::config::{SqliteConfig, Synchronous};
 use crate::sinks::progress::{latest_per_partition, SourceProgress};
 use crate::telemetry;
+use crate::sinks::{DeadLetter, EpochWrite, WriteSummary};
 
 /// Rows per multi-row INSERT statement (12 bound values each, below SQLite's 32766 limit).
 const ROWS_PER_STATEMENT: usize = 2000;
@@ -35,64 +34,6 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("cannot encode fields as JSON: {0}")]
     Json(#[from] serde_json::Error),
-}
-
-/// A record that could not become an event, kept with its reason.
-#[derive(Debug, Clone)]
-pub struct DeadLetter {
-    pub record: RawRecord,
-    /// Metrics label, e.g. `invalid_json`.
-    pub reason: &'static str,
-    /// Human-readable explanation.
-    pub detail: String,
-}
-
-impl DeadLetter {
-    /// A dead letter for a normalised event a sink refused: the event as JSON, with the reason.
-    pub fn for_event(event: &Event, reason: &'static str, detail: String) -> DeadLetter {
-        DeadLetter {
-            record: RawRecord {
-                kind: event.source.kind,
-                source_name: Arc::from(event.source.name.as_str()),
-                peer: event.source.peer.clone(),
-                received: event.received,
-                body: serde_json::to_vec(event).unwrap_or_else(|_| event.message.as_bytes().to_vec()),
-                meta: securewatch_parse::RecordMeta::None,
-            },
-            reason,
-            detail,
-        }
-    }
-}
-
-/// Everything a run of completed dataflow epochs stores ([`SqliteStore::write_epochs`]).
-#[derive(Debug, Clone, Default)]
-pub struct EpochWrite {
-    /// Normalised events, stored once by id.
-    pub events: Vec<Event>,
-    /// Records that could not be normalised.
-    pub dead_letters: Vec<DeadLetter>,
-    /// Rollup rows to upsert (count 0: delete).
-    pub rollups: Vec<RollupChange>,
-    /// Events that arrived after their bucket closed, per bucket start (ms): added up.
-    pub late: Vec<(u64, i64)>,
-    /// Enrichment tag updates (`+1` insert, `-1` delete).
-    pub enrichment: Vec<(EnrichmentRow, isize)>,
-    /// Alert updates in order (`+1` store, `-1` delete).
-    pub alerts: Vec<(securewatch_schemas::Alert, isize)>,
-    /// Source positions these outputs close, committed in the same transaction.
-    pub progress: Vec<SourceProgress>,
-}
-
-/// What one write did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WriteSummary {
-    /// Events newly stored.
-    pub written: u64,
-    /// Events already present (same id), not written again.
-    pub duplicates: u64,
-    /// Dead letters stored.
-    pub dead_lettered: u64,
 }
 
 /// The SQLite event store. Cheap to clone (connection pools).
@@ -146,6 +87,12 @@ impl SqliteStore {
     /// The read-only connection pool, for queries.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Whether the store answers a trivial query (the health check).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&self.pool).await?;
+        Ok(())
     }
 
     /// Writes everything a run of completed dataflow epochs produced in one transaction:

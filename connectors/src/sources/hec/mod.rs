@@ -6,12 +6,13 @@
 //! given only once the batch is durable: `200 {"text":"Success","code":0}` then means stored.
 //! A request that does not fit the ingest queue gets `503 {"text":"Server is busy","code":9}`.
 //!
-//! [`RawRecord`]: securewatch_parse::RawRecord
+//! [`RawRecord`]: securewatch_schemas::RawRecord
 
 mod config;
 mod request;
 mod response;
 mod server;
+pub mod split;
 
 use std::net::SocketAddr;
 

@@ -3,7 +3,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use securewatch_parse::hec::HecBodyError;
+use super::split::HecBodyError;
 use serde::Serialize;
 
 /// One HEC answer. The JSON body keeps Splunk's key order: `text`, `code`, then
@@ -101,7 +101,7 @@ impl Refusal {
 
 #[cfg(test)]
 mod tests {
-    use securewatch_parse::hec::HecBodyErrorKind;
+    use crate::sources::hec::split::HecBodyErrorKind;
 
     use super::*;
 

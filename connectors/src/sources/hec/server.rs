@@ -9,8 +9,10 @@ use axum::http::{HeaderMap, Uri};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
-use securewatch_parse::hec::{parse_epoch_seconds, split_events, split_raw, HecBodyErrorKind};
-use securewatch_parse::{HecDefaults, HecMeta, RawRecord, RecordMeta};
+use securewatch_schemas::parse_epoch_seconds;
+
+use super::split::{split_events, split_raw, HecBodyErrorKind};
+use securewatch_schemas::{HecDefaults, HecMeta, RawRecord, RecordMeta};
 use securewatch_schemas::SourceKind;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use securewatch_parse::{normalise, RawRecord, RecordMeta};
+use securewatch_parse::normalise;
+use securewatch_schemas::{RawRecord, RecordMeta};
 use tokio::task::JoinHandle;
 
 use super::*;

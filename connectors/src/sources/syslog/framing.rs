@@ -1,10 +1,10 @@
 //! A tokio-util [`Decoder`] that cuts a syslog TCP stream into messages (RFC 6587).
 //!
-//! The framing rules live in [`securewatch_parse::syslog::framing`] as a pure splitter, so the
-//! corpus conformance run frames captures exactly as this source does.
+//! The framing rules live in [`super::splitter`] as a pure splitter, so the corpus conformance
+//! run frames captures exactly as this source does.
 
 use bytes::{Buf, BytesMut};
-use securewatch_parse::syslog::framing::{FrameEvent, FrameSplitter};
+use super::splitter::{FrameEvent, FrameSplitter};
 use tokio_util::codec::Decoder;
 
 /// One item of a syslog stream.

@@ -8,6 +8,7 @@
 
 mod config;
 mod framing;
+pub mod splitter;
 mod tcp;
 #[cfg(test)]
 mod tests;
@@ -17,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use securewatch_parse::{RawRecord, RecordMeta};
+use securewatch_schemas::{RawRecord, RecordMeta};
 use securewatch_schemas::SourceKind;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use securewatch_parse::{RawRecord, RecordMeta};
+use securewatch_schemas::{RawRecord, RecordMeta};
 use securewatch_schemas::SourceKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};

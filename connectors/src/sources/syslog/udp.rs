@@ -4,7 +4,7 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use securewatch_parse::RawRecord;
+use securewatch_schemas::RawRecord;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use securewatch_parse::{RawRecord, RecordMeta};
+use securewatch_schemas::{RawRecord, RecordMeta};
 use securewatch_schemas::SourceKind;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

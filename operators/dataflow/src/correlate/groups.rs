@@ -14,7 +14,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 
 use super::{CorrelationConfig, CorrelationRules};
-use crate::rollup::Epoch;
+use crate::time::Epoch;
 
 /// A correlation's state key and a group's values.
 pub(crate) type GroupKey = (u64, Vec<String>);

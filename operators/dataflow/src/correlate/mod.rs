@@ -60,8 +60,8 @@ use securewatch_schemas::Alert;
 use timely::dataflow::operators::vec::Filter;
 use timely::dataflow::operators::OkErr;
 
-use crate::config::{RollupConfig, RollupConfigError};
-use crate::rollup::Epoch;
+use crate::time::{TimeModel, TimeModelError};
+use crate::time::Epoch;
 use crate::window::with_expiry;
 
 mod groups;
@@ -81,21 +81,21 @@ pub struct CorrelationConfig {
 impl Default for CorrelationConfig {
     /// The rollups' defaults: five minutes of lateness, retention equal to lateness.
     fn default() -> Self {
-        RollupConfig::default().into()
+        TimeModel::default().into()
     }
 }
 
-impl From<RollupConfig> for CorrelationConfig {
+impl From<TimeModel> for CorrelationConfig {
     /// The same lateness and retention as the rollups.
-    fn from(config: RollupConfig) -> Self {
+    fn from(config: TimeModel) -> Self {
         CorrelationConfig { lateness_ms: config.lateness_ms(), retention_ms: config.retention_ms() }
     }
 }
 
 impl CorrelationConfig {
     /// Builds a config; fails when `retention` is shorter than `lateness`.
-    pub fn new(lateness: Duration, retention: Duration) -> Result<Self, RollupConfigError> {
-        RollupConfig::new(lateness, retention).map(Into::into)
+    pub fn new(lateness: Duration, retention: Duration) -> Result<Self, TimeModelError> {
+        TimeModel::new(lateness, retention).map(Into::into)
     }
 
     /// The same lateness, but matches never leave memory: for a finished batch, where expiry

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::rollup::Epoch;
+use crate::time::Epoch;
 
 /// Tracks the frontier each local worker's sink reported; their minimum is the epoch below
 /// which every output of this process has arrived.

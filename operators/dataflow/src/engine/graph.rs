@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use differential_dataflow::{AsCollection, VecCollection};
-use securewatch_parse::{normalise, RawRecord};
+use securewatch_parse::normalise;
+use securewatch_schemas::RawRecord;
 use securewatch_schemas::Event;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
@@ -18,11 +19,13 @@ use securewatch_detection::Match;
 
 use super::detect::{detect, RulesHandle};
 use super::{Drain, EnrichmentSettings, Output, Rejected};
-use crate::config::RollupConfig;
+use crate::time::TimeModel;
 use crate::correlate::{build_correlations, CorrelatedInputs, CorrelationConfig};
-use crate::enrich::{build_enrichment_with_geo, enrich_inputs, EnrichInput, Reference};
+use crate::enrich::{build_enrichment_with_geo, enrich_inputs, EnrichInput};
+use securewatch_schemas::Reference;
 use crate::input::{rollup_input, RollupInput};
-use crate::rollup::{build_rollups, Epoch};
+use crate::rollup::build_rollups;
+use crate::time::Epoch;
 use crate::telemetry;
 
 /// Where normalisation sends what it derives from a record.
@@ -64,7 +67,7 @@ pub(crate) struct Inputs<'scope> {
 
 /// The settings every worker builds its dataflow from.
 pub(crate) struct Graph {
-    pub rollups: RollupConfig,
+    pub rollups: TimeModel,
     pub enrichment: Option<EnrichmentSettings>,
     pub detection: Option<RulesHandle>,
 }
@@ -203,7 +206,7 @@ fn normalise_records<'scope>(
 fn restore_events<'scope>(
     restored: StreamVec<'scope, Epoch, (Event, isize)>,
     ip_fields: Option<Arc<[String]>>,
-    rollups: RollupConfig,
+    rollups: TimeModel,
 ) -> StreamVec<'scope, Epoch, Routed> {
     restored.unary::<CapacityContainerBuilder<Vec<Routed>>, _, _, _>(Pipeline, "Restore", move |_, _| {
         move |input, output| {

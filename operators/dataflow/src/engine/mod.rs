@@ -27,17 +27,18 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
 
-use securewatch_parse::RawRecord;
+use securewatch_schemas::RawRecord;
 use securewatch_schemas::{Alert, Event};
 use tokio::sync::mpsc;
 
 pub use detect::{Rules, RulesHandle};
 pub use frontier::FrontierTracker;
 
-use crate::config::RollupConfig;
-use crate::enrich::{EnrichmentRow, GeoLookup, Reference};
+use crate::time::TimeModel;
+use securewatch_schemas::{EnrichmentRow, GeoLookup, Reference};
 use crate::input::RollupInput;
-use crate::rollup::{Epoch, RollupRow};
+use crate::time::Epoch;
+use securewatch_schemas::RollupRow;
 
 /// Where this process sits in a timely cluster of several processes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,7 +75,7 @@ pub struct EngineConfig {
     /// The cluster this process belongs to; `None` runs alone.
     pub cluster: Option<ClusterConfig>,
     /// Lateness and retention of the rollups (and of the enrichment windows).
-    pub rollups: RollupConfig,
+    pub rollups: TimeModel,
     /// Enrichment with reference collections; `None` leaves it out of the dataflow.
     pub enrichment: Option<EnrichmentSettings>,
     /// Single-event Sigma detection with the rules in force; `None` leaves it out.
@@ -90,7 +91,7 @@ impl Default for EngineConfig {
         EngineConfig {
             workers: 1,
             cluster: None,
-            rollups: RollupConfig::default(),
+            rollups: TimeModel::default(),
             enrichment: None,
             detection: None,
             inbox_capacity: 64,

@@ -9,11 +9,11 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::{Receiver, UnboundedSender};
 
 use super::{graph, Drain, EnrichmentSettings, Feed};
-use crate::enrich::Reference;
-use crate::config::RollupConfig;
-use crate::rollup::Epoch;
+use securewatch_schemas::Reference;
+use crate::time::TimeModel;
+use crate::time::Epoch;
 use securewatch_detection::Match;
-use securewatch_parse::RawRecord;
+use securewatch_schemas::RawRecord;
 use securewatch_schemas::Event;
 
 /// Inbox messages taken per step, so a flood of input never starves the dataflow.
@@ -21,7 +21,7 @@ const FEEDS_PER_STEP: usize = 256;
 
 /// What every worker needs to build and run its dataflow.
 pub(super) struct Settings {
-    pub rollups: RollupConfig,
+    pub rollups: TimeModel,
     pub enrichment: Option<EnrichmentSettings>,
     pub detection: Option<super::RulesHandle>,
     pub park_timeout: Duration,

@@ -4,9 +4,11 @@ use differential_dataflow::operators::ThresholdTotal;
 use differential_dataflow::VecCollection;
 use ipnet::IpNet;
 
-use super::{EnrichInput, EnrichmentRow, GeoLookup, LookupKey, Reference, Tag};
-use crate::config::{bucket_start, RollupConfig};
-use crate::rollup::Epoch;
+use super::EnrichInput;
+use securewatch_schemas::{EnrichmentRow, GeoLookup, LookupKey, Reference, Tag};
+use crate::time::TimeModel;
+use securewatch_schemas::bucket_start;
+use crate::time::Epoch;
 use crate::window::{window, without_expiry, Windowed};
 
 /// The outputs of [`build_enrichment`], at ingest-epoch times.
@@ -24,8 +26,8 @@ pub struct Enrichment<'scope> {
 /// Builds the enrichment of `keys` (one update per event and lookup key, at the event's ingest
 /// epoch) with `references` (the asset inventory and network lists, changing at run time).
 ///
-/// Keys are windowed like the rollups ([`RollupConfig::accepts`], retraction at
-/// [`RollupConfig::expiry_epoch`]); late keys are not enriched. The distinct `(bucket, key)`
+/// Keys are windowed like the rollups ([`TimeModel::accepts`], retraction at
+/// [`TimeModel::expiry_epoch`]); late keys are not enriched. The distinct `(bucket, key)`
 /// pairs are joined with the assets by key, and each IP key is expanded to its prefixes
 /// (`/0..=/32` or `/0..=/128`, host bits cleared) and joined with the networks by their
 /// canonical network, so an IP gets one tag per `(list, network)` that contains it, nested
@@ -35,7 +37,7 @@ pub struct Enrichment<'scope> {
 pub fn build_enrichment<'scope>(
     keys: VecCollection<'scope, Epoch, EnrichInput, isize>,
     references: VecCollection<'scope, Epoch, Reference, isize>,
-    config: RollupConfig,
+    config: TimeModel,
 ) -> Enrichment<'scope> {
     build_enrichment_with_geo(keys, references, config, None)
 }
@@ -46,7 +48,7 @@ pub fn build_enrichment<'scope>(
 pub fn build_enrichment_with_geo<'scope>(
     keys: VecCollection<'scope, Epoch, EnrichInput, isize>,
     references: VecCollection<'scope, Epoch, Reference, isize>,
-    config: RollupConfig,
+    config: TimeModel,
     geo: Option<GeoLookup>,
 ) -> Enrichment<'scope> {
     let Windowed { resident: windowed, late: _ } =

@@ -12,11 +12,14 @@ use ipnet::IpNet;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use securewatch_schemas::{Event, EventId, FieldValue, Fields, Severity, Source, SourceKind};
+use securewatch_schemas::{
+    Asset, EnrichmentRow, Event, EventId, FieldValue, Fields, GeoLookup, Geo, LookupKey, Reference, Severity, Source, SourceKind, Tag,
+};
 use timely::dataflow::operators::capture::{Capture, Event as CaptureEvent};
 
 use super::*;
-use crate::{bucket_start, Epoch, RollupConfig};
+use crate::{Epoch, TimeModel};
+use securewatch_schemas::bucket_start;
 
 type Update<D> = (D, Epoch, isize);
 
@@ -141,7 +144,7 @@ fn run(
     keys: Vec<Update<EnrichInput>>,
     references: Vec<Update<Reference>>,
     end: Epoch,
-    config: RollupConfig,
+    config: TimeModel,
 ) -> Output {
     run_with_geo(workers, keys, references, end, config, None)
 }
@@ -152,7 +155,7 @@ fn run_with_geo(
     keys: Vec<Update<EnrichInput>>,
     references: Vec<Update<Reference>>,
     end: Epoch,
-    config: RollupConfig,
+    config: TimeModel,
     geo: Option<GeoLookup>,
 ) -> Output {
     /// `(epoch, index, key update, reference update, diff)`: one of the two updates is set.
@@ -255,7 +258,7 @@ fn network_tag(list: &str, text: &str) -> Tag {
 
 #[test]
 fn enrich_assets_join_by_host_and_ip() {
-    let config = RollupConfig::default();
+    let config = TimeModel::default();
     let web = asset("web-team", "high");
     let db = asset("dba", "critical");
     let references = vec![
@@ -286,7 +289,7 @@ fn enrich_assets_join_by_host_and_ip() {
 #[test]
 fn enrich_asset_edit_retags_resident_buckets_and_leaves_expired_ones() {
     // Lateness 1 min, retention 5 min: bucket [0, 60 s) closes at 120 s and expires at 360 s.
-    let config = RollupConfig::new(Duration::from_secs(60), Duration::from_secs(300)).unwrap();
+    let config = TimeModel::new(Duration::from_secs(60), Duration::from_secs(300)).unwrap();
     let (old, new, newer) = (asset("alice", "low"), asset("bob", "high"), asset("carol", "medium"));
     let key = host_key("web-1");
     let references = vec![
@@ -324,7 +327,7 @@ fn enrich_asset_edit_retags_resident_buckets_and_leaves_expired_ones() {
 
 #[test]
 fn enrich_cidr_matches_every_containing_network_v4_and_v6() {
-    let config = RollupConfig::default();
+    let config = TimeModel::default();
     let references = vec![
         (network("internal", "10.0.0.0/8"), 0, 1),
         (network("internal", "10.1.0.0/16"), 0, 1),
@@ -375,7 +378,7 @@ fn enrich_cidr_matches_every_containing_network_v4_and_v6() {
 
 #[test]
 fn enrich_network_list_edits_retag_and_late_keys_are_not_enriched() {
-    let config = RollupConfig::default(); // bucket [0, 60 s) closes at 360 s, expires at 360 s
+    let config = TimeModel::default(); // bucket [0, 60 s) closes at 360 s, expires at 360 s
     let references = vec![
         (network("threat", "203.0.113.0/24"), 0, 1),
         (network("threat", "203.0.113.0/24"), 50_000, -1), // the line is deleted
@@ -401,7 +404,7 @@ fn enrich_network_list_edits_retag_and_late_keys_are_not_enriched() {
 
 #[test]
 fn enrich_geo_tags_each_located_ip_key_per_bucket() {
-    let config = RollupConfig::default();
+    let config = TimeModel::default();
     let amsterdam = Geo {
         country: Some("NL".into()),
         city: Some("Amsterdam".into()),
@@ -485,7 +488,7 @@ fn random_feed(seed: u64) -> (Vec<Update<EnrichInput>>, Vec<Update<Reference>>) 
 
 /// Brute force: what the store holds at the end, from the key and reference states as of the
 /// epoch before each bucket's expiry (the last epoch its tags can change).
-fn brute_force(keys: &[Update<EnrichInput>], references: &[Update<Reference>], config: RollupConfig) -> BTreeSet<EnrichmentRow> {
+fn brute_force(keys: &[Update<EnrichInput>], references: &[Update<Reference>], config: TimeModel) -> BTreeSet<EnrichmentRow> {
     let mut buckets: BTreeSet<u64> = BTreeSet::new();
     for (input, _, _) in keys {
         buckets.insert(bucket_start(input.event_time_ms));
@@ -523,7 +526,7 @@ fn brute_force(keys: &[Update<EnrichInput>], references: &[Update<Reference>], c
 
 #[test]
 fn enrich_random_stream_matches_brute_force_on_one_and_two_workers() {
-    let config = RollupConfig::default();
+    let config = TimeModel::default();
     let (keys, references) = random_feed(3);
     let end = BASE + 3 * 3_600_000;
     let expected = brute_force(&keys, &references, config);

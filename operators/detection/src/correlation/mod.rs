@@ -4,7 +4,7 @@
 //! of a [`RuleSet`] into [`CompiledCorrelation`]s (or rejections), [`match_of`] derives the
 //! small [`Match`] record the dataflow carries from a rule match, and
 //! [`CompiledCorrelation::evaluate`] computes the alerts of one group from its matches. The
-//! dataflow (crate `securewatch-operators`, module `correlate`) runs `evaluate` incrementally
+//! dataflow (crate `securewatch-dataflow`, module `correlate`) runs `evaluate` incrementally
 //! per (correlation, group) and owns lateness and retention.
 //!
 //! # Semantics

@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use securewatch_schemas::{flatten_json, Event, EventId, FieldValue, Fields, Severity, Source};
 use serde_json::{Map, Value};
 
-use super::epoch::{epoch_from_number, parse_epoch_seconds};
-use crate::{HecMeta, ParseError, RawRecord};
+use securewatch_schemas::{epoch_from_number, parse_epoch_seconds};
+use crate::ParseError;
+use securewatch_schemas::{HecMeta, RawRecord};
 
 /// Keys of an event object that name its message, in order of preference.
 const MESSAGE_KEYS: [&str; 3] = ["message", "msg", "_raw"];

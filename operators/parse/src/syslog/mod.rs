@@ -1,10 +1,9 @@
 //! Syslog messages (RFC 5424, RFC 3164 and the variants real devices send) to the normalised [`Event`].
 //!
 //! Parsing is lenient and never fails: a message without usable structure is kept whole, with
-//! a `parse_error` field naming the reason ([`parse_failure`]). [`framing`] cuts a TCP byte
-//! stream into messages (RFC 6587).
+//! a `parse_error` field naming the reason ([`parse_failure`]). Cutting a TCP byte stream into
+//! messages (RFC 6587) is the syslog source's job.
 
-pub mod framing;
 mod header;
 mod legacy;
 mod rfc5424;
@@ -16,7 +15,7 @@ use std::net::SocketAddr;
 use chrono::{DateTime, Utc};
 use securewatch_schemas::{Event, EventId, FieldValue, Fields, Severity, Source, SourceKind};
 
-use crate::RawRecord;
+use securewatch_schemas::RawRecord;
 use header::PriPart;
 
 /// The field that marks an event whose message could not be parsed; its value is the reason.

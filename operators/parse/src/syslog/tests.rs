@@ -4,7 +4,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use securewatch_schemas::{Event, FieldValue, Severity, SourceKind};
 
 use super::{normalise, parse_failure};
-use crate::{RawRecord, RecordMeta};
+use securewatch_schemas::{RawRecord, RecordMeta};
 
 const PEER: &str = "192.0.2.7:51400";
 

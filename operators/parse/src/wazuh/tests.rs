@@ -6,7 +6,8 @@ use chrono::{TimeZone, Utc};
 use securewatch_schemas::{EventId, FieldValue, Severity, SourceKind};
 
 use super::{from_syslog_message, normalise};
-use crate::{ParseError, RawRecord, RecordMeta};
+use crate::ParseError;
+use securewatch_schemas::{RawRecord, RecordMeta};
 
 const SSHD: &str = include_str!("../../tests/fixtures/wazuh-sshd-brute-force.json");
 const WINDOWS: &str = include_str!("../../tests/fixtures/wazuh-windows-eventchannel.json");

@@ -1,25 +1,12 @@
 //! Detection alerts in the store: upserts and deletes from the dataflow's alert diffs, and the
 //! queries behind `/api/v1/alerts`.
 
-use chrono::{DateTime, Utc};
 use securewatch_schemas::{Alert, AlertLevel, Event, EventId};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::query::{row_to_event, EVENT_COLUMNS};
 use super::store::{SqliteStore, StoreError};
-
-/// Filters of [`SqliteStore::alerts`]; newest `last_seen` first.
-#[derive(Clone, Debug, Default)]
-pub struct AlertQuery {
-    pub limit: u32,
-    pub rule_id: Option<String>,
-    pub level: Option<String>,
-    pub kind: Option<String>,
-    /// Alerts whose last contributing event is at or after `from`.
-    pub from: Option<DateTime<Utc>>,
-    /// Alerts whose last contributing event is before `to`.
-    pub to: Option<DateTime<Utc>>,
-}
+use crate::sinks::read::AlertQuery;
 
 /// Applies alert diffs in order: `+1` stores the alert (replacing a row with the same id and
 /// its event list), `-1` deletes it. Idempotent, so a replayed epoch changes nothing.

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use securewatch_schemas::{Alert, AlertLevel, Event, EventId, Fields, Severity, Source, SourceKind};
 
 use super::*;
-use crate::sinks::sqlite::{EpochWrite, SqliteConfig};
+use crate::sinks::sqlite::SqliteConfig;
+use crate::sinks::EpochWrite;
 
 fn at(seconds: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(seconds, 0).unwrap()

@@ -1,9 +1,10 @@
 //! Rollup tables against a real SQLite file: upserts vs the in-memory `RollupTable`, dashboard queries, late counts.
 
-use securewatch_operators::RollupTable;
+use securewatch_schemas::RollupTable;
 use tempfile::TempDir;
 
 use super::*;
+use crate::sinks::read::BucketWidth;
 use crate::sinks::sqlite::SqliteConfig;
 
 const MINUTE: u64 = 60_000;

@@ -33,7 +33,7 @@ pub fn parse_epoch_seconds(text: &str) -> Option<DateTime<Utc>> {
 }
 
 /// Parses a JSON number as epoch seconds (through its shortest text form, so decimals stay exact).
-pub(super) fn epoch_from_number(number: &serde_json::Number) -> Option<DateTime<Utc>> {
+pub fn epoch_from_number(number: &serde_json::Number) -> Option<DateTime<Utc>> {
     parse_epoch_seconds(&number.to_string())
 }
 

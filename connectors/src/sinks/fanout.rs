@@ -1,17 +1,19 @@
-//! The sinks one completed run of epochs is written to: OpenSearch, PostgreSQL, then SQLite.
+//! The fan-out of the write side: one completed run of epochs to OpenSearch, PostgreSQL, then SQLite.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use securewatch_connectors::sinks::opensearch::{self, OpenSearchError, OpenSearchSink};
-use securewatch_connectors::sinks::postgres::{PostgresError, PostgresSink};
-use securewatch_connectors::sinks::progress::SourceProgress;
-use securewatch_connectors::sinks::sqlite::{DeadLetter, EpochWrite, SqliteStore, StoreError};
-use securewatch_connectors::telemetry as source_telemetry;
 use securewatch_schemas::{Event, EventId};
 
-use super::telemetry;
+use super::opensearch::{self, OpenSearchConfig, OpenSearchError, OpenSearchSink};
+use super::postgres::{PostgresConfig, PostgresError, PostgresSink};
+use super::progress::SourceProgress;
+use super::read::StoreReader;
+use super::sqlite::{SqliteConfig, SqliteStore, StoreError};
+use super::write::{DeadLetter, EpochWrite};
+use crate::telemetry;
 
 /// Dead-letter reason of events OpenSearch refused for good (a 4xx other than 409 / 429).
 pub const OPENSEARCH_REJECTED: &str = "opensearch_rejected";
@@ -48,9 +50,52 @@ pub struct Stored {
 }
 
 impl Sinks {
+    /// Opens the embedded store in `data_dir` and connects the external sinks that are given
+    /// (`None`: not configured).
+    pub async fn open(
+        data_dir: &Path,
+        sqlite: &SqliteConfig,
+        postgres: Option<&PostgresConfig>,
+        opensearch: Option<&OpenSearchConfig>,
+    ) -> Result<Sinks, SinkError> {
+        let sqlite = SqliteStore::open(data_dir, sqlite).await?;
+        let postgres = match postgres {
+            Some(config) => Some(Arc::new(PostgresSink::connect(config).await?)),
+            None => None,
+        };
+        let opensearch = match opensearch {
+            Some(config) => {
+                let sink = OpenSearchSink::connect(config.clone()).await?;
+                tracing::info!(urls = ?config.urls, "OpenSearch sink ready.");
+                Some(sink)
+            }
+            None => None,
+        };
+        Ok(Sinks { sqlite, postgres, opensearch })
+    }
+
     /// The sinks to write to; SQLite always, the others when configured.
     pub fn new(sqlite: SqliteStore, postgres: Option<Arc<PostgresSink>>, opensearch: Option<OpenSearchSink>) -> Sinks {
         Sinks { sqlite, postgres, opensearch }
+    }
+
+    /// The read side over the same stores.
+    pub fn reader(&self) -> StoreReader {
+        StoreReader::new(self.sqlite.clone(), self.postgres.clone(), self.opensearch.clone())
+    }
+
+    /// The embedded store: written last, so what it holds every other sink holds too (restore
+    /// at start and rule backfills read it).
+    pub fn sqlite(&self) -> &SqliteStore {
+        &self.sqlite
+    }
+
+    /// Closes the connection pools (the embedded store checkpoints its WAL).
+    pub async fn close(&self) {
+        self.sqlite.close().await;
+        if let Some(postgres) = &self.postgres {
+            postgres.close().await;
+        }
     }
 
     /// The source positions stored with the outputs, from the embedded store: it is written
@@ -82,7 +127,7 @@ impl Sinks {
         let started = Instant::now();
         let (summary, duplicates) = self.sqlite.write_epochs_finding_duplicates(batch).await.inspect_err(|_| {
             failed("sqlite");
-            metrics::counter!(source_telemetry::STORE_ERRORS).increment(1);
+            metrics::counter!(telemetry::STORE_ERRORS).increment(1);
         })?;
         record("sqlite", started, summary.written, summary.duplicates);
         Ok(duplicates)
@@ -112,7 +157,7 @@ fn dead_letters(events: &[Event], refused: &[opensearch::DeadLetter]) -> Vec<Dea
                 tracing::error!(id = %letter.id, "OpenSearch refused an event that was not in the write.");
                 return None;
             };
-            metrics::counter!(source_telemetry::DEAD_LETTERED, "reason" => OPENSEARCH_REJECTED).increment(1);
+            metrics::counter!(telemetry::DEAD_LETTERED, "reason" => OPENSEARCH_REJECTED).increment(1);
             let detail = format!("index {}: status {}: {}", letter.index, letter.status, letter.reason);
             Some(DeadLetter::for_event(event, OPENSEARCH_REJECTED, detail))
         })
@@ -168,8 +213,8 @@ mod tests {
     /// tests/run.sh; skipped without it unless `SECUREWATCH_REQUIRE_POSTGRES=1`.
     #[tokio::test]
     async fn a_retry_after_a_partial_success_adds_late_counts_once() {
-        use securewatch_connectors::sinks::postgres::PostgresConfig;
-        use securewatch_connectors::sinks::sqlite::SqliteConfig;
+        use crate::sinks::postgres::PostgresConfig;
+        use crate::sinks::sqlite::SqliteConfig;
         let url = match std::env::var("SECUREWATCH_TEST_POSTGRES_URL") {
             Ok(url) if !url.is_empty() => url,
             _ => {

@@ -1,8 +1,49 @@
-//! From rollup updates to idempotent upserts, an in-memory rollup table, and the top-hosts query.
+//! Rollup rows: what the dataflow counts per one-minute event-time bucket, the changes a store
+//! applies, an in-memory table of them, and the top-hosts query over it.
 
 use std::collections::BTreeMap;
 
-use crate::rollup::{RollupKey, RollupRow};
+use serde::{Deserialize, Serialize};
+
+use crate::{Severity, SourceKind};
+
+/// Width of a rollup bucket in event time: one minute.
+pub const BUCKET_MS: u64 = 60_000;
+
+/// Start (inclusive, ms since the Unix epoch) of the one-minute bucket holding `event_time_ms`.
+pub fn bucket_start(event_time_ms: u64) -> u64 {
+    event_time_ms - event_time_ms % BUCKET_MS
+}
+
+/// What a rollup row counts; one variant per rollup table.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum RollupKey {
+    /// Events per (source kind, host, severity).
+    Source {
+        /// The connector kind.
+        kind: SourceKind,
+        /// The host, when the event named one.
+        host: Option<String>,
+        /// The severity.
+        severity: Severity,
+    },
+    /// Events per category (`None` for events without a category).
+    Category(Option<String>),
+    /// Distinct hosts seen in the bucket (events without a host are not counted).
+    DistinctHosts,
+}
+
+/// One rollup row: the count of `key` in the one-minute bucket starting at `bucket_start_ms`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RollupRow {
+    /// What is counted.
+    pub key: RollupKey,
+    /// Bucket start in event time, ms since the Unix epoch, a multiple of one minute.
+    pub bucket_start_ms: u64,
+    /// Events (or distinct hosts) in the bucket; negative only if the input retracted events it
+    /// never inserted.
+    pub count: i64,
+}
 
 /// The new state of one stored rollup row: an idempotent upsert, or a delete when `count == 0`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -15,7 +56,7 @@ pub struct RollupChange {
     pub count: i64,
 }
 
-/// Consolidates the [`crate::Rollups::rows`] updates of a run of completed epochs into one
+/// Consolidates the `Rollups::rows` (the dataflow crate's rollups) updates of a run of completed epochs into one
 /// change per touched row, sorted by key and bucket.
 ///
 /// The run must start right after the epochs the store already reflects; applying the result
@@ -148,9 +189,15 @@ impl RollupTable {
 
 #[cfg(test)]
 mod tests {
-    use securewatch_schemas::{Severity, SourceKind};
-
     use super::*;
+
+    #[test]
+    fn buckets_are_minute_aligned() {
+        assert_eq!(bucket_start(0), 0);
+        assert_eq!(bucket_start(59_999), 0);
+        assert_eq!(bucket_start(60_000), 60_000);
+        assert_eq!(bucket_start(1_700_000_123_456), 1_700_000_100_000);
+    }
 
     fn source(host: &str) -> RollupKey {
         RollupKey::Source {

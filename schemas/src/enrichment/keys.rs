@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
-use securewatch_schemas::{Event, FieldValue};
+use crate::{Event, FieldValue};
 use serde::{Deserialize, Serialize};
 
 /// What an event is enriched by: a host name (lowercase) or an IP address (canonical: an

@@ -1,16 +1,18 @@
-//! Rollup settings: bucket width, allowed lateness, retention horizon, and the rules built on them.
+//! The time model of the dataflow: ingest epochs as logical time, allowed lateness and retention.
 
 use std::time::Duration;
 
-/// Width of a rollup bucket in event time: one minute.
-pub const BUCKET_MS: u64 = 60_000;
+use securewatch_schemas::{bucket_start, BUCKET_MS};
+
+/// Logical time of the dataflow: the ingest epoch in milliseconds, rounded to the ticker's tick.
+pub type Epoch = u64;
 
 /// Default allowed lateness: five minutes.
 pub const DEFAULT_LATENESS_MS: u64 = 5 * 60_000;
 
-/// Errors from building a [`RollupConfig`].
+/// Errors from building a [`TimeModel`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RollupConfigError {
+pub enum TimeModelError {
     /// A bucket must stay resident at least until it is final, so retention cannot be shorter
     /// than the allowed lateness.
     #[error("retention horizon ({retention_ms} ms) is shorter than the allowed lateness ({lateness_ms} ms)")]
@@ -22,41 +24,37 @@ pub enum RollupConfigError {
     },
 }
 
-/// Start (inclusive, ms since the Unix epoch) of the one-minute bucket holding `event_time_ms`.
-pub fn bucket_start(event_time_ms: u64) -> u64 {
-    event_time_ms - event_time_ms % BUCKET_MS
-}
-
-/// Allowed lateness and retention horizon of the rollups; both are measured in ingest-epoch
-/// milliseconds past the end of a bucket (see the crate documentation for the rules).
+/// Allowed lateness and retention horizon of every windowed operator (rollups, enrichment,
+/// correlations); both are measured in ingest-epoch milliseconds past the end of a bucket (see
+/// the crate documentation for the rules).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RollupConfig {
+pub struct TimeModel {
     lateness_ms: u64,
     retention_ms: u64,
 }
 
-impl Default for RollupConfig {
+impl Default for TimeModel {
     /// Five minutes of lateness; buckets leave memory as soon as they are final.
     fn default() -> Self {
-        RollupConfig {
+        TimeModel {
             lateness_ms: DEFAULT_LATENESS_MS,
             retention_ms: DEFAULT_LATENESS_MS,
         }
     }
 }
 
-impl RollupConfig {
+impl TimeModel {
     /// Builds a config; fails when `retention` is shorter than `lateness`.
-    pub fn new(lateness: Duration, retention: Duration) -> Result<Self, RollupConfigError> {
+    pub fn new(lateness: Duration, retention: Duration) -> Result<Self, TimeModelError> {
         let lateness_ms = duration_ms(lateness);
         let retention_ms = duration_ms(retention);
         if retention_ms < lateness_ms {
-            return Err(RollupConfigError::RetentionBelowLateness {
+            return Err(TimeModelError::RetentionBelowLateness {
                 retention_ms,
                 lateness_ms,
             });
         }
-        Ok(RollupConfig {
+        Ok(TimeModel {
             lateness_ms,
             retention_ms,
         })
@@ -81,7 +79,7 @@ impl RollupConfig {
     }
 
     /// Ingest epoch at which the bucket starting at `bucket_start_ms` leaves the arrangements.
-    /// Never earlier than [`RollupConfig::close_epoch`].
+    /// Never earlier than [`TimeModel::close_epoch`].
     pub fn expiry_epoch(&self, bucket_start_ms: u64) -> u64 {
         bucket_start_ms
             .saturating_add(BUCKET_MS)
@@ -104,16 +102,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buckets_are_minute_aligned() {
-        assert_eq!(bucket_start(0), 0);
-        assert_eq!(bucket_start(59_999), 0);
-        assert_eq!(bucket_start(60_000), 60_000);
-        assert_eq!(bucket_start(1_700_000_123_456), 1_700_000_100_000);
-    }
-
-    #[test]
     fn lateness_is_measured_from_the_bucket_end() {
-        let config = RollupConfig::default();
+        let config = TimeModel::default();
         // Bucket [60 s, 120 s) closes at 120 s + 5 min.
         assert_eq!(config.close_epoch(60_000), 420_000);
         assert!(config.accepts(60_000, 419_999));
@@ -126,22 +116,22 @@ mod tests {
 
     #[test]
     fn retention_cannot_undercut_lateness() {
-        let err = RollupConfig::new(Duration::from_secs(300), Duration::from_secs(60)).unwrap_err();
+        let err = TimeModel::new(Duration::from_secs(300), Duration::from_secs(60)).unwrap_err();
         assert_eq!(
             err,
-            RollupConfigError::RetentionBelowLateness {
+            TimeModelError::RetentionBelowLateness {
                 retention_ms: 60_000,
                 lateness_ms: 300_000
             }
         );
-        let config = RollupConfig::new(Duration::from_secs(60), Duration::from_secs(600)).unwrap();
+        let config = TimeModel::new(Duration::from_secs(60), Duration::from_secs(600)).unwrap();
         assert_eq!(config.close_epoch(0), 120_000);
         assert_eq!(config.expiry_epoch(0), 660_000);
     }
 
     #[test]
     fn saturates_at_the_end_of_time() {
-        let config = RollupConfig::default();
+        let config = TimeModel::default();
         assert_eq!(config.close_epoch(u64::MAX - 5), u64::MAX);
         assert!(config.accepts(u64::MAX, 0));
     }
