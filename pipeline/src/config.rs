@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use securewatch_connectors::enrichment::EnrichmentConfig;
 
-use crate::detection::DetectionConfig;
+use crate::rules::DetectionConfig;
 use securewatch_connectors::sinks::opensearch::OpenSearchConfig;
 use securewatch_connectors::sinks::postgres::PostgresConfig;
 use securewatch_connectors::sinks::sqlite::SqliteConfig;
@@ -14,9 +14,9 @@ use securewatch_connectors::sources::syslog::SyslogConfig;
 use securewatch_connectors::sources::wazuh::WazuhConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::dataflow::DataflowConfig;
-use crate::fleet::BusConfig;
-use crate::journal::JournalConfig;
+use crate::runtime::DataflowConfig;
+use crate::intake::journal::JournalConfig;
+use crate::intake::BusConfig;
 
 /// Prefix of environment overrides: `SECUREWATCH_API__LISTEN=0.0.0.0:8080` sets `api.listen`.
 pub const ENV_PREFIX: &str = "SECUREWATCH_";

@@ -1,17 +1,19 @@
 //! `securewatch`: the one binary of SecureWatch (run, ingest, worker, config check, rules
 //! check/test).
+//!
+//! The binary only wires: [`roles`] start what a process runs, [`runtime`] bridges tokio and the
+//! timely workers, [`intake`] reads the journal or the bus, [`rules`] loads and reloads detection
+//! rules, [`api`] serves HTTP through the sinks' read side. It may depend on every other crate;
+//! I/O lives in `securewatch-connectors`, computation in the operator crates, and it holds no
+//! SQL of its own.
 
 mod api;
 mod config;
-mod dataflow;
-mod fleet;
-mod ingest;
-mod journal;
-mod detection;
-mod rules_cli;
-mod run;
+mod intake;
+mod roles;
+mod rules;
+mod runtime;
 mod telemetry;
-mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,7 +21,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
-use crate::run::Role;
+use crate::roles::Role;
 
 /// jemalloc instead of glibc's malloc: the pipeline allocates and frees many small objects per
 /// event across threads, where glibc spent about a third of the server's CPU (bench/README.md).
@@ -75,7 +77,7 @@ enum Command {
     /// Sigma rule tools for rule authors (no services needed).
     Rules {
         #[command(subcommand)]
-        command: rules_cli::RulesCommand,
+        command: rules::cli::RulesCommand,
     },
 }
 
@@ -128,7 +130,7 @@ fn main() -> ExitCode {
         Command::Ingest { config, data_dir } => run_command(config, data_dir, None, Role::Ingest),
         Command::Worker { config, data_dir, cluster } => run_command(config, data_dir, Some(cluster), Role::Worker),
         Command::Config { command: ConfigCommand::Check { file } } => check_command(&file),
-        Command::Rules { command } => match rules_cli::run(command) {
+        Command::Rules { command } => match rules::cli::run(command) {
             Ok(code) => return code,
             Err(error) => {
                 eprintln!("error: {error:#}");
@@ -160,7 +162,7 @@ fn run_command(
     }
     telemetry::init_logging(&config.log);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run::run(config, role))
+    runtime.block_on(roles::run(config, role))
 }
 
 fn check_command(file: &std::path::Path) -> anyhow::Result<()> {

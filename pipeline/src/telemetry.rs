@@ -21,7 +21,7 @@ pub fn init_metrics() -> anyhow::Result<PrometheusHandle> {
         .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])?
         // End-to-end latency crosses the bus and queues: seconds, not milliseconds.
         .set_buckets_for_metric(
-            Matcher::Full(crate::dataflow::telemetry::EVENT_DURABLE_SECONDS.to_string()),
+            Matcher::Full(crate::runtime::telemetry::EVENT_DURABLE_SECONDS.to_string()),
             &[0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0],
         )?
         .install_recorder()?;

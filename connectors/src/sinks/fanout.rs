@@ -84,12 +84,6 @@ impl Sinks {
         StoreReader::new(self.sqlite.clone(), self.postgres.clone(), self.opensearch.clone())
     }
 
-    /// The embedded store: written last, so what it holds every other sink holds too (restore
-    /// at start and rule backfills read it).
-    pub fn sqlite(&self) -> &SqliteStore {
-        &self.sqlite
-    }
-
     /// Closes the connection pools (the embedded store checkpoints its WAL).
     pub async fn close(&self) {
         self.sqlite.close().await;

@@ -72,4 +72,4 @@ pub use correlate::{build_correlations, rule_alerts, CorrelationConfig, Correlat
 pub use enrich::{build_enrichment, build_enrichment_with_geo, enrich_inputs, EnrichInput, Enrichment};
 pub use input::{rollup_input, RollupInput};
 pub use rollup::{build_rollups, Rollups};
-pub use time::{Epoch, TimeModel, TimeModelError, DEFAULT_LATENESS_MS};
+pub use time::{now_ms, Epoch, EpochClock, TimeModel, TimeModelError, DEFAULT_LATENESS_MS};

@@ -93,6 +93,40 @@ impl TimeModel {
     }
 }
 
+/// Monotone ingest epochs: wall-clock milliseconds rounded down to the tick, and always above
+/// the previous epoch even if the clock steps back.
+#[derive(Debug)]
+pub struct EpochClock {
+    tick_ms: u64,
+    last: Epoch,
+}
+
+impl EpochClock {
+    /// A clock whose epochs are multiples of `tick` (at least one millisecond).
+    pub fn new(tick: Duration) -> Self {
+        EpochClock { tick_ms: (tick.as_millis() as u64).max(1), last: 0 }
+    }
+
+    /// The next epoch for the wall-clock time `now_ms`.
+    pub fn next_at(&mut self, now_ms: u64) -> Epoch {
+        let rounded = now_ms - now_ms % self.tick_ms;
+        self.last = rounded.max(self.last + 1);
+        self.last
+    }
+
+    /// The next epoch now.
+    pub fn next(&mut self) -> Epoch {
+        self.next_at(now_ms())
+    }
+}
+
+/// Milliseconds since the Unix epoch, now (0 before 1970).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+}
+
 fn duration_ms(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
@@ -100,6 +134,17 @@ fn duration_ms(duration: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn epochs_are_rounded_and_monotone() {
+        let mut clock = EpochClock::new(Duration::from_millis(100));
+        assert_eq!(clock.next_at(1_000_057), 1_000_000);
+        assert_eq!(clock.next_at(1_000_199), 1_000_100);
+        // Same tick again, or the clock stepping back: still increasing.
+        assert_eq!(clock.next_at(1_000_150), 1_000_101);
+        assert_eq!(clock.next_at(900_000), 1_000_102);
+        assert_eq!(clock.next_at(1_000_300), 1_000_300);
+    }
 
     #[test]
     fn lateness_is_measured_from_the_bucket_end() {

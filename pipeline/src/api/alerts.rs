@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::events::{limit, non_empty, parse_time};
 use super::{ApiError, ApiState};
-use crate::detection::ReloadReport;
+use crate::rules::ReloadReport;
 
 /// Query string of `/api/v1/alerts`.
 #[derive(Debug, Deserialize)]

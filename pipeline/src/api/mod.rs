@@ -18,7 +18,7 @@ use securewatch_connectors::queue::QueueMonitor;
 use securewatch_connectors::sinks::StoreReader;
 use serde::Serialize;
 
-use crate::detection::RulesReloader;
+use crate::rules::RulesReloader;
 
 /// What the handlers share.
 #[derive(Clone)]

@@ -13,6 +13,7 @@ mod request;
 mod response;
 mod server;
 pub mod split;
+pub mod token;
 
 use std::net::SocketAddr;
 

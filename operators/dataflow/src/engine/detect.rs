@@ -1,5 +1,6 @@
 //! Sigma detection inside the normalise operator: the rules in force and what a match emits.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 
 use securewatch_detection::{match_of, CompiledCorrelations, Match, SourceDetectors};
@@ -10,8 +11,39 @@ use crate::correlate::CorrelationRules;
 /// A rule set as the dataflow runs it: the detectors of every source kind and the correlations
 /// compiled from the same rules.
 pub struct Rules {
+    /// Single-event matching, per log source.
     pub detectors: SourceDetectors,
+    /// The correlations, and which rules feed them.
     pub correlations: Arc<CompiledCorrelations>,
+}
+
+impl Rules {
+    /// Every match of `event`, as the correlations and alerts see it.
+    fn matches<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = Match> + 'a {
+        self.detectors.matches(event).map(move |found| match_of(&found, event, &self.correlations))
+    }
+
+    /// The matches of `events` that feed correlations, each with the keys of the correlations
+    /// it is for, keeping only keys `wanted` accepts: what a restore or a backfill after a
+    /// reload feeds back ([`super::Feed::Backfill`]).
+    pub fn correlation_matches(&self, events: &[Event], wanted: impl Fn(u64) -> bool) -> Vec<(Match, Vec<u64>)> {
+        let mut found: Vec<(Match, Vec<u64>)> = Vec::new();
+        for event in events {
+            for matched in self.matches(event) {
+                let keys: BTreeSet<u64> = self
+                    .correlations
+                    .routes(&matched.rule_id)
+                    .iter()
+                    .map(|&(index, _)| self.correlations.correlations[index].key)
+                    .filter(|&key| wanted(key))
+                    .collect();
+                if !keys.is_empty() {
+                    found.push((matched, keys.into_iter().collect()));
+                }
+            }
+        }
+        found
+    }
 }
 
 /// The detection rules in force, shared by every worker of the process. A reload swaps the
@@ -63,8 +95,7 @@ impl std::fmt::Debug for RulesHandle {
 /// What one event's matches produce: the single-rule alerts of the rules that emit their own,
 /// and the matches the correlations consume.
 pub(crate) fn detect(rules: &Rules, event: &Event, mut alert: impl FnMut(Alert), mut correlate: impl FnMut(Match)) {
-    for found in rules.detectors.matches(event) {
-        let matched = match_of(&found, event, &rules.correlations);
+    for matched in rules.matches(event) {
         if let Some(single) = rules.correlations.rule_alert(&matched) {
             alert(single);
         }

@@ -5,14 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use securewatch_connectors::sinks::sqlite::SqliteStore;
 use securewatch_connectors::sinks::read::EventQuery;
-use securewatch_detection::{match_of, Match};
+use securewatch_connectors::sinks::StoreReader;
 use securewatch_dataflow::engine::{Feed, Rules};
-use securewatch_schemas::Event;
 use serde::Serialize;
 
-use crate::dataflow::DataflowControl;
+use crate::runtime::DataflowControl;
 
 /// Counter: matches fed to new correlations by backfills.
 const BACKFILL_MATCHES: &str = "securewatch_correlation_backfill_matches_total";
@@ -47,39 +45,15 @@ pub struct BackfillReport {
     pub complete: bool,
 }
 
-/// The matches of `events` under `rules` that feed correlations, each with the keys of the
-/// correlations it is for, keeping only keys `wanted` accepts.
-pub fn correlation_matches(rules: &Rules, events: &[Event], wanted: impl Fn(u64) -> bool) -> Vec<(Match, Vec<u64>)> {
-    let mut found: Vec<(Match, Vec<u64>)> = Vec::new();
-    for event in events {
-        for rule_match in rules.detectors.matches(event) {
-            let matched = match_of(&rule_match, event, &rules.correlations);
-            let keys: Vec<u64> = rules
-                .correlations
-                .routes(&matched.rule_id)
-                .iter()
-                .map(|&(index, _)| rules.correlations.correlations[index].key)
-                .filter(|&key| wanted(key))
-                .collect::<BTreeSet<u64>>()
-                .into_iter()
-                .collect();
-            if !keys.is_empty() {
-                found.push((matched, keys));
-            }
-        }
-    }
-    found
-}
-
 /// Reads stored events back into the dataflow for new correlations.
 pub struct Backfiller {
-    store: SqliteStore,
+    store: StoreReader,
     dataflow: DataflowControl,
     max_events: u32,
 }
 
 impl Backfiller {
-    pub fn new(store: SqliteStore, dataflow: DataflowControl, max_events: u32) -> Backfiller {
+    pub fn new(store: StoreReader, dataflow: DataflowControl, max_events: u32) -> Backfiller {
         Backfiller { store, dataflow, max_events }
     }
 
@@ -110,7 +84,7 @@ impl Backfiller {
         let new_keys = swap.new_keys.clone();
         let scanned = events.len();
         let matches =
-            tokio::task::spawn_blocking(move || correlation_matches(&rules, &events, |key| new_keys.contains(&key))).await?;
+            tokio::task::spawn_blocking(move || rules.correlation_matches(&events, |key| new_keys.contains(&key))).await?;
         let fed = matches.len();
         let mut matches = matches.into_iter().peekable();
         while matches.peek().is_some() {

@@ -1,4 +1,4 @@
-//! The dataflow wiring: start the engine, feed it from the ingest queue, write what it drains.
+//! The tokio ↔ timely bridge: start the engine, feed it from the ingest queue, write what it drains.
 //!
 //! `ingest queue → feeder → worker inboxes → timely workers → drain → writer → store`.
 //! A batch is acknowledged once the writer stored every output of the epoch it entered at,
@@ -33,13 +33,6 @@ fn take_before<T>(by_epoch: &mut BTreeMap<Epoch, T>, frontier: Option<Epoch>) ->
         None => BTreeMap::new(),
     };
     std::mem::replace(by_epoch, kept)
-}
-
-/// Milliseconds since the Unix epoch, now.
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 /// The running dataflow: its feeder and writer tasks.

@@ -1,11 +1,22 @@
-//! The HEC token of `securewatch run`: from the config, `SECUREWATCH_HEC_TOKEN`, or generated once.
+//! The HEC token when none is configured: from `SECUREWATCH_HEC_TOKEN`, or generated once and kept.
 
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::Context;
 use rand::Rng;
-use securewatch_connectors::sources::hec::HecTokenConfig;
+
+use super::HecTokenConfig;
+
+/// The generated token could not be kept in the data directory.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot store the HEC token in {path}")]
+pub struct TokenFileError {
+    /// The token file.
+    pub path: String,
+    /// Why writing it failed.
+    #[source]
+    pub source: std::io::Error,
+}
 
 /// Environment variable holding a HEC token.
 pub const HEC_TOKEN_ENV: &str = "SECUREWATCH_HEC_TOKEN";
@@ -15,9 +26,13 @@ pub const TOKEN_FILE: &str = "hec_token";
 /// Where the token in force came from.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TokenOrigin {
+    /// `[[sources.hec.tokens]]` in the config.
     Config,
+    /// The [`HEC_TOKEN_ENV`] environment variable.
     Environment,
+    /// The token file in the data directory, from an earlier start.
     Stored,
+    /// Generated now and written to the token file.
     Generated,
 }
 
@@ -28,7 +43,7 @@ pub fn ensure_hec_token(
     tokens: &mut Vec<HecTokenConfig>,
     from_environment: Option<String>,
     data_dir: &Path,
-) -> anyhow::Result<(TokenOrigin, String)> {
+) -> Result<(TokenOrigin, String), TokenFileError> {
     if let Some(first) = tokens.first() {
         return Ok((TokenOrigin::Config, first.token.clone()));
     }
@@ -41,7 +56,7 @@ pub fn ensure_hec_token(
                 _ => {
                     let token = generate_token();
                     store_token(&path, &token)
-                        .with_context(|| format!("cannot store the HEC token in {}", path.display()))?;
+                        .map_err(|source| TokenFileError { path: path.display().to_string(), source })?;
                     (TokenOrigin::Generated, token)
                 }
             }

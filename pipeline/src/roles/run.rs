@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use securewatch_connectors::bus::kafka;
@@ -23,14 +23,13 @@ use tokio::task::JoinSet;
 
 use crate::api::{self, ApiState};
 use crate::config::Config;
-use crate::token::{self, TokenOrigin};
-use crate::dataflow::{restore_feeds, Dataflow};
-use crate::fleet::{consume, BusKind};
-use crate::detection::RulesReloader;
-use crate::telemetry;
+use securewatch_connectors::sources::hec::token::{self, TokenOrigin};
 
-/// How long sources get to finish in-flight work after the shutdown signal.
-const SOURCE_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+use super::lifecycle::{drain_sources, flatten, serve_api, shutdown_signal};
+use crate::intake::{consume, journal, BusKind};
+use crate::rules::RulesReloader;
+use crate::runtime::{restore_feeds, Dataflow};
+use crate::telemetry;
 
 /// Which parts a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,12 +61,12 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
     if role == Role::Ingest {
         let monitor = queue.monitor();
         drop(queue);
-        return crate::ingest::run(config, receiver, monitor, metrics, sources, listeners, shutdown).await;
+        return super::ingest::run(config, receiver, monitor, metrics, sources, listeners, shutdown).await;
     }
 
     let opensearch = Some(&config.sinks.opensearch).filter(|opensearch| opensearch.enabled);
     let sinks = Sinks::open(&data_dir, &config.store, config.sinks.postgres.as_ref(), opensearch).await?;
-    let store = sinks.sqlite().clone();
+    let reader = sinks.reader();
     let monitor = queue.monitor();
     if role == Role::Worker {
         start_intake(&config, sinks.clone(), queue.clone(), &shutdown, &mut sources).await?;
@@ -82,12 +81,12 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
     };
     // `run`: accepted batches go through the journal (the embedded bus) into the dataflow.
     let receiver = if role == Role::All && config.journal.enabled {
-        crate::journal::start(&config.journal, &data_dir, receiver, &sinks).await.context("[journal]")?
+        journal::start(&config.journal, &data_dir, receiver, &sinks).await.context("[journal]")?
     } else {
         receiver
     };
     let (restore, _) = restore_feeds(
-        &store,
+        &reader,
         config.dataflow.lateness_secs.saturating_mul(1000),
         rules.as_ref().map(|rules| rules.current()),
         config.detection.backfill_max_events,
@@ -98,12 +97,12 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
         Dataflow::start(&config.dataflow, &config.enrichment, rules, receiver, sinks.clone(), restore, shutdown.clone())
             .await?;
     if let Some(reloader) = &reloader {
-        reloader.attach_backfill(store.clone(), dataflow.control());
+        reloader.attach_backfill(reader.clone(), dataflow.control());
         tokio::spawn(Arc::clone(reloader).watch(shutdown.clone()));
     }
 
     let state = ApiState {
-        reader: sinks.reader(),
+        reader,
         queue: monitor,
         metrics,
         started: Instant::now(),
@@ -199,63 +198,6 @@ async fn start_intake(
     Ok(())
 }
 
-/// The API server of a role, stopped by [`RunningApi::stop`].
-pub(crate) struct RunningApi {
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl RunningApi {
-    pub(crate) async fn stop(self) -> anyhow::Result<()> {
-        self.stop.cancel();
-        self.task.await.context("API task")?.context("API server")
-    }
-}
-
-/// Binds the API, adds it to `listeners`, logs every listener and serves the router `router`
-/// builds from them.
-pub(crate) async fn serve_api(
-    listen: SocketAddr,
-    listeners: &mut Vec<(String, SocketAddr)>,
-    router: impl FnOnce(Vec<(String, SocketAddr)>) -> axum::Router,
-) -> anyhow::Result<RunningApi> {
-    let api_listener =
-        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("API: cannot listen on {listen}"))?;
-    listeners.push(("api".into(), api_listener.local_addr()?));
-    for (name, address) in listeners.iter() {
-        tracing::info!(listener = %name, %address, "Listening.");
-    }
-    let app = router(listeners.clone());
-    let stop = CancellationToken::new();
-    let task = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            axum::serve(api_listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await
-        })
-    };
-    Ok(RunningApi { stop, task })
-}
-
-/// Waits up to [`SOURCE_DRAIN_TIMEOUT`] for the sources to stop after the shutdown signal.
-pub(crate) async fn drain_sources(sources: &mut JoinSet<anyhow::Result<()>>) {
-    let drained = tokio::time::timeout(SOURCE_DRAIN_TIMEOUT, async {
-        while let Some(result) = sources.join_next().await {
-            if let Err(error) = flatten(result) {
-                tracing::error!(error = %format!("{error:#}"), "Source failed while stopping.");
-            }
-        }
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!("Sources did not stop in time; aborting them.");
-        sources.abort_all();
-    }
-}
-
-pub(crate) fn flatten(result: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
-    result.map_err(anyhow::Error::from).and_then(|inner| inner)
-}
-
 fn announce_token(config: &mut Config, data_dir: &Path) -> anyhow::Result<()> {
     let from_environment = std::env::var(token::HEC_TOKEN_ENV).ok();
     let (origin, value) = token::ensure_hec_token(&mut config.sources.hec.tokens, from_environment, data_dir)?;
@@ -269,27 +211,4 @@ fn announce_token(config: &mut Config, data_dir: &Path) -> anyhow::Result<()> {
         TokenOrigin::Config => tracing::info!(tokens = config.sources.hec.tokens.len(), "Using the configured HEC tokens."),
     }
     Ok(())
-}
-
-pub(crate) async fn shutdown_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut terminate = match signal(SignalKind::terminate()) {
-            Ok(stream) => stream,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return "SIGINT";
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-            _ = terminate.recv() => "SIGTERM",
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "SIGINT"
-    }
 }

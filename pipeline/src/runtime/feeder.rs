@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use securewatch_connectors::queue::{IngestBatch, IngestReceiver};
 use securewatch_dataflow::engine::{Engine, Feed};
-use securewatch_dataflow::Epoch;
+use securewatch_dataflow::{Epoch, EpochClock};
 use securewatch_connectors::CancellationToken;
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
@@ -29,32 +29,6 @@ impl Pending {
     pub fn take_before(&self, frontier: Option<Epoch>) -> BTreeMap<Epoch, Vec<IngestBatch>> {
         let mut batches = self.batches.lock().expect("pending poisoned");
         super::take_before(&mut batches, frontier)
-    }
-}
-
-/// Monotone ingest epochs: wall-clock milliseconds rounded down to the tick, and always above
-/// the previous epoch even if the clock steps back.
-#[derive(Debug)]
-pub struct EpochClock {
-    tick_ms: u64,
-    last: Epoch,
-}
-
-impl EpochClock {
-    pub fn new(tick: Duration) -> Self {
-        EpochClock { tick_ms: (tick.as_millis() as u64).max(1), last: 0 }
-    }
-
-    /// The next epoch for the wall-clock time `now_ms`.
-    pub fn next_at(&mut self, now_ms: u64) -> Epoch {
-        let rounded = now_ms - now_ms % self.tick_ms;
-        self.last = rounded.max(self.last + 1);
-        self.last
-    }
-
-    /// The next epoch now.
-    pub fn next(&mut self) -> Epoch {
-        self.next_at(super::now_ms())
     }
 }
 
@@ -223,17 +197,6 @@ impl Feeder {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn epochs_are_rounded_and_monotone() {
-        let mut clock = EpochClock::new(Duration::from_millis(100));
-        assert_eq!(clock.next_at(1_000_057), 1_000_000);
-        assert_eq!(clock.next_at(1_000_199), 1_000_100);
-        // Same tick again, or the clock stepping back: still increasing.
-        assert_eq!(clock.next_at(1_000_150), 1_000_101);
-        assert_eq!(clock.next_at(900_000), 1_000_102);
-        assert_eq!(clock.next_at(1_000_300), 1_000_300);
-    }
 
     #[test]
     fn pending_batches_complete_by_epoch() {

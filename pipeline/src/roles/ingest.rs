@@ -19,9 +19,10 @@ use securewatch_connectors::CancellationToken;
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
+use super::lifecycle::{drain_sources, flatten, serve_api, shutdown_signal};
+use super::publish;
 use crate::config::Config;
-use crate::fleet::{publish, BusKind};
-use crate::run::{drain_sources, flatten, serve_api, shutdown_signal};
+use crate::intake::BusKind;
 
 /// What the ingest API shows.
 #[derive(Clone)]

@@ -12,12 +12,10 @@
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use securewatch_connectors::sinks::sqlite::SqliteStore;
 use securewatch_connectors::sinks::read::EventQuery;
+use securewatch_connectors::sinks::StoreReader;
 use securewatch_dataflow::engine::{Feed, Rules};
 use securewatch_schemas::BUCKET_MS;
-
-use crate::detection::correlation_matches;
 
 /// Counter: stored events read back at start.
 const RESTORED_EVENTS: &str = "securewatch_restored_events_total";
@@ -37,7 +35,7 @@ pub struct RestoreReport {
 
 /// The feeds that rebuild the state of open buckets and windows from `store`, as of now.
 pub async fn restore_feeds(
-    store: &SqliteStore,
+    store: &StoreReader,
     lateness_ms: u64,
     rules: Option<Arc<Rules>>,
     max_events: u32,
@@ -52,7 +50,7 @@ pub async fn restore_feeds(
             spans.map(|correlation| correlation.timespan_ms.saturating_add(correlation.settle_ms)).max()
         })
         .map_or(0, |span| span.saturating_add(lateness_ms));
-    let now_ms = super::now_ms();
+    let now_ms = securewatch_dataflow::now_ms();
     let from_ms = now_ms.saturating_sub(rollup_span.max(correlation_span));
     let from = Utc.timestamp_millis_opt(from_ms as i64).single().unwrap_or_else(Utc::now);
     let query = EventQuery { limit: max_events, from: Some(from), ..EventQuery::default() };
@@ -65,7 +63,7 @@ pub async fn restore_feeds(
     let matches = match rules {
         Some(rules) => {
             let events = events.clone();
-            tokio::task::spawn_blocking(move || correlation_matches(&rules, &events, |_| true)).await?
+            tokio::task::spawn_blocking(move || rules.correlation_matches(&events, |_| true)).await?
         }
         None => Vec::new(),
     };

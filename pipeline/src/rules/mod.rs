@@ -1,5 +1,6 @@
-//! Sigma detection in `securewatch run`: loads the rules directory, puts the rules in force in
-//! the dataflow and reloads them when the directory changes or on request.
+//! Detection rules in the running pipeline and for rule authors: loads the rules directory, puts
+//! the rules in force in the dataflow and reloads them when the directory changes or on request
+//! (here), backfills new correlations ([`backfill`]), and `securewatch rules` ([`cli`]).
 //!
 //! A reload compiles the whole directory again. It is applied only when it brings no rejection
 //! the running set did not already have (same file, rule and reason), so a broken edit leaves
@@ -14,6 +15,7 @@
 //! new rules run over them, and their matches go to the new correlations only.
 
 mod backfill;
+pub mod cli;
 mod config;
 
 use std::collections::BTreeSet;
@@ -21,15 +23,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use securewatch_connectors::sinks::sqlite::SqliteStore;
+use securewatch_connectors::sinks::StoreReader;
 use securewatch_connectors::CancellationToken;
 use securewatch_detection::{CompiledCorrelations, LoadWarning, Pipelines, Rejection, RuleSet, SourceDetectors};
 use securewatch_dataflow::engine::{Rules, RulesHandle};
 use serde::Serialize;
 
-use crate::dataflow::DataflowControl;
+use crate::runtime::DataflowControl;
 
-pub use backfill::correlation_matches;
 pub use config::DetectionConfig;
 
 /// Gauge: detection rules in force, and rejected, by `state`.
@@ -93,7 +94,7 @@ impl RulesReloader {
     }
 
     /// Lets reloads rebuild the windows of new correlations from `store` through `dataflow`.
-    pub fn attach_backfill(&self, store: SqliteStore, dataflow: DataflowControl) {
+    pub fn attach_backfill(&self, store: StoreReader, dataflow: DataflowControl) {
         let _ = self.backfill.set(backfill::Backfiller::new(store, dataflow, self.config.backfill_max_events));
     }
 
@@ -142,7 +143,7 @@ impl RulesReloader {
                 .map(|correlation| correlation.rule_id.clone())
                 .collect();
             if !new_keys.is_empty() {
-                swapped = Some(backfill::Swap { rules, new_keys, at_ms: crate::dataflow::now_ms() });
+                swapped = Some(backfill::Swap { rules, new_keys, at_ms: securewatch_dataflow::now_ms() });
             }
             running.rejected = report.rejected.iter().cloned().collect();
             report.applied = true;

@@ -130,7 +130,7 @@ pub async fn run(
             // Skip the start (durable epoch 0): it is no epoch that was sealed.
             if let (Some(epoch @ 1..), Some(_)) = (durable, frontier) {
                 metrics::histogram!(telemetry::EPOCH_DURABLE_SECONDS)
-                    .record(super::now_ms().saturating_sub(epoch) as f64 / 1000.0);
+                    .record(securewatch_dataflow::now_ms().saturating_sub(epoch) as f64 / 1000.0);
             }
             durable = frontier;
             publish_lag(durable);
@@ -206,7 +206,7 @@ fn take_ready<T>(first: T, drain: &mut UnboundedReceiver<T>, max: usize, mut han
 
 fn publish_lag(durable: Option<Epoch>) {
     if let Some(epoch) = durable {
-        let lag_ms = super::now_ms().saturating_sub(epoch);
+        let lag_ms = securewatch_dataflow::now_ms().saturating_sub(epoch);
         metrics::gauge!(telemetry::EPOCH_LAG).set(lag_ms as f64 / 1000.0);
     }
 }

@@ -1,0 +1,91 @@
+//! What every role shares: serving the API, waiting for the shutdown signal, draining sources.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use securewatch_connectors::CancellationToken;
+use tokio::task::JoinSet;
+
+/// How long sources get to finish in-flight work after the shutdown signal.
+const SOURCE_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The API server of a role, stopped by [`RunningApi::stop`].
+pub struct RunningApi {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningApi {
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.task.await.context("API task")?.context("API server")
+    }
+}
+
+/// Binds the API, adds it to `listeners`, logs every listener and serves the router `router`
+/// builds from them.
+pub async fn serve_api(
+    listen: SocketAddr,
+    listeners: &mut Vec<(String, SocketAddr)>,
+    router: impl FnOnce(Vec<(String, SocketAddr)>) -> axum::Router,
+) -> anyhow::Result<RunningApi> {
+    let api_listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("API: cannot listen on {listen}"))?;
+    listeners.push(("api".into(), api_listener.local_addr()?));
+    for (name, address) in listeners.iter() {
+        tracing::info!(listener = %name, %address, "Listening.");
+    }
+    let app = router(listeners.clone());
+    let stop = CancellationToken::new();
+    let task = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(api_listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await
+        })
+    };
+    Ok(RunningApi { stop, task })
+}
+
+/// Waits up to [`SOURCE_DRAIN_TIMEOUT`] for the sources to stop after the shutdown signal.
+pub async fn drain_sources(sources: &mut JoinSet<anyhow::Result<()>>) {
+    let drained = tokio::time::timeout(SOURCE_DRAIN_TIMEOUT, async {
+        while let Some(result) = sources.join_next().await {
+            if let Err(error) = flatten(result) {
+                tracing::error!(error = %format!("{error:#}"), "Source failed while stopping.");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("Sources did not stop in time; aborting them.");
+        sources.abort_all();
+    }
+}
+
+pub fn flatten(result: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
+    result.map_err(anyhow::Error::from).and_then(|inner| inner)
+}
+
+pub async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = match signal(SignalKind::terminate()) {
+            Ok(stream) => stream,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return "SIGINT";
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}

@@ -1,0 +1,8 @@
+//! The roles of the binary: `run` and `worker` (dataflow, sinks, API) and `ingest` (sources to the bus).
+
+mod ingest;
+mod lifecycle;
+mod publish;
+mod run;
+
+pub use run::{run, Role};
