@@ -107,17 +107,14 @@ pub async fn list_dead_letters(
 
 #[cfg(test)]
 mod tests {
-    use std::str::FromStr;
     use std::sync::Arc;
     use std::time::Instant;
 
     use securewatch_connectors::queue::ingest_queue;
-    use securewatch_connectors::sinks::sqlite::{apply_enrichment_changes, SqliteConfig, SqliteStore};
-    use securewatch_connectors::sinks::EpochWrite;
+    use securewatch_connectors::sinks::sqlite::{SqliteConfig, SqliteStore};
+    use securewatch_connectors::sinks::{EpochWrite, StoreReader};
     use securewatch_schemas::{Asset, EnrichmentRow, LookupKey, Tag};
     use securewatch_schemas::{Event, EventId, FieldValue, Fields, Severity, Source, SourceKind};
-    use sqlx::sqlite::SqliteConnectOptions;
-    use sqlx::{Connection, SqliteConnection};
 
     use super::*;
 
@@ -146,11 +143,6 @@ mod tests {
         let tagged = event("tagged", 61_000, "Web-1", fields);
         let plain = event("plain", 62_000, "db-9", Fields::new());
         let other_bucket = event("other", 125_000, "web-1", Fields::new());
-        store.write_epochs(&EpochWrite { events: vec![tagged, plain, other_bucket], ..EpochWrite::default() }).await.unwrap();
-
-        let path = dir.path().join(SqliteConfig::default().file);
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display())).unwrap();
-        let mut connection = SqliteConnection::connect_with(&options).await.unwrap();
         let web = Asset { owner: Some("web-team".into()), criticality: Some("high".into()), tags: vec!["pci".into()] };
         let rows = vec![
             (EnrichmentRow { bucket_start_ms: 60_000, key: LookupKey::Host("web-1".into()), tag: Tag::Asset(web) }, 1),
@@ -171,11 +163,12 @@ mod tests {
                 1,
             ),
         ];
-        apply_enrichment_changes(&mut connection, &rows).await.unwrap();
+        let write = EpochWrite { events: vec![tagged, plain, other_bucket], enrichment: rows, ..EpochWrite::default() };
+        store.write_epochs(&write).await.unwrap();
 
         let (queue, _receiver) = ingest_queue(10);
         let state = ApiState {
-            reader: securewatch_connectors::sinks::StoreReader::new(store.clone(), None, None),
+            reader: StoreReader::new(store.clone(), None, None),
             queue: queue.monitor(),
             metrics: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
             started: Instant::now(),

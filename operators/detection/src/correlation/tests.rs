@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::load::RuleSet;
 
 const RULES: &str = "\
 title: Failed login
