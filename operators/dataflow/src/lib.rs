@@ -57,6 +57,8 @@
 //! matches to alerts. [`correlate_batch`] runs them over a finished batch of matches (rule
 //! tests, conformance), with every match in time.
 
+#![warn(missing_docs)]
+
 mod batch;
 pub mod correlate;
 mod enrich;

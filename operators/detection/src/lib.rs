@@ -1,6 +1,10 @@
 //! Sigma detection for SecureWatch: rule loading, processing pipelines, log source routing and
 //! single-event matching, on top of `rsigma-parser` / `rsigma-eval`.
 //!
+//! May depend on: `securewatch-schemas` and the Sigma crates. Must not depend on: connectors,
+//! timely/differential (the dataflow crate runs these matchers), sockets or databases. It reads
+//! rule files, the only I/O an operator crate does, because loading a rule set is its job.
+//!
 //! # Pieces
 //!
 //! - [`RuleSet::load`] reads a rules directory (recursively, `.yml` / `.yaml`, multi-document
@@ -33,6 +37,8 @@
 //!   listed in [`event_time`]), as `rules test` and the corpus runs need it for correlations.
 //!
 //! [`Event`]: securewatch_schemas::Event
+
+#![warn(missing_docs)]
 
 pub mod correlation;
 mod detector;

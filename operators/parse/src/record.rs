@@ -5,14 +5,24 @@ use securewatch_schemas::{Event, RawRecord, RecordMeta, SourceKind};
 /// Why a record could not become an event. [`ParseError::reason`] is the metrics label.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ParseError {
+    /// The body is not the JSON its kind requires; the parser's message.
     #[error("invalid JSON: {0}")]
     InvalidJson(String),
+    /// A field the kind requires is absent.
     #[error("missing required field `{0}`")]
     MissingField(&'static str),
+    /// A field is present with a value the kind does not accept.
     #[error("field `{field}` is invalid: {reason}")]
-    InvalidField { field: &'static str, reason: String },
+    InvalidField {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// Nothing but whitespace.
     #[error("record is empty")]
     Empty,
+    /// No parser for this kind of record.
     #[error("record kind {0} has no parser in this build")]
     Unsupported(SourceKind),
 }

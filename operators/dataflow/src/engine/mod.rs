@@ -104,7 +104,12 @@ impl Default for EngineConfig {
 #[derive(Debug)]
 pub enum Feed {
     /// Raw records ingested at `epoch`; `epoch` must not be below the worker's last seal.
-    Records { epoch: Epoch, records: Vec<RawRecord> },
+    Records {
+        /// The epoch they entered at.
+        epoch: Epoch,
+        /// The records, normalised inside the worker.
+        records: Vec<RawRecord>,
+    },
     /// Changes of the reference collections (asset inventory, network lists) at the worker's
     /// current epoch; send them to one worker only (the join exchanges them by key).
     References(Vec<(Reference, isize)>),
@@ -159,9 +164,21 @@ pub enum Output {
 pub enum Drain {
     /// Outputs of `worker` produced at `epoch` (rollup and late updates carry their own epochs,
     /// never below this one).
-    Data { worker: usize, epoch: Epoch, outputs: Vec<Output> },
+    Data {
+        /// The worker's index.
+        worker: usize,
+        /// The epoch the outputs were produced at.
+        epoch: Epoch,
+        /// The outputs.
+        outputs: Vec<Output>,
+    },
     /// `worker` will send nothing more below `frontier`; `None` means nothing more at all.
-    Frontier { worker: usize, frontier: Option<Epoch> },
+    Frontier {
+        /// The worker's index.
+        worker: usize,
+        /// Its new output frontier.
+        frontier: Option<Epoch>,
+    },
 }
 
 /// Why the engine could not start or did not stop cleanly.
