@@ -300,7 +300,7 @@ async fn daily_partitions_are_created_ahead_and_old_days_move_out_of_the_default
         return;
     };
     let today = Utc::now().date_naive();
-    let mut expected: Vec<String> = (0..=5).map(|n| sink::partition_name(today - Days::new(1) + Days::new(n))).collect();
+    let mut expected: Vec<String> = (0..=5).map(|n| partitions::partition_name(today - Days::new(1) + Days::new(n))).collect();
     expected.insert(0, "events_default".into());
     assert_eq!(partitions(&sink).await, expected);
     // Today's and an old day's events: the old one lands in the default partition.
@@ -310,12 +310,12 @@ async fn daily_partitions_are_created_ahead_and_old_days_move_out_of_the_default
     batch.extend(events("old", 3, old_time));
     assert_eq!(sink.write_epochs(&EpochWrite { events: batch, ..EpochWrite::default() }).await.unwrap().written, 8);
     assert_eq!(scalar(&sink, "SELECT count(*) FROM events_default").await, 3);
-    assert_eq!(scalar(&sink, &format!("SELECT count(*) FROM {}", sink::partition_name(today))).await, 5);
+    assert_eq!(scalar(&sink, &format!("SELECT count(*) FROM {}", partitions::partition_name(today))).await, 5);
     // Creating the old day's partition moves its rows out of the default one; nothing is lost.
     let created = sink.ensure_partitions(old_day, old_day).await.unwrap();
-    assert_eq!(created, vec![sink::partition_name(old_day)]);
+    assert_eq!(created, vec![partitions::partition_name(old_day)]);
     assert_eq!(scalar(&sink, "SELECT count(*) FROM events_default").await, 0);
-    assert_eq!(scalar(&sink, &format!("SELECT count(*) FROM {}", sink::partition_name(old_day))).await, 3);
+    assert_eq!(scalar(&sink, &format!("SELECT count(*) FROM {}", partitions::partition_name(old_day))).await, 3);
     assert_eq!(scalar(&sink, "SELECT count(*) FROM events").await, 8);
     // Replays still find the moved rows (the key spans partitions).
     let again = events("old", 3, old_time);

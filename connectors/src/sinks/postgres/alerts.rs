@@ -1,0 +1,158 @@
+//! Detection alerts in PostgreSQL: upserts and deletes from the dataflow's alert diffs, and the
+//! queries behind `/api/v1/alerts`.
+
+use chrono::{DateTime, Utc};
+use securewatch_schemas::{Alert, AlertLevel, Event, EventId};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+
+use super::query::row_to_event;
+use super::rows::{storable_text, storable_time};
+use super::sink::{PostgresError, PostgresSink};
+use super::sql::{id_from_bytes, sql_ms};
+use crate::sinks::read::AlertQuery;
+
+/// Applies alert diffs in order: `+1` stores the alert (replacing its row and event list),
+/// `-1` deletes it. Idempotent.
+pub async fn apply_alert_changes(connection: &mut PgConnection, changes: &[(Alert, isize)]) -> Result<(), PostgresError> {
+    let time = |ms: u64| storable_time(DateTime::from_timestamp_millis(i64::try_from(ms).unwrap_or(i64::MAX)).unwrap_or_default());
+    for (alert, diff) in changes {
+        let id = alert.id.to_bytes().to_vec();
+        sqlx::query("DELETE FROM alert_events WHERE alert_id = $1").bind(&id).execute(&mut *connection).await?;
+        if *diff <= 0 {
+            sqlx::query("DELETE FROM alerts WHERE id = $1").bind(&id).execute(&mut *connection).await?;
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO alerts (id, rule_id, title, level, kind, tags, group_key, window_start, window_end, \
+             fired_at, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12) \
+             ON CONFLICT (id) DO UPDATE SET rule_id = excluded.rule_id, title = excluded.title, \
+             level = excluded.level, kind = excluded.kind, tags = excluded.tags, group_key = excluded.group_key, \
+             window_start = excluded.window_start, window_end = excluded.window_end, fired_at = excluded.fired_at, \
+             first_seen = excluded.first_seen, last_seen = excluded.last_seen",
+        )
+        .bind(&id)
+        .bind(storable_text(&alert.rule_id).into_owned())
+        .bind(storable_text(&alert.rule_title).into_owned())
+        .bind(alert.level.map(AlertLevel::as_str))
+        .bind(&alert.kind)
+        .bind(serde_json::to_string(&alert.tags)?)
+        .bind(serde_json::to_string(&alert.group_key)?)
+        .bind(time(alert.window_start_ms))
+        .bind(time(alert.window_end_ms))
+        .bind(time(alert.fired_at_ms))
+        .bind(time(alert.first_seen_ms))
+        .bind(time(alert.last_seen_ms))
+        .execute(&mut *connection)
+        .await?;
+        if !alert.event_ids.is_empty() {
+            let ids: Vec<Vec<u8>> = alert.event_ids.iter().map(|event| event.to_bytes().to_vec()).collect();
+            sqlx::query(
+                "INSERT INTO alert_events (alert_id, event_id) SELECT $1, * FROM UNNEST($2::bytea[]) ON CONFLICT DO NOTHING",
+            )
+            .bind(&id)
+            .bind(&ids)
+            .execute(&mut *connection)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+impl PostgresSink {
+    /// Alerts matching `query`, newest last-seen first, each with its contributing event keys.
+    pub async fn alerts(&self, query: &AlertQuery) -> Result<Vec<Alert>, PostgresError> {
+        let mut builder: QueryBuilder<Postgres> = QueryBuilder::new(
+            "SELECT id, rule_id, title, level, kind, tags::text AS tags, group_key::text AS group_key, \
+             window_start, window_end, fired_at, first_seen, last_seen FROM alerts WHERE true",
+        );
+        if let Some(rule_id) = &query.rule_id {
+            builder.push(" AND rule_id = ").push_bind(rule_id.clone());
+        }
+        if let Some(level) = &query.level {
+            builder.push(" AND level = ").push_bind(level.clone());
+        }
+        if let Some(kind) = &query.kind {
+            builder.push(" AND kind = ").push_bind(kind.clone());
+        }
+        if let Some(from) = query.from {
+            builder.push(" AND last_seen >= ").push_bind(from);
+        }
+        if let Some(to) = query.to {
+            builder.push(" AND last_seen < ").push_bind(to);
+        }
+        builder.push(" ORDER BY last_seen DESC, id LIMIT ").push_bind(i64::from(query.limit));
+        let rows = builder.build().fetch_all(&self.pool).await?;
+        let mut alerts = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut alert = row_to_alert(row)?;
+            let ids: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT event_id FROM alert_events WHERE alert_id = $1 ORDER BY event_id")
+                .bind(alert.id.to_bytes().to_vec())
+                .fetch_all(&self.pool)
+                .await?;
+            alert.event_ids = ids.into_iter().map(|(id,)| id_from_bytes(id)).collect::<Result<_, PostgresError>>()?;
+            alerts.push(alert);
+        }
+        Ok(alerts)
+    }
+
+    /// One alert and its contributing events that are in this database, oldest first (each
+    /// looked up by `(time, id)` within the alert's first and last seen times): the answer of
+    /// `SqliteStore::alert`.
+    pub async fn alert(&self, id: EventId) -> Result<Option<(Alert, Vec<Event>)>, PostgresError> {
+        let row = sqlx::query(
+            "SELECT id, rule_id, title, level, kind, tags::text AS tags, group_key::text AS group_key, \
+             window_start, window_end, fired_at, first_seen, last_seen FROM alerts WHERE id = $1",
+        )
+        .bind(id.to_bytes().to_vec())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut alert = row_to_alert(&row)?;
+        let ids: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT event_id FROM alert_events WHERE alert_id = $1 ORDER BY event_id")
+            .bind(id.to_bytes().to_vec())
+            .fetch_all(&self.pool)
+            .await?;
+        alert.event_ids = ids.into_iter().map(|(id,)| id_from_bytes(id)).collect::<Result<_, PostgresError>>()?;
+        let time = |ms: u64| DateTime::from_timestamp_millis(sql_ms(ms)).unwrap_or_default();
+        // The stored times keep microseconds: the last seen millisecond is included whole.
+        let (first, last) = (time(alert.first_seen_ms), time(alert.last_seen_ms) + chrono::TimeDelta::microseconds(999));
+        let ids: Vec<Vec<u8>> = alert.event_ids.iter().map(|event| event.to_bytes().to_vec()).collect();
+        let rows = sqlx::query(
+            "SELECT id, time, received, source_kind, source_name, peer, host, severity, category, message, \
+             fields::text AS fields, raw FROM events WHERE time BETWEEN $1 AND $2 AND id = ANY($3::bytea[])",
+        )
+        .bind(first)
+        .bind(last)
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut events = rows.iter().map(row_to_event).collect::<Result<Vec<Event>, PostgresError>>()?;
+        events.sort_by_key(|event| (event.time, event.id));
+        Ok(Some((alert, events)))
+    }
+}
+
+fn row_to_alert(row: &PgRow) -> Result<Alert, PostgresError> {
+    let tags: String = row.try_get("tags")?;
+    let group: String = row.try_get("group_key")?;
+    let level: Option<String> = row.try_get("level")?;
+    let ms = |column: &str| -> Result<u64, PostgresError> {
+        Ok(row.try_get::<DateTime<Utc>, _>(column)?.timestamp_millis().max(0) as u64)
+    };
+    Ok(Alert {
+        id: id_from_bytes(row.try_get("id")?)?,
+        rule_id: row.try_get("rule_id")?,
+        rule_title: row.try_get("title")?,
+        level: level.as_deref().and_then(AlertLevel::parse),
+        kind: row.try_get("kind")?,
+        tags: serde_json::from_str(&tags)?,
+        group_key: serde_json::from_str(&group)?,
+        window_start_ms: ms("window_start")?,
+        window_end_ms: ms("window_end")?,
+        fired_at_ms: ms("fired_at")?,
+        first_seen_ms: ms("first_seen")?,
+        last_seen_ms: ms("last_seen")?,
+        event_ids: Vec::new(),
+    })
+}
