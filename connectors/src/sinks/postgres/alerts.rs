@@ -9,7 +9,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use super::query::row_to_event;
 use super::rows::{storable_text, storable_time};
 use super::sink::{PostgresError, PostgresSink};
-use super::sql::{id_from_bytes, sql_ms};
+use crate::sinks::rows::{id_from_bytes, sql_ms};
 use crate::sinks::read::AlertQuery;
 
 /// Applies alert diffs in order: `+1` stores the alert (replacing its row and event list),
@@ -90,7 +90,7 @@ impl PostgresSink {
                 .bind(alert.id.to_bytes().to_vec())
                 .fetch_all(&self.pool)
                 .await?;
-            alert.event_ids = ids.into_iter().map(|(id,)| id_from_bytes(id)).collect::<Result<_, PostgresError>>()?;
+            alert.event_ids = ids.into_iter().map(|(id,)| id_from_bytes(id)).collect::<Result<_, sqlx::Error>>()?;
             alerts.push(alert);
         }
         Ok(alerts)
@@ -113,7 +113,7 @@ impl PostgresSink {
             .bind(id.to_bytes().to_vec())
             .fetch_all(&self.pool)
             .await?;
-        alert.event_ids = ids.into_iter().map(|(id,)| id_from_bytes(id)).collect::<Result<_, PostgresError>>()?;
+        alert.event_ids = ids.into_iter().map(|(id,)| id_from_bytes(id)).collect::<Result<_, sqlx::Error>>()?;
         let time = |ms: u64| DateTime::from_timestamp_millis(sql_ms(ms)).unwrap_or_default();
         // The stored times keep microseconds: the last seen millisecond is included whole.
         let (first, last) = (time(alert.first_seen_ms), time(alert.last_seen_ms) + chrono::TimeDelta::microseconds(999));

@@ -9,7 +9,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 
 use super::sink::PostgresError;
-use super::sql::sql_ms;
+use crate::sinks::rows::sql_ms;
 use crate::sinks::read::{SeriesBy, TopField};
 
 const MINUTE_MS: u64 = 60_000;

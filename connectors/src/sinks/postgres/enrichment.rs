@@ -6,7 +6,7 @@ use securewatch_schemas::EnrichmentRow;
 use sqlx::PgConnection;
 
 use super::sink::PostgresError;
-use super::sql::sql_ms;
+use crate::sinks::rows::sql_ms;
 
 /// Applies enrichment tag updates (`+1` insert, `-1` delete; net per tag).
 pub async fn apply_enrichment_changes(

@@ -14,7 +14,6 @@ mod query;
 mod rollups;
 mod rows;
 mod sink;
-mod sql;
 mod timescale;
 mod transaction;
 

@@ -3,7 +3,7 @@
 use sqlx::PgConnection;
 
 use super::sink::{PostgresError, PostgresSink};
-use super::sql::sql_ms;
+use crate::sinks::rows::sql_ms;
 pub use crate::sinks::progress::SourceProgress;
 
 impl PostgresSink {

@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 
 use securewatch_schemas::RollupKey;
-use securewatch_schemas::{Event, Source, SourceKind};
+use securewatch_schemas::{Event, Source};
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::dashboard;
 use super::sink::{Flavour, PostgresError, PostgresSink};
-use super::sql::{bucket_of, decode_error, id_from_bytes, none_if_empty, severity_of, sql_ms};
+use crate::sinks::rows::{bucket_of, id_from_bytes, none_if_empty, severity_of, source_kind_of, sql_ms};
 use crate::sinks::read::{BucketWidth, Point, Series, SeriesBy, TimeseriesQuery, TopEntry, TopField, TopQuery};
 
 impl PostgresSink {
@@ -134,7 +134,7 @@ impl PostgresSink {
                 .fetch_all(&self.pool)
                 .await?;
         for (bucket, kind, host, severity, count) in source {
-            let kind = SourceKind::parse(&kind).ok_or_else(|| decode_error(format!("unknown source kind {kind:?}")))?;
+            let kind = source_kind_of(&kind)?;
             let key = RollupKey::Source { kind, host: none_if_empty(host), severity: severity_of(i64::from(severity))? };
             rows.push((key, bucket_of(bucket)?, count));
         }
@@ -176,7 +176,7 @@ pub(super) fn row_to_event(row: &PgRow) -> Result<Event, PostgresError> {
         time: row.try_get("time")?,
         received: row.try_get("received")?,
         source: Source {
-            kind: SourceKind::parse(&kind).ok_or_else(|| decode_error(format!("unknown source kind {kind:?}")))?,
+            kind: source_kind_of(&kind)?,
             name: row.try_get("source_name")?,
             peer: row.try_get("peer")?,
         },

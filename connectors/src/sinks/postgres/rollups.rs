@@ -7,12 +7,7 @@ use securewatch_schemas::{RollupChange, RollupKey};
 use sqlx::PgConnection;
 
 use super::sink::PostgresError;
-use super::sql::sql_ms;
-
-/// Each changed rollup row's count after `changes` (the last change of a row wins).
-pub(super) fn latest_counts(changes: &[RollupChange]) -> BTreeMap<(&RollupKey, u64), i64> {
-    changes.iter().map(|change| ((&change.key, change.bucket_start_ms), change.count)).collect()
-}
+use crate::sinks::rows::{latest_counts, sql_ms};
 
 /// Applies rollup changes inside the caller's transaction: each row ends at its last count in
 /// `changes`, upserted, or deleted when that count is zero. Idempotent. Returns rows touched.

@@ -10,9 +10,10 @@ use super::dashboard::add_differences;
 use super::enrichment::apply_enrichment_changes;
 use super::events::{insert_dead_letters, prepare_batch, store_event_batch};
 use super::progress::write_progress;
-use super::rollups::{add_late_counts, apply_rollup_changes, latest_counts};
+use super::rollups::{add_late_counts, apply_rollup_changes};
 use super::sink::{Flavour, PostgresError, PostgresSink};
 use crate::sinks::progress::SourceProgress;
+use crate::sinks::rows::latest_counts;
 use crate::sinks::{EpochWrite, WriteSummary};
 use crate::telemetry;
 

@@ -7,6 +7,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use super::query::{row_to_event, EVENT_COLUMNS};
 use super::store::{SqliteStore, StoreError};
 use crate::sinks::read::AlertQuery;
+use crate::sinks::rows::sql_ms;
 
 /// Applies alert diffs in order: `+1` stores the alert (replacing a row with the same id and
 /// its event list), `-1` deletes it. Idempotent, so a replayed epoch changes nothing.
@@ -29,11 +30,11 @@ pub async fn apply_alert_changes(connection: &mut SqliteConnection, changes: &[(
         .bind(&alert.kind)
         .bind(serde_json::to_string(&alert.tags)?)
         .bind(serde_json::to_string(&alert.group_key)?)
-        .bind(ms(alert.window_start_ms))
-        .bind(ms(alert.window_end_ms))
-        .bind(ms(alert.fired_at_ms))
-        .bind(ms(alert.first_seen_ms))
-        .bind(ms(alert.last_seen_ms))
+        .bind(sql_ms(alert.window_start_ms))
+        .bind(sql_ms(alert.window_end_ms))
+        .bind(sql_ms(alert.fired_at_ms))
+        .bind(sql_ms(alert.first_seen_ms))
+        .bind(sql_ms(alert.last_seen_ms))
         .execute(&mut *connection)
         .await?;
         for chunk in alert.event_ids.chunks(1000) {
@@ -45,11 +46,6 @@ pub async fn apply_alert_changes(connection: &mut SqliteConnection, changes: &[(
         }
     }
     Ok(())
-}
-
-/// SQLite integers are signed; event times in ms fit easily.
-fn ms(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 impl SqliteStore {
@@ -98,7 +94,7 @@ impl SqliteStore {
         let Some(row) = row else { return Ok(None) };
         let mut alert = row_to_alert(&row)?;
         alert.event_ids = self.alert_event_ids(id).await?;
-        let (first_us, last_us) = (ms(alert.first_seen_ms).saturating_mul(1000), ms(alert.last_seen_ms).saturating_mul(1000) + 999);
+        let (first_us, last_us) = (sql_ms(alert.first_seen_ms).saturating_mul(1000), sql_ms(alert.last_seen_ms).saturating_mul(1000) + 999);
         let mut events = Vec::with_capacity(alert.event_ids.len());
         for event_id in &alert.event_ids {
             let found = sqlx::query(sqlx::AssertSqlSafe(format!(
