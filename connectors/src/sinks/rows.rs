@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use securewatch_schemas::{EventId, RollupChange, RollupKey, Severity, SourceKind};
 
+use super::progress::SourceProgress;
+
 /// Milliseconds as a SQL bigint (saturating; no real time comes near the limit).
 pub(crate) fn sql_ms(ms: u64) -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX)
@@ -46,4 +48,16 @@ pub(crate) fn latest_counts(changes: &[RollupChange]) -> BTreeMap<(&RollupKey, u
 /// A stored source kind (`hec`, `syslog`, …).
 pub(crate) fn source_kind_of(kind: &str) -> Result<SourceKind, sqlx::Error> {
     SourceKind::parse(kind).ok_or_else(|| decode_error(format!("unknown source kind {kind:?}")))
+}
+
+/// Stored source positions, read as `(source, partition, position, epoch)` rows.
+pub(crate) fn progress_of(rows: Vec<(String, String, String, i64)>) -> Vec<SourceProgress> {
+    rows.into_iter()
+        .map(|(source, partition, position, epoch)| SourceProgress {
+            source,
+            partition,
+            position,
+            epoch: u64::try_from(epoch).unwrap_or(0),
+        })
+        .collect()
 }

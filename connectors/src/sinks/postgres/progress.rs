@@ -3,7 +3,7 @@
 use sqlx::PgConnection;
 
 use super::sink::{PostgresError, PostgresSink};
-use crate::sinks::rows::sql_ms;
+use crate::sinks::rows::{progress_of, sql_ms};
 pub use crate::sinks::progress::SourceProgress;
 
 impl PostgresSink {
@@ -15,15 +15,7 @@ impl PostgresSink {
         .bind(source)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(source, partition, position, epoch)| SourceProgress {
-                source,
-                partition,
-                position,
-                epoch: u64::try_from(epoch).unwrap_or(0),
-            })
-            .collect())
+        Ok(progress_of(rows))
     }
 }
 

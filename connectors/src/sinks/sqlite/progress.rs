@@ -4,6 +4,7 @@ use sqlx::SqliteConnection;
 
 use super::store::{SqliteStore, StoreError};
 use crate::sinks::progress::{latest_per_partition, SourceProgress};
+use crate::sinks::rows::progress_of;
 
 impl SqliteStore {
     /// Stored positions of `source`, by partition.
@@ -14,15 +15,7 @@ impl SqliteStore {
         .bind(source)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(source, partition, position, epoch)| SourceProgress {
-                source,
-                partition,
-                position,
-                epoch: u64::try_from(epoch).unwrap_or(0),
-            })
-            .collect())
+        Ok(progress_of(rows))
     }
 }
 
