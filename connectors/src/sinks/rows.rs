@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use securewatch_schemas::{EventId, RollupChange, RollupKey, Severity, SourceKind};
+use securewatch_schemas::{Alert, AlertLevel, EventId, RollupChange, RollupKey, Severity, SourceKind};
+use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::progress::SourceProgress;
 
@@ -60,4 +61,75 @@ pub(crate) fn progress_of(rows: Vec<(String, String, String, i64)>) -> Vec<Sourc
             epoch: u64::try_from(epoch).unwrap_or(0),
         })
         .collect()
+}
+
+/// The times of an alert row, in the order of [`AlertValues::times_ms`] (SQLite's columns add `_ms`).
+pub(crate) const ALERT_TIMES: [&str; 5] = ["window_start", "window_end", "fired_at", "first_seen", "last_seen"];
+
+/// The values an alert change writes besides its id, alike for both stores.
+pub(crate) struct AlertValues<'a> {
+    /// The rule's id, title and the alert kind, as the alert holds them.
+    pub rule_id: &'a str,
+    /// The rule's title.
+    pub title: &'a str,
+    /// The alert kind.
+    pub kind: &'a str,
+    /// The level's name, if any.
+    pub level: Option<&'static str>,
+    /// The tags as JSON text.
+    pub tags: String,
+    /// The group key as JSON text.
+    pub group_key: String,
+    /// The times of [`ALERT_TIMES`], in ms since the Unix epoch.
+    pub times_ms: [i64; 5],
+    /// The contributing events' ids, as stored.
+    pub event_ids: Vec<Vec<u8>>,
+}
+
+impl<'a> AlertValues<'a> {
+    /// The values of `alert`.
+    pub(crate) fn of(alert: &'a Alert) -> Result<Self, serde_json::Error> {
+        Ok(AlertValues {
+            rule_id: &alert.rule_id,
+            title: &alert.rule_title,
+            kind: &alert.kind,
+            level: alert.level.map(AlertLevel::as_str),
+            tags: serde_json::to_string(&alert.tags)?,
+            group_key: serde_json::to_string(&alert.group_key)?,
+            times_ms: [alert.window_start_ms, alert.window_end_ms, alert.fired_at_ms, alert.first_seen_ms, alert.last_seen_ms]
+                .map(sql_ms),
+            event_ids: alert.event_ids.iter().map(|event| event.to_bytes().to_vec()).collect(),
+        })
+    }
+}
+
+/// An alert row (without its events) of either store; `ms` reads a time of [`ALERT_TIMES`] in
+/// ms since the Unix epoch.
+pub(crate) fn row_to_alert<R, E>(row: &R, ms: impl Fn(&str) -> Result<i64, sqlx::Error>) -> Result<Alert, E>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+    E: From<sqlx::Error> + From<serde_json::Error>,
+{
+    let tags: String = row.try_get("tags")?;
+    let group: String = row.try_get("group_key")?;
+    let level: Option<String> = row.try_get("level")?;
+    let time = |index: usize| -> Result<u64, sqlx::Error> { Ok(ms(ALERT_TIMES[index])?.max(0) as u64) };
+    Ok(Alert {
+        id: id_from_bytes(row.try_get("id")?)?,
+        rule_id: row.try_get("rule_id")?,
+        rule_title: row.try_get("title")?,
+        level: level.as_deref().and_then(AlertLevel::parse),
+        kind: row.try_get("kind")?,
+        tags: serde_json::from_str(&tags)?,
+        group_key: serde_json::from_str(&group)?,
+        window_start_ms: time(0)?,
+        window_end_ms: time(1)?,
+        fired_at_ms: time(2)?,
+        first_seen_ms: time(3)?,
+        last_seen_ms: time(4)?,
+        event_ids: Vec::new(),
+    })
 }

@@ -2,20 +2,20 @@
 //! queries behind `/api/v1/alerts`.
 
 use chrono::{DateTime, Utc};
-use securewatch_schemas::{Alert, AlertLevel, Event, EventId};
+use securewatch_schemas::{Alert, Event, EventId};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
 use super::query::row_to_event;
 use super::rows::{storable_text, storable_time};
 use super::sink::{PostgresError, PostgresSink};
-use crate::sinks::rows::{id_from_bytes, sql_ms};
+use crate::sinks::rows::{self, id_from_bytes, sql_ms, AlertValues};
 use crate::sinks::read::AlertQuery;
 
 /// Applies alert diffs in order: `+1` stores the alert (replacing its row and event list),
 /// `-1` deletes it. Idempotent.
 pub async fn apply_alert_changes(connection: &mut PgConnection, changes: &[(Alert, isize)]) -> Result<(), PostgresError> {
-    let time = |ms: u64| storable_time(DateTime::from_timestamp_millis(i64::try_from(ms).unwrap_or(i64::MAX)).unwrap_or_default());
+    let time = |ms: i64| storable_time(DateTime::from_timestamp_millis(ms).unwrap_or_default());
     for (alert, diff) in changes {
         let id = alert.id.to_bytes().to_vec();
         sqlx::query("DELETE FROM alert_events WHERE alert_id = $1").bind(&id).execute(&mut *connection).await?;
@@ -23,7 +23,8 @@ pub async fn apply_alert_changes(connection: &mut PgConnection, changes: &[(Aler
             sqlx::query("DELETE FROM alerts WHERE id = $1").bind(&id).execute(&mut *connection).await?;
             continue;
         }
-        sqlx::query(
+        let values = AlertValues::of(alert)?;
+        let mut upsert = sqlx::query(
             "INSERT INTO alerts (id, rule_id, title, level, kind, tags, group_key, window_start, window_end, \
              fired_at, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12) \
              ON CONFLICT (id) DO UPDATE SET rule_id = excluded.rule_id, title = excluded.title, \
@@ -32,26 +33,22 @@ pub async fn apply_alert_changes(connection: &mut PgConnection, changes: &[(Aler
              first_seen = excluded.first_seen, last_seen = excluded.last_seen",
         )
         .bind(&id)
-        .bind(storable_text(&alert.rule_id).into_owned())
-        .bind(storable_text(&alert.rule_title).into_owned())
-        .bind(alert.level.map(AlertLevel::as_str))
-        .bind(&alert.kind)
-        .bind(serde_json::to_string(&alert.tags)?)
-        .bind(serde_json::to_string(&alert.group_key)?)
-        .bind(time(alert.window_start_ms))
-        .bind(time(alert.window_end_ms))
-        .bind(time(alert.fired_at_ms))
-        .bind(time(alert.first_seen_ms))
-        .bind(time(alert.last_seen_ms))
-        .execute(&mut *connection)
-        .await?;
-        if !alert.event_ids.is_empty() {
-            let ids: Vec<Vec<u8>> = alert.event_ids.iter().map(|event| event.to_bytes().to_vec()).collect();
+        .bind(storable_text(values.rule_id).into_owned())
+        .bind(storable_text(values.title).into_owned())
+        .bind(values.level)
+        .bind(values.kind)
+        .bind(values.tags)
+        .bind(values.group_key);
+        for ms in values.times_ms {
+            upsert = upsert.bind(time(ms));
+        }
+        upsert.execute(&mut *connection).await?;
+        if !values.event_ids.is_empty() {
             sqlx::query(
                 "INSERT INTO alert_events (alert_id, event_id) SELECT $1, * FROM UNNEST($2::bytea[]) ON CONFLICT DO NOTHING",
             )
             .bind(&id)
-            .bind(&ids)
+            .bind(&values.event_ids)
             .execute(&mut *connection)
             .await?;
         }
@@ -133,26 +130,7 @@ impl PostgresSink {
     }
 }
 
+/// An alert row of PostgreSQL, whose times are `timestamptz` columns.
 fn row_to_alert(row: &PgRow) -> Result<Alert, PostgresError> {
-    let tags: String = row.try_get("tags")?;
-    let group: String = row.try_get("group_key")?;
-    let level: Option<String> = row.try_get("level")?;
-    let ms = |column: &str| -> Result<u64, PostgresError> {
-        Ok(row.try_get::<DateTime<Utc>, _>(column)?.timestamp_millis().max(0) as u64)
-    };
-    Ok(Alert {
-        id: id_from_bytes(row.try_get("id")?)?,
-        rule_id: row.try_get("rule_id")?,
-        rule_title: row.try_get("title")?,
-        level: level.as_deref().and_then(AlertLevel::parse),
-        kind: row.try_get("kind")?,
-        tags: serde_json::from_str(&tags)?,
-        group_key: serde_json::from_str(&group)?,
-        window_start_ms: ms("window_start")?,
-        window_end_ms: ms("window_end")?,
-        fired_at_ms: ms("fired_at")?,
-        first_seen_ms: ms("first_seen")?,
-        last_seen_ms: ms("last_seen")?,
-        event_ids: Vec::new(),
-    })
+    rows::row_to_alert(row, |name| Ok(row.try_get::<DateTime<Utc>, _>(name)?.timestamp_millis()))
 }
