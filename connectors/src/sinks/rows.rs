@@ -6,6 +6,7 @@ use securewatch_schemas::{Alert, AlertLevel, EventId, RollupChange, RollupKey, S
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::progress::SourceProgress;
+use super::read::{Point, Series, SeriesBy, TopEntry, TopField};
 
 /// Milliseconds as a SQL bigint (saturating; no real time comes near the limit).
 pub(crate) fn sql_ms(ms: u64) -> i64 {
@@ -132,4 +133,58 @@ where
         last_seen_ms: time(4)?,
         event_ids: Vec::new(),
     })
+}
+
+/// Dashboard rows `(value, point_start_ms, total)` of either store, ordered by value and point,
+/// folded into one [`Series`] per value; `severity_code` reads a severity's `value` as its code.
+pub(crate) fn rows_to_series<R, E>(
+    by: SeriesBy,
+    rows: &[R],
+    severity_code: impl Fn(&R) -> Result<i64, sqlx::Error>,
+) -> Result<Vec<Series>, E>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    E: From<sqlx::Error>,
+{
+    let mut series: Vec<Series> = Vec::new();
+    for row in rows {
+        let value = match by {
+            SeriesBy::Severity => Some(severity_of(severity_code(row)?)?.name().to_string()),
+            _ => none_if_empty(row.try_get("value")?),
+        };
+        let point = Point { bucket_start_ms: bucket_of(row.try_get("point_start_ms")?)?, count: row.try_get("total")? };
+        match series.last_mut() {
+            Some(last) if last.key.values().next() == Some(&value) => last.points.push(point),
+            _ => series.push(Series { key: BTreeMap::from([(by.key_name().to_string(), value)]), points: vec![point] }),
+        }
+    }
+    Ok(series)
+}
+
+/// Top-N rows `(value, total)` of either store as entries; `severity_code` reads a severity's
+/// `value` as its code.
+pub(crate) fn rows_to_top<R, E>(
+    field: TopField,
+    rows: &[R],
+    severity_code: impl Fn(&R) -> Result<i64, sqlx::Error>,
+) -> Result<Vec<TopEntry>, E>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    E: From<sqlx::Error>,
+{
+    rows.iter()
+        .map(|row| {
+            let value = match field {
+                TopField::Severity => severity_of(severity_code(row)?)?.name().to_string(),
+                _ => row.try_get("value")?,
+            };
+            Ok(TopEntry { value, count: row.try_get("total")? })
+        })
+        .collect()
 }

@@ -1,8 +1,6 @@
 //! Reads: the dashboard queries (time series and top-N over the rollups or the continuous
 //! aggregates), rollup rows, late counts, and events as stored.
 
-use std::collections::BTreeMap;
-
 use securewatch_schemas::RollupKey;
 use securewatch_schemas::{Event, Source};
 use sqlx::postgres::PgRow;
@@ -10,8 +8,8 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::dashboard;
 use super::sink::{Flavour, PostgresError, PostgresSink};
-use crate::sinks::rows::{bucket_of, id_from_bytes, none_if_empty, severity_of, source_kind_of, sql_ms};
-use crate::sinks::read::{BucketWidth, Point, Series, SeriesBy, TimeseriesQuery, TopEntry, TopField, TopQuery};
+use crate::sinks::rows::{bucket_of, id_from_bytes, none_if_empty, rows_to_series, rows_to_top, severity_of, source_kind_of, sql_ms};
+use crate::sinks::read::{BucketWidth, Series, SeriesBy, TimeseriesQuery, TopEntry, TopField, TopQuery};
 
 impl PostgresSink {
     /// The rows a dashboard query reads, as `(bucket_start_ms, source_kind, host, severity,
@@ -65,23 +63,7 @@ impl PostgresSink {
                 .fetch_all(&self.pool)
                 .await?
         };
-        let mut series: Vec<Series> = Vec::new();
-        for row in &rows {
-            let text: String = row.try_get("value")?;
-            let value = match query.by {
-                SeriesBy::Severity => Some(severity_of(text.parse().unwrap_or(-1))?.name().to_string()),
-                _ => none_if_empty(text),
-            };
-            let point = Point { bucket_start_ms: bucket_of(row.try_get("point_start_ms")?)?, count: row.try_get("total")? };
-            match series.last_mut() {
-                Some(last) if last.key.values().next() == Some(&value) => last.points.push(point),
-                _ => series.push(Series {
-                    key: BTreeMap::from([(query.by.key_name().to_string(), value)]),
-                    points: vec![point],
-                }),
-            }
-        }
-        Ok(series)
+        rows_to_series(query.by, &rows, severity_code)
     }
 
     /// The `query.n` values of `query.field` with the most events in the minute buckets starting
@@ -113,16 +95,7 @@ impl PostgresSink {
                 .fetch_all(&self.pool)
                 .await?
         };
-        rows.iter()
-            .map(|row| {
-                let text: String = row.try_get("value")?;
-                let value = match query.field {
-                    TopField::Severity => severity_of(text.parse().unwrap_or(-1))?.name().to_string(),
-                    _ => text,
-                };
-                Ok(TopEntry { value, count: row.try_get("total")? })
-            })
-            .collect()
+        rows_to_top(query.field, &rows, severity_code)
     }
 
     /// Every row of the dataflow's rollup tables as `(key, bucket_start_ms, count)`, sorted like
@@ -165,6 +138,11 @@ impl PostgresSink {
         rows.into_iter().map(|(bucket, count)| Ok((bucket_of(bucket)?, count))).collect()
     }
 
+}
+
+/// A severity's dashboard `value`: its code as text (a value not a number fails as out of range).
+fn severity_code(row: &PgRow) -> Result<i64, sqlx::Error> {
+    Ok(row.try_get::<String, _>("value")?.parse().unwrap_or(-1))
 }
 
 pub(super) fn row_to_event(row: &PgRow) -> Result<Event, PostgresError> {

@@ -1,14 +1,12 @@
 //! Rollup tables: the dataflow's rollup changes and late counts written idempotently, and the dashboard queries over them.
 
-use std::collections::BTreeMap;
-
 use securewatch_schemas::{RollupChange, RollupKey};
 use securewatch_schemas::{Severity, SourceKind};
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::store::{SqliteStore, StoreError};
-use crate::sinks::rows::{bucket_of, latest_counts, none_if_empty, severity_of, source_kind_of, sql_ms};
-use crate::sinks::read::{Point, Series, SeriesBy, TimeseriesQuery, TopEntry, TopField, TopQuery};
+use crate::sinks::rows::{bucket_of, latest_counts, none_if_empty, rows_to_series, rows_to_top, severity_of, source_kind_of, sql_ms};
+use crate::sinks::read::{Series, SeriesBy, TimeseriesQuery, TopEntry, TopField, TopQuery};
 
 /// Rows per multi-row INSERT (at most 5 bound values each, well below SQLite's 32766 limit).
 const ROWS_PER_STATEMENT: usize = 2000;
@@ -188,22 +186,7 @@ impl SqliteStore {
             .bind(sql_ms(query.to_ms))
             .fetch_all(self.pool())
             .await?;
-        let mut series: Vec<Series> = Vec::new();
-        for row in &rows {
-            let value = match query.by {
-                SeriesBy::Severity => Some(severity_of(row.try_get("value")?)?.name().to_string()),
-                _ => none_if_empty(row.try_get("value")?),
-            };
-            let point = Point { bucket_start_ms: bucket_of(row.try_get("point_start_ms")?)?, count: row.try_get("total")? };
-            match series.last_mut() {
-                Some(last) if last.key.values().next() == Some(&value) => last.points.push(point),
-                _ => series.push(Series {
-                    key: BTreeMap::from([(query.by.key_name().to_string(), value)]),
-                    points: vec![point],
-                }),
-            }
-        }
-        Ok(series)
+        rows_to_series(query.by, &rows, |row| row.try_get("value"))
     }
 
     /// The `query.n` values of `query.field` with the most events in the minute buckets starting
@@ -229,15 +212,7 @@ impl SqliteStore {
             .bind(i64::try_from(query.n).unwrap_or(i64::MAX))
             .fetch_all(self.pool())
             .await?;
-        rows.iter()
-            .map(|row| {
-                let value = match query.field {
-                    TopField::Severity => severity_of(row.try_get("value")?)?.name().to_string(),
-                    _ => row.try_get("value")?,
-                };
-                Ok(TopEntry { value, count: row.try_get("total")? })
-            })
-            .collect()
+        rows_to_top(query.field, &rows, |row| row.try_get("value"))
     }
 
     /// Every stored rollup row as `(key, bucket_start_ms, count)`, ordered like

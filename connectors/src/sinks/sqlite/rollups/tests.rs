@@ -1,10 +1,12 @@
 //! Rollup tables against a real SQLite file: upserts vs the in-memory `RollupTable`, dashboard queries, late counts.
 
+use std::collections::BTreeMap;
+
 use securewatch_schemas::RollupTable;
 use tempfile::TempDir;
 
 use super::*;
-use crate::sinks::read::BucketWidth;
+use crate::sinks::read::{BucketWidth, Point};
 use crate::sinks::sqlite::SqliteConfig;
 
 const MINUTE: u64 = 60_000;
