@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use securewatch_schemas::{Alert, AlertLevel, EventId, RollupChange, RollupKey, Severity, SourceKind};
-use sqlx::{ColumnIndex, Decode, Row, Type};
+use sqlx::{Database, Encode, QueryBuilder, Row, Type};
 
 use super::progress::SourceProgress;
-use super::read::{Point, Series, SeriesBy, TopEntry, TopField};
+use super::read::{AlertQuery, Point, Series, SeriesBy, TopEntry, TopField};
 
 /// Milliseconds as a SQL bigint (saturating; no real time comes near the limit).
 pub(crate) fn sql_ms(ms: u64) -> i64 {
@@ -64,6 +64,52 @@ pub(crate) fn progress_of(rows: Vec<(String, String, String, i64)>) -> Vec<Sourc
         .collect()
 }
 
+/// A row of either store, read by column name.
+pub(crate) trait StoredRow {
+    /// A text column.
+    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
+    /// A text column that may be NULL.
+    fn optional_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
+    /// A bigint column.
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
+    /// A blob / bytea column.
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, sqlx::Error>;
+}
+
+macro_rules! stored_row {
+    ($($row:ty),*) => {$(
+        impl StoredRow for $row {
+            fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn optional_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn bytes(&self, column: &str) -> Result<Vec<u8>, sqlx::Error> {
+                self.try_get(column)
+            }
+        }
+    )*};
+}
+
+stored_row!(sqlx::sqlite::SqliteRow, sqlx::postgres::PgRow);
+
+/// Adds the filters of an alert list that both stores spell alike (rule, level, kind), each as
+/// ` AND column = value`; the time filters differ by store.
+pub(crate) fn push_alert_filters<DB: Database>(builder: &mut QueryBuilder<DB>, query: &AlertQuery)
+where
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+{
+    for (column, value) in [("rule_id", &query.rule_id), ("level", &query.level), ("kind", &query.kind)] {
+        if let Some(value) = value {
+            builder.push(format!(" AND {column} = ")).push_bind(value.clone());
+        }
+    }
+}
+
 /// The times of an alert row, in the order of [`AlertValues::times_ms`] (SQLite's columns add `_ms`).
 pub(crate) const ALERT_TIMES: [&str; 5] = ["window_start", "window_end", "fired_at", "first_seen", "last_seen"];
 
@@ -106,24 +152,20 @@ impl<'a> AlertValues<'a> {
 
 /// An alert row (without its events) of either store; `ms` reads a time of [`ALERT_TIMES`] in
 /// ms since the Unix epoch.
-pub(crate) fn row_to_alert<R, E>(row: &R, ms: impl Fn(&str) -> Result<i64, sqlx::Error>) -> Result<Alert, E>
+pub(crate) fn row_to_alert<R: StoredRow, E>(row: &R, ms: impl Fn(&str) -> Result<i64, sqlx::Error>) -> Result<Alert, E>
 where
-    R: Row,
-    for<'c> &'c str: ColumnIndex<R>,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
     E: From<sqlx::Error> + From<serde_json::Error>,
 {
-    let tags: String = row.try_get("tags")?;
-    let group: String = row.try_get("group_key")?;
-    let level: Option<String> = row.try_get("level")?;
+    let tags = row.text("tags")?;
+    let group = row.text("group_key")?;
+    let level = row.optional_text("level")?;
     let time = |index: usize| -> Result<u64, sqlx::Error> { Ok(ms(ALERT_TIMES[index])?.max(0) as u64) };
     Ok(Alert {
-        id: id_from_bytes(row.try_get("id")?)?,
-        rule_id: row.try_get("rule_id")?,
-        rule_title: row.try_get("title")?,
+        id: id_from_bytes(row.bytes("id")?)?,
+        rule_id: row.text("rule_id")?,
+        rule_title: row.text("title")?,
         level: level.as_deref().and_then(AlertLevel::parse),
-        kind: row.try_get("kind")?,
+        kind: row.text("kind")?,
         tags: serde_json::from_str(&tags)?,
         group_key: serde_json::from_str(&group)?,
         window_start_ms: time(0)?,
@@ -137,25 +179,21 @@ where
 
 /// Dashboard rows `(value, point_start_ms, total)` of either store, ordered by value and point,
 /// folded into one [`Series`] per value; `severity_code` reads a severity's `value` as its code.
-pub(crate) fn rows_to_series<R, E>(
+pub(crate) fn rows_to_series<R: StoredRow, E>(
     by: SeriesBy,
     rows: &[R],
     severity_code: impl Fn(&R) -> Result<i64, sqlx::Error>,
 ) -> Result<Vec<Series>, E>
 where
-    R: Row,
-    for<'c> &'c str: ColumnIndex<R>,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
     E: From<sqlx::Error>,
 {
     let mut series: Vec<Series> = Vec::new();
     for row in rows {
         let value = match by {
             SeriesBy::Severity => Some(severity_of(severity_code(row)?)?.name().to_string()),
-            _ => none_if_empty(row.try_get("value")?),
+            _ => none_if_empty(row.text("value")?),
         };
-        let point = Point { bucket_start_ms: bucket_of(row.try_get("point_start_ms")?)?, count: row.try_get("total")? };
+        let point = Point { bucket_start_ms: bucket_of(row.int("point_start_ms")?)?, count: row.int("total")? };
         match series.last_mut() {
             Some(last) if last.key.values().next() == Some(&value) => last.points.push(point),
             _ => series.push(Series { key: BTreeMap::from([(by.key_name().to_string(), value)]), points: vec![point] }),
@@ -166,25 +204,21 @@ where
 
 /// Top-N rows `(value, total)` of either store as entries; `severity_code` reads a severity's
 /// `value` as its code.
-pub(crate) fn rows_to_top<R, E>(
+pub(crate) fn rows_to_top<R: StoredRow, E>(
     field: TopField,
     rows: &[R],
     severity_code: impl Fn(&R) -> Result<i64, sqlx::Error>,
 ) -> Result<Vec<TopEntry>, E>
 where
-    R: Row,
-    for<'c> &'c str: ColumnIndex<R>,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
     E: From<sqlx::Error>,
 {
     rows.iter()
         .map(|row| {
             let value = match field {
                 TopField::Severity => severity_of(severity_code(row)?)?.name().to_string(),
-                _ => row.try_get("value")?,
+                _ => row.text("value")?,
             };
-            Ok(TopEntry { value, count: row.try_get("total")? })
+            Ok(TopEntry { value, count: row.int("total")? })
         })
         .collect()
 }

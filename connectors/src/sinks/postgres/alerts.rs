@@ -9,7 +9,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use super::query::row_to_event;
 use super::rows::{storable_text, storable_time};
 use super::sink::{PostgresError, PostgresSink};
-use crate::sinks::rows::{self, id_from_bytes, sql_ms, AlertValues};
+use crate::sinks::rows::{self, id_from_bytes, push_alert_filters, sql_ms, AlertValues};
 use crate::sinks::read::AlertQuery;
 
 /// Applies alert diffs in order: `+1` stores the alert (replacing its row and event list),
@@ -63,15 +63,7 @@ impl PostgresSink {
             "SELECT id, rule_id, title, level, kind, tags::text AS tags, group_key::text AS group_key, \
              window_start, window_end, fired_at, first_seen, last_seen FROM alerts WHERE true",
         );
-        if let Some(rule_id) = &query.rule_id {
-            builder.push(" AND rule_id = ").push_bind(rule_id.clone());
-        }
-        if let Some(level) = &query.level {
-            builder.push(" AND level = ").push_bind(level.clone());
-        }
-        if let Some(kind) = &query.kind {
-            builder.push(" AND kind = ").push_bind(kind.clone());
-        }
+        push_alert_filters(&mut builder, query);
         if let Some(from) = query.from {
             builder.push(" AND last_seen >= ").push_bind(from);
         }

@@ -8,7 +8,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use super::query::{row_to_event, EVENT_COLUMNS};
 use super::store::{SqliteStore, StoreError};
 use crate::sinks::read::AlertQuery;
-use crate::sinks::rows::{self, id_from_bytes, sql_ms, AlertValues};
+use crate::sinks::rows::{self, id_from_bytes, push_alert_filters, sql_ms, AlertValues};
 
 /// Applies alert diffs in order: `+1` stores the alert (replacing a row with the same id and
 /// its event list), `-1` deletes it. Idempotent, so a replayed epoch changes nothing.
@@ -54,15 +54,7 @@ impl SqliteStore {
             "SELECT id, rule_id, title, level, kind, tags, group_key, window_start_ms, window_end_ms, \
              fired_at_ms, first_seen_ms, last_seen_ms FROM alerts WHERE 1 = 1",
         );
-        if let Some(rule_id) = &query.rule_id {
-            builder.push(" AND rule_id = ").push_bind(rule_id.clone());
-        }
-        if let Some(level) = &query.level {
-            builder.push(" AND level = ").push_bind(level.clone());
-        }
-        if let Some(kind) = &query.kind {
-            builder.push(" AND kind = ").push_bind(kind.clone());
-        }
+        push_alert_filters(&mut builder, query);
         if let Some(from) = query.from {
             builder.push(" AND last_seen_ms >= ").push_bind(from.timestamp_millis());
         }
