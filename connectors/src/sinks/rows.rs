@@ -222,3 +222,6 @@ where
         })
         .collect()
 }
+
+#[cfg(test)]
+pub(crate) mod fixtures;
