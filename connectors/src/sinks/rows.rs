@@ -115,7 +115,7 @@ pub(crate) const ALERT_TIMES: [&str; 5] = ["window_start", "window_end", "fired_
 
 /// The values an alert change writes besides its id, alike for both stores.
 pub(crate) struct AlertValues<'a> {
-    /// The rule's id, title and the alert kind, as the alert holds them.
+    /// The rule's id.
     pub rule_id: &'a str,
     /// The rule's title.
     pub title: &'a str,

@@ -1,5 +1,4 @@
-//! Detection alerts in PostgreSQL: upserts and deletes from the dataflow's alert diffs, and the
-//! queries behind `/api/v1/alerts`.
+//! Detection alerts in PostgreSQL: upserts and deletes from the dataflow's alert diffs, and the queries behind `/api/v1/alerts`.
 
 use chrono::{DateTime, Utc};
 use securewatch_schemas::{Alert, Event, EventId};

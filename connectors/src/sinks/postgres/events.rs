@@ -1,6 +1,4 @@
-//! Events and dead letters into PostgreSQL: batches checked and encoded, loaded by binary COPY
-//! (straight into `events`, or through the staging table once a replay shows up) or by INSERT,
-//! and retried row by row when the server refuses a batch.
+//! Events and dead letters into PostgreSQL: batches checked and encoded, loaded by binary COPY or INSERT, refused rows isolated.
 
 use securewatch_schemas::Event;
 use sqlx::{AssertSqlSafe, PgConnection, Postgres, QueryBuilder};

@@ -1,5 +1,4 @@
-//! Plain PostgreSQL's daily partitions of the events table: created ahead of time, and a day's
-//! events moved out of the default partition when its partition is created late.
+//! Plain PostgreSQL's daily partitions of the events table: created ahead, a late day's events moved out of the default partition.
 
 use chrono::{NaiveDate, Utc};
 use sqlx::AssertSqlSafe;

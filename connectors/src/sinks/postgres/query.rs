@@ -1,5 +1,4 @@
-//! Reads: the dashboard queries (time series and top-N over the rollups or the continuous
-//! aggregates), rollup rows, late counts, and events as stored.
+//! Reads: the dashboard queries (time series and top-N over the rollups or the continuous aggregates), rollup rows, late counts, events.
 
 use securewatch_schemas::RollupKey;
 use securewatch_schemas::{Event, Source};

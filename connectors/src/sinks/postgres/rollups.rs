@@ -1,5 +1,4 @@
-//! The dataflow's rollup rows and late counts in PostgreSQL, upserted (and deleted at count 0)
-//! in the write's transaction.
+//! The dataflow's rollup rows and late counts in PostgreSQL, upserted (deleted at count 0) in the write's transaction.
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,4 @@
-//! The PostgreSQL / TimescaleDB sink itself: connecting, choosing the flavour, migrations and
-//! start-up work, the pool, the health check and closing; [`PostgresError`] for every part.
+//! The PostgreSQL / TimescaleDB sink itself: connect, flavour, migrations and start-up work, pool, health check, close, and [`PostgresError`].
 
 use std::str::FromStr;
 use std::sync::Mutex;

@@ -1,5 +1,4 @@
-//! One write of completed epochs in one transaction: events, dead letters, rollups, late counts,
-//! enrichment tags, alerts and source positions, all stored or none.
+//! One write of completed epochs in one PostgreSQL transaction: events, dead letters, rollups, late counts, tags, alerts, positions.
 
 use std::time::Instant;
 

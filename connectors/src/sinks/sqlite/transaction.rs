@@ -1,5 +1,4 @@
-//! One write of completed epochs in one SQLite transaction: events, dead letters, rollups, late
-//! counts, enrichment tags, alerts and source positions, all stored or none.
+//! One write of completed epochs in one SQLite transaction: events, dead letters, rollups, late counts, tags, alerts, positions.
 
 use std::time::Instant;
 
