@@ -7,6 +7,7 @@
 //! module's fan-out and reader, and nothing in the binary.
 
 mod fanout;
+mod rows;
 pub mod opensearch;
 pub mod postgres;
 pub mod progress;

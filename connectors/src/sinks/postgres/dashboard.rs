@@ -8,7 +8,8 @@ use securewatch_schemas::RollupKey;
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 
-use super::sink::{sql_ms, PostgresError};
+use super::sink::PostgresError;
+use crate::sinks::rows::sql_ms;
 use crate::sinks::read::{SeriesBy, TopField};
 
 const MINUTE_MS: u64 = 60_000;

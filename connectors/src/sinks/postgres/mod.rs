@@ -3,19 +3,27 @@
 //! source positions, all of a write in one transaction. On plain PostgreSQL the events table is
 //! partitioned by day; with TimescaleDB it is a hypertable with continuous aggregates.
 
+mod alerts;
 mod config;
 mod dashboard;
+mod enrichment;
+mod events;
+mod partitions;
+mod progress;
 mod query;
+mod rollups;
 mod rows;
 mod sink;
 mod timescale;
+mod transaction;
 
 pub use config::{LoadMethod, PostgresConfig, TimescaleMode};
 pub use rows::REJECTED_REASON;
-pub use sink::{
-    add_late_counts, apply_alert_changes, apply_enrichment_changes, apply_rollup_changes, write_progress, Flavour,
-    PostgresError, PostgresSink, SourceProgress,
-};
+pub use alerts::apply_alert_changes;
+pub use enrichment::apply_enrichment_changes;
+pub use progress::{write_progress, SourceProgress};
+pub use rollups::{add_late_counts, apply_rollup_changes};
+pub use sink::{Flavour, PostgresError, PostgresSink};
 pub use timescale::TimescaleJob;
 
 #[cfg(test)]

@@ -1,37 +1,14 @@
-//! Reads: the dashboard queries (time series and top-N over the rollups or the continuous
-//! aggregates), rollup rows, late counts and alerts.
+//! Reads: the dashboard queries (time series and top-N over the rollups or the continuous aggregates), rollup rows, late counts, events.
 
-use std::collections::BTreeMap;
-
-use chrono::{DateTime, Utc};
 use securewatch_schemas::RollupKey;
-use securewatch_schemas::{Alert, AlertLevel, Event, EventId, Severity, Source, SourceKind};
+use securewatch_schemas::{Event, Source};
 use sqlx::postgres::PgRow;
-use sqlx::{AssertSqlSafe, Postgres, QueryBuilder, Row};
+use sqlx::{AssertSqlSafe, Row};
 
 use super::dashboard;
-use super::sink::{sql_ms, Flavour, PostgresError, PostgresSink};
-use crate::sinks::read::{AlertQuery, BucketWidth, Point, Series, SeriesBy, TimeseriesQuery, TopEntry, TopField, TopQuery};
-
-fn decode_error(message: String) -> PostgresError {
-    PostgresError::Sql(sqlx::Error::Decode(message.into()))
-}
-
-fn none_if_empty(text: String) -> Option<String> {
-    (!text.is_empty()).then_some(text)
-}
-
-fn severity_of(code: i64) -> Result<Severity, PostgresError> {
-    u8::try_from(code)
-        .ok()
-        .filter(|code| *code <= 7)
-        .map(Severity::from_code)
-        .ok_or_else(|| decode_error(format!("severity code {code} out of range")))
-}
-
-fn bucket_of(ms: i64) -> Result<u64, PostgresError> {
-    u64::try_from(ms).map_err(|_| decode_error(format!("negative rollup bucket {ms}")))
-}
+use super::sink::{Flavour, PostgresError, PostgresSink};
+use crate::sinks::rows::{bucket_of, id_from_bytes, none_if_empty, rows_to_series, rows_to_top, severity_of, source_kind_of, sql_ms};
+use crate::sinks::read::{BucketWidth, Series, SeriesBy, TimeseriesQuery, TopEntry, TopField, TopQuery};
 
 impl PostgresSink {
     /// The rows a dashboard query reads, as `(bucket_start_ms, source_kind, host, severity,
@@ -85,23 +62,7 @@ impl PostgresSink {
                 .fetch_all(&self.pool)
                 .await?
         };
-        let mut series: Vec<Series> = Vec::new();
-        for row in &rows {
-            let text: String = row.try_get("value")?;
-            let value = match query.by {
-                SeriesBy::Severity => Some(severity_of(text.parse().unwrap_or(-1))?.name().to_string()),
-                _ => none_if_empty(text),
-            };
-            let point = Point { bucket_start_ms: bucket_of(row.try_get("point_start_ms")?)?, count: row.try_get("total")? };
-            match series.last_mut() {
-                Some(last) if last.key.values().next() == Some(&value) => last.points.push(point),
-                _ => series.push(Series {
-                    key: BTreeMap::from([(query.by.key_name().to_string(), value)]),
-                    points: vec![point],
-                }),
-            }
-        }
-        Ok(series)
+        rows_to_series(query.by, &rows, severity_code)
     }
 
     /// The `query.n` values of `query.field` with the most events in the minute buckets starting
@@ -133,16 +94,7 @@ impl PostgresSink {
                 .fetch_all(&self.pool)
                 .await?
         };
-        rows.iter()
-            .map(|row| {
-                let text: String = row.try_get("value")?;
-                let value = match query.field {
-                    TopField::Severity => severity_of(text.parse().unwrap_or(-1))?.name().to_string(),
-                    _ => text,
-                };
-                Ok(TopEntry { value, count: row.try_get("total")? })
-            })
-            .collect()
+        rows_to_top(query.field, &rows, severity_code)
     }
 
     /// Every row of the dataflow's rollup tables as `(key, bucket_start_ms, count)`, sorted like
@@ -154,7 +106,7 @@ impl PostgresSink {
                 .fetch_all(&self.pool)
                 .await?;
         for (bucket, kind, host, severity, count) in source {
-            let kind = SourceKind::parse(&kind).ok_or_else(|| decode_error(format!("unknown source kind {kind:?}")))?;
+            let kind = source_kind_of(&kind)?;
             let key = RollupKey::Source { kind, host: none_if_empty(host), severity: severity_of(i64::from(severity))? };
             rows.push((key, bucket_of(bucket)?, count));
         }
@@ -185,82 +137,14 @@ impl PostgresSink {
         rows.into_iter().map(|(bucket, count)| Ok((bucket_of(bucket)?, count))).collect()
     }
 
-    /// Alerts matching `query`, newest last-seen first, each with its contributing event keys.
-    pub async fn alerts(&self, query: &AlertQuery) -> Result<Vec<Alert>, PostgresError> {
-        let mut builder: QueryBuilder<Postgres> = QueryBuilder::new(
-            "SELECT id, rule_id, title, level, kind, tags::text AS tags, group_key::text AS group_key, \
-             window_start, window_end, fired_at, first_seen, last_seen FROM alerts WHERE true",
-        );
-        if let Some(rule_id) = &query.rule_id {
-            builder.push(" AND rule_id = ").push_bind(rule_id.clone());
-        }
-        if let Some(level) = &query.level {
-            builder.push(" AND level = ").push_bind(level.clone());
-        }
-        if let Some(kind) = &query.kind {
-            builder.push(" AND kind = ").push_bind(kind.clone());
-        }
-        if let Some(from) = query.from {
-            builder.push(" AND last_seen >= ").push_bind(from);
-        }
-        if let Some(to) = query.to {
-            builder.push(" AND last_seen < ").push_bind(to);
-        }
-        builder.push(" ORDER BY last_seen DESC, id LIMIT ").push_bind(i64::from(query.limit));
-        let rows = builder.build().fetch_all(&self.pool).await?;
-        let mut alerts = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut alert = row_to_alert(row)?;
-            let ids: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT event_id FROM alert_events WHERE alert_id = $1 ORDER BY event_id")
-                .bind(alert.id.to_bytes().to_vec())
-                .fetch_all(&self.pool)
-                .await?;
-            alert.event_ids = ids.into_iter().map(|(id,)| id_from_bytes(id)).collect::<Result<_, PostgresError>>()?;
-            alerts.push(alert);
-        }
-        Ok(alerts)
-    }
 }
 
-impl PostgresSink {
-    /// One alert and its contributing events that are in this database, oldest first (each
-    /// looked up by `(time, id)` within the alert's first and last seen times): the answer of
-    /// `SqliteStore::alert`.
-    pub async fn alert(&self, id: EventId) -> Result<Option<(Alert, Vec<Event>)>, PostgresError> {
-        let row = sqlx::query(
-            "SELECT id, rule_id, title, level, kind, tags::text AS tags, group_key::text AS group_key, \
-             window_start, window_end, fired_at, first_seen, last_seen FROM alerts WHERE id = $1",
-        )
-        .bind(id.to_bytes().to_vec())
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let mut alert = row_to_alert(&row)?;
-        let ids: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT event_id FROM alert_events WHERE alert_id = $1 ORDER BY event_id")
-            .bind(id.to_bytes().to_vec())
-            .fetch_all(&self.pool)
-            .await?;
-        alert.event_ids = ids.into_iter().map(|(id,)| id_from_bytes(id)).collect::<Result<_, PostgresError>>()?;
-        let time = |ms: u64| DateTime::from_timestamp_millis(sql_ms(ms)).unwrap_or_default();
-        // The stored times keep microseconds: the last seen millisecond is included whole.
-        let (first, last) = (time(alert.first_seen_ms), time(alert.last_seen_ms) + chrono::TimeDelta::microseconds(999));
-        let ids: Vec<Vec<u8>> = alert.event_ids.iter().map(|event| event.to_bytes().to_vec()).collect();
-        let rows = sqlx::query(
-            "SELECT id, time, received, source_kind, source_name, peer, host, severity, category, message, \
-             fields::text AS fields, raw FROM events WHERE time BETWEEN $1 AND $2 AND id = ANY($3::bytea[])",
-        )
-        .bind(first)
-        .bind(last)
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut events = rows.iter().map(row_to_event).collect::<Result<Vec<Event>, PostgresError>>()?;
-        events.sort_by_key(|event| (event.time, event.id));
-        Ok(Some((alert, events)))
-    }
+/// A severity's dashboard `value`: its code as text (a value not a number fails as out of range).
+fn severity_code(row: &PgRow) -> Result<i64, sqlx::Error> {
+    Ok(row.try_get::<String, _>("value")?.parse().unwrap_or(-1))
 }
 
-fn row_to_event(row: &PgRow) -> Result<Event, PostgresError> {
+pub(super) fn row_to_event(row: &PgRow) -> Result<Event, PostgresError> {
     let kind: String = row.try_get("source_kind")?;
     let fields: String = row.try_get("fields")?;
     let severity: i16 = row.try_get("severity")?;
@@ -269,7 +153,7 @@ fn row_to_event(row: &PgRow) -> Result<Event, PostgresError> {
         time: row.try_get("time")?,
         received: row.try_get("received")?,
         source: Source {
-            kind: SourceKind::parse(&kind).ok_or_else(|| decode_error(format!("unknown source kind {kind:?}")))?,
+            kind: source_kind_of(&kind)?,
             name: row.try_get("source_name")?,
             peer: row.try_get("peer")?,
         },
@@ -282,30 +166,3 @@ fn row_to_event(row: &PgRow) -> Result<Event, PostgresError> {
     })
 }
 
-fn id_from_bytes(bytes: Vec<u8>) -> Result<EventId, PostgresError> {
-    <[u8; 16]>::try_from(bytes.as_slice()).map(EventId::from_bytes).map_err(|_| decode_error("id is not 16 bytes".into()))
-}
-
-fn row_to_alert(row: &PgRow) -> Result<Alert, PostgresError> {
-    let tags: String = row.try_get("tags")?;
-    let group: String = row.try_get("group_key")?;
-    let level: Option<String> = row.try_get("level")?;
-    let ms = |column: &str| -> Result<u64, PostgresError> {
-        Ok(row.try_get::<DateTime<Utc>, _>(column)?.timestamp_millis().max(0) as u64)
-    };
-    Ok(Alert {
-        id: id_from_bytes(row.try_get("id")?)?,
-        rule_id: row.try_get("rule_id")?,
-        rule_title: row.try_get("title")?,
-        level: level.as_deref().and_then(AlertLevel::parse),
-        kind: row.try_get("kind")?,
-        tags: serde_json::from_str(&tags)?,
-        group_key: serde_json::from_str(&group)?,
-        window_start_ms: ms("window_start")?,
-        window_end_ms: ms("window_end")?,
-        fired_at_ms: ms("fired_at")?,
-        first_seen_ms: ms("first_seen")?,
-        last_seen_ms: ms("last_seen")?,
-        event_ids: Vec::new(),
-    })
-}

@@ -2,14 +2,13 @@
 //! and, for the TimescaleDB flavour, a real TimescaleDB (`SECUREWATCH_TEST_TIMESCALE_URL`).
 //! Each test works in a schema of its own, dropped and created anew.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Days, Duration, DurationRound, Utc};
 use securewatch_schemas::{RollupChange, RollupKey};
-use securewatch_schemas::{Alert, AlertLevel, Event, EventId, FieldValue, Fields, Severity, Source, SourceKind};
+use securewatch_schemas::{AlertLevel, Event, EventId, FieldValue, Fields, Severity, Source, SourceKind};
 use sqlx::postgres::PgPoolOptions;
 
 use super::*;
+use crate::sinks::rows::fixtures::{alert, Xorshift};
 use crate::sinks::sqlite::{SqliteConfig, SqliteStore};
 use crate::sinks::{DeadLetter, EpochWrite};
 use crate::sinks::read::{AlertQuery, BucketWidth, SeriesBy, TimeseriesQuery, TopField, TopQuery};
@@ -195,18 +194,6 @@ async fn a_batch_the_server_refuses_is_retried_row_by_row_and_only_the_bad_row_i
     }
 }
 
-/// A small deterministic generator (xorshift64*), so failures reproduce.
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % bound
-    }
-}
-
 #[tokio::test]
 async fn rollup_upserts_and_deletes_give_the_same_tables_and_dashboards_as_sqlite() {
     let Some(sink) = sink("rollups", |_| {}).await else { return };
@@ -300,7 +287,7 @@ async fn daily_partitions_are_created_ahead_and_old_days_move_out_of_the_default
         return;
     };
     let today = Utc::now().date_naive();
-    let mut expected: Vec<String> = (0..=5).map(|n| sink::partition_name(today - Days::new(1) + Days::new(n))).collect();
+    let mut expected: Vec<String> = (0..=5).map(|n| partitions::partition_name(today - Days::new(1) + Days::new(n))).collect();
     expected.insert(0, "events_default".into());
     assert_eq!(partitions(&sink).await, expected);
     // Today's and an old day's events: the old one lands in the default partition.
@@ -310,12 +297,12 @@ async fn daily_partitions_are_created_ahead_and_old_days_move_out_of_the_default
     batch.extend(events("old", 3, old_time));
     assert_eq!(sink.write_epochs(&EpochWrite { events: batch, ..EpochWrite::default() }).await.unwrap().written, 8);
     assert_eq!(scalar(&sink, "SELECT count(*) FROM events_default").await, 3);
-    assert_eq!(scalar(&sink, &format!("SELECT count(*) FROM {}", sink::partition_name(today))).await, 5);
+    assert_eq!(scalar(&sink, &format!("SELECT count(*) FROM {}", partitions::partition_name(today))).await, 5);
     // Creating the old day's partition moves its rows out of the default one; nothing is lost.
     let created = sink.ensure_partitions(old_day, old_day).await.unwrap();
-    assert_eq!(created, vec![sink::partition_name(old_day)]);
+    assert_eq!(created, vec![partitions::partition_name(old_day)]);
     assert_eq!(scalar(&sink, "SELECT count(*) FROM events_default").await, 0);
-    assert_eq!(scalar(&sink, &format!("SELECT count(*) FROM {}", sink::partition_name(old_day))).await, 3);
+    assert_eq!(scalar(&sink, &format!("SELECT count(*) FROM {}", partitions::partition_name(old_day))).await, 3);
     assert_eq!(scalar(&sink, "SELECT count(*) FROM events").await, 8);
     // Replays still find the moved rows (the key spans partitions).
     let again = events("old", 3, old_time);
@@ -366,36 +353,12 @@ async fn source_progress_commits_with_the_results_or_not_at_all() {
     sink.close().await;
 }
 
-fn alert(rule: &str, events: &[&Event]) -> Alert {
-    let millis = |event: &&Event| event.time.timestamp_millis() as u64;
-    let first = events.iter().map(millis).min().unwrap();
-    let last = events.iter().map(millis).max().unwrap();
-    let group_key = BTreeMap::from([("TargetUserName".to_string(), "admin".to_string())]);
-    let mut event_ids: Vec<EventId> = events.iter().map(|event| event.id).collect();
-    event_ids.sort();
-    Alert {
-        id: Alert::correlation_id(rule, &group_key, first),
-        rule_id: rule.into(),
-        rule_title: format!("{rule} title"),
-        kind: "event_count".into(),
-        level: Some(AlertLevel::High),
-        tags: vec!["attack.t1110".into(), "attack.credential_access".into()],
-        group_key,
-        window_start_ms: first,
-        window_end_ms: first + 5 * MINUTE,
-        fired_at_ms: last,
-        first_seen_ms: first,
-        last_seen_ms: last,
-        event_ids,
-    }
-}
-
 #[tokio::test]
 async fn alerts_round_trip_are_replaced_on_replay_and_retracted() {
     let Some(sink) = sink("alerts", |_| {}).await else { return };
     let batch = events("al", 6, now_minute() - Duration::minutes(3));
-    let brute = alert("brute-force", &[&batch[0], &batch[1], &batch[2]]);
-    let single = alert("single", &[&batch[5]]);
+    let brute = alert("brute-force", AlertLevel::High, &[&batch[0], &batch[1], &batch[2]]);
+    let single = alert("single", AlertLevel::High, &[&batch[5]]);
     let write = EpochWrite {
         events: batch.clone(),
         alerts: vec![(brute.clone(), 1), (single.clone(), 1)],
@@ -407,7 +370,7 @@ async fn alerts_round_trip_are_replaced_on_replay_and_retracted() {
     let stored = sink.alerts(&query).await.unwrap();
     assert_eq!(stored, vec![single.clone(), brute.clone()], "newest last-seen first, events included");
     // Late data grows the alert: the new version replaces the old one and its event list.
-    let grown = alert("brute-force", &[&batch[0], &batch[1], &batch[2], &batch[3]]);
+    let grown = alert("brute-force", AlertLevel::High, &[&batch[0], &batch[1], &batch[2], &batch[3]]);
     assert_eq!(grown.id, brute.id, "same rule, group and window");
     sink.write_epochs(&EpochWrite { alerts: vec![(brute.clone(), -1), (grown.clone(), 1)], ..EpochWrite::default() })
         .await

@@ -6,6 +6,7 @@ use securewatch_schemas::{bucket_start, EnrichmentRow, LookupKey, Tag};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::store::{SqliteStore, StoreError};
+use crate::sinks::rows::sql_ms;
 use crate::sinks::read::{AssetTag, EnrichmentLookup, EventEnrichment, GeoTag, NetworkTag};
 
 /// Rows per multi-row statement (at most 4 bound values each, well below SQLite's 32766 limit).
@@ -127,10 +128,6 @@ fn address(key: &LookupKey) -> String {
         LookupKey::Ip(ip) => ip.to_string(),
         LookupKey::Host(name) => name.clone(),
     }
-}
-
-fn sql_ms(ms: u64) -> i64 {
-    i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -3,9 +3,11 @@
 mod alerts;
 mod config;
 mod enrichment;
+mod progress;
 mod query;
 mod rollups;
 mod store;
+mod transaction;
 
 pub use alerts::apply_alert_changes;
 pub use config::{SqliteConfig, Synchronous};

@@ -1,14 +1,12 @@
 //! Rollup tables: the dataflow's rollup changes and late counts written idempotently, and the dashboard queries over them.
 
-use std::collections::BTreeMap;
-
 use securewatch_schemas::{RollupChange, RollupKey};
 use securewatch_schemas::{Severity, SourceKind};
-use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::store::{SqliteStore, StoreError};
-use crate::sinks::read::{Point, Series, SeriesBy, TimeseriesQuery, TopEntry, TopField, TopQuery};
+use crate::sinks::rows::{bucket_of, latest_counts, none_if_empty, rows_to_series, rows_to_top, severity_of, source_kind_of, sql_ms};
+use crate::sinks::read::{Series, SeriesBy, TimeseriesQuery, TopEntry, TopField, TopQuery};
 
 /// Rows per multi-row INSERT (at most 5 bound values each, well below SQLite's 32766 limit).
 const ROWS_PER_STATEMENT: usize = 2000;
@@ -16,34 +14,6 @@ const ROWS_PER_STATEMENT: usize = 2000;
 /// with one index seek per row (a row-value `IN (VALUES ...)` would scan the whole table); the
 /// OR chain must stay well below SQLite's expression depth limit of 1000.
 const DELETES_PER_STATEMENT: usize = 250;
-
-/// Milliseconds as SQLite's signed integer (saturating; no real time comes near the limit).
-fn sql_ms(ms: u64) -> i64 {
-    i64::try_from(ms).unwrap_or(i64::MAX)
-}
-
-/// A stored '' back to "none" (see `0002_rollups.sql`).
-fn none_if_empty(text: String) -> Option<String> {
-    (!text.is_empty()).then_some(text)
-}
-
-fn decode_error(message: String) -> StoreError {
-    StoreError::Sql(sqlx::Error::Decode(message.into()))
-}
-
-fn bucket_of(row: &SqliteRow, column: &str) -> Result<u64, StoreError> {
-    let bucket: i64 = row.try_get(column)?;
-    u64::try_from(bucket).map_err(|_| decode_error(format!("negative rollup bucket {bucket}")))
-}
-
-fn severity_of(row: &SqliteRow, column: &str) -> Result<Severity, StoreError> {
-    let code: i64 = row.try_get(column)?;
-    u8::try_from(code)
-        .ok()
-        .filter(|code| *code <= 7)
-        .map(Severity::from_code)
-        .ok_or_else(|| decode_error(format!("severity code {code} out of range")))
-}
 
 /// Rollup changes by table, the last change of each row winning, as upserts and deletes.
 #[derive(Default)]
@@ -60,10 +30,7 @@ impl<'a> ChangesByTable<'a> {
     fn new(changes: &'a [RollupChange]) -> Self {
         // Consolidate first, so that a row changed twice in `changes` ends at its last count
         // whichever statement (upsert or delete) runs first.
-        let mut latest: BTreeMap<(&'a RollupKey, u64), i64> = BTreeMap::new();
-        for change in changes {
-            latest.insert((&change.key, change.bucket_start_ms), change.count);
-        }
+        let latest = latest_counts(changes);
         let mut split = ChangesByTable::default();
         for ((key, bucket), count) in latest {
             match key {
@@ -219,22 +186,7 @@ impl SqliteStore {
             .bind(sql_ms(query.to_ms))
             .fetch_all(self.pool())
             .await?;
-        let mut series: Vec<Series> = Vec::new();
-        for row in &rows {
-            let value = match query.by {
-                SeriesBy::Severity => Some(severity_of(row, "value")?.name().to_string()),
-                _ => none_if_empty(row.try_get("value")?),
-            };
-            let point = Point { bucket_start_ms: bucket_of(row, "point_start_ms")?, count: row.try_get("total")? };
-            match series.last_mut() {
-                Some(last) if last.key.values().next() == Some(&value) => last.points.push(point),
-                _ => series.push(Series {
-                    key: BTreeMap::from([(query.by.key_name().to_string(), value)]),
-                    points: vec![point],
-                }),
-            }
-        }
-        Ok(series)
+        rows_to_series(query.by, &rows, |row| row.try_get("value"))
     }
 
     /// The `query.n` values of `query.field` with the most events in the minute buckets starting
@@ -260,15 +212,7 @@ impl SqliteStore {
             .bind(i64::try_from(query.n).unwrap_or(i64::MAX))
             .fetch_all(self.pool())
             .await?;
-        rows.iter()
-            .map(|row| {
-                let value = match query.field {
-                    TopField::Severity => severity_of(row, "value")?.name().to_string(),
-                    _ => row.try_get("value")?,
-                };
-                Ok(TopEntry { value, count: row.try_get("total")? })
-            })
-            .collect()
+        rows_to_top(query.field, &rows, |row| row.try_get("value"))
     }
 
     /// Every stored rollup row as `(key, bucket_start_ms, count)`, ordered like
@@ -281,24 +225,24 @@ impl SqliteStore {
             .await?;
         for row in &source {
             let kind: String = row.try_get("source_kind")?;
-            let kind = SourceKind::parse(&kind).ok_or_else(|| decode_error(format!("unknown source kind {kind:?}")))?;
+            let kind = source_kind_of(&kind)?;
             let key = RollupKey::Source {
                 kind,
                 host: none_if_empty(row.try_get("host")?),
-                severity: severity_of(row, "severity")?,
+                severity: severity_of(row.try_get("severity")?)?,
             };
-            rows.push((key, bucket_of(row, "bucket_start_ms")?, row.try_get("count")?));
+            rows.push((key, bucket_of(row.try_get("bucket_start_ms")?)?, row.try_get("count")?));
         }
         let category =
             sqlx::query("SELECT bucket_start_ms, category, count FROM rollup_category").fetch_all(self.pool()).await?;
         for row in &category {
             let key = RollupKey::Category(none_if_empty(row.try_get("category")?));
-            rows.push((key, bucket_of(row, "bucket_start_ms")?, row.try_get("count")?));
+            rows.push((key, bucket_of(row.try_get("bucket_start_ms")?)?, row.try_get("count")?));
         }
         let hosts =
             sqlx::query("SELECT bucket_start_ms, distinct_hosts FROM rollup_hosts").fetch_all(self.pool()).await?;
         for row in &hosts {
-            rows.push((RollupKey::DistinctHosts, bucket_of(row, "bucket_start_ms")?, row.try_get("distinct_hosts")?));
+            rows.push((RollupKey::DistinctHosts, bucket_of(row.try_get("bucket_start_ms")?)?, row.try_get("distinct_hosts")?));
         }
         rows.sort();
         Ok(rows)
@@ -315,7 +259,7 @@ impl SqliteStore {
         .bind(sql_ms(to_ms))
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(|row| Ok((bucket_of(row, "bucket_start_ms")?, row.try_get("count")?))).collect()
+        rows.iter().map(|row| Ok((bucket_of(row.try_get("bucket_start_ms")?)?, row.try_get("count")?))).collect()
     }
 }
 

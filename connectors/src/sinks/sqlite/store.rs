@@ -1,24 +1,17 @@
-//! Writes events (idempotently, by deterministic id) and dead letters to SQLite.
+//! The SQLite store itself (opening, pools, checkpoints, closing) and its event and dead-letter inserts.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::str::FromStr;
-use std::time::Instant;
 
 use securewatch_schemas::{Event, EventId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Arguments, Sqlite, SqliteConnection};
 
-use super::alerts::apply_alert_changes;
-use super::enrichment::apply_enrichment_changes;
-use super::rollups::{add_late_counts, apply_rollup_changes};
-
 use super::config::{SqliteConfig, Synchronous};
-use crate::sinks::progress::{latest_per_partition, SourceProgress};
-use crate::telemetry;
-use crate::sinks::{DeadLetter, EpochWrite, WriteSummary};
+use crate::sinks::{DeadLetter, WriteSummary};
 
 /// Rows per multi-row INSERT statement (12 bound values each, below SQLite's 32766 limit).
 const ROWS_PER_STATEMENT: usize = 2000;
@@ -95,34 +88,6 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Writes everything a run of completed dataflow epochs produced in one transaction:
-    /// events (once by id: an event whose (time, id) is stored already is skipped and counted as
-    /// a duplicate), dead letters, rollup upserts, late counts and enrichment tags. Either all of it is
-    /// stored or none, so a retried write never adds a late count twice.
-    pub async fn write_epochs(&self, write: &EpochWrite) -> Result<WriteSummary, StoreError> {
-        Ok(self.write_epochs_finding_duplicates(write).await?.0)
-    }
-
-    /// [`SqliteStore::write_epochs`], also returning the ids of the events that were stored
-    /// already (delivered twice), so the dataflow can take them out of its rollups again.
-    pub async fn write_epochs_finding_duplicates(&self, write: &EpochWrite) -> Result<(WriteSummary, Vec<EventId>), StoreError> {
-        let started = Instant::now();
-        let mut transaction = self.writer.begin().await?;
-        let (mut summary, duplicates) = insert_events(&mut transaction, &write.events).await?;
-        summary.dead_lettered = insert_dead_letters(&mut transaction, &write.dead_letters).await?;
-        apply_rollup_changes(&mut transaction, &write.rollups).await?;
-        add_late_counts(&mut transaction, &write.late).await?;
-        apply_enrichment_changes(&mut transaction, &write.enrichment).await?;
-        apply_alert_changes(&mut transaction, &write.alerts).await?;
-        write_progress(&mut transaction, &write.progress).await?;
-        transaction.commit().await?;
-        self.checkpoint_in_background();
-        metrics::histogram!(telemetry::STORE_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
-        metrics::counter!(telemetry::STORE_WRITTEN).increment(summary.written);
-        metrics::counter!(telemetry::STORE_DUPLICATES).increment(summary.duplicates);
-        Ok((summary, duplicates))
-    }
-
     /// Starts a passive WAL checkpoint unless one is running: it copies committed pages into
     /// the database file without blocking the writer, keeping the WAL short.
     pub(super) fn checkpoint_in_background(&self) {
@@ -138,25 +103,6 @@ impl SqliteStore {
         });
     }
 
-    /// Stored positions of `source`, by partition.
-    pub async fn progress(&self, source: &str) -> Result<Vec<SourceProgress>, StoreError> {
-        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-            "SELECT source, partition, position, epoch FROM source_progress WHERE source = ? ORDER BY partition",
-        )
-        .bind(source)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(source, partition, position, epoch)| SourceProgress {
-                source,
-                partition,
-                position,
-                epoch: u64::try_from(epoch).unwrap_or(0),
-            })
-            .collect())
-    }
-
     /// Closes the pools after a final WAL checkpoint.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -166,31 +112,11 @@ impl SqliteStore {
     }
 }
 
-/// Upserts source positions; a row at a newer epoch than the given one is left as it is.
-async fn write_progress(connection: &mut SqliteConnection, progress: &[SourceProgress]) -> Result<(), StoreError> {
-    let updated_ms = chrono::Utc::now().timestamp_millis();
-    for row in latest_per_partition(progress).into_values() {
-        sqlx::query(
-            "INSERT INTO source_progress (source, partition, position, epoch, updated_ms) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (source, partition) DO UPDATE SET position = excluded.position, epoch = excluded.epoch, \
-             updated_ms = excluded.updated_ms WHERE source_progress.epoch <= excluded.epoch",
-        )
-        .bind(&row.source)
-        .bind(&row.partition)
-        .bind(&row.position)
-        .bind(i64::try_from(row.epoch).unwrap_or(i64::MAX))
-        .bind(updated_ms)
-        .execute(&mut *connection)
-        .await?;
-    }
-    Ok(())
-}
-
 /// Inserts events, skipping those whose (time, id) is stored already.
 ///
 /// Statements of [`ROWS_PER_STATEMENT`] rows run on SQLite's worker thread while this task
 /// encodes the arguments of the next one, so encoding and inserting overlap.
-async fn insert_events(connection: &mut SqliteConnection, events: &[Event]) -> Result<(WriteSummary, Vec<EventId>), StoreError> {
+pub(super) async fn insert_events(connection: &mut SqliteConnection, events: &[Event]) -> Result<(WriteSummary, Vec<EventId>), StoreError> {
     let mut summary = WriteSummary::default();
     let mut duplicates = Vec::new();
     let full_sql = insert_events_sql(ROWS_PER_STATEMENT);
@@ -291,7 +217,7 @@ fn event_arguments(events: &[Event]) -> Result<SqliteArguments, StoreError> {
 }
 
 /// Inserts dead letters; returns how many.
-async fn insert_dead_letters(connection: &mut SqliteConnection, dead_letters: &[DeadLetter]) -> Result<u64, StoreError> {
+pub(super) async fn insert_dead_letters(connection: &mut SqliteConnection, dead_letters: &[DeadLetter]) -> Result<u64, StoreError> {
     for letter in dead_letters {
         sqlx::query(
             "INSERT INTO dead_letters (received_us, source_kind, source_name, peer, reason, \

@@ -1,13 +1,12 @@
 //! Alert upserts, retractions, replays and the alert queries against a real SQLite store.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 
-use securewatch_schemas::{Alert, AlertLevel, Event, EventId, Fields, Severity, Source, SourceKind};
+use securewatch_schemas::{AlertLevel, Event, EventId, Fields, Severity, Source, SourceKind};
 
 use super::*;
 use crate::sinks::sqlite::SqliteConfig;
+use crate::sinks::rows::fixtures::alert;
 use crate::sinks::EpochWrite;
 
 fn at(seconds: i64) -> DateTime<Utc> {
@@ -26,29 +25,6 @@ fn event(seed: &str, seconds: i64) -> Event {
         message: format!("event {seed}"),
         fields: Fields::new(),
         raw: None,
-    }
-}
-
-fn alert(rule: &str, level: AlertLevel, events: &[&Event]) -> Alert {
-    let first = events.iter().map(|event| event.time.timestamp_millis() as u64).min().unwrap();
-    let last = events.iter().map(|event| event.time.timestamp_millis() as u64).max().unwrap();
-    let group = BTreeMap::from([("TargetUserName".to_string(), "admin".to_string())]);
-    let mut event_ids: Vec<EventId> = events.iter().map(|event| event.id).collect();
-    event_ids.sort();
-    Alert {
-        id: Alert::correlation_id(rule, &group, first),
-        rule_id: rule.into(),
-        rule_title: format!("{rule} title"),
-        kind: "event_count".into(),
-        level: Some(level),
-        tags: vec!["attack.t1110".into(), "attack.credential_access".into()],
-        group_key: group,
-        window_start_ms: first,
-        window_end_ms: first + 300_000,
-        fired_at_ms: last,
-        first_seen_ms: first,
-        last_seen_ms: last,
-        event_ids,
     }
 }
 

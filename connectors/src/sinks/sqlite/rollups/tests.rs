@@ -1,10 +1,13 @@
 //! Rollup tables against a real SQLite file: upserts vs the in-memory `RollupTable`, dashboard queries, late counts.
 
+use std::collections::BTreeMap;
+
 use securewatch_schemas::RollupTable;
 use tempfile::TempDir;
 
 use super::*;
-use crate::sinks::read::BucketWidth;
+use crate::sinks::read::{BucketWidth, Point};
+use crate::sinks::rows::fixtures::Xorshift;
 use crate::sinks::sqlite::SqliteConfig;
 
 const MINUTE: u64 = 60_000;
@@ -30,18 +33,6 @@ fn change(key: &RollupKey, bucket_start_ms: u64, count: i64) -> RollupChange {
 
 fn table_rows(table: &RollupTable) -> Vec<(RollupKey, u64, i64)> {
     table.iter().map(|(key, bucket, count)| (key.clone(), bucket, count)).collect()
-}
-
-/// A small deterministic generator (xorshift64*), so failures reproduce.
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % bound
-    }
 }
 
 /// Every kind of row, including missing hosts and categories.
