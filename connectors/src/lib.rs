@@ -16,6 +16,7 @@
 pub mod bus;
 pub mod enrichment;
 pub mod queue;
+pub mod settings;
 pub mod sinks;
 pub mod sources;
 pub mod telemetry;

@@ -203,18 +203,18 @@ impl Config {
             self.sources.syslog.validate().map_err(|message| invalid("sources.syslog", message))?;
         }
         if self.sources.wazuh.enabled {
-            self.sources.wazuh.validate().map_err(|message| invalid("sources.wazuh", message))?;
+            self.sources.wazuh.validate().map_err(|error| invalid("sources.wazuh", error.to_string()))?;
         }
         if self.queue.capacity == 0 {
             return Err(invalid("queue", "capacity must be above 0".into()));
         }
         self.dataflow.validate().map_err(|message| invalid("dataflow", message))?;
-        self.enrichment.validate().map_err(|message| invalid("enrichment", message))?;
-        self.bus.validate().map_err(|message| invalid("bus", message))?;
-        self.journal.validate().map_err(|message| invalid("journal", message))?;
-        self.detection.validate().map_err(|message| invalid("detection", message))?;
+        self.enrichment.validate().map_err(|error| invalid("enrichment", error.to_string()))?;
+        self.bus.validate().map_err(|error| invalid("bus", error.to_string()))?;
+        self.journal.validate().map_err(|error| invalid("journal", error.to_string()))?;
+        self.detection.validate().map_err(|error| invalid("detection", error.to_string()))?;
         if let Some(postgres) = &self.sinks.postgres {
-            postgres.validate().map_err(|message| invalid("sinks.postgres", message))?;
+            postgres.validate().map_err(|error| invalid("sinks.postgres", error.to_string()))?;
         }
         if self.sinks.opensearch.enabled {
             self.sinks.opensearch.validate().map_err(|error| invalid("sinks.opensearch", error.to_string()))?;

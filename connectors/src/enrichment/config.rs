@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use securewatch_schemas::DEFAULT_IP_FIELDS;
 use serde::{Deserialize, Serialize};
 
+use crate::settings::SettingError;
+
 /// `[enrichment]`: reference files that tag events, reloaded when they change.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -51,34 +53,31 @@ impl Default for EnrichmentConfig {
 impl EnrichmentConfig {
     /// Checks what the types cannot; the message names the bad key. Whether the files exist
     /// and parse is checked when the watcher starts.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.poll_interval_ms == 0 {
-            return Err("poll_interval_ms must be at least 1".to_string());
-        }
+    pub fn validate(&self) -> Result<(), SettingError> {
+        SettingError::positive("poll_interval_ms", self.poll_interval_ms)?;
         if self.assets.as_ref().is_some_and(|path| path.as_os_str().is_empty()) {
-            return Err("assets must not be an empty path".to_string());
+            return Err(SettingError::EmptyPath { key: "assets" });
         }
         if self.geoip.as_ref().is_some_and(|path| path.as_os_str().is_empty()) {
-            return Err("geoip must not be an empty path".to_string());
+            return Err(SettingError::EmptyPath { key: "geoip" });
         }
         if let Some(field) = self.ip_fields.iter().find(|field| field.trim().is_empty()) {
-            return Err(format!("ip_fields must not contain a blank name ({field:?})"));
+            return Err(SettingError::invalid("ip_fields", format!("must not contain a blank name ({field:?})")));
         }
         let mut names = BTreeSet::new();
         for list in &self.networks {
             let name_ok = !list.name.is_empty()
                 && list.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
             if !name_ok {
-                return Err(format!(
-                    "networks: name {:?} must be non-empty and use only letters, digits, '-', '_' and '.'",
-                    list.name
-                ));
+                let reason =
+                    format!("name {:?} must be non-empty and use only letters, digits, '-', '_' and '.'", list.name);
+                return Err(SettingError::invalid("networks", reason));
             }
             if !names.insert(list.name.as_str()) {
-                return Err(format!("networks: name {:?} is used twice", list.name));
+                return Err(SettingError::invalid("networks", format!("name {:?} is used twice", list.name)));
             }
             if list.path.as_os_str().is_empty() {
-                return Err(format!("networks: list {:?} has an empty path", list.name));
+                return Err(SettingError::invalid("networks", format!("list {:?} has an empty path", list.name)));
             }
         }
         Ok(())
@@ -118,13 +117,13 @@ mod tests {
 
         let mut twice = config.clone();
         twice.networks[1].name = "internal".into();
-        assert!(twice.validate().unwrap_err().contains("used twice"));
+        assert!(twice.validate().unwrap_err().to_string().contains("used twice"));
         let mut bad_name = config.clone();
         bad_name.networks[0].name = "in ternal".into();
-        assert!(bad_name.validate().unwrap_err().contains("name"));
+        assert!(bad_name.validate().unwrap_err().to_string().contains("name"));
         let mut zero = config;
         zero.poll_interval_ms = 0;
-        assert!(zero.validate().unwrap_err().contains("poll_interval_ms"));
+        assert!(zero.validate().unwrap_err().to_string().contains("poll_interval_ms"));
         assert!(serde_json::from_str::<EnrichmentConfig>(r#"{"bogus": 1}"#).is_err());
     }
 }

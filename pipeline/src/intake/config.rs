@@ -1,8 +1,23 @@
 //! `[bus]`: which message bus `securewatch ingest` publishes to and `securewatch worker` reads.
 
-use securewatch_connectors::bus::kafka::KafkaBusConfig;
-use securewatch_connectors::bus::redis::RedisBusConfig;
+use securewatch_connectors::bus::kafka::{KafkaBusConfig, KafkaBusError};
+use securewatch_connectors::bus::redis::{RedisBusConfig, RedisBusError};
+use securewatch_connectors::settings::SettingError;
 use serde::{Deserialize, Serialize};
+
+/// Why `[bus]` cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum BusConfigError {
+    /// A setting of `[bus]` itself.
+    #[error(transparent)]
+    Setting(#[from] SettingError),
+    /// A setting of `[bus.kafka]`.
+    #[error(transparent)]
+    Kafka(#[from] KafkaBusError),
+    /// A setting of `[bus.redis]`.
+    #[error(transparent)]
+    Redis(#[from] RedisBusError),
+}
 
 /// The bus kinds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -48,17 +63,13 @@ impl Default for BusConfig {
 
 impl BusConfig {
     /// Checks the settings of the chosen bus.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.publishers == 0 {
-            return Err("publishers must be at least 1".into());
-        }
-        if self.read_batch == 0 {
-            return Err("read_batch must be at least 1".into());
-        }
+    pub fn validate(&self) -> Result<(), BusConfigError> {
+        SettingError::positive("publishers", self.publishers as u64)?;
+        SettingError::positive("read_batch", self.read_batch as u64)?;
         match self.kind {
             BusKind::None => Ok(()),
-            BusKind::Kafka => self.kafka.validate().map_err(|error| error.to_string()),
-            BusKind::Redis => self.redis.validate().map_err(|error| error.to_string()),
+            BusKind::Kafka => Ok(self.kafka.validate()?),
+            BusKind::Redis => Ok(self.redis.validate()?),
         }
     }
 }

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use securewatch_connectors::bus::journal::Journal;
+use securewatch_connectors::settings::SettingError;
 use securewatch_connectors::queue::{BatchOutcome, IngestBatch, IngestReceiver, IngestRelay, SourcePosition};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -57,11 +58,8 @@ impl Default for JournalConfig {
 
 impl JournalConfig {
     /// Checks the segment size.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.segment_mib == 0 {
-            return Err("segment_mib must be at least 1".into());
-        }
-        Ok(())
+    pub fn validate(&self) -> Result<(), SettingError> {
+        SettingError::positive("segment_mib", u64::from(self.segment_mib))
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use securewatch_connectors::settings::SettingError;
 use serde::{Deserialize, Serialize};
 
 /// `[detection]`: Sigma rules run inside the dataflow; off while `rules_dir` is unset.
@@ -29,15 +30,13 @@ impl Default for DetectionConfig {
 
 impl DetectionConfig {
     /// Checks what the types cannot; the message names the bad key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         if self.rules_dir.as_ref().is_some_and(|path| path.as_os_str().is_empty()) {
-            return Err("rules_dir must not be an empty path".to_string());
+            return Err(SettingError::EmptyPath { key: "rules_dir" });
         }
-        if self.backfill_max_events == 0 {
-            return Err("backfill_max_events must be at least 1".to_string());
-        }
+        SettingError::positive("backfill_max_events", u64::from(self.backfill_max_events))?;
         if self.pipelines.iter().any(String::is_empty) {
-            return Err("pipelines must not contain an empty entry".to_string());
+            return Err(SettingError::invalid("pipelines", "must not contain an empty entry"));
         }
         Ok(())
     }

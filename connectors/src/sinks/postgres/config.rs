@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::settings::SettingError;
+
 /// `[sinks.postgres]` in the config file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -56,32 +58,29 @@ pub enum LoadMethod {
 
 impl PostgresConfig {
     /// Checks what the types cannot; the message names the key (`url: ...`).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         use std::str::FromStr;
         if let Err(error) = sqlx::postgres::PgConnectOptions::from_str(&self.url) {
-            return Err(format!("url: not a PostgreSQL connection URL ({error})"));
+            return Err(SettingError::invalid("url", format!("not a PostgreSQL connection URL ({error})")));
         }
         if !(self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")) {
-            return Err(format!("url: expected postgres://... or postgresql://..., got {:?}", self.url));
+            return Err(SettingError::invalid("url", "expected postgres://... or postgresql://..."));
         }
         if let Some(schema) = &self.schema {
             let mut chars = schema.chars();
             let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
             if !first_ok || !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') || schema.len() > 63 {
-                return Err(format!("schema: use lowercase letters, digits and '_' (not first a digit), got {schema:?}"));
+                let reason = format!("use lowercase letters, digits and '_' (not first a digit), got {schema:?}");
+                return Err(SettingError::invalid("schema", reason));
             }
         }
-        if self.pool_size == 0 {
-            return Err("pool_size: must be above 0".into());
-        }
-        if self.batch_rows == 0 {
-            return Err("batch_rows: must be above 0".into());
-        }
+        SettingError::positive("pool_size", u64::from(self.pool_size))?;
+        SettingError::positive("batch_rows", self.batch_rows as u64)?;
         if self.retention_days == Some(0) {
-            return Err("retention_days: must be above 0 (leave it out to keep everything)".into());
+            return Err(SettingError::invalid("retention_days", "must be above 0 (leave it out to keep everything)"));
         }
         if self.compress_after_days == Some(0) {
-            return Err("compress_after_days: must be above 0 (leave it out for no compression)".into());
+            return Err(SettingError::invalid("compress_after_days", "must be above 0 (leave it out for no compression)"));
         }
         Ok(())
     }
@@ -115,12 +114,12 @@ mod tests {
         let with = |change: fn(&mut PostgresConfig)| {
             let mut config = PostgresConfig::default();
             change(&mut config);
-            config.validate().unwrap_err()
+            config.validate().unwrap_err().to_string()
         };
         assert!(with(|c| c.url = "mysql://x/y".into()).starts_with("url: "));
         assert!(with(|c| c.schema = Some("Bad-Name".into())).starts_with("schema: "));
-        assert!(with(|c| c.pool_size = 0).starts_with("pool_size: "));
-        assert!(with(|c| c.batch_rows = 0).starts_with("batch_rows: "));
+        assert_eq!(with(|c| c.pool_size = 0), "pool_size must be at least 1");
+        assert_eq!(with(|c| c.batch_rows = 0), "batch_rows must be at least 1");
         assert!(with(|c| c.retention_days = Some(0)).starts_with("retention_days: "));
     }
 }

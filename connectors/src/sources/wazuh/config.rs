@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::settings::SettingError;
+
 /// Where to begin reading when no position has been persisted yet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -57,31 +59,21 @@ impl Default for WazuhConfig {
 
 impl WazuhConfig {
     /// Checks the values that `Default` cannot guarantee; the message names the bad key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         let name_ok = !self.name.is_empty()
             && self.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             && !self.name.starts_with('.');
         if !name_ok {
-            return Err(format!(
-                "name {:?} must be non-empty and use only letters, digits, '-', '_' and '.'",
-                self.name
-            ));
+            let reason = format!("{:?} must be non-empty and use only letters, digits, '-', '_' and '.'", self.name);
+            return Err(SettingError::invalid("name", reason));
         }
         if self.path.as_os_str().is_empty() {
-            return Err("path must not be empty".to_string());
+            return Err(SettingError::EmptyPath { key: "path" });
         }
-        if self.poll_interval_ms == 0 {
-            return Err("poll_interval_ms must be at least 1".to_string());
-        }
-        if self.max_line_bytes == 0 {
-            return Err("max_line_bytes must be at least 1".to_string());
-        }
-        if self.batch_size == 0 {
-            return Err("batch_size must be at least 1".to_string());
-        }
-        if self.retry_backoff_ms == 0 {
-            return Err("retry_backoff_ms must be at least 1".to_string());
-        }
+        SettingError::positive("poll_interval_ms", self.poll_interval_ms)?;
+        SettingError::positive("max_line_bytes", self.max_line_bytes as u64)?;
+        SettingError::positive("batch_size", self.batch_size as u64)?;
+        SettingError::positive("retry_backoff_ms", self.retry_backoff_ms)?;
         Ok(())
     }
 }

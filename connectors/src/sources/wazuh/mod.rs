@@ -51,8 +51,9 @@ const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(30);
 /// Why the Wazuh source could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
 pub enum WazuhError {
+    /// A setting of `[sources.wazuh]` is refused.
     #[error("invalid [sources.wazuh] config: {0}")]
-    InvalidConfig(String),
+    InvalidConfig(#[from] crate::settings::SettingError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
