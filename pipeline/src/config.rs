@@ -54,12 +54,11 @@ pub struct Config {
 }
 
 /// `[sinks.*]`: external stores every completed run of epochs is written to (before the
-/// embedded SQLite store, which is always written).
+/// embedded SQLite store, which is always written). Each is on with `enabled = true`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SinksConfig {
-    /// PostgreSQL / TimescaleDB (off when the table is absent); the API's dashboards and
-    /// alerts then read from it.
+    /// PostgreSQL / TimescaleDB; the API's dashboards and alerts then read from it.
     pub postgres: Option<PostgresConfig>,
     /// OpenSearch (off unless `enabled = true`).
     pub opensearch: OpenSearchConfig,
@@ -141,6 +140,14 @@ pub enum ConfigError {
     Unlocated { origin: String, message: String },
 }
 
+impl SinksConfig {
+    /// `[sinks.postgres]` when the sink is on (`enabled = true`, or the deprecated spelling: the
+    /// table without `enabled`).
+    pub fn postgres_in_force(&self) -> Option<&PostgresConfig> {
+        self.postgres.as_ref().filter(|postgres| postgres.enabled != Some(false))
+    }
+}
+
 impl Config {
     /// Reads `path` (or the defaults when `None`) and applies `SECUREWATCH_*` overrides from
     /// `environment`.
@@ -213,7 +220,7 @@ impl Config {
         self.bus.validate().map_err(|error| invalid("bus", error.to_string()))?;
         self.journal.validate().map_err(|error| invalid("journal", error.to_string()))?;
         self.detection.validate().map_err(|error| invalid("detection", error.to_string()))?;
-        if let Some(postgres) = &self.sinks.postgres {
+        if let Some(postgres) = self.sinks.postgres_in_force() {
             postgres.validate().map_err(|error| invalid("sinks.postgres", error.to_string()))?;
         }
         if self.sinks.opensearch.enabled {
@@ -223,6 +230,16 @@ impl Config {
             return Err(invalid("store", "max_batch_events must be above 0".into()));
         }
         Ok(())
+    }
+
+    /// Warnings about deprecated spellings in force: logged at every start and printed by
+    /// `config check`.
+    pub fn deprecations(&self) -> Vec<String> {
+        let mut warnings: Vec<String> = self.detection.deprecation().into_iter().map(str::to_string).collect();
+        if self.sinks.postgres.as_ref().is_some_and(|postgres| postgres.enabled.is_none()) {
+            warnings.push("[sinks.postgres]: the table without `enabled = true` is deprecated; add `enabled = true`".into());
+        }
+        warnings
     }
 
     /// The data directory (default `./data`).
@@ -328,6 +345,37 @@ mod tests {
         let file = write("[[enrichment.networks]]\nname = \"a\"\n");
         let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
         assert!(error.contains(":1:") && error.contains("path"), "{error}");
+    }
+
+    #[test]
+    fn optional_components_are_switched_by_enabled_and_old_spellings_warn() {
+        let config = Config::load(None, []).unwrap();
+        assert!(config.sinks.postgres_in_force().is_none() && config.detection.rules_dir_in_force().is_none());
+        assert!(config.deprecations().is_empty());
+
+        let file = write("[detection]\nenabled = true\nrules_dir = \"rules\"\n\n[sinks.postgres]\nenabled = true\n");
+        let config = Config::load(Some(file.path()), []).unwrap();
+        assert_eq!(config.detection.rules_dir_in_force(), Some(Path::new("rules")));
+        assert!(config.sinks.postgres_in_force().is_some());
+        assert!(config.deprecations().is_empty(), "{:?}", config.deprecations());
+
+        let file = write("[detection]\nenabled = false\nrules_dir = \"rules\"\n\n[sinks.postgres]\nenabled = false\n");
+        let config = Config::load(Some(file.path()), []).unwrap();
+        assert!(config.detection.rules_dir_in_force().is_none() && config.sinks.postgres_in_force().is_none());
+        assert!(config.deprecations().is_empty());
+
+        // The spellings before the convention keep working for one release, with a warning each.
+        let file = write("[detection]\nrules_dir = \"rules\"\n\n[sinks.postgres]\nurl = \"postgres://sw@db/sw\"\n");
+        let config = Config::load(Some(file.path()), []).unwrap();
+        assert_eq!(config.detection.rules_dir_in_force(), Some(Path::new("rules")));
+        assert!(config.sinks.postgres_in_force().is_some());
+        let warnings = config.deprecations();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].starts_with("[detection]") && warnings[1].starts_with("[sinks.postgres]"), "{warnings:?}");
+
+        let file = write("[detection]\nenabled = true\n");
+        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
+        assert!(error.contains("[detection]") && error.contains("rules_dir: must be set when enabled = true"), "{error}");
     }
 
     #[test]

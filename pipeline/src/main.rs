@@ -161,6 +161,9 @@ fn run_command(
         config.data_dir = Some(data_dir);
     }
     telemetry::init_logging(&config.log);
+    for warning in config.deprecations() {
+        tracing::warn!("{warning} (the old spelling keeps working until the next release)");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(roles::run(config, role))
 }
@@ -176,8 +179,11 @@ fn check_command(file: &std::path::Path) -> anyhow::Result<()> {
         address(config.sources.syslog.tcp_listen),
         if config.sources.wazuh.enabled { config.sources.wazuh.path.display().to_string() } else { "off".into() },
         config.api.listen,
-        if config.sinks.postgres.is_some() { "on" } else { "off" },
+        if config.sinks.postgres_in_force().is_some() { "on" } else { "off" },
         if config.sinks.opensearch.enabled { "on" } else { "off" },
     );
+    for warning in config.deprecations() {
+        println!("warning: {warning} (the old spelling keeps working until the next release)");
+    }
     Ok(())
 }

@@ -81,7 +81,7 @@ fn start_with_rules(dir: &tempfile::TempDir, file: &str, text: &str, extra: &str
     let rules = dir.path().join("rules");
     std::fs::create_dir(&rules).unwrap();
     std::fs::write(rules.join(file), text).unwrap();
-    let config = format!("[detection]\nrules_dir = \"{}\"\n{extra}", rules.display());
+    let config = format!("[detection]\nenabled = true\nrules_dir = \"{}\"\n{extra}", rules.display());
     let instance = Instance::start(dir.path(), &config, &[("SECUREWATCH_HEC_TOKEN", TOKEN)]).unwrap();
     (instance, rules)
 }

@@ -454,7 +454,7 @@ fn postgres_sink_stores_events_rollups_and_alerts_once_across_worker_kills() {
     let rules = tempfile::tempdir().expect("tempdir");
     std::fs::write(rules.path().join("seven.yml"), SEVEN_RULE).expect("rule");
     let extra = format!(
-        "[detection]\nrules_dir = \"{}\"\n\n[sinks.postgres]\nurl = \"{url}\"\nschema = \"{schema}\"\npool_size = 4\n",
+        "[detection]\nenabled = true\nrules_dir = \"{}\"\n\n[sinks.postgres]\nenabled = true\nurl = \"{url}\"\nschema = \"{schema}\"\npool_size = 4\n",
         rules.path().display()
     );
     survive_with(Some(broker), Trouble::KillWorker, &extra);

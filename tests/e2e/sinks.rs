@@ -88,7 +88,7 @@ fn postgres_sink_stores_events_rollups_and_alerts_once_and_the_api_reads_them() 
     std::fs::create_dir(&rules).unwrap();
     std::fs::write(rules.join("ssh.yml"), FAILED_LOGIN_RULE).unwrap();
     let config = format!(
-        "[detection]\nrules_dir = \"{}\"\n\n[sinks.postgres]\nurl = \"{url}\"\nschema = \"{schema}\"\npool_size = 4\n",
+        "[detection]\nenabled = true\nrules_dir = \"{}\"\n\n[sinks.postgres]\nenabled = true\nurl = \"{url}\"\nschema = \"{schema}\"\npool_size = 4\n",
         rules.display()
     );
     let env = [("SECUREWATCH_HEC_TOKEN", TOKEN)];

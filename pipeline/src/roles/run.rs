@@ -65,14 +65,14 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
     }
 
     let opensearch = Some(&config.sinks.opensearch).filter(|opensearch| opensearch.enabled);
-    let sinks = Sinks::open(&data_dir, &config.store, config.sinks.postgres.as_ref(), opensearch).await?;
+    let sinks = Sinks::open(&data_dir, &config.store, config.sinks.postgres_in_force(), opensearch).await?;
     let reader = sinks.reader();
     let monitor = queue.monitor();
     if role == Role::Worker {
         start_intake(&config, sinks.clone(), queue.clone(), &shutdown, &mut sources).await?;
     }
     drop(queue); // the sources hold the only senders: the queue closes when they stop
-    let (reloader, rules) = match &config.detection.rules_dir {
+    let (reloader, rules) = match config.detection.rules_dir_in_force() {
         Some(_) => {
             let (reloader, rules) = RulesReloader::start(&config.detection)?;
             (Some(reloader), Some(rules))

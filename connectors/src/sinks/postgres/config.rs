@@ -8,6 +8,9 @@ use crate::settings::SettingError;
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PostgresConfig {
+    /// `true` writes to PostgreSQL. Leaving it out while the table is present still turns the
+    /// sink on, with a deprecation warning (the spelling before one on/off convention).
+    pub enabled: Option<bool>,
     /// Connection URL, e.g. `postgres://securewatch@db:5432/securewatch`.
     pub url: String,
     /// Schema the tables live in (created if missing); `None`: the server's default search path.
@@ -89,6 +92,7 @@ impl PostgresConfig {
 impl Default for PostgresConfig {
     fn default() -> Self {
         PostgresConfig {
+            enabled: None,
             url: "postgres://localhost/securewatch".to_string(),
             schema: None,
             pool_size: 8,
