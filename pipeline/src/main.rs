@@ -131,7 +131,7 @@ fn main() -> ExitCode {
         Command::Rules { command } => match rules_cli::run(command) {
             Ok(code) => return code,
             Err(error) => {
-                eprintln!("error: {error:#}");
+                eprintln!("error: {}", telemetry::error_chain(&error));
                 return ExitCode::from(2);
             }
         },
@@ -139,7 +139,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", telemetry::error_chain(&error));
             ExitCode::FAILURE
         }
     }

@@ -259,7 +259,7 @@ pub(crate) async fn drain_sources(sources: &mut JoinSet<anyhow::Result<()>>) {
     let drained = tokio::time::timeout(SOURCE_DRAIN_TIMEOUT, async {
         while let Some(result) = sources.join_next().await {
             if let Err(error) = flatten(result) {
-                tracing::error!(error = %format!("{error:#}"), "Source failed while stopping.");
+                tracing::error!(error = %telemetry::error_chain(&error), "Source failed while stopping.");
             }
         }
     })

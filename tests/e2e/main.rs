@@ -5,6 +5,7 @@
 mod dataflow;
 mod detection;
 mod enrichment;
+mod first_hour;
 mod fleet;
 mod hec;
 mod journal;

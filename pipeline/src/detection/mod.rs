@@ -106,7 +106,7 @@ impl RulesReloader {
             match backfiller.run(&swap).await {
                 Ok(done) => report.backfill = Some(done),
                 Err(error) => {
-                    tracing::error!(error = format!("{error:#}"), "Correlation backfill failed: the new correlations start empty.");
+                    tracing::error!(error = crate::telemetry::error_chain(&error), "Correlation backfill failed: the new correlations start empty.");
                 }
             }
         }
@@ -176,7 +176,7 @@ impl RulesReloader {
                 continue;
             }
             if let Err(error) = self.reload().await {
-                tracing::error!(error = format!("{error:#}"), "Detection reload failed; the previous rules stay in force.");
+                tracing::error!(error = crate::telemetry::error_chain(&error), "Detection reload failed; the previous rules stay in force.");
             }
         }
     }

@@ -1,0 +1,51 @@
+//! The rough edges of a newcomer's first hour (issue 25), through the real binary: refused configs, messages, start-up order, metrics at zero, rule reports that explain a zero.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use securewatch_tests::instance::{binary, config_text, curl, Instance, Ports};
+use serde_json::Value;
+
+fn securewatch(args: &[&str]) -> Output {
+    Command::new(binary()).args(args).env_remove("SECUREWATCH_HEC_TOKEN").output().expect("run securewatch")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// `error: ...` with the OS error exactly once.
+fn assert_os_error_once(output: &Output, what: &str) {
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success(), "{what}: {stderr}");
+    let line = stderr.lines().find(|line| line.starts_with("error: ")).unwrap_or_else(|| panic!("{what}: {stderr}"));
+    assert_eq!(line.matches("(os error").count(), 1, "{what}: {line}");
+}
+
+#[test]
+fn os_errors_are_printed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.toml");
+    let output = securewatch(&["config", "check", missing.to_str().unwrap()]);
+    assert_os_error_once(&output, "missing config file");
+    assert!(text(&output.stderr).contains("nope.toml: cannot read"), "{}", text(&output.stderr));
+
+    let output = securewatch(&["rules", "check", dir.path().join("no-rules").to_str().unwrap()]);
+    assert_os_error_once(&output, "missing rules directory");
+
+    let ports = Ports::free();
+    let taken = TcpListener::bind(("127.0.0.1", ports.hec)).unwrap();
+    let file = write(dir.path(), "hec.toml", &config_text(ports, ""));
+    let output = securewatch(&["run", "--config", &file, "--data-dir", dir.path().join("data").to_str().unwrap()]);
+    assert_os_error_once(&output, "busy HEC port");
+    assert!(text(&output.stderr).contains(&format!("HEC cannot listen on 127.0.0.1:{}", ports.hec)));
+    drop(taken);
+}
