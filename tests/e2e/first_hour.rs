@@ -22,6 +22,50 @@ fn write(dir: &Path, name: &str, content: &str) -> String {
     path.to_str().unwrap().to_string()
 }
 
+#[test]
+fn config_check_refuses_unusable_settings_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[sources.syslog]\nudp_listen = \"off\"\ntcp_listen = \"off\"\n",
+            vec!["[sources.syslog]", "nothing to listen on", "enabled = false"],
+        ),
+        ("[log]\nlevel = \"loud\"\n", vec!["[log]", "\"loud\"", "trace, debug, info, warn, error, off"]),
+        (
+            "[dataflow]\nlateness_secs = 60\nretention_secs = 30\n",
+            vec!["[dataflow]", "retention_secs (30 s)", "lateness_secs (60 s)"],
+        ),
+    ];
+    for (number, (config, expected)) in cases.iter().enumerate() {
+        let file = write(dir.path(), &format!("case{number}.toml"), config);
+        let output = securewatch(&["config", "check", &file]);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{config}: {stderr}");
+        for part in expected {
+            assert!(stderr.contains(part), "{config}: {part:?} not in {stderr}");
+        }
+        assert!(!stderr.contains(" ms"), "the keys are in seconds: {stderr}");
+    }
+}
+
+#[test]
+fn run_refuses_a_syslog_source_with_nothing_to_listen_on_before_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::free();
+    let config = format!(
+        "[api]\nlisten = \"127.0.0.1:{}\"\n[sources.hec]\nlisten = \"127.0.0.1:{}\"\n\
+         [sources.syslog]\nudp_listen = \"off\"\ntcp_listen = \"off\"\n",
+        ports.api, ports.hec
+    );
+    let file = write(dir.path(), "syslog-off.toml", &config);
+    let data = dir.path().join("data");
+    let output = securewatch(&["run", "--config", &file, "--data-dir", data.to_str().unwrap()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("nothing to listen on") && !stderr.contains("a source stopped"), "{stderr}");
+    assert!(!data.exists(), "nothing started");
+}
+
 /// `error: ...` with the OS error exactly once.
 fn assert_os_error_once(output: &Output, what: &str) {
     let stderr = text(&output.stderr);
