@@ -66,6 +66,41 @@ fn run_refuses_a_syslog_source_with_nothing_to_listen_on_before_starting() {
     assert!(!data.exists(), "nothing started");
 }
 
+#[test]
+fn config_check_lists_what_each_role_starts() {
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let worker = repository.join("deploy/worker.toml");
+    let output = securewatch(&["config", "check", worker.to_str().unwrap(), "--role", "worker"]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(stdout.contains("securewatch worker: reading kafka, API 0.0.0.0:8080"), "{stdout}");
+    assert!(!stdout.contains("HEC") && !stdout.contains("syslog"), "a worker starts no listener for events: {stdout}");
+    let output = securewatch(&["config", "check", worker.to_str().unwrap()]);
+    let stdout = text(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(lines[1].contains("securewatch ingest: HEC") && lines[2].contains("securewatch worker:"), "{stdout}");
+    assert!(!lines[2].contains("HEC"), "{stdout}");
+
+    let example = repository.join("deploy/securewatch.example.toml");
+    let output = securewatch(&["config", "check", example.to_str().unwrap()]);
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("securewatch run: HEC 127.0.0.1:8088, syslog udp 127.0.0.1:5514"), "{stdout}");
+    let output = securewatch(&["config", "check", example.to_str().unwrap(), "--role", "worker"]);
+    assert!(text(&output.stderr).contains("[bus] kind must be"), "{}", text(&output.stderr));
+}
+
+#[test]
+fn help_says_what_securewatch_is_for_its_user() {
+    let output = securewatch(&["--help"]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success());
+    let first = stdout.lines().next().unwrap();
+    assert!(first.starts_with("SecureWatch collects security events"), "{stdout}");
+    assert!(stdout.contains("Start with `securewatch run`"), "{stdout}");
+    assert!(!stdout.contains("runtime wiring"), "developer text: {stdout}");
+}
+
 /// `error: ...` with the OS error exactly once.
 fn assert_os_error_once(output: &Output, what: &str) {
     let stderr = text(&output.stderr);
