@@ -22,8 +22,9 @@ pub enum TokenOrigin {
 }
 
 /// Makes sure `tokens` holds at least one token: the configured ones win, then the
-/// environment, then a token kept in the data directory, else a new one is generated, stored
-/// (mode 0600) and returned as `Generated` so the caller prints it once.
+/// environment, then a token kept in the data directory, else a new one is generated and
+/// returned as `Generated`. A generated token is not stored yet: the caller binds its
+/// listeners first, then keeps it with [`keep_generated`] and prints it once.
 pub fn ensure_hec_token(
     tokens: &mut Vec<HecTokenConfig>,
     from_environment: Option<String>,
@@ -38,17 +39,18 @@ pub fn ensure_hec_token(
             let path = data_dir.join(TOKEN_FILE);
             match std::fs::read_to_string(&path) {
                 Ok(stored) if !stored.trim().is_empty() => (TokenOrigin::Stored, stored.trim().to_string()),
-                _ => {
-                    let token = generate_token();
-                    store_token(&path, &token)
-                        .with_context(|| format!("cannot store the HEC token in {}", path.display()))?;
-                    (TokenOrigin::Generated, token)
-                }
+                _ => (TokenOrigin::Generated, generate_token()),
             }
         }
     };
     tokens.push(HecTokenConfig { name: "default".to_string(), token: token.clone(), ..HecTokenConfig::default() });
     Ok((origin, token))
+}
+
+/// Stores a generated token in the data directory (mode 0600), so later starts reuse it.
+pub fn keep_generated(data_dir: &Path, token: &str) -> anyhow::Result<()> {
+    let path = data_dir.join(TOKEN_FILE);
+    store_token(&path, token).with_context(|| format!("cannot store the HEC token in {}", path.display()))
 }
 
 /// A random token in Splunk's GUID layout.
@@ -88,6 +90,8 @@ mod tests {
         let (origin, generated) = ensure_hec_token(&mut tokens, None, dir.path()).unwrap();
         assert_eq!(origin, TokenOrigin::Generated);
         assert_eq!(generated.len(), 36);
+        assert!(!dir.path().join(TOKEN_FILE).exists(), "kept only once the listeners are bound");
+        keep_generated(dir.path(), &generated).unwrap();
         let mut tokens = Vec::new();
         let (origin, stored) = ensure_hec_token(&mut tokens, None, dir.path()).unwrap();
         assert_eq!((origin, stored), (TokenOrigin::Stored, generated));

@@ -128,3 +128,49 @@ fn os_errors_are_printed_once() {
     assert!(text(&output.stderr).contains(&format!("HEC cannot listen on 127.0.0.1:{}", ports.hec)));
     drop(taken);
 }
+
+#[test]
+fn a_taken_api_port_stops_run_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::free();
+    let taken = TcpListener::bind(("127.0.0.1", ports.api)).unwrap();
+    let file = write(dir.path(), "api.toml", &config_text(ports, ""));
+    let data = dir.path().join("data");
+    let started = Instant::now();
+    let output = securewatch(&["run", "--config", &file, "--data-dir", data.to_str().unwrap()]);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(stderr.contains(&format!("API: cannot listen on 127.0.0.1:{}", ports.api)), "{stderr}");
+    assert!(!stdout.contains("HEC token"), "no token generated or printed: {stdout}");
+    assert!(!data.exists(), "no data directory, store or token file: {:?}", std::fs::read_dir(&data).ok());
+    for started in ["HEC source listening", "Listening.", "dataflow", "SecureWatch is running"] {
+        assert!(!stderr.contains(started), "{started:?} before the failure: {stderr}");
+    }
+    drop(taken);
+}
+
+#[test]
+fn metrics_list_source_counters_at_zero_from_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let instance = Instance::start(dir.path(), "", &[]).unwrap();
+    let (status, metrics) = curl(&[&instance.api_url("/metrics")]).unwrap();
+    assert_eq!(status, 200);
+    let value = |name: &str, labels: &[&str]| -> Option<f64> {
+        metrics
+            .lines()
+            .find(|line| line.starts_with(name) && labels.iter().all(|label| line.contains(label)))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+    };
+    for source in ["source=\"hec\"", "source=\"syslog\""] {
+        for reason in ["reason=\"queue_full\"", "reason=\"too_large\""] {
+            assert_eq!(value("securewatch_source_rejected_total", &[source, reason]), Some(0.0), "{metrics}");
+        }
+        assert_eq!(value("securewatch_source_received_total", &[source]), Some(0.0), "{metrics}");
+        assert_eq!(value("securewatch_source_accepted_total", &[source]), Some(0.0), "{metrics}");
+    }
+    for counter in ["securewatch_store_written_total", "securewatch_rollup_late_events_total", "securewatch_parse_failures_total"] {
+        assert_eq!(value(counter, &[]), Some(0.0), "{counter}: {metrics}");
+    }
+}
