@@ -15,6 +15,10 @@
 //! (`@timestamp`, `timestamp`, `time`, evtx `SystemTime`, `UtcTime`, ...); a line without one
 //! takes the time of the previous line (the first: 1970-01-01T00:00:00Z) and is counted in the
 //! report. Wazuh, HEC and syslog lines get the time SecureWatch's parser derives.
+//!
+//! Nothing is a silent zero: the report counts the events whose log source reaches none of
+//! the rules (naming `--logsource any` and a fixed log source as the fixes), and per
+//! correlation the matches skipped because they lack a group-by (or value) field.
 
 mod correlations;
 
@@ -30,7 +34,7 @@ use securewatch_detection::{
     json_event_time, match_of, CompiledCorrelations, Detector, EventLogSource, Match, Pipelines, Rejection, Routing,
     RuleSet, SourceDetectors,
 };
-use securewatch_operators::correlate_batch;
+use securewatch_operators::correlate_batch_report;
 use securewatch_parse::{normalise, HecMeta, RawRecord, RecordMeta};
 use securewatch_schemas::{Event, EventId, SourceKind};
 use serde_json::{json, Value};
@@ -218,6 +222,9 @@ fn test(rules: &Path, events_path: &Path, expect: Option<&Path>, options: &TestO
         let event = read_event(options.source, line, line_number, &mut clock)
             .with_context(|| format!("{}:{line_number}", events_path.display()))?;
         clock.events += 1;
+        if !matches!(routing, Routing::All) && detector.routed_rule_count(&event, routing) == 0 {
+            clock.unrouted += 1;
+        }
         lines_of.insert(event.id, line_number);
         for hit in detector.matches_with(&event, routing) {
             results[hit.index].lines.push(line_number);
@@ -226,8 +233,10 @@ fn test(rules: &Path, events_path: &Path, expect: Option<&Path>, options: &TestO
             }
         }
     }
-    let alerts = correlate_batch(matches, Arc::clone(&compiled), 1)?;
-    let correlation_results = correlations::results(&compiled, alerts, &lines_of);
+    let batch = correlate_batch_report(matches, Arc::clone(&compiled), 1)?;
+    let correlation_results = correlations::results(&compiled, batch.alerts, &batch.skipped, &lines_of);
+    let unrouted = (clock.unrouted > 0 && !detector.rules().is_empty())
+        .then(|| Unrouted { events: clock.unrouted, fixed: fixed_logsource_hint(&detector) });
 
     let expectations = match expect {
         Some(path) => check_expectations(path, &results, &correlation_results, &set)?,
@@ -244,6 +253,7 @@ fn test(rules: &Path, events_path: &Path, expect: Option<&Path>, options: &TestO
         rejected: &rejected,
         expectations: &expectations,
         clock: &clock,
+        unrouted: unrouted.as_ref(),
     };
     match options.format {
         Format::Text => print_text(&report, &pipelines),
@@ -257,6 +267,8 @@ fn test(rules: &Path, events_path: &Path, expect: Option<&Path>, options: &TestO
 struct Clock {
     events: usize,
     untimed: usize,
+    /// Events whose log source reaches none of the rules (not counted with `--logsource any`).
+    unrouted: usize,
     previous: Option<DateTime<Utc>>,
 }
 
@@ -268,6 +280,34 @@ struct Report<'a> {
     rejected: &'a [Rejection],
     expectations: &'a [Expectation],
     clock: &'a Clock,
+    unrouted: Option<&'a Unrouted>,
+}
+
+/// Events no rule was tried on because their log source reaches none of the rules'.
+struct Unrouted {
+    events: usize,
+    /// A `--logsource` value that offers them to the first rule with a log source.
+    fixed: Option<String>,
+}
+
+impl Unrouted {
+    /// The fixes, for the text and JSON reports.
+    fn hint(&self) -> String {
+        let fixed = self.fixed.as_ref().map_or(String::new(), |fixed| format!(", or --logsource {fixed} to give them that log source"));
+        format!("--logsource any offers every event to every rule{fixed}")
+    }
+}
+
+/// `product=...,category=...,service=...` of the first rule that states a log source.
+fn fixed_logsource_hint(detector: &Detector) -> Option<String> {
+    detector.rules().iter().find_map(|rule| {
+        let source = &rule.logsource;
+        let parts: Vec<String> = [("product", &source.product), ("category", &source.category), ("service", &source.service)]
+            .into_iter()
+            .filter_map(|(key, value)| value.as_ref().map(|value| format!("{key}={value}")))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(","))
+    })
 }
 
 /// Turns one line into an event the way SecureWatch's sources would.
@@ -357,6 +397,15 @@ fn print_text(report: &Report<'_>, pipelines: &Pipelines) {
             report.clock.untimed
         );
     }
+    if let Some(unrouted) = report.unrouted {
+        println!(
+            "warning: {} of {} events reached no rule: their log source (derived from the event) matches none of \
+             the rules' log sources, so no rule was tried on them; {}",
+            unrouted.events,
+            report.clock.events,
+            unrouted.hint()
+        );
+    }
     for warning in &report.set.warnings {
         println!("warning {warning}");
     }
@@ -400,6 +449,8 @@ fn print_json(report: &Report<'_>, ok: bool) -> anyhow::Result<()> {
     let document = json!({
         "events": report.clock.events,
         "events_without_time": report.clock.untimed,
+        "events_unrouted": report.unrouted.map_or(0, |unrouted| unrouted.events),
+        "unrouted_hint": report.unrouted.map(Unrouted::hint),
         "rules": report.results.iter().map(|result| json!({
             "id": result.id,
             "title": result.title,

@@ -174,3 +174,76 @@ fn metrics_list_source_counters_at_zero_from_the_start() {
         assert_eq!(value(counter, &[]), Some(0.0), "{counter}: {metrics}");
     }
 }
+
+const AUTH_RULE: &str = "title: Failed login
+id: 7c1e0c2a-0000-4000-8000-000000000001
+name: failed_login
+logsource:
+    product: linux
+    service: auth
+detection:
+    selection:
+        outcome: failure
+    condition: selection
+level: low
+";
+
+const EVENTS: &str = r#"{"time": "2026-03-01T10:00:00Z", "user": "alice", "outcome": "failure"}
+{"time": "2026-03-01T10:00:10Z", "user": "alice", "outcome": "failure"}
+{"time": "2026-03-01T10:00:20Z", "user": "bob", "outcome": "success"}
+"#;
+
+#[test]
+fn rules_test_counts_events_no_rule_was_tried_on_and_names_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = write(dir.path(), "rule.yml", AUTH_RULE);
+    let events = write(dir.path(), "events.jsonl", EVENTS);
+    let output = securewatch(&["rules", "test", &rule, "--events", &events]);
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("warning: 3 of 3 events reached no rule"), "{stdout}");
+    assert!(stdout.contains("--logsource any") && stdout.contains("--logsource product=linux,service=auth"), "{stdout}");
+    let output = securewatch(&["rules", "test", &rule, "--events", &events, "--format", "json"]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["events_unrouted"], 3, "{report}");
+    assert!(report["unrouted_hint"].as_str().unwrap().contains("--logsource any"), "{report}");
+    // The fix it names gives the right answer, and nothing is left unrouted.
+    let output = securewatch(&["rules", "test", &rule, "--events", &events, "--format", "json", "--logsource", "any"]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!((report["events_unrouted"].as_u64(), report["rules"][0]["matches"].as_u64()), (Some(0), Some(2)), "{report}");
+    let output = securewatch(&["rules", "test", &rule, "--events", &events, "--logsource", "product=linux,service=auth"]);
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains(": 2 matches (lines 1, 2)") && !stdout.contains("reached no rule"), "{stdout}");
+}
+
+#[test]
+fn rules_test_reports_matches_a_correlation_skipped_for_a_missing_group_by_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let correlation = "---
+title: Repeated failures from one address
+id: 7c1e0c2a-0000-4000-8000-000000000002
+correlation:
+    type: event_count
+    rules: [failed_login]
+    group-by: [src_ip]
+    timespan: 10m
+    condition:
+        gte: 2
+level: high
+";
+    let rules = write(dir.path(), "rules.yml", &format!("{AUTH_RULE}{correlation}"));
+    let events = write(dir.path(), "events.jsonl", EVENTS);
+    let args = ["rules", "test", &rules, "--events", &events, "--logsource", "any"];
+    let stdout = text(&securewatch(&args).stdout);
+    assert!(stdout.contains("Repeated failures from one address (event_count, timespan 600s): 0 alerts"), "{stdout}");
+    assert!(stdout.contains("  2 matches skipped: they lack a group-by field"), "{stdout}");
+    let output = securewatch(&[&args[..], &["--format", "json"]].concat());
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["correlations"][0]["skipped_missing_field"], 2, "{report}");
+    // With the field present nothing is skipped and the correlation fires.
+    let with_address = EVENTS.replace("\"user\"", "\"src_ip\": \"203.0.113.9\", \"user\"");
+    let events = write(dir.path(), "events-with-address.jsonl", &with_address);
+    let args = ["rules", "test", &rules, "--events", &events, "--logsource", "any", "--format", "json"];
+    let report: Value = serde_json::from_slice(&securewatch(&args).stdout).unwrap();
+    let correlation = &report["correlations"][0];
+    assert_eq!((correlation["skipped_missing_field"].as_u64(), correlation["alert_count"].as_u64()), (Some(0), Some(1)), "{report}");
+}

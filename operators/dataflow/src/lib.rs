@@ -65,7 +65,7 @@ mod table;
 pub mod telemetry;
 mod window;
 
-pub use batch::{correlate_batch, BatchAlert, BatchError};
+pub use batch::{correlate_batch, correlate_batch_report, BatchAlert, BatchError, BatchReport};
 pub use correlate::{build_correlations, rule_alerts, CorrelationConfig, Correlations};
 pub use config::{bucket_start, RollupConfig, RollupConfigError, BUCKET_MS, DEFAULT_LATENESS_MS};
 pub use enrich::{
