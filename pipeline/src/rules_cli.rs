@@ -143,29 +143,57 @@ fn check(path: &Path, pipeline_files: &[PathBuf]) -> anyhow::Result<ExitCode> {
             println!("{}: {}: warning: {warning}", loaded.file.display(), loaded.item.id.as_deref().unwrap_or("-"));
         }
     }
-    let rejected = set.rejected.len() + compile_rejections.len();
+    // Every document is counted once: loaded (and compiled), or rejected, so the parts add up.
+    let compile_rejected = |file: &Path, reference: Option<&str>, title: &str| {
+        compile_rejections.iter().any(|rejection| {
+            rejection.file == file && rejection.rule_id.as_deref() == reference && rejection.title.as_deref() == Some(title)
+        })
+    };
+    let rules = set
+        .rules
+        .iter()
+        .filter(|loaded| {
+            let reference = loaded.item.id.as_deref().or(loaded.item.name.as_deref());
+            !compile_rejected(&loaded.file, reference, &loaded.item.title)
+        })
+        .count();
+    let filters = set
+        .filters
+        .iter()
+        .filter(|loaded| {
+            let reference = loaded.item.id.as_deref().or(loaded.item.name.as_deref());
+            !compile_rejected(&loaded.file, reference, &loaded.item.title)
+        })
+        .count();
+    let rejected = set.documents() - rules - filters - set.correlations.len();
+    let warnings = set.warnings.len() + set.rules.iter().map(|loaded| loaded.warnings.len()).sum::<usize>();
     println!(
-        "{}: {} documents: {} rules, {} filters, {} correlations; {rejected} rejected{}",
+        "{}: {}: {}, {}, {} loaded; {rejected} rejected{}",
         path.display(),
-        set.documents(),
-        set.rules.len(),
-        set.filters.len(),
-        set.correlations.len(),
-        if set.warnings.is_empty() { String::new() } else { format!("; {} loaded with warnings", set.warnings.len()) },
+        plural(set.documents(), "document"),
+        plural(rules, "rule"),
+        plural(filters, "filter"),
+        plural(set.correlations.len(), "correlation"),
+        if warnings == 0 { String::new() } else { format!("; {}", plural(warnings, "warning")) },
     );
-    Ok(if rejected == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if rejected == 0 && compile_rejections.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-/// `file: rule id: reason` on one line, as `rules check` prints a rejection (the rule's title
-/// stands in for a missing id; multi-line reasons such as regex errors are joined).
+/// `1 rule`, `2 rules`.
+fn plural(count: usize, noun: &str) -> String {
+    format!("{count} {noun}{}", if count == 1 { "" } else { "s" })
+}
+
+/// `file: rule id: reason` on one line, as `rules check` prints a rejection: `-` for a
+/// missing id, the title (when known) after the reason, multi-line reasons (regex errors)
+/// joined.
 fn rejection_line(rejection: &Rejection) -> String {
     let reason: Vec<&str> = rejection.reason.split_whitespace().collect();
-    format!(
-        "{}: {}: {}",
-        rejection.file.display(),
-        rejection.rule_id.as_deref().or(rejection.title.as_deref()).unwrap_or("-"),
-        reason.join(" ")
-    )
+    let title = match (&rejection.rule_id, &rejection.title) {
+        (None, Some(title)) => format!(" (title: {title})"),
+        _ => String::new(),
+    };
+    format!("{}: {}: {}{title}", rejection.file.display(), rejection.rule_id.as_deref().unwrap_or("-"), reason.join(" "))
 }
 
 struct TestOptions {

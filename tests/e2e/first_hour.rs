@@ -247,3 +247,23 @@ level: high
     let correlation = &report["correlations"][0];
     assert_eq!((correlation["skipped_missing_field"].as_u64(), correlation["alert_count"].as_u64()), (Some(0), Some(1)), "{report}");
 }
+
+#[test]
+fn rules_check_summary_adds_up_and_keeps_ids_and_titles_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    write(&rules, "a-good.yml", AUTH_RULE);
+    let bad_regex = AUTH_RULE
+        .replace("000000000001", "000000000003")
+        .replace("name: failed_login\n", "")
+        .replace("outcome: failure", "outcome|re: '(unclosed'");
+    write(&rules, "b-regex.yml", &bad_regex);
+    write(&rules, "c-syntax.yml", "title: Broken YAML\ndetection:\n  selection: [unclosed\n  condition: selection\n");
+    let output = securewatch(&["rules", "check", rules.to_str().unwrap()]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("3 documents: 1 rule, 0 filters, 0 correlations loaded; 2 rejected"), "{stdout}");
+    let syntax = stdout.lines().find(|line| line.contains("c-syntax.yml")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(syntax.contains("c-syntax.yml: -: ") && syntax.ends_with("(title: Broken YAML)"), "{syntax}");
+}
