@@ -10,6 +10,7 @@ mod fleet;
 mod hec;
 mod journal;
 mod lifecycle;
+mod readme;
 mod rules;
 mod sinks;
 mod syslog;
