@@ -92,6 +92,17 @@ impl SourceLabels {
         SourceLabels { kind, name: name.into() }
     }
 
+    /// Registers this source's counters at zero, so `/metrics` lists them from the start and
+    /// a dashboard charts 0 instead of no data: received, bytes, accepted, and rejected for
+    /// each of `reasons` (further reasons appear when they first occur).
+    pub fn register(&self, reasons: &[&'static str]) {
+        self.received(0, 0);
+        self.accepted(0);
+        for reason in reasons {
+            self.rejected(reason, 0);
+        }
+    }
+
     /// Counts records received (and their bytes).
     pub fn received(&self, records: u64, bytes: u64) {
         let labels = [("source", self.name.clone()), ("kind", self.kind.as_str().to_string())];

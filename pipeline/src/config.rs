@@ -109,6 +109,29 @@ impl Default for LogConfig {
     }
 }
 
+impl LogConfig {
+    /// Checks `level`: comma-separated directives, each a level (`trace`, `debug`, `info`,
+    /// `warn`, `error`, `off`) or `target=level`. A bare word that is not a level would be
+    /// taken by `tracing` as a target name and silence every other log line.
+    pub fn validate(&self) -> Result<(), String> {
+        let invalid = || {
+            format!(
+                "level = {:?} is not valid: use one of trace, debug, info, warn, error, off, or \
+                 per-target directives such as \"securewatch=debug,info\"",
+                self.level
+            )
+        };
+        for directive in self.level.split(',').map(str::trim) {
+            let level = directive.rsplit_once('=').map_or(directive, |(_, level)| level);
+            if level.parse::<tracing_subscriber::filter::LevelFilter>().is_err() || level.chars().all(|c| c.is_ascii_digit()) {
+                return Err(invalid());
+            }
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.level).map_err(|_| invalid())?;
+        Ok(())
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -212,6 +235,7 @@ impl Config {
         if self.sources.wazuh.enabled {
             self.sources.wazuh.validate().map_err(|error| invalid("sources.wazuh", error.to_string()))?;
         }
+        self.log.validate().map_err(|message| invalid("log", message))?;
         if self.queue.capacity == 0 {
             return Err(invalid("queue", "capacity must be above 0".into()));
         }
@@ -412,6 +436,28 @@ mod tests {
         let bad = [("SECUREWATCH_SINKS__POSTGRES__BATCH_ROWS".to_string(), "0".to_string())];
         let error = Config::load(None, bad).unwrap_err().to_string();
         assert!(error.contains("[sinks.postgres]") && error.contains("batch_rows"), "{error}");
+    }
+
+    #[test]
+    fn log_level_is_checked_with_the_valid_forms() {
+        for good in ["info", "DEBUG", "securewatch=debug,info", "warn,securewatch_connectors=trace", "off"] {
+            let file = write(&format!("[log]\nlevel = \"{good}\"\n"));
+            Config::load(Some(file.path()), []).unwrap_or_else(|error| panic!("{good}: {error}"));
+        }
+        for bad in ["loud", "", "securewatch=loud", "info,,debug", "3"] {
+            let file = write(&format!("[log]\nlevel = \"{bad}\"\n"));
+            let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
+            assert!(error.contains("[log]") && error.contains("trace, debug, info, warn, error, off"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn syslog_with_nothing_to_listen_on_is_refused() {
+        let file = write("[sources.syslog]\nudp_listen = \"off\"\ntcp_listen = \"off\"\n");
+        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
+        assert!(error.contains("[sources.syslog]") && error.contains("nothing to listen on"), "{error}");
+        let file = write("[sources.syslog]\nenabled = false\nudp_listen = \"off\"\ntcp_listen = \"off\"\n");
+        Config::load(Some(file.path()), []).unwrap();
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 mod api;
 mod config;
+mod errors;
 mod intake;
 mod roles;
 mod rules;
@@ -28,9 +29,20 @@ use crate::roles::Role;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// SecureWatch: a streaming security-event pipeline.
+/// What `securewatch --help` opens with: what the tool does for its user, and where to start.
+const ABOUT: &str = "SecureWatch collects security events (Splunk HEC, syslog, Wazuh alerts), \
+normalises and stores them, runs Sigma detection and correlation rules over them, and serves \
+events, dashboards and alerts over an HTTP API.";
+
+/// The end of `securewatch --help`: the first commands to try.
+const AFTER_HELP: &str = "Start with `securewatch run` (no configuration needed: HEC on 127.0.0.1:8088, \
+syslog on 127.0.0.1:5514, the API on 127.0.0.1:8080, data in ./data). \
+Test Sigma rules offline with `securewatch rules test RULES --events FILE`. \
+Each command has its own --help; the README has the quick start.";
+
+/// The command line.
 #[derive(Debug, Parser)]
-#[command(name = "securewatch", version, about)]
+#[command(name = "securewatch", version, about = ABOUT, after_help = AFTER_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -116,11 +128,24 @@ impl ClusterArgs {
 
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
-    /// Checks a configuration file (and SECUREWATCH_* overrides); non-zero exit on errors.
+    /// Checks a configuration file (and SECUREWATCH_* overrides) and lists what each role
+    /// would start with it; non-zero exit on errors.
     Check {
         /// The file to check.
         file: PathBuf,
+        /// List only what this command would start (default: `run`, or `ingest` and `worker`
+        /// when `[bus]` names a bus).
+        #[arg(long, value_enum)]
+        role: Option<CheckRole>,
     },
+}
+
+/// The commands `config check` can describe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CheckRole {
+    Run,
+    Ingest,
+    Worker,
 }
 
 fn main() -> ExitCode {
@@ -129,11 +154,11 @@ fn main() -> ExitCode {
         Command::Run { config, data_dir, cluster } => run_command(config, data_dir, Some(cluster), Role::All),
         Command::Ingest { config, data_dir } => run_command(config, data_dir, None, Role::Ingest),
         Command::Worker { config, data_dir, cluster } => run_command(config, data_dir, Some(cluster), Role::Worker),
-        Command::Config { command: ConfigCommand::Check { file } } => check_command(&file),
+        Command::Config { command: ConfigCommand::Check { file, role } } => check_command(&file, role),
         Command::Rules { command } => match rules::cli::run(command) {
             Ok(code) => return code,
             Err(error) => {
-                eprintln!("error: {error:#}");
+                eprintln!("error: {}", errors::error_chain(&error));
                 return ExitCode::from(2);
             }
         },
@@ -141,7 +166,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", errors::error_chain(&error));
             ExitCode::FAILURE
         }
     }
@@ -168,22 +193,53 @@ fn run_command(
     runtime.block_on(roles::run(config, role))
 }
 
-fn check_command(file: &std::path::Path) -> anyhow::Result<()> {
+fn check_command(file: &std::path::Path, role: Option<CheckRole>) -> anyhow::Result<()> {
     let config = Config::load(Some(file), std::env::vars())?;
-    let address = |address: Option<std::net::SocketAddr>| address.map_or("off".to_string(), |a| a.to_string());
-    println!(
-        "{}: ok (HEC {}, syslog udp {} tcp {}, wazuh {}, API {}, sinks: postgres {}, opensearch {})",
-        file.display(),
-        if config.sources.hec.enabled { config.sources.hec.listen.to_string() } else { "off".into() },
-        address(config.sources.syslog.udp_listen),
-        address(config.sources.syslog.tcp_listen),
-        if config.sources.wazuh.enabled { config.sources.wazuh.path.display().to_string() } else { "off".into() },
-        config.api.listen,
-        if config.sinks.postgres_in_force().is_some() { "on" } else { "off" },
-        if config.sinks.opensearch.enabled { "on" } else { "off" },
-    );
+    let has_bus = config.bus.kind != intake::BusKind::None;
+    let roles = match (role, has_bus) {
+        (Some(CheckRole::Ingest | CheckRole::Worker), false) => anyhow::bail!(
+            "{}: [bus] kind must be \"kafka\" or \"redis\" for `securewatch ingest` and `securewatch worker`",
+            file.display()
+        ),
+        (Some(role), _) => vec![role],
+        (None, false) => vec![CheckRole::Run],
+        (None, true) => vec![CheckRole::Ingest, CheckRole::Worker],
+    };
+    println!("{}: ok", file.display());
+    for role in roles {
+        println!("  {}", role_summary(&config, role));
+    }
     for warning in config.deprecations() {
         println!("warning: {warning} (the old spelling keeps working until the next release)");
     }
     Ok(())
+}
+
+/// One line saying what `securewatch <role>` starts with `config`: listeners, bus and sinks.
+fn role_summary(config: &Config, role: CheckRole) -> String {
+    let address = |address: Option<std::net::SocketAddr>| address.map_or("off".to_string(), |a| a.to_string());
+    let sources = || {
+        let syslog = &config.sources.syslog;
+        format!(
+            "HEC {}, syslog udp {} tcp {}, wazuh {}",
+            if config.sources.hec.enabled { config.sources.hec.listen.to_string() } else { "off".into() },
+            if syslog.enabled { address(syslog.udp_listen) } else { "off".into() },
+            if syslog.enabled { address(syslog.tcp_listen) } else { "off".into() },
+            if config.sources.wazuh.enabled { config.sources.wazuh.path.display().to_string() } else { "off".into() },
+        )
+    };
+    let sinks = || {
+        format!(
+            "sinks: SQLite in {}, postgres {}, opensearch {}",
+            config.data_dir().display(),
+            if config.sinks.postgres_in_force().is_some() { "on" } else { "off" },
+            if config.sinks.opensearch.enabled { "on" } else { "off" },
+        )
+    };
+    let bus = || format!("{:?}", config.bus.kind).to_lowercase();
+    match role {
+        CheckRole::Run => format!("securewatch run: {}, API {}, {}", sources(), config.api.listen, sinks()),
+        CheckRole::Ingest => format!("securewatch ingest: {}, publishing to {}, API {}", sources(), bus(), config.api.listen),
+        CheckRole::Worker => format!("securewatch worker: reading {}, API {}, {}", bus(), config.api.listen, sinks()),
+    }
 }

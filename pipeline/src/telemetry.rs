@@ -25,5 +25,25 @@ pub fn init_metrics() -> anyhow::Result<PrometheusHandle> {
             &[0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0],
         )?
         .install_recorder()?;
+    // Counters a dashboard charts are listed at zero from the start, not from their first event.
+    for name in [
+        securewatch_connectors::telemetry::STORE_WRITTEN,
+        securewatch_connectors::telemetry::STORE_DUPLICATES,
+        securewatch_connectors::telemetry::STORE_ERRORS,
+        securewatch_connectors::telemetry::PARSE_FAILURES,
+        crate::runtime::telemetry::LATE_EVENTS,
+        crate::runtime::telemetry::ROLLUP_CHANGES,
+    ] {
+        metrics::counter!(name).increment(0);
+    }
     Ok(handle)
+}
+
+/// The rejection reasons every source's `securewatch_source_rejected_total` lists at zero from
+/// the start: backpressure and oversized records, the ones a dashboard watches.
+pub const REGISTERED_REJECTIONS: [&str; 2] = ["queue_full", "too_large"];
+
+/// Registers the counters of one source at zero (see [`REGISTERED_REJECTIONS`]).
+pub fn register_source(kind: securewatch_schemas::SourceKind, name: &str) {
+    securewatch_connectors::telemetry::SourceLabels::new(kind, name).register(&REGISTERED_REJECTIONS);
 }

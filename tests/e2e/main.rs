@@ -5,10 +5,12 @@
 mod dataflow;
 mod detection;
 mod enrichment;
+mod first_hour;
 mod fleet;
 mod hec;
 mod journal;
 mod lifecycle;
+mod readme;
 mod rules;
 mod sinks;
 mod syslog;

@@ -28,7 +28,7 @@ fn check_accepts_a_valid_directory() {
     let output = securewatch(&["rules", "check", path(&fixture("rules"))]);
     let text = stdout(&output);
     assert!(output.status.success(), "{text}");
-    assert!(text.contains("4 documents: 3 rules, 0 filters, 1 correlations; 0 rejected"), "{text}");
+    assert!(text.contains("4 documents: 3 rules, 0 filters, 1 correlation loaded; 0 rejected"), "{text}");
 }
 
 #[test]
@@ -42,7 +42,7 @@ fn check_lists_each_rejection_and_fails() {
     assert!(text.contains(&format!("{file}: 5f6b1c9e-3c2a-4d7e-9a41-7d0c2e8b1a12: invalid regex pattern")), "{text}");
     assert!(text.contains(&format!("{file}: 5f6b1c9e-3c2a-4d7e-9a41-7d0c2e8b1a13: correlation references rules")), "{text}");
     assert!(!text.contains("1a10:"), "the valid rule is not reported: {text}");
-    assert!(text.contains("4 documents: 3 rules, 0 filters, 0 correlations; 3 rejected"), "{text}");
+    assert!(text.contains("4 documents: 1 rule, 0 filters, 0 correlations loaded; 3 rejected"), "{text}");
 }
 
 #[test]
@@ -324,5 +324,5 @@ fn check_warns_about_a_document_without_title_and_still_loads_it() {
         text.contains(&format!("{}: internal_error: warning: no title; using internal_error", file.display())),
         "{text}"
     );
-    assert!(text.contains("1 documents: 1 rules, 0 filters, 0 correlations; 0 rejected; 1 loaded with warnings"), "{text}");
+    assert!(text.contains("1 document: 1 rule, 0 filters, 0 correlations loaded; 0 rejected; 1 warning"), "{text}");
 }

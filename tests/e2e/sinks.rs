@@ -125,7 +125,7 @@ fn postgres_sink_stores_events_rollups_and_alerts_once_and_the_api_reads_them() 
     assert_eq!(ids, expected, "the HEC ids are deterministic");
     assert_eq!(scalar(&url, &format!("SELECT count(*) FROM {}", in_schema("alerts"))), 10);
     assert_eq!(scalar(&url, &format!("SELECT count(*) FROM {}", in_schema("alert_events"))), 10);
-    // The rollups count each event once (README, "Delivery"): the second request's copies are
+    // The rollups count each event once (docs/dataflow.md, "Delivery"): the second request's copies are
     // found stored by SQLite and taken out of the rollups again, in a following write.
     let rolled_up_and_late = || {
         let rolled_up = scalar(&url, &format!("SELECT COALESCE(SUM(count), 0) FROM {}", in_schema("rollup_source")));

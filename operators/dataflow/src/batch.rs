@@ -47,6 +47,38 @@ pub struct BatchAlert {
     pub emitted: bool,
 }
 
+/// What [`correlate_batch_report`] found: the alerts, and per correlation rule id the matches
+/// it skipped for a missing group-by (or value) field.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    /// As [`correlate_batch`] returns them.
+    pub alerts: Vec<BatchAlert>,
+    /// Correlation rule id → matches skipped (only correlations that skipped any).
+    pub skipped: BTreeMap<String, usize>,
+}
+
+/// [`correlate_batch`] plus the skipped matches of each correlation, which a rule author needs
+/// to tell "no alert" from "no match had the group-by field".
+pub fn correlate_batch_report(
+    matches: Vec<Match>,
+    correlations: Arc<CompiledCorrelations>,
+    workers: usize,
+) -> Result<BatchReport, BatchError> {
+    let (skip_sender, skip_receiver) = channel();
+    let alerts = run_batch(matches, correlations, workers, Some(skip_sender))?;
+    let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
+    for event in skip_receiver.try_iter() {
+        if let Event::Messages(_, updates) = event {
+            for ((rule_id, _), _, diff) in updates {
+                let count = skipped.entry(rule_id).or_insert(0);
+                *count = count.saturating_add_signed(diff);
+            }
+        }
+    }
+    skipped.retain(|_, count| *count > 0);
+    Ok(BatchReport { alerts, skipped })
+}
+
 /// The correlation alerts of `matches`, in event time, on `workers` worker threads (at least
 /// one): worker `i % workers` feeds match `i`. Alerts are sorted by (rule id, window start,
 /// group key).
@@ -54,6 +86,18 @@ pub fn correlate_batch(
     matches: Vec<Match>,
     correlations: Arc<CompiledCorrelations>,
     workers: usize,
+) -> Result<Vec<BatchAlert>, BatchError> {
+    run_batch(matches, correlations, workers, None)
+}
+
+/// Skipped matches as the batch's dataflow captures them.
+type SkipSender = std::sync::mpsc::Sender<Event<Epoch, Vec<((String, Match), Epoch, isize)>>>;
+
+fn run_batch(
+    matches: Vec<Match>,
+    correlations: Arc<CompiledCorrelations>,
+    workers: usize,
+    skips: Option<SkipSender>,
 ) -> Result<Vec<BatchAlert>, BatchError> {
     if correlations.correlations.is_empty() {
         return Ok(Vec::new());
@@ -64,12 +108,16 @@ pub fn correlate_batch(
     let body = move |worker: &mut timely::worker::Worker| {
         let (index, peers) = (worker.index(), worker.peers());
         let (sender, resident_sender) = (sender.clone(), resident_sender.clone());
+        let skips = skips.clone();
         let correlations = Arc::clone(&correlations);
         let mut input = worker.dataflow::<Epoch, _, _>(move |scope| {
             let (input, collection) = scope.new_collection::<Match, isize>();
             let out = build_correlations(collection, correlations, CorrelationConfig::default().never_expiring());
             out.alerts.inner.capture_into(sender);
             out.resident.inner.capture_into(resident_sender);
+            if let Some(skips) = skips {
+                out.skipped.inner.capture_into(skips);
+            }
             input
         });
         for m in matches.iter().skip(index).step_by(peers) {

@@ -69,7 +69,7 @@ pub mod telemetry;
 mod time;
 mod window;
 
-pub use batch::{correlate_batch, BatchAlert, BatchError};
+pub use batch::{correlate_batch, correlate_batch_report, BatchAlert, BatchError, BatchReport};
 pub use correlate::{build_correlations, rule_alerts, CorrelationConfig, Correlations};
 pub use enrich::{build_enrichment, build_enrichment_with_geo, enrich_inputs, EnrichInput, Enrichment};
 pub use input::{rollup_input, RollupInput};

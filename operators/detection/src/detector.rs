@@ -186,6 +186,16 @@ impl Detector {
         found.into_iter()
     }
 
+    /// How many rules `event` is offered to with the given routing; 0 means its log source
+    /// reaches none of the rules' log sources, so no rule can match it.
+    pub fn routed_rule_count(&self, event: &Event, routing: Routing<'_>) -> usize {
+        match routing {
+            Routing::Derived => self.index.candidates(&EventLogSource::of(event)).count(),
+            Routing::Given(source) => self.index.candidates(source).count(),
+            Routing::All => self.rules.len(),
+        }
+    }
+
     /// Like [`Detector::matches_with`], but evaluates every routed rule in full, without the
     /// engines' candidate index: the reference the index is tested against.
     #[cfg(test)]

@@ -35,12 +35,14 @@ struct IngestState {
 }
 
 /// Runs the ingest role until SIGINT/SIGTERM or a source failure.
+#[allow(clippy::too_many_arguments)] // the parts `run::run` bound and started, handed over
 pub async fn run(
     config: Config,
     receiver: IngestReceiver,
     queue: QueueMonitor,
     metrics: PrometheusHandle,
     mut sources: JoinSet<anyhow::Result<()>>,
+    api_listener: tokio::net::TcpListener,
     mut listeners: Vec<(String, SocketAddr)>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -61,7 +63,7 @@ pub async fn run(
         BusKind::None => unreachable!("checked by the caller"),
     };
     let started = Instant::now();
-    let api = serve_api(config.api.listen, &mut listeners, |listeners| {
+    let api = serve_api(api_listener, &mut listeners, |listeners| {
         let state = IngestState { queue, metrics, started, bus: bus_name, listeners: Arc::new(listeners) };
         Router::new()
             .route("/api/v1/health", get(health))

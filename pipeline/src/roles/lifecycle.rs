@@ -1,4 +1,4 @@
-//! What every role shares: serving the API, waiting for the shutdown signal, draining sources.
+//! What every role shares: binding and serving the API, the shutdown signal, draining sources.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -6,6 +6,8 @@ use std::time::Duration;
 use anyhow::Context;
 use securewatch_connectors::CancellationToken;
 use tokio::task::JoinSet;
+
+use crate::errors;
 
 /// How long sources get to finish in-flight work after the shutdown signal.
 const SOURCE_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -23,15 +25,19 @@ impl RunningApi {
     }
 }
 
-/// Binds the API, adds it to `listeners`, logs every listener and serves the router `router`
+/// Binds the API's address; the first thing a role does, so a taken port stops it before
+/// anything else starts.
+pub async fn bind_api(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen).await.with_context(|| format!("API: cannot listen on {listen}"))
+}
+
+/// Adds the bound API to `listeners`, logs every listener and serves the router `router`
 /// builds from them.
 pub async fn serve_api(
-    listen: SocketAddr,
+    api_listener: tokio::net::TcpListener,
     listeners: &mut Vec<(String, SocketAddr)>,
     router: impl FnOnce(Vec<(String, SocketAddr)>) -> axum::Router,
 ) -> anyhow::Result<RunningApi> {
-    let api_listener =
-        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("API: cannot listen on {listen}"))?;
     listeners.push(("api".into(), api_listener.local_addr()?));
     for (name, address) in listeners.iter() {
         tracing::info!(listener = %name, %address, "Listening.");
@@ -52,7 +58,7 @@ pub async fn drain_sources(sources: &mut JoinSet<anyhow::Result<()>>) {
     let drained = tokio::time::timeout(SOURCE_DRAIN_TIMEOUT, async {
         while let Some(result) = sources.join_next().await {
             if let Err(error) = flatten(result) {
-                tracing::error!(error = %format!("{error:#}"), "Source failed while stopping.");
+                tracing::error!(error = %errors::error_chain(&error), "Source failed while stopping.");
             }
         }
     })

@@ -15,17 +15,17 @@ use anyhow::Context;
 use securewatch_connectors::bus::kafka;
 use securewatch_connectors::queue::{ingest_queue, IngestSender};
 use securewatch_connectors::sinks::Sinks;
+use securewatch_connectors::sources::hec::token::{self, TokenOrigin};
 use securewatch_connectors::sources::hec::HecSource;
 use securewatch_connectors::sources::syslog::SyslogSource;
 use securewatch_connectors::sources::wazuh::WazuhSource;
 use securewatch_connectors::CancellationToken;
+use securewatch_schemas::SourceKind;
 use tokio::task::JoinSet;
 
+use super::lifecycle::{bind_api, drain_sources, flatten, serve_api, shutdown_signal};
 use crate::api::{self, ApiState};
 use crate::config::Config;
-use securewatch_connectors::sources::hec::token::{self, TokenOrigin};
-
-use super::lifecycle::{drain_sources, flatten, serve_api, shutdown_signal};
 use crate::intake::{consume, journal, BusKind};
 use crate::rules::RulesReloader;
 use crate::runtime::{restore_feeds, Dataflow};
@@ -43,25 +43,32 @@ pub enum Role {
 }
 
 /// Runs until SIGINT/SIGTERM (or a source fails), then drains and returns.
+///
+/// Every listener (API, HEC, syslog) is bound before anything starts: a taken port fails the
+/// start before a token is generated, the data directory is created or the dataflow runs.
 pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
     let data_dir = config.data_dir();
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     if role != Role::All && config.bus.kind == BusKind::None {
         anyhow::bail!("[bus] kind must be \"kafka\" or \"redis\" for `securewatch ingest` and `securewatch worker`");
     }
-    let metrics = telemetry::init_metrics()?;
+    let api_listener = bind_api(config.api.listen).await?;
     let (queue, receiver) = ingest_queue(config.queue.capacity);
+    let bound = match role {
+        Role::Worker => BoundSources::default(),
+        Role::All | Role::Ingest => bind_sources(&mut config, &data_dir, &queue).await?,
+    };
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let metrics = telemetry::init_metrics()?;
     let shutdown = CancellationToken::new();
     let mut sources: JoinSet<anyhow::Result<()>> = JoinSet::new();
     let mut listeners: Vec<(String, SocketAddr)> = Vec::new();
-    if role != Role::Worker {
-        start_sources(&mut config, &data_dir, &queue, &shutdown, &mut sources, &mut listeners).await?;
-    }
+    bound.start(&config, &data_dir, &queue, &shutdown, &mut sources, &mut listeners)?;
     if role == Role::Ingest {
         let monitor = queue.monitor();
         drop(queue);
-        return super::ingest::run(config, receiver, monitor, metrics, sources, listeners, shutdown).await;
+        return super::ingest::run(config, receiver, monitor, metrics, sources, api_listener, listeners, shutdown)
+            .await;
     }
 
     let opensearch = Some(&config.sinks.opensearch).filter(|opensearch| opensearch.enabled);
@@ -110,7 +117,7 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
         ip_fields: config.enrichment.ip_fields.iter().cloned().collect(),
         rules: reloader,
     };
-    let api = serve_api(config.api.listen, &mut listeners, |listeners| {
+    let api = serve_api(api_listener, &mut listeners, |listeners| {
         api::router(ApiState { listeners: Arc::new(listeners), ..state })
     })
     .await?;
@@ -138,37 +145,80 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
     }
 }
 
-/// Binds and starts HEC, syslog and the Wazuh tailer as configured, feeding `queue`.
-async fn start_sources(
-    config: &mut Config,
-    data_dir: &Path,
-    queue: &IngestSender,
-    shutdown: &CancellationToken,
-    sources: &mut JoinSet<anyhow::Result<()>>,
-    listeners: &mut Vec<(String, SocketAddr)>,
-) -> anyhow::Result<()> {
+/// The sources of `run` / `ingest`, bound to their addresses but not yet started.
+#[derive(Default)]
+struct BoundSources {
+    hec: Option<HecSource>,
+    /// Set when the HEC token was generated now: kept and printed once everything is bound.
+    generated_token: Option<String>,
+    syslog: Option<SyslogSource>,
+}
+
+/// Binds HEC and syslog as configured (resolving the HEC token first, since the source needs
+/// it), without starting them or writing anything.
+async fn bind_sources(config: &mut Config, data_dir: &Path, queue: &IngestSender) -> anyhow::Result<BoundSources> {
+    let mut bound = BoundSources::default();
     if config.sources.hec.enabled {
-        announce_token(config, data_dir)?;
-        let hec = HecSource::bind(config.sources.hec.clone(), queue.clone()).await.context("HEC source")?;
-        listeners.push(("hec".into(), hec.local_addr()));
-        let stop = shutdown.clone();
-        sources.spawn(async move { hec.run(stop).await.context("HEC source") });
+        let from_environment = std::env::var(token::HEC_TOKEN_ENV).ok();
+        let (origin, value) = token::ensure_hec_token(&mut config.sources.hec.tokens, from_environment, data_dir);
+        let kept = data_dir.join(token::TOKEN_FILE);
+        match origin {
+            TokenOrigin::Generated => bound.generated_token = Some(value),
+            TokenOrigin::Stored => tracing::info!(file = %kept.display(), "Using the HEC token kept in the data directory."),
+            TokenOrigin::Environment => tracing::info!("Using the HEC token from {}.", token::HEC_TOKEN_ENV),
+            TokenOrigin::Config => {
+                tracing::info!(tokens = config.sources.hec.tokens.len(), "Using the configured HEC tokens.")
+            }
+        }
+        bound.hec = Some(HecSource::bind(config.sources.hec.clone(), queue.clone()).await.context("HEC source")?);
     }
     if config.sources.syslog.enabled {
         let syslog =
             SyslogSource::bind(config.sources.syslog.clone(), queue.clone()).await.context("syslog source")?;
-        listeners.extend(syslog.udp_addr().map(|address| ("syslog_udp".to_string(), address)));
-        listeners.extend(syslog.tcp_addr().map(|address| ("syslog_tcp".to_string(), address)));
-        let stop = shutdown.clone();
-        sources.spawn(async move { syslog.run(stop).await.context("syslog source") });
+        bound.syslog = Some(syslog);
     }
-    if config.sources.wazuh.enabled {
-        let wazuh =
-            WazuhSource::new(config.sources.wazuh.clone(), data_dir, queue.clone()).context("Wazuh source")?;
-        let stop = shutdown.clone();
-        sources.spawn(async move { wazuh.run(stop).await.context("Wazuh source") });
+    Ok(bound)
+}
+
+impl BoundSources {
+    /// Keeps and prints a generated HEC token, then starts HEC, syslog and the Wazuh tailer,
+    /// feeding `queue`.
+    fn start(
+        self,
+        config: &Config,
+        data_dir: &Path,
+        queue: &IngestSender,
+        shutdown: &CancellationToken,
+        sources: &mut JoinSet<anyhow::Result<()>>,
+        listeners: &mut Vec<(String, SocketAddr)>,
+    ) -> anyhow::Result<()> {
+        if let Some(value) = &self.generated_token {
+            token::keep_generated(data_dir, value)?;
+            let kept = data_dir.join(token::TOKEN_FILE);
+            println!("HEC token (generated once, kept in {}): {value}", kept.display());
+        }
+        if let Some(hec) = self.hec {
+            telemetry::register_source(SourceKind::Hec, &config.sources.hec.name);
+            listeners.push(("hec".into(), hec.local_addr()));
+            let stop = shutdown.clone();
+            sources.spawn(async move { hec.run(stop).await.context("HEC source") });
+        }
+        if let Some(syslog) = self.syslog {
+            telemetry::register_source(SourceKind::Syslog, &config.sources.syslog.name);
+            listeners.extend(syslog.udp_addr().map(|address| ("syslog_udp".to_string(), address)));
+            listeners.extend(syslog.tcp_addr().map(|address| ("syslog_tcp".to_string(), address)));
+            let stop = shutdown.clone();
+            sources.spawn(async move { syslog.run(stop).await.context("syslog source") });
+        }
+        if config.sources.wazuh.enabled {
+            telemetry::register_source(SourceKind::Wazuh, &config.sources.wazuh.name);
+            let wazuh =
+                WazuhSource::new(config.sources.wazuh.clone(), data_dir, queue.clone()).context("Wazuh source")?;
+            let stop = shutdown.clone();
+            sources.spawn(async move { wazuh.run(stop).await.context("Wazuh source") });
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// A worker's intake: the bus consumer of `[bus]`, reading this process's share of the bus.
@@ -194,21 +244,6 @@ async fn start_intake(
             sources.spawn(async move { consume::redis(&bus, sinks, queue, stop).await.context("Redis intake") });
         }
         BusKind::None => unreachable!("checked at start"),
-    }
-    Ok(())
-}
-
-fn announce_token(config: &mut Config, data_dir: &Path) -> anyhow::Result<()> {
-    let from_environment = std::env::var(token::HEC_TOKEN_ENV).ok();
-    let (origin, value) = token::ensure_hec_token(&mut config.sources.hec.tokens, from_environment, data_dir)?;
-    let kept = data_dir.join(token::TOKEN_FILE);
-    match origin {
-        TokenOrigin::Generated => {
-            println!("HEC token (generated once, kept in {}): {value}", kept.display());
-        }
-        TokenOrigin::Stored => tracing::info!(file = %kept.display(), "Using the HEC token kept in the data directory."),
-        TokenOrigin::Environment => tracing::info!("Using the HEC token from {}.", token::HEC_TOKEN_ENV),
-        TokenOrigin::Config => tracing::info!(tokens = config.sources.hec.tokens.len(), "Using the configured HEC tokens."),
     }
     Ok(())
 }

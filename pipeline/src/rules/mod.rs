@@ -107,7 +107,7 @@ impl RulesReloader {
             match backfiller.run(&swap).await {
                 Ok(done) => report.backfill = Some(done),
                 Err(error) => {
-                    tracing::error!(error = format!("{error:#}"), "Correlation backfill failed: the new correlations start empty.");
+                    tracing::error!(error = crate::errors::error_chain(&error), "Correlation backfill failed: the new correlations start empty.");
                 }
             }
         }
@@ -177,7 +177,7 @@ impl RulesReloader {
                 continue;
             }
             if let Err(error) = self.reload().await {
-                tracing::error!(error = format!("{error:#}"), "Detection reload failed; the previous rules stay in force.");
+                tracing::error!(error = crate::errors::error_chain(&error), "Detection reload failed; the previous rules stay in force.");
             }
         }
     }

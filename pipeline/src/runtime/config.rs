@@ -54,6 +54,14 @@ impl DataflowConfig {
         if self.inbox_capacity == 0 {
             return Err("inbox_capacity must be above 0".into());
         }
+        // Checked here in the keys' own unit (seconds); the engine's message speaks milliseconds.
+        if self.retention_secs < self.lateness_secs {
+            return Err(format!(
+                "retention_secs ({} s) must be at least lateness_secs ({} s): a bucket cannot leave memory \
+                 while late events may still correct it",
+                self.retention_secs, self.lateness_secs
+            ));
+        }
         self.rollups()?;
         if self.peers.len() > 1 && self.process >= self.peers.len() {
             return Err(format!("process = {} but peers lists {} processes", self.process, self.peers.len()));
@@ -109,7 +117,9 @@ mod tests {
             config.validate().unwrap_err()
         };
         assert!(bad(|c| c.workers = 0).contains("workers"));
-        assert!(bad(|c| c.retention_secs = 10).contains("retention"));
+        let units = bad(|c| c.retention_secs = 10);
+        assert!(units.contains("retention_secs (10 s)") && units.contains("lateness_secs (300 s)"), "{units}");
+        assert!(!units.contains("ms"), "the keys are in seconds: {units}");
         assert!(bad(|c| c.process = 1).contains("process"));
         assert!(bad(|c| {
             c.peers = vec!["127.0.0.1:1".into(), "127.0.0.1:2".into()];

@@ -37,15 +37,16 @@ pub enum TokenOrigin {
 }
 
 /// Makes sure `tokens` holds at least one token: the configured ones win, then the
-/// environment, then a token kept in the data directory, else a new one is generated, stored
-/// (mode 0600) and returned as `Generated` so the caller prints it once.
+/// environment, then a token kept in the data directory, else a new one is generated and
+/// returned as `Generated`. A generated token is not stored yet: the caller binds its
+/// listeners first, then keeps it with [`keep_generated`] and prints it once.
 pub fn ensure_hec_token(
     tokens: &mut Vec<HecTokenConfig>,
     from_environment: Option<String>,
     data_dir: &Path,
-) -> Result<(TokenOrigin, String), TokenFileError> {
+) -> (TokenOrigin, String) {
     if let Some(first) = tokens.first() {
-        return Ok((TokenOrigin::Config, first.token.clone()));
+        return (TokenOrigin::Config, first.token.clone());
     }
     let (origin, token) = match from_environment.filter(|token| !token.trim().is_empty()) {
         Some(token) => (TokenOrigin::Environment, token.trim().to_string()),
@@ -53,17 +54,18 @@ pub fn ensure_hec_token(
             let path = data_dir.join(TOKEN_FILE);
             match std::fs::read_to_string(&path) {
                 Ok(stored) if !stored.trim().is_empty() => (TokenOrigin::Stored, stored.trim().to_string()),
-                _ => {
-                    let token = generate_token();
-                    store_token(&path, &token)
-                        .map_err(|source| TokenFileError { path: path.display().to_string(), source })?;
-                    (TokenOrigin::Generated, token)
-                }
+                _ => (TokenOrigin::Generated, generate_token()),
             }
         }
     };
     tokens.push(HecTokenConfig { name: "default".to_string(), token: token.clone(), ..HecTokenConfig::default() });
-    Ok((origin, token))
+    (origin, token)
+}
+
+/// Stores a generated token in the data directory (mode 0600), so later starts reuse it.
+pub fn keep_generated(data_dir: &Path, token: &str) -> Result<(), TokenFileError> {
+    let path = data_dir.join(TOKEN_FILE);
+    store_token(&path, token).map_err(|source| TokenFileError { path: path.display().to_string(), source })
 }
 
 /// A random token in Splunk's GUID layout.
@@ -91,20 +93,22 @@ mod tests {
     fn config_then_environment_then_stored_then_generated() {
         let dir = tempfile::tempdir().unwrap();
         let mut configured = vec![HecTokenConfig { name: "a".into(), token: "t1".into(), ..Default::default() }];
-        let (origin, token) = ensure_hec_token(&mut configured, Some("env".into()), dir.path()).unwrap();
+        let (origin, token) = ensure_hec_token(&mut configured, Some("env".into()), dir.path());
         assert_eq!((origin, token.as_str()), (TokenOrigin::Config, "t1"));
 
         let mut tokens = Vec::new();
-        let (origin, token) = ensure_hec_token(&mut tokens, Some("env-token".into()), dir.path()).unwrap();
+        let (origin, token) = ensure_hec_token(&mut tokens, Some("env-token".into()), dir.path());
         assert_eq!((origin, token.as_str()), (TokenOrigin::Environment, "env-token"));
         assert_eq!(tokens.len(), 1);
 
         let mut tokens = Vec::new();
-        let (origin, generated) = ensure_hec_token(&mut tokens, None, dir.path()).unwrap();
+        let (origin, generated) = ensure_hec_token(&mut tokens, None, dir.path());
         assert_eq!(origin, TokenOrigin::Generated);
         assert_eq!(generated.len(), 36);
+        assert!(!dir.path().join(TOKEN_FILE).exists(), "kept only once the listeners are bound");
+        keep_generated(dir.path(), &generated).unwrap();
         let mut tokens = Vec::new();
-        let (origin, stored) = ensure_hec_token(&mut tokens, None, dir.path()).unwrap();
+        let (origin, stored) = ensure_hec_token(&mut tokens, None, dir.path());
         assert_eq!((origin, stored), (TokenOrigin::Stored, generated));
     }
 }

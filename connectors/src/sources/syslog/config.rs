@@ -51,6 +51,11 @@ impl SyslogConfig {
         if self.name.trim().is_empty() {
             return Err("sources.syslog.name must not be empty".into());
         }
+        if self.enabled && self.udp_listen.is_none() && self.tcp_listen.is_none() {
+            return Err("enabled, but udp_listen and tcp_listen are both \"off\": the source would have \
+                        nothing to listen on; set one of them, or enabled = false"
+                .into());
+        }
         for (key, value) in [
             ("max_message_bytes", self.max_message_bytes),
             ("max_connections", self.max_connections),

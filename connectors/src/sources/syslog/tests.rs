@@ -315,6 +315,14 @@ async fn bind_failure_names_the_address() {
 }
 
 #[tokio::test]
+async fn enabled_source_with_nothing_to_listen_on_is_refused() {
+    let (sender, _receiver) = ingest_queue(10);
+    let config = SyslogConfig { enabled: true, udp_listen: None, tcp_listen: None, ..loopback("nothing") };
+    let error = SyslogSource::bind(config, sender).await.unwrap_err().to_string();
+    assert!(error.contains("udp_listen and tcp_listen are both \"off\"") && error.contains("enabled = false"), "{error}");
+}
+
+#[tokio::test]
 async fn disabled_source_binds_nothing_and_returns_at_once() {
     let (sender, mut receiver) = ingest_queue(10);
     let config = SyslogConfig { enabled: false, ..loopback("off") };

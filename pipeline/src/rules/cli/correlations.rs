@@ -1,4 +1,4 @@
-//! `rules test`: the correlation rules of the loaded set run over the file's matches by the engine's operators, and their report.
+//! `rules test`: the correlation rules of the loaded set run over the file's matches by the engine's operators, and their report (alerts, and matches skipped for a missing field).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -22,6 +22,8 @@ pub struct CorrelationResult {
     /// feed them and are not stored.
     pub stored: bool,
     pub alerts: Vec<AlertResult>,
+    /// Matches of its rules it skipped because they lack a group-by (or value) field.
+    pub skipped: usize,
 }
 
 /// One alert of a correlation rule.
@@ -38,6 +40,7 @@ pub struct AlertResult {
 pub fn results(
     correlations: &Arc<CompiledCorrelations>,
     alerts: Vec<BatchAlert>,
+    skipped: &BTreeMap<String, usize>,
     lines_of: &HashMap<EventId, usize>,
 ) -> Vec<CorrelationResult> {
     let depth: HashMap<&str, usize> =
@@ -78,6 +81,7 @@ pub fn results(
                 timespan_ms: correlation.timespan_ms,
                 stored: correlations.emits_correlation(correlation.index),
                 alerts,
+                skipped: skipped.get(&correlation.rule_id).copied().unwrap_or(0),
             }
         })
         .collect()
@@ -121,6 +125,12 @@ pub fn print_text(results: &[CorrelationResult]) {
             result.alerts.len(),
             if result.stored { "" } else { " (feeds other correlations; not stored without generate: true)" }
         );
+        if result.skipped > 0 {
+            println!(
+                "  {} matches skipped: they lack a group-by field (or the value field) of this correlation",
+                result.skipped
+            );
+        }
         for alert in &result.alerts {
             println!(
                 "  alert group {} window [{}, {}): lines {}",
@@ -146,6 +156,7 @@ pub fn json(results: &[CorrelationResult]) -> Value {
                     "timespan_ms": result.timespan_ms,
                     "stored": result.stored,
                     "alert_count": result.alerts.len(),
+                    "skipped_missing_field": result.skipped,
                     "alerts": result.alerts.iter().map(|alert| json!({
                         "group": alert.group,
                         "window_start": time_text(alert.window_start_ms),

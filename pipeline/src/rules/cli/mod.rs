@@ -15,6 +15,10 @@
 //! (`@timestamp`, `timestamp`, `time`, evtx `SystemTime`, `UtcTime`, ...); a line without one
 //! takes the time of the previous line (the first: 1970-01-01T00:00:00Z) and is counted in the
 //! report. Wazuh, HEC and syslog lines get the time SecureWatch's parser derives.
+//!
+//! Nothing is a silent zero: the report counts the events whose log source reaches none of
+//! the rules (naming `--logsource any` and a fixed log source as the fixes), and per
+//! correlation the matches skipped because they lack a group-by (or value) field.
 
 mod correlations;
 
@@ -30,7 +34,7 @@ use securewatch_detection::{
     json_event_time, match_of, CompiledCorrelations, Detector, EventLogSource, Match, Pipelines, Rejection, Routing,
     RuleSet, SourceDetectors,
 };
-use securewatch_dataflow::correlate_batch;
+use securewatch_dataflow::correlate_batch_report;
 use securewatch_parse::normalise;
 use securewatch_schemas::{HecMeta, RawRecord, RecordMeta};
 use securewatch_schemas::{Event, EventId, SourceKind};
@@ -140,29 +144,57 @@ fn check(path: &Path, pipeline_files: &[PathBuf]) -> anyhow::Result<ExitCode> {
             println!("{}: {}: warning: {warning}", loaded.file.display(), loaded.item.id.as_deref().unwrap_or("-"));
         }
     }
-    let rejected = set.rejected.len() + compile_rejections.len();
+    // Every document is counted once: loaded (and compiled), or rejected, so the parts add up.
+    let compile_rejected = |file: &Path, reference: Option<&str>, title: &str| {
+        compile_rejections.iter().any(|rejection| {
+            rejection.file == file && rejection.rule_id.as_deref() == reference && rejection.title.as_deref() == Some(title)
+        })
+    };
+    let rules = set
+        .rules
+        .iter()
+        .filter(|loaded| {
+            let reference = loaded.item.id.as_deref().or(loaded.item.name.as_deref());
+            !compile_rejected(&loaded.file, reference, &loaded.item.title)
+        })
+        .count();
+    let filters = set
+        .filters
+        .iter()
+        .filter(|loaded| {
+            let reference = loaded.item.id.as_deref().or(loaded.item.name.as_deref());
+            !compile_rejected(&loaded.file, reference, &loaded.item.title)
+        })
+        .count();
+    let rejected = set.documents() - rules - filters - set.correlations.len();
+    let warnings = set.warnings.len() + set.rules.iter().map(|loaded| loaded.warnings.len()).sum::<usize>();
     println!(
-        "{}: {} documents: {} rules, {} filters, {} correlations; {rejected} rejected{}",
+        "{}: {}: {}, {}, {} loaded; {rejected} rejected{}",
         path.display(),
-        set.documents(),
-        set.rules.len(),
-        set.filters.len(),
-        set.correlations.len(),
-        if set.warnings.is_empty() { String::new() } else { format!("; {} loaded with warnings", set.warnings.len()) },
+        plural(set.documents(), "document"),
+        plural(rules, "rule"),
+        plural(filters, "filter"),
+        plural(set.correlations.len(), "correlation"),
+        if warnings == 0 { String::new() } else { format!("; {}", plural(warnings, "warning")) },
     );
-    Ok(if rejected == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if rejected == 0 && compile_rejections.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-/// `file: rule id: reason` on one line, as `rules check` prints a rejection (the rule's title
-/// stands in for a missing id; multi-line reasons such as regex errors are joined).
+/// `1 rule`, `2 rules`.
+fn plural(count: usize, noun: &str) -> String {
+    format!("{count} {noun}{}", if count == 1 { "" } else { "s" })
+}
+
+/// `file: rule id: reason` on one line, as `rules check` prints a rejection: `-` for a
+/// missing id, the title (when known) after the reason, multi-line reasons (regex errors)
+/// joined.
 fn rejection_line(rejection: &Rejection) -> String {
     let reason: Vec<&str> = rejection.reason.split_whitespace().collect();
-    format!(
-        "{}: {}: {}",
-        rejection.file.display(),
-        rejection.rule_id.as_deref().or(rejection.title.as_deref()).unwrap_or("-"),
-        reason.join(" ")
-    )
+    let title = match (&rejection.rule_id, &rejection.title) {
+        (None, Some(title)) => format!(" (title: {title})"),
+        _ => String::new(),
+    };
+    format!("{}: {}: {}{title}", rejection.file.display(), rejection.rule_id.as_deref().unwrap_or("-"), reason.join(" "))
 }
 
 struct TestOptions {
@@ -219,6 +251,9 @@ fn test(rules: &Path, events_path: &Path, expect: Option<&Path>, options: &TestO
         let event = read_event(options.source, line, line_number, &mut clock)
             .with_context(|| format!("{}:{line_number}", events_path.display()))?;
         clock.events += 1;
+        if !matches!(routing, Routing::All) && detector.routed_rule_count(&event, routing) == 0 {
+            clock.unrouted += 1;
+        }
         lines_of.insert(event.id, line_number);
         for hit in detector.matches_with(&event, routing) {
             results[hit.index].lines.push(line_number);
@@ -227,8 +262,10 @@ fn test(rules: &Path, events_path: &Path, expect: Option<&Path>, options: &TestO
             }
         }
     }
-    let alerts = correlate_batch(matches, Arc::clone(&compiled), 1)?;
-    let correlation_results = correlations::results(&compiled, alerts, &lines_of);
+    let batch = correlate_batch_report(matches, Arc::clone(&compiled), 1)?;
+    let correlation_results = correlations::results(&compiled, batch.alerts, &batch.skipped, &lines_of);
+    let unrouted = (clock.unrouted > 0 && !detector.rules().is_empty())
+        .then(|| Unrouted { events: clock.unrouted, fixed: fixed_logsource_hint(&detector) });
 
     let expectations = match expect {
         Some(path) => check_expectations(path, &results, &correlation_results, &set)?,
@@ -245,6 +282,7 @@ fn test(rules: &Path, events_path: &Path, expect: Option<&Path>, options: &TestO
         rejected: &rejected,
         expectations: &expectations,
         clock: &clock,
+        unrouted: unrouted.as_ref(),
     };
     match options.format {
         Format::Text => print_text(&report, &pipelines),
@@ -258,6 +296,8 @@ fn test(rules: &Path, events_path: &Path, expect: Option<&Path>, options: &TestO
 struct Clock {
     events: usize,
     untimed: usize,
+    /// Events whose log source reaches none of the rules (not counted with `--logsource any`).
+    unrouted: usize,
     previous: Option<DateTime<Utc>>,
 }
 
@@ -269,6 +309,34 @@ struct Report<'a> {
     rejected: &'a [Rejection],
     expectations: &'a [Expectation],
     clock: &'a Clock,
+    unrouted: Option<&'a Unrouted>,
+}
+
+/// Events no rule was tried on because their log source reaches none of the rules'.
+struct Unrouted {
+    events: usize,
+    /// A `--logsource` value that offers them to the first rule with a log source.
+    fixed: Option<String>,
+}
+
+impl Unrouted {
+    /// The fixes, for the text and JSON reports.
+    fn hint(&self) -> String {
+        let fixed = self.fixed.as_ref().map_or(String::new(), |fixed| format!(", or --logsource {fixed} to give them that log source"));
+        format!("--logsource any offers every event to every rule{fixed}")
+    }
+}
+
+/// `product=...,category=...,service=...` of the first rule that states a log source.
+fn fixed_logsource_hint(detector: &Detector) -> Option<String> {
+    detector.rules().iter().find_map(|rule| {
+        let source = &rule.logsource;
+        let parts: Vec<String> = [("product", &source.product), ("category", &source.category), ("service", &source.service)]
+            .into_iter()
+            .filter_map(|(key, value)| value.as_ref().map(|value| format!("{key}={value}")))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(","))
+    })
 }
 
 /// Turns one line into an event the way SecureWatch's sources would.
@@ -358,6 +426,15 @@ fn print_text(report: &Report<'_>, pipelines: &Pipelines) {
             report.clock.untimed
         );
     }
+    if let Some(unrouted) = report.unrouted {
+        println!(
+            "warning: {} of {} events reached no rule: their log source (derived from the event) matches none of \
+             the rules' log sources, so no rule was tried on them; {}",
+            unrouted.events,
+            report.clock.events,
+            unrouted.hint()
+        );
+    }
     for warning in &report.set.warnings {
         println!("warning {warning}");
     }
@@ -401,6 +478,8 @@ fn print_json(report: &Report<'_>, ok: bool) -> anyhow::Result<()> {
     let document = json!({
         "events": report.clock.events,
         "events_without_time": report.clock.untimed,
+        "events_unrouted": report.unrouted.map_or(0, |unrouted| unrouted.events),
+        "unrouted_hint": report.unrouted.map(Unrouted::hint),
         "rules": report.results.iter().map(|result| json!({
             "id": result.id,
             "title": result.title,
