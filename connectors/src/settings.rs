@@ -15,6 +15,22 @@ pub enum SettingError {
         /// The key, as spelled in the config file.
         key: &'static str,
     },
+    /// A setting below another one that it must be at least.
+    #[error("{key} ({value} {unit}) must be at least {floor_key} ({floor} {unit}): {why}")]
+    Below {
+        /// The key, as spelled in the config file.
+        key: &'static str,
+        /// Its value.
+        value: u64,
+        /// The key it must be at least.
+        floor_key: &'static str,
+        /// That key's value.
+        floor: u64,
+        /// The unit both are in, as the keys' names say.
+        unit: &'static str,
+        /// Why.
+        why: &'static str,
+    },
     /// Any other refused value, with the reason.
     #[error("{key}: {reason}")]
     Invalid {

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use securewatch_connectors::enrichment::EnrichmentConfig;
+use securewatch_connectors::settings::SettingError;
 
 use crate::rules::DetectionConfig;
 use securewatch_connectors::sinks::opensearch::OpenSearchConfig;
@@ -113,13 +114,14 @@ impl LogConfig {
     /// Checks `level`: comma-separated directives, each a level (`trace`, `debug`, `info`,
     /// `warn`, `error`, `off`) or `target=level`. A bare word that is not a level would be
     /// taken by `tracing` as a target name and silence every other log line.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         let invalid = || {
-            format!(
-                "level = {:?} is not valid: use one of trace, debug, info, warn, error, off, or \
-                 per-target directives such as \"securewatch=debug,info\"",
+            let reason = format!(
+                "{:?} is not valid: use one of trace, debug, info, warn, error, off, or per-target directives \
+                 such as \"securewatch=debug,info\"",
                 self.level
-            )
+            );
+            SettingError::invalid("level", reason)
         };
         for directive in self.level.split(',').map(str::trim) {
             let level = directive.rsplit_once('=').map_or(directive, |(_, level)| level);
@@ -230,16 +232,16 @@ impl Config {
             checked.validate().map_err(|error| invalid("sources.hec", error.to_string()))?;
         }
         if self.sources.syslog.enabled {
-            self.sources.syslog.validate().map_err(|message| invalid("sources.syslog", message))?;
+            self.sources.syslog.validate().map_err(|error| invalid("sources.syslog", error.to_string()))?;
         }
         if self.sources.wazuh.enabled {
             self.sources.wazuh.validate().map_err(|error| invalid("sources.wazuh", error.to_string()))?;
         }
-        self.log.validate().map_err(|message| invalid("log", message))?;
+        self.log.validate().map_err(|error| invalid("log", error.to_string()))?;
         if self.queue.capacity == 0 {
             return Err(invalid("queue", "capacity must be above 0".into()));
         }
-        self.dataflow.validate().map_err(|message| invalid("dataflow", message))?;
+        self.dataflow.validate().map_err(|error| invalid("dataflow", error.to_string()))?;
         self.enrichment.validate().map_err(|error| invalid("enrichment", error.to_string()))?;
         self.bus.validate().map_err(|error| invalid("bus", error.to_string()))?;
         self.journal.validate().map_err(|error| invalid("journal", error.to_string()))?;

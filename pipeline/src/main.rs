@@ -119,9 +119,9 @@ impl ClusterArgs {
         if let Some(peers) = self.peers {
             config.dataflow.peers = peers;
         }
-        config.dataflow.validate().map_err(|message| config::ConfigError::Unlocated {
+        config.dataflow.validate().map_err(|error| config::ConfigError::Unlocated {
             origin: "command line [dataflow]".into(),
-            message,
+            message: error.to_string(),
         })
     }
 }

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use securewatch_dataflow::engine::{ClusterConfig, EngineConfig};
-use securewatch_dataflow::TimeModel;
+use securewatch_connectors::settings::SettingError;
+use securewatch_dataflow::{TimeModel, TimeModelError};
 use serde::{Deserialize, Serialize};
 
 /// `[dataflow]` in the config file.
@@ -44,30 +45,27 @@ impl Default for DataflowConfig {
 
 impl DataflowConfig {
     /// Checks the rules the types cannot express.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.workers == 0 {
-            return Err("workers must be at least 1".into());
-        }
-        if self.tick_ms == 0 {
-            return Err("tick_ms must be above 0".into());
-        }
-        if self.inbox_capacity == 0 {
-            return Err("inbox_capacity must be above 0".into());
-        }
+    pub fn validate(&self) -> Result<(), SettingError> {
+        SettingError::positive("workers", self.workers as u64)?;
+        SettingError::positive("tick_ms", self.tick_ms)?;
+        SettingError::positive("inbox_capacity", self.inbox_capacity as u64)?;
         // Checked here in the keys' own unit (seconds); the engine's message speaks milliseconds.
         if self.retention_secs < self.lateness_secs {
-            return Err(format!(
-                "retention_secs ({} s) must be at least lateness_secs ({} s): a bucket cannot leave memory \
-                 while late events may still correct it",
-                self.retention_secs, self.lateness_secs
-            ));
+            return Err(SettingError::Below {
+                key: "retention_secs",
+                value: self.retention_secs,
+                floor_key: "lateness_secs",
+                floor: self.lateness_secs,
+                unit: "s",
+                why: "a bucket cannot leave memory while late events may still correct it",
+            });
         }
-        self.rollups()?;
         if self.peers.len() > 1 && self.process >= self.peers.len() {
-            return Err(format!("process = {} but peers lists {} processes", self.process, self.peers.len()));
+            let reason = format!("{} but peers lists {} processes", self.process, self.peers.len());
+            return Err(SettingError::invalid("process", reason));
         }
         if self.peers.len() <= 1 && self.process != 0 {
-            return Err("process must be 0 without a peer list".into());
+            return Err(SettingError::invalid("process", "must be 0 without a peer list"));
         }
         Ok(())
     }
@@ -77,18 +75,18 @@ impl DataflowConfig {
         Duration::from_millis(self.tick_ms)
     }
 
-    fn rollups(&self) -> Result<TimeModel, String> {
+    /// The time model of lateness and retention.
+    pub fn time_model(&self) -> Result<TimeModel, TimeModelError> {
         TimeModel::new(Duration::from_secs(self.lateness_secs), Duration::from_secs(self.retention_secs))
-            .map_err(|error| error.to_string())
     }
 
     /// The engine settings.
-    pub fn engine(&self) -> Result<EngineConfig, String> {
+    pub fn engine(&self) -> Result<EngineConfig, TimeModelError> {
         Ok(EngineConfig {
             workers: self.workers,
             cluster: (self.peers.len() > 1)
                 .then(|| ClusterConfig { process: self.process, addresses: self.peers.clone() }),
-            rollups: self.rollups()?,
+            time_model: self.time_model()?,
             inbox_capacity: self.inbox_capacity,
             ..EngineConfig::default()
         })
@@ -106,7 +104,7 @@ mod tests {
         let engine = config.engine().unwrap();
         assert_eq!(engine.workers, 1);
         assert!(engine.cluster.is_none());
-        assert_eq!(engine.rollups.lateness_ms(), 300_000);
+        assert_eq!(engine.time_model.lateness_ms(), 300_000);
     }
 
     #[test]
@@ -114,7 +112,7 @@ mod tests {
         let bad = |change: fn(&mut DataflowConfig)| {
             let mut config = DataflowConfig::default();
             change(&mut config);
-            config.validate().unwrap_err()
+            config.validate().unwrap_err().to_string()
         };
         assert!(bad(|c| c.workers = 0).contains("workers"));
         let units = bad(|c| c.retention_secs = 10);

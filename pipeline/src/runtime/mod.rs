@@ -90,7 +90,7 @@ impl Dataflow {
         restore: Vec<Feed>,
         stop: CancellationToken,
     ) -> anyhow::Result<Dataflow> {
-        let mut engine_config = config.engine().map_err(anyhow::Error::msg)?;
+        let mut engine_config = config.engine()?;
         engine_config.detection = rules;
         let (control, changes) = mpsc::unbounded_channel();
         // The feeder takes control feeds before records, so these are in before the first record.

@@ -4,6 +4,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::settings::SettingError;
+
 /// The default listen address for both UDP and TCP: loopback, unprivileged port.
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 5514);
 
@@ -47,24 +49,18 @@ impl Default for SyslogConfig {
 
 impl SyslogConfig {
     /// Checks the values that `Default` cannot guarantee; the message names the bad key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         if self.name.trim().is_empty() {
-            return Err("sources.syslog.name must not be empty".into());
+            return Err(SettingError::invalid("name", "must not be empty"));
         }
         if self.enabled && self.udp_listen.is_none() && self.tcp_listen.is_none() {
-            return Err("enabled, but udp_listen and tcp_listen are both \"off\": the source would have \
-                        nothing to listen on; set one of them, or enabled = false"
-                .into());
+            let reason = "udp_listen and tcp_listen are both \"off\": the source would have nothing to listen \
+                          on; set one of them, or enabled = false";
+            return Err(SettingError::invalid("enabled", reason));
         }
-        for (key, value) in [
-            ("max_message_bytes", self.max_message_bytes),
-            ("max_connections", self.max_connections),
-            ("batch_size", self.batch_size),
-        ] {
-            if value == 0 {
-                return Err(format!("sources.syslog.{key} must be at least 1"));
-            }
-        }
+        SettingError::positive("max_message_bytes", self.max_message_bytes as u64)?;
+        SettingError::positive("max_connections", self.max_connections as u64)?;
+        SettingError::positive("batch_size", self.batch_size as u64)?;
         Ok(())
     }
 }
@@ -140,6 +136,6 @@ mod tests {
             serde_json::from_str::<SyslogConfig>(r#"{"udp_listen": "nowhere"}"#).unwrap_err();
         assert!(error.to_string().contains("nowhere"), "{error}");
         let config = SyslogConfig { batch_size: 0, ..SyslogConfig::default() };
-        assert!(config.validate().unwrap_err().contains("batch_size"));
+        assert!(config.validate().unwrap_err().to_string().contains("batch_size"));
     }
 }

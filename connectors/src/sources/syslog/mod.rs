@@ -38,7 +38,7 @@ pub const CONNECTIONS_REFUSED: &str = "securewatch_source_connections_refused_to
 pub enum SyslogError {
     /// The configuration is unusable (empty name, zero limits).
     #[error("invalid syslog configuration: {0}")]
-    InvalidConfig(String),
+    InvalidConfig(#[from] crate::settings::SettingError),
     /// A listen address could not be bound.
     #[error("syslog cannot listen on {protocol} {addr}: {source}")]
     Bind {

@@ -67,7 +67,7 @@ pub(crate) struct Inputs<'scope> {
 
 /// The settings every worker builds its dataflow from.
 pub(crate) struct Graph {
-    pub rollups: TimeModel,
+    pub time_model: TimeModel,
     pub enrichment: Option<EnrichmentSettings>,
     pub detection: Option<RulesHandle>,
 }
@@ -85,7 +85,7 @@ impl Graph {
         let scope = raw.scope();
         let ip_fields = self.enrichment.as_ref().map(|settings| Arc::clone(&settings.ip_fields));
         let correlations = self.detection.as_ref().map(RulesHandle::correlations);
-        let restored = restore_events(restored, ip_fields.clone(), self.rollups);
+        let restored = restore_events(restored, ip_fields.clone(), self.time_model);
         let mut parts = normalise_records(raw, ip_fields, self.detection)
             .concat(restored)
             .partition(4, |routed| (routed.part(), routed));
@@ -106,7 +106,7 @@ impl Graph {
             _ => None,
         });
 
-        let rollups = build_rollups(rollup_inputs.as_collection(), self.rollups);
+        let rollups = build_rollups(rollup_inputs.as_collection(), self.time_model);
         let rows = rollups
             .rows
             .inner
@@ -119,7 +119,7 @@ impl Graph {
         let mut streams = vec![outputs, rows, late];
         if let Some(correlations) = correlations {
             let inputs = CorrelatedInputs { matches: matches.as_collection(), backfill: Some(backfill) };
-            let built = build_correlations(inputs, correlations, CorrelationConfig::from(self.rollups));
+            let built = build_correlations(inputs, correlations, CorrelationConfig::from(self.time_model));
             count_records(built.late.inner, "late");
             count_records(built.skipped.inner, "skipped");
             let alerts = built.alerts.inner.exchange(|_| 0).map(|(alert, epoch, diff)| Output::Alert(alert, epoch, diff));
@@ -127,7 +127,7 @@ impl Graph {
         }
         if let Some(settings) = self.enrichment {
             let enrichment =
-                build_enrichment_with_geo(enrich_keys.as_collection(), references, self.rollups, settings.geo);
+                build_enrichment_with_geo(enrich_keys.as_collection(), references, self.time_model, settings.geo);
             let tags = enrichment
                 .rows
                 .inner

@@ -74,8 +74,8 @@ pub struct EngineConfig {
     pub workers: usize,
     /// The cluster this process belongs to; `None` runs alone.
     pub cluster: Option<ClusterConfig>,
-    /// Lateness and retention of the rollups (and of the enrichment windows).
-    pub rollups: TimeModel,
+    /// The time model: lateness and retention of rollups, enrichment windows and correlations.
+    pub time_model: TimeModel,
     /// Enrichment with reference collections; `None` leaves it out of the dataflow.
     pub enrichment: Option<EnrichmentSettings>,
     /// Single-event Sigma detection with the rules in force; `None` leaves it out.
@@ -91,7 +91,7 @@ impl Default for EngineConfig {
         EngineConfig {
             workers: 1,
             cluster: None,
-            rollups: TimeModel::default(),
+            time_model: TimeModel::default(),
             enrichment: None,
             detection: None,
             inbox_capacity: 64,
@@ -235,7 +235,7 @@ impl Engine {
         let threads: Vec<_> = inboxes.iter().map(|inbox| Arc::clone(&inbox.thread)).collect();
         let (drain, drained) = mpsc::unbounded_channel();
         let settings = worker::Settings {
-            rollups: config.rollups,
+            time_model: config.time_model,
             enrichment: config.enrichment.clone(),
             detection: config.detection.clone(),
             park_timeout: config.park_timeout,

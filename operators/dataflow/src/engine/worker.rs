@@ -21,7 +21,7 @@ const FEEDS_PER_STEP: usize = 256;
 
 /// What every worker needs to build and run its dataflow.
 pub(super) struct Settings {
-    pub rollups: TimeModel,
+    pub time_model: TimeModel,
     pub enrichment: Option<EnrichmentSettings>,
     pub detection: Option<super::RulesHandle>,
     pub park_timeout: Duration,
@@ -44,7 +44,7 @@ pub(super) fn run(
         let (references, reference_collection) = scope.new_collection::<Reference, isize>();
         let (backfill, backfill_collection) = scope.new_collection::<(Match, Vec<u64>), isize>();
         let graph = graph::Graph {
-            rollups: settings.rollups,
+            time_model: settings.time_model,
             enrichment: settings.enrichment.clone(),
             detection: settings.detection.clone(),
         };
