@@ -306,3 +306,56 @@ fn readme_blocks_are_read_with_their_markers() {
         [("a", false, vec!["out".to_string()]), ("securewatch run", true, vec![]), ("b", false, vec![])]
     );
 }
+
+/// The `toml` blocks of a Markdown text, with the line each starts on.
+fn toml_blocks(text: &str) -> Vec<(usize, String)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut blocks = Vec::new();
+    let mut index = 0;
+    while index < lines.len() {
+        if lines[index].trim() == "```toml" {
+            let end = (index + 1..lines.len()).find(|&i| lines[i].trim_start().starts_with("```")).expect("closed fence");
+            let indent = lines[index].len() - lines[index].trim_start().len();
+            let body: Vec<&str> = lines[index + 1..end].iter().map(|line| line.get(indent..).unwrap_or(line.trim_start())).collect();
+            blocks.push((index + 1, body.join("\n")));
+            index = end;
+        }
+        index += 1;
+    }
+    blocks
+}
+
+/// The configuration examples of the README and of docs/ cannot all run here (Kafka clusters,
+/// OpenSearch), but each is a valid configuration as written: `config check` accepts it, without
+/// a deprecation warning.
+#[test]
+fn config_examples_in_the_readme_and_docs_pass_config_check() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let mut documents = vec![root.join("README.md")];
+    let mut docs: Vec<PathBuf> =
+        std::fs::read_dir(root.join("docs")).unwrap().map(|entry| entry.unwrap().path()).collect();
+    docs.sort();
+    documents.extend(docs.into_iter().filter(|path| path.extension().is_some_and(|ext| ext == "md")));
+    let scratch = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for document in &documents {
+        for (line, block) in toml_blocks(&std::fs::read_to_string(document).unwrap()) {
+            let file = scratch.path().join(format!("example-{checked}.toml"));
+            std::fs::write(&file, &block).unwrap();
+            let output = Command::new(binary()).args(["config", "check"]).arg(&file).output().unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let place = format!("{}:{line}", document.strip_prefix(&root).unwrap().display());
+            assert!(output.status.success(), "{place}: config check refused the example:\n{stderr}{stdout}");
+            assert!(!stdout.contains("warning:"), "{place}: the example uses a deprecated spelling:\n{stdout}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 9, "found only {checked} toml examples: the extraction is broken");
+}
+
+#[test]
+fn toml_blocks_are_found_with_their_lines() {
+    let text = "# x\n```toml\n[a]\nb = 1\n```\n```sh\nnot toml\n```\n```toml\n[c]\n```\n";
+    assert_eq!(toml_blocks(text), vec![(2, "[a]\nb = 1".to_string()), (9, "[c]".to_string())]);
+}
