@@ -2,7 +2,8 @@
 //!
 //! The tailer polls: it reads what is new, and only at end of file does it look at the path.
 //! - **Truncation**: the open file is shorter than what was read → restart at offset 0
-//!   (counted in [`TRUNCATIONS`]). A file truncated and refilled past the old position between
+//!   (counted in [`TRUNCATIONS`]); an unterminated line read before it is dropped and counted
+//!   as rejected `truncated_line` (`copytruncate` rotation cut it mid-line). A file truncated and refilled past the old position between
 //!   two polls cannot be told apart from an append (the `copytruncate` race every tailer has).
 //! - **Rotation**: the path names another file (`<dev>:<inode>` differs). The old handle is read
 //!   until it has stayed at its end for one poll interval after the change was seen, so lines
@@ -247,6 +248,13 @@ fn reject_too_large(context: &LineContext, offset: u64, bytes: u64) {
     context.labels.rejected("too_large", 1);
 }
 
+/// Counts the unterminated line that a truncation cut off (it never gets its newline here).
+fn reject_truncated_line(context: &LineContext, offset: u64, bytes: u64) {
+    tracing::warn!(source = %context.source_name, offset, bytes, "Dropped a line cut short by truncation.");
+    context.labels.received(1, bytes);
+    context.labels.rejected("truncated_line", 1);
+}
+
 /// Follows the configured path; see the module documentation.
 pub(super) struct Tailer {
     path: PathBuf,
@@ -358,6 +366,9 @@ impl Tailer {
         let size = open.file.metadata().await.map_err(|source| io_error(&self.path, source))?.len();
         if size < open.consumed + open.pending.len() as u64 {
             count_truncation(&self.context, size);
+            if !open.pending.is_empty() && !open.discarding {
+                reject_truncated_line(&self.context, open.consumed, open.pending.len() as u64);
+            }
             open.file
                 .seek(SeekFrom::Start(0))
                 .await

@@ -407,6 +407,26 @@ fn with_counters<F: Future<Output = ()>>(test: impl FnOnce(Counters) -> F) {
 }
 
 #[test]
+fn a_line_cut_by_truncation_is_counted_as_rejected() {
+    // Issue 24 finding 5: the unterminated line read before a truncation was dropped uncounted.
+    with_counters(|mut counters| async move {
+        let files = Files::new();
+        append(&files.path, "full line\nhalf a li");
+        let running = Running::start(files.config(), files.data_dir.path());
+        running.wait_for_lines(1).await;
+        wait_for_position(&files, 10).await;
+        tokio::time::sleep(Duration::from_millis(50)).await; // the half line is read and waits
+        fs::File::create(&files.path).expect("truncate in place (copytruncate)");
+        append(&files.path, "t1\n");
+        running.wait_for_lines(2).await;
+        assert_eq!(running.bodies(), ["full line", "t1"]);
+        let rejected = counters.get(crate::telemetry::SOURCE_REJECTED, "reason", "truncated_line");
+        assert_eq!(rejected, 1, "the dropped half line is counted");
+        running.stop().await;
+    });
+}
+
+#[test]
 fn a_symlink_at_the_path_is_refused_logged_once_and_counted() {
     // Issue 24 finding 7: a symlink swapped in for alerts.json was followed.
     with_counters(|mut counters| async move {
