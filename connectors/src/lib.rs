@@ -15,6 +15,7 @@
 
 pub mod bus;
 pub mod enrichment;
+pub mod log_limit;
 pub mod queue;
 pub mod settings;
 pub mod sinks;

@@ -31,6 +31,26 @@ pub enum SettingError {
         /// Why.
         why: &'static str,
     },
+    /// A setting above the most that can run.
+    #[error("{key} ({value}) must be at most {max}: {why}")]
+    Above {
+        /// The key, as spelled in the config file.
+        key: &'static str,
+        /// Its value.
+        value: u64,
+        /// The most accepted.
+        max: u64,
+        /// Why that is the most.
+        why: &'static str,
+    },
+    /// A path that must stay inside the data directory: relative, without `..`.
+    #[error("{key} ({path:?}) must be a relative path inside the data directory, without `..`")]
+    OutsideDataDir {
+        /// The key, as spelled in the config file.
+        key: &'static str,
+        /// The path as configured.
+        path: String,
+    },
     /// Any other refused value, with the reason.
     #[error("{key}: {reason}")]
     Invalid {
@@ -46,6 +66,31 @@ impl SettingError {
     pub fn positive(key: &'static str, value: u64) -> Result<(), SettingError> {
         if value == 0 {
             return Err(SettingError::Zero { key });
+        }
+        Ok(())
+    }
+
+    /// `Err(Zero { key })` when `value` is zero, `Err(Above { .. })` when it is over `max`.
+    pub fn within(key: &'static str, value: u64, max: u64, why: &'static str) -> Result<(), SettingError> {
+        SettingError::positive(key, value)?;
+        if value > max {
+            return Err(SettingError::Above { key, value, max, why });
+        }
+        Ok(())
+    }
+
+    /// `Err(EmptyPath)` or `Err(OutsideDataDir)` unless `path` is a non-empty relative path
+    /// made only of plain names (no root, no `..`, no `.`-only path), so that joined to the
+    /// data directory it stays inside it.
+    pub fn inside_data_dir(key: &'static str, path: &str) -> Result<(), SettingError> {
+        use std::path::{Component, Path};
+        if path.trim().is_empty() {
+            return Err(SettingError::EmptyPath { key });
+        }
+        let components: Vec<Component> = Path::new(path).components().collect();
+        let plain = components.iter().all(|part| matches!(part, Component::Normal(_) | Component::CurDir));
+        if !plain || !components.iter().any(|part| matches!(part, Component::Normal(_))) {
+            return Err(SettingError::OutsideDataDir { key, path: path.to_string() });
         }
         Ok(())
     }
@@ -66,5 +111,26 @@ mod tests {
         assert!(SettingError::positive("batch_size", 3).is_ok());
         assert_eq!(SettingError::EmptyPath { key: "geoip" }.to_string(), "geoip must not be an empty path");
         assert_eq!(SettingError::invalid("url", "not a URL").to_string(), "url: not a URL");
+    }
+
+    #[test]
+    fn within_refuses_zero_and_values_above_the_most() {
+        assert!(SettingError::within("workers", 64, 64, "why").is_ok());
+        assert_eq!(SettingError::within("workers", 0, 64, "why"), Err(SettingError::Zero { key: "workers" }));
+        let error = SettingError::within("workers", 10_000, 64, "too many threads").unwrap_err();
+        assert_eq!(error.to_string(), "workers (10000) must be at most 64: too many threads");
+    }
+
+    #[test]
+    fn paths_must_stay_inside_the_data_directory() {
+        for good in ["securewatch.db", "db/sw.db", "./sw.db", "a/./b.db"] {
+            assert!(SettingError::inside_data_dir("file", good).is_ok(), "{good}");
+        }
+        for bad in ["../x.db", "../../x.db", "/tmp/x.db", "db/../../x.db", "a/..", ".", "./"] {
+            let error = SettingError::inside_data_dir("file", bad).unwrap_err();
+            assert!(matches!(error, SettingError::OutsideDataDir { .. }), "{bad}: {error}");
+            assert!(error.to_string().contains("inside the data directory"), "{error}");
+        }
+        assert_eq!(SettingError::inside_data_dir("file", " "), Err(SettingError::EmptyPath { key: "file" }));
     }
 }

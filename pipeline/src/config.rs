@@ -252,9 +252,7 @@ impl Config {
         if self.sinks.opensearch.enabled {
             self.sinks.opensearch.validate().map_err(|error| invalid("sinks.opensearch", error.to_string()))?;
         }
-        if self.store.max_batch_events == 0 {
-            return Err(invalid("store", "max_batch_events must be above 0".into()));
-        }
+        self.store.validate().map_err(|error| invalid("store", error.to_string()))?;
         Ok(())
     }
 
@@ -460,6 +458,24 @@ mod tests {
         assert!(error.contains("[sources.syslog]") && error.contains("nothing to listen on"), "{error}");
         let file = write("[sources.syslog]\nenabled = false\nudp_listen = \"off\"\ntcp_listen = \"off\"\n");
         Config::load(Some(file.path()), []).unwrap();
+    }
+
+    #[test]
+    fn what_cannot_run_is_refused() {
+        // Issue 24 finding 6: each of these passed `config check`.
+        let cases = [
+            ("[dataflow]\nworkers = 10000\n", "[dataflow]", "workers (10000) must be at most 64"),
+            ("[sources.syslog]\nmax_connections = 1000000\n", "[sources.syslog]", "max_connections (1000000) must be at most 65536"),
+            ("[journal]\nsegment_mib = 100000\n", "[journal]", "segment_mib (100000) must be at most 1024"),
+            ("[store]\nfile = \"../../x.db\"\n", "[store]", "inside the data directory"),
+            ("[store]\nfile = \"/tmp/x.db\"\n", "[store]", "inside the data directory"),
+        ];
+        for (text, section, message) in cases {
+            let error = Config::load(Some(write(text).path()), []).unwrap_err().to_string();
+            assert!(error.contains(section) && error.contains(message), "{text}: {error}");
+        }
+        let limits = "[dataflow]\nworkers = 64\n[sources.syslog]\nmax_connections = 65536\n[journal]\nsegment_mib = 1024\n[store]\nfile = \"db/sw.db\"\n";
+        Config::load(Some(write(limits).path()), []).unwrap();
     }
 
     #[test]

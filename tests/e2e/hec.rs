@@ -128,6 +128,32 @@ fn errors_answer_with_splunk_status_and_code() {
 }
 
 #[test]
+fn too_deep_and_out_of_range_envelopes_are_refused_at_the_edge() {
+    // Issue 24 finding 4: both answered 200 Success, then went to the dead letters.
+    let (_dir, instance) = start();
+    let auth = format!("Authorization: Splunk {TOKEN}");
+    let deep = format!(r#"{{"event":{}{}}}"#, "[".repeat(127), "]".repeat(127));
+    let (status, answer) = post(&instance, "/services/collector/event", &["-H", &auth], &deep);
+    assert_eq!((status, answer), (400, json!({"text": "Invalid data format", "code": 6, "invalid-event-number": 0})));
+    let huge = format!(r#"{{"event":"ok"}}{{"event":{{"n":{}}}}}"#, "7".repeat(400));
+    let (status, answer) = post(&instance, "/services/collector/event", &["-H", &auth], &huge);
+    assert_eq!((status, answer), (400, json!({"text": "Invalid data format", "code": 6, "invalid-event-number": 1})));
+    // One level less and a big but representable number pass and are stored, not dead-lettered.
+    let fits = format!(r#"{{"event":{{"n":{}}},"host":"deep-ok","fields":{{"k":{}1{}}}}}"#, "7".repeat(300), "[".repeat(125), "]".repeat(125));
+    let (status, _) = post(&instance, "/services/collector/event", &["-H", &auth], &fits);
+    assert_eq!(status, 200);
+    assert_eq!(instance.wait_events("host=deep-ok", 1).unwrap().len(), 1);
+    let (_, metrics) = curl(&[&instance.api_url("/metrics")]).unwrap();
+    for reason in ["too_deep", "number_out_of_range"] {
+        assert!(
+            metrics.lines().any(|line| line.starts_with("securewatch_source_rejected_total")
+                && line.contains(&format!("reason=\"{reason}\""))),
+            "no rejected counter for {reason}:\n{metrics}"
+        );
+    }
+}
+
+#[test]
 fn body_over_the_configured_cap_answers_413() {
     let dir = tempfile::tempdir().unwrap();
     let env = [("SECUREWATCH_HEC_TOKEN", TOKEN), ("SECUREWATCH_SOURCES__HEC__MAX_BODY_BYTES", "1000")];

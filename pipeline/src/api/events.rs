@@ -4,7 +4,7 @@ use axum::extract::{Query, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use securewatch_connectors::sinks::read::{EnrichmentLookup, EventEnrichment, EventQuery, StoredDeadLetter, StoredEvent};
-use securewatch_schemas::lookup_keys;
+use securewatch_schemas::{lookup_keys, parse_epoch_seconds};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiState};
@@ -30,10 +30,10 @@ pub(super) fn parse_time(name: &str, text: &Option<String>) -> Result<Option<Dat
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Ok(Some(time.with_timezone(&Utc)));
     }
-    if let Ok(seconds) = text.parse::<f64>() {
-        if let Some(time) = DateTime::from_timestamp_micros((seconds * 1e6) as i64) {
-            return Ok(Some(time));
-        }
+    // As HEC reads `time`: digits with an optional fraction or exponent, never `NaN` or `inf`
+    // (a float cast read `NaN` as 1970).
+    if let Some(time) = parse_epoch_seconds(text) {
+        return Ok(Some(time));
     }
     Err(ApiError::bad_request(format!("{name}: expected RFC 3339 or epoch seconds, got {text:?}")))
 }
@@ -130,6 +130,22 @@ mod tests {
             message: seed.into(),
             fields,
             raw: None,
+        }
+    }
+
+    #[test]
+    fn times_are_rfc3339_or_finite_epoch_seconds() {
+        let parse = |text: &str| parse_time("from", &Some(text.to_string()));
+        let at = |text: &str| parse(text).unwrap().unwrap().to_rfc3339();
+        assert_eq!(at("1700000000.5"), "2023-11-14T22:13:20.500+00:00");
+        assert_eq!(at("1.7e9"), "2023-11-14T22:13:20+00:00");
+        assert_eq!(at("2023-11-14T22:13:20Z"), "2023-11-14T22:13:20+00:00");
+        assert!(parse_time("from", &None).unwrap().is_none());
+        // Issue 24 finding 6: `NaN` was read as 1970-01-01.
+        for bad in ["NaN", "nan", "inf", "-inf", "infinity", "1e400", "-1e400", "1e300", "yesterday", ""] {
+            let error = parse(bad).unwrap_err();
+            assert_eq!(error.status, axum::http::StatusCode::BAD_REQUEST, "{bad}");
+            assert!(error.message.starts_with("from: expected RFC 3339 or epoch seconds"), "{bad}: {}", error.message);
         }
     }
 

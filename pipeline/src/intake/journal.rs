@@ -39,6 +39,9 @@ const REPLAY_BATCH: usize = 5_000;
 /// Batches appended with one sync at most.
 const GROUP: usize = 256;
 
+/// The most `segment_mib` (1 GiB): larger segments only hold more disk until they are deleted.
+pub const MAX_SEGMENT_MIB: u64 = 1024;
+
 /// `[journal]`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -57,9 +60,10 @@ impl Default for JournalConfig {
 }
 
 impl JournalConfig {
-    /// Checks the segment size.
+    /// Checks the segment size: 1 to [`MAX_SEGMENT_MIB`].
     pub fn validate(&self) -> Result<(), SettingError> {
-        SettingError::positive("segment_mib", u64::from(self.segment_mib))
+        let why = "a segment is deleted only once all its records are stored, so its size is disk held back";
+        SettingError::within("segment_mib", self.segment_mib, MAX_SEGMENT_MIB, why)
     }
 }
 

@@ -2,11 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::settings::SettingError;
+
 /// `[store]` in the config file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SqliteConfig {
-    /// Database file name inside the data directory.
+    /// Database file name inside the data directory: relative, without `..` (checked by
+    /// [`SqliteConfig::validate`]).
     pub file: String,
     /// Most events written in one transaction (group commit).
     pub max_batch_events: usize,
@@ -30,5 +33,31 @@ impl Default for SqliteConfig {
             max_batch_events: 20_000,
             synchronous: Synchronous::Full,
         }
+    }
+}
+
+impl SqliteConfig {
+    /// Checks that `file` stays inside the data directory (issue 24: `"../../x.db"` wrote
+    /// outside it) and that `max_batch_events` is positive.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        SettingError::inside_data_dir("file", &self.file)?;
+        SettingError::positive("max_batch_events", self.max_batch_events as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_must_stay_inside_the_data_directory() {
+        SqliteConfig::default().validate().unwrap();
+        for bad in ["../../x.db", "/var/tmp/x.db", "sub/../../x.db"] {
+            let config = SqliteConfig { file: bad.into(), ..SqliteConfig::default() };
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.starts_with("file (") && error.contains("inside the data directory"), "{bad}: {error}");
+        }
+        let config = SqliteConfig { max_batch_events: 0, ..SqliteConfig::default() };
+        assert_eq!(config.validate().unwrap_err().to_string(), "max_batch_events must be at least 1");
     }
 }

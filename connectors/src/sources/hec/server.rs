@@ -357,6 +357,8 @@ fn body_error_reason(kind: HecBodyErrorKind) -> &'static str {
         HecBodyErrorKind::EventMissing => "event_missing",
         HecBodyErrorKind::EventBlank => "event_blank",
         HecBodyErrorKind::InvalidFields => "invalid_fields",
+        HecBodyErrorKind::TooDeep => "too_deep",
+        HecBodyErrorKind::NumberOutOfRange => "number_out_of_range",
         HecBodyErrorKind::InvalidJson
         | HecBodyErrorKind::NotAnObject
         | HecBodyErrorKind::InvalidTime

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::ops::Range;
 
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use securewatch_schemas::parse_epoch_seconds;
 
@@ -27,6 +27,14 @@ pub enum HecBodyErrorKind {
     /// Not valid JSON, or cut short (code 6).
     #[error("not valid JSON")]
     InvalidJson,
+    /// Arrays and objects nested deeper than [`MAX_NESTING`] levels, the envelope counted
+    /// (code 6): `serde_json` would refuse to build the envelope later.
+    #[error("nested deeper than {MAX_NESTING} levels")]
+    TooDeep,
+    /// A number that a 64-bit float cannot hold, such as a 400-digit integer or `1e400`
+    /// (code 6): `serde_json` would refuse to build the envelope later.
+    #[error("a number out of range")]
+    NumberOutOfRange,
     /// A top-level value that is not a JSON object (code 6).
     #[error("not a JSON object")]
     NotAnObject,
@@ -53,6 +61,8 @@ impl HecBodyErrorKind {
         match self {
             HecBodyErrorKind::NoData => 5,
             HecBodyErrorKind::InvalidJson
+            | HecBodyErrorKind::TooDeep
+            | HecBodyErrorKind::NumberOutOfRange
             | HecBodyErrorKind::NotAnObject
             | HecBodyErrorKind::InvalidTime
             | HecBodyErrorKind::InvalidMetadata => 6,
@@ -92,13 +102,20 @@ impl HecBodyError {
     }
 }
 
+/// How deep arrays and objects may nest in one envelope, the envelope itself counted as level 1:
+/// one less than `serde_json`'s default recursion limit (128), which refuses the 128th level.
+pub const MAX_NESTING: usize = 127;
+
 /// Cuts a `/services/collector/event` body into the byte ranges of its JSON envelopes.
 ///
 /// Envelopes may follow each other directly (`{..}{..}`) or be separated by whitespace and
 /// newlines. Each is checked without building a JSON tree: it must be an object with a
 /// non-blank `event`; `time`, when present and not null, must be epoch seconds (number or
 /// numeric string); `host`, `source`, `sourcetype`, `index` must be strings (or null);
-/// `fields` an object (or null). The first failure refuses the whole body, as Splunk does.
+/// `fields` an object (or null). Every value is read with the limits that normalisation's
+/// `serde_json::Value` has, so nothing accepted here fails there: at most [`MAX_NESTING`]
+/// levels, and numbers within a 64-bit float's range. The first failure refuses the whole
+/// body, as Splunk does.
 pub fn split_events(body: &[u8]) -> Result<Vec<Range<usize>>, HecBodyError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(HecBodyError { index: 0, kind: HecBodyErrorKind::NoData });
@@ -119,7 +136,7 @@ pub fn split_events(body: &[u8]) -> Result<Vec<Range<usize>>, HecBodyError> {
                 check.verdict().map_err(fail)?;
                 ranges.push(start..stream.byte_offset());
             }
-            Some(Err(_)) => return Err(fail(HecBodyErrorKind::InvalidJson)),
+            Some(Err(error)) => return Err(fail(json_error_kind(&error))),
             None => return Ok(ranges),
         }
     }
@@ -139,6 +156,19 @@ pub fn split_raw(body: &[u8]) -> Vec<Range<usize>> {
         start = end + 1;
     }
     ranges
+}
+
+/// Which kind a `serde_json` error is: its two limits have no error code of their own, only their
+/// message (`json_errors_map_to_their_kinds` pins it).
+fn json_error_kind(error: &serde_json::Error) -> HecBodyErrorKind {
+    let message = error.to_string();
+    if message.starts_with("recursion limit exceeded") {
+        HecBodyErrorKind::TooDeep
+    } else if message.starts_with("number out of range") {
+        HecBodyErrorKind::NumberOutOfRange
+    } else {
+        HecBodyErrorKind::InvalidJson
+    }
 }
 
 fn skip_whitespace(body: &[u8], from: usize) -> usize {
@@ -237,7 +267,7 @@ impl<'de> Deserialize<'de> for EnvelopeCheck {
                         }
                         EnvelopeKey::Fields => check.fields = Some(map.next_value()?),
                         EnvelopeKey::Other => {
-                            map.next_value::<IgnoredAny>()?;
+                            map.next_value::<Skip>()?;
                         }
                     }
                 }
@@ -309,128 +339,71 @@ impl<'de> Visitor<'de> for ShapeVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        while map.next_entry::<Skip, Skip>()?.is_some() {}
         Ok(Shape::Object)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        while seq.next_element::<Skip>()?.is_some() {}
         Ok(Shape::Array)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Any JSON value, read and dropped. Unlike `serde::de::IgnoredAny`, which `serde_json` skips
+/// without its recursion limit and without converting numbers, this goes through
+/// `deserialize_any` as `serde_json::Value` does, so the same depth and number limits apply.
+struct Skip;
 
-    fn slices<'a>(body: &'a [u8], ranges: &[std::ops::Range<usize>]) -> Vec<&'a str> {
-        ranges.iter().map(|range| std::str::from_utf8(&body[range.clone()]).unwrap()).collect()
-    }
-
-    fn body_error(body: &str) -> HecBodyError {
-        split_events(body.as_bytes()).expect_err(body)
-    }
-
-    #[test]
-    fn splits_concatenated_envelopes_without_separators() {
-        let body = br#"{"event":"a"}{"event":{"k":1},"time":1}{"event":"}{"}"#;
-        let ranges = split_events(body).unwrap();
-        assert_eq!(
-            slices(body, &ranges),
-            [r#"{"event":"a"}"#, r#"{"event":{"k":1},"time":1}"#, r#"{"event":"}{"}"#]
-        );
-    }
-
-    #[test]
-    fn splits_envelopes_separated_by_whitespace_and_newlines() {
-        let body = b"\n  {\"event\":\"a\"}\r\n\t{ \"event\" : \"b\" }\n\n";
-        let ranges = split_events(body).unwrap();
-        assert_eq!(slices(body, &ranges), ["{\"event\":\"a\"}", "{ \"event\" : \"b\" }"]);
-    }
-
-    #[test]
-    fn accepts_every_time_form() {
-        let body = br#"{"event":"a","time":1700000000}
-    {"event":"b","time":1700000000.5}
-    {"event":"c","time":"1700000000.25"}
-    {"event":"d"}
-    {"event":"e","time":null}"#;
-        assert_eq!(split_events(body).unwrap().len(), 5);
-    }
-
-    #[test]
-    fn every_error_kind_names_the_failing_envelope() {
-        let cases: [(&str, HecBodyErrorKind, usize); 13] = [
-            (r#"{"event":"ok"}{"time":1}"#, HecBodyErrorKind::EventMissing, 1),
-            (r#"{"event":""}"#, HecBodyErrorKind::EventBlank, 0),
-            (r#"{"event":"a"} {"event":"a"} {"event":"   "}"#, HecBodyErrorKind::EventBlank, 2),
-            (r#"{"event":"a"}{"event":null}"#, HecBodyErrorKind::EventBlank, 1),
-            (r#"{"event":"a","time":"yesterday"}"#, HecBodyErrorKind::InvalidTime, 0),
-            (r#"{"event":"a"}{"event":"a","time":true}"#, HecBodyErrorKind::InvalidTime, 1),
-            (r#"{"event":"a","host":5}"#, HecBodyErrorKind::InvalidMetadata, 0),
-            (r#"{"event":"a"}{"event":"a","fields":"x=1"}"#, HecBodyErrorKind::InvalidFields, 1),
-            (r#"{"event":"a"}{"event":"b""#, HecBodyErrorKind::InvalidJson, 1),
-            (r#"{"event":}"#, HecBodyErrorKind::InvalidJson, 0),
-            (r#"[{"event":"a"}]"#, HecBodyErrorKind::NotAnObject, 0),
-            (r#"{"event":"a"} 42"#, HecBodyErrorKind::NotAnObject, 1),
-            (r#"{"event":"a"}"event""#, HecBodyErrorKind::NotAnObject, 1),
-        ];
-        for (body, kind, index) in cases {
-            assert_eq!(body_error(body), HecBodyError { index, kind }, "{body}");
-        }
-    }
-
-    #[test]
-    fn every_truncation_is_refused_or_cut_at_envelope_ends() {
-        let body = "{\"event\":{\"a\":[1,{\"b\":\"}\"}]},\"time\":\"1.5\"}\r\n{\"event\":\"\\u00e9t\u{e9}\"}{\"event\":7}";
-        let full = split_events(body.as_bytes()).unwrap();
-        assert_eq!(full.len(), 3);
-        for cut in 0..body.len() {
-            match split_events(&body.as_bytes()[..cut]) {
-                Ok(ranges) => {
-                    assert!(ranges.len() < 3 || cut == body.len(), "cut {cut}");
-                    assert_eq!(ranges[..], full[..ranges.len()], "cut {cut}");
-                }
-                Err(error) => assert!(error.index < 3, "cut {cut}: {error}"),
-            }
-        }
-    }
-
-    #[test]
-    fn empty_bodies_have_no_data_and_no_event_number() {
-        for body in ["", " \r\n\t "] {
-            let error = body_error(body);
-            assert_eq!(error.kind, HecBodyErrorKind::NoData);
-            assert_eq!((error.code(), error.text()), (5, "No data"));
-            assert_eq!(error.invalid_event_number(), None);
-        }
-    }
-
-    #[test]
-    fn kinds_map_to_splunk_codes_and_texts() {
-        let expected = [
-            (HecBodyErrorKind::InvalidJson, 6, "Invalid data format"),
-            (HecBodyErrorKind::NotAnObject, 6, "Invalid data format"),
-            (HecBodyErrorKind::InvalidTime, 6, "Invalid data format"),
-            (HecBodyErrorKind::InvalidMetadata, 6, "Invalid data format"),
-            (HecBodyErrorKind::EventMissing, 12, "Event field is required"),
-            (HecBodyErrorKind::EventBlank, 13, "Event field cannot be blank"),
-            (HecBodyErrorKind::InvalidFields, 15, "Error in handling indexed fields"),
-        ];
-        for (kind, code, text) in expected {
-            let error = HecBodyError { index: 3, kind };
-            assert_eq!((error.code(), error.text()), (code, text), "{kind:?}");
-            assert_eq!(error.invalid_event_number(), Some(3));
-        }
-    }
-
-    #[test]
-    fn raw_bodies_split_into_lines_without_terminators() {
-        let body = b"first\r\nsecond\n\n\r\n   \nthird";
-        assert_eq!(slices(body, &split_raw(body)), ["first", "second", "third"]);
-        let body = b"only line\n";
-        assert_eq!(slices(body, &split_raw(body)), ["only line"]);
-        assert!(split_raw(b"").is_empty());
-        assert!(split_raw(b"\r\n\n").is_empty());
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SkipVisitor)
     }
 }
+
+struct SkipVisitor;
+
+impl<'de> Visitor<'de> for SkipVisitor {
+    type Value = Skip;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_bool<E: de::Error>(self, _value: bool) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_i64<E: de::Error>(self, _value: i64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_u64<E: de::Error>(self, _value: u64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_f64<E: de::Error>(self, _value: f64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_str<E: de::Error>(self, _value: &str) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+        while map.next_entry::<Skip, Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+}
+
+#[cfg(test)]
+#[path = "split_tests.rs"]
+mod tests;

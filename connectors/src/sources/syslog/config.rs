@@ -9,6 +9,10 @@ use crate::settings::SettingError;
 /// The default listen address for both UDP and TCP: loopback, unprivileged port.
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 5514);
 
+/// The most `max_connections`: each connection holds a file descriptor, and 65 536 is far above
+/// the usual per-process descriptor limit (`ulimit -n`) already.
+pub const MAX_CONNECTIONS: u64 = 65_536;
+
 /// `[sources.syslog]`: receives syslog over UDP and TCP.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -26,8 +30,8 @@ pub struct SyslogConfig {
     /// Longest accepted message in bytes (default 65536). Longer datagrams and TCP frames are
     /// skipped and counted as rejected with reason `too_large`.
     pub max_message_bytes: usize,
-    /// Most TCP connections served at once (default 1024); further ones are closed at once
-    /// and counted in `securewatch_source_connections_refused_total`.
+    /// Most TCP connections served at once (default 1024, at most [`MAX_CONNECTIONS`]); further
+    /// ones are closed at once and counted in `securewatch_source_connections_refused_total`.
     pub max_connections: usize,
     /// Most records per enqueued batch (default 512; also capped by the queue capacity).
     pub batch_size: usize,
@@ -59,7 +63,8 @@ impl SyslogConfig {
             return Err(SettingError::invalid("enabled", reason));
         }
         SettingError::positive("max_message_bytes", self.max_message_bytes as u64)?;
-        SettingError::positive("max_connections", self.max_connections as u64)?;
+        let why = "each connection holds a file descriptor and a task; beyond this the process runs out of descriptors";
+        SettingError::within("max_connections", self.max_connections as u64, MAX_CONNECTIONS, why)?;
         SettingError::positive("batch_size", self.batch_size as u64)?;
         Ok(())
     }
@@ -137,5 +142,8 @@ mod tests {
         assert!(error.to_string().contains("nowhere"), "{error}");
         let config = SyslogConfig { batch_size: 0, ..SyslogConfig::default() };
         assert!(config.validate().unwrap_err().to_string().contains("batch_size"));
+        let config = SyslogConfig { max_connections: usize::MAX, ..SyslogConfig::default() };
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.starts_with(&format!("max_connections ({}) must be at most 65536: ", usize::MAX)), "{error}");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use securewatch_schemas::RawRecord;
@@ -14,6 +14,7 @@ use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
 use super::{ReceiveClock, SourceContext, SyslogDecoder, SyslogFrame, CONNECTIONS_REFUSED};
+use crate::log_limit::{WarnLimiter, DEFAULT_INTERVAL, LOGS_SUPPRESSED};
 use crate::queue::{IngestBatch, QueueError};
 
 /// Bytes requested from the socket per read.
@@ -31,6 +32,7 @@ pub(super) async fn accept(
 ) {
     let slots = Arc::new(Semaphore::new(max_connections));
     let mut connections = JoinSet::new();
+    let mut refusals = WarnLimiter::new(DEFAULT_INTERVAL);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -45,7 +47,7 @@ pub(super) async fn accept(
                         let context = Arc::clone(&context);
                         connections.spawn(serve(stream, peer, context, shutdown.clone(), slot));
                     }
-                    Err(_) => refuse(&context, stream, peer, max_connections),
+                    Err(_) => refuse(&context, stream, peer, max_connections, &mut refusals),
                 },
                 Err(error) => {
                     tracing::warn!(source = %context.source_name, %error, "Syslog TCP accept failed.");
@@ -63,15 +65,25 @@ pub(super) async fn accept(
     }
 }
 
-fn refuse(context: &SourceContext, stream: TcpStream, peer: SocketAddr, max_connections: usize) {
+/// Closes a connection over `max_connections` and counts it; the warning is written at most once
+/// per [`DEFAULT_INTERVAL`] (a flood of connections would flood the log), the lines held back
+/// counted in [`LOGS_SUPPRESSED`] and their number given in the next line.
+fn refuse(context: &SourceContext, stream: TcpStream, peer: SocketAddr, max_connections: usize, refusals: &mut WarnLimiter) {
     drop(stream);
-    metrics::counter!(
-        CONNECTIONS_REFUSED,
-        "source" => context.labels.name.clone(),
-        "kind" => context.labels.kind.as_str()
-    )
-    .increment(1);
-    tracing::warn!(source = %context.source_name, %peer, max_connections, "Syslog TCP connection refused: too many connections.");
+    let (source, kind) = (context.labels.name.clone(), context.labels.kind.as_str());
+    metrics::counter!(CONNECTIONS_REFUSED, "source" => source.clone(), "kind" => kind).increment(1);
+    match refusals.admit(Instant::now()) {
+        Some(suppressed) => tracing::warn!(
+            source = %context.source_name,
+            %peer,
+            max_connections,
+            suppressed,
+            "Syslog TCP connection refused: too many connections (`suppressed`: refusals not logged since the last line)."
+        ),
+        None => {
+            metrics::counter!(LOGS_SUPPRESSED, "source" => source, "kind" => kind, "warning" => "connection_refused").increment(1);
+        }
+    }
 }
 
 /// Reads one connection until EOF, an error or `shutdown`; what was read by then is framed and

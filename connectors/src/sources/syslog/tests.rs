@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{SyslogConfig, SyslogError, SyslogSource, CONNECTIONS_REFUSED};
+use crate::log_limit::LOGS_SUPPRESSED;
 use crate::queue::{ingest_queue, BatchOutcome, IngestReceiver};
 use crate::telemetry::{SOURCE_ACCEPTED, SOURCE_RECEIVED, SOURCE_REJECTED};
 
@@ -272,6 +273,15 @@ fn tcp_connections_over_the_limit_are_refused_and_counted() {
         let closed = tokio::time::timeout(WAIT, second.read(&mut byte)).await.expect("not closed");
         assert!(matches!(closed, Ok(0) | Err(_)), "the second connection is closed by the server");
         metrics.wait_for(CONNECTIONS_REFUSED, "tcp-conns", None, 1).await;
+        // Issue 24 finding 8: one WARN per refusal flooded the log. Within the interval only the
+        // first is written; the others are counted as suppressed.
+        for _ in 0..5 {
+            let mut more = TcpStream::connect(running.tcp).await.unwrap();
+            let closed = tokio::time::timeout(WAIT, more.read(&mut byte)).await.expect("not closed");
+            assert!(matches!(closed, Ok(0) | Err(_)));
+        }
+        metrics.wait_for(CONNECTIONS_REFUSED, "tcp-conns", None, 6).await;
+        metrics.wait_for(LOGS_SUPPRESSED, "tcp-conns", None, 5).await;
         first.write_all(b"<13>first still served\n").await.unwrap();
         assert_eq!(bodies(&running.collect(1).await), ["<13>first still served"]);
         running.stop().await;

@@ -40,6 +40,11 @@ pub struct WazuhConfig {
     /// First wait before re-sending a batch whose store write failed, in milliseconds
     /// (default 1000; doubles on each further failure, up to 30 s).
     pub retry_backoff_ms: u64,
+    /// Whether `path` may be a symbolic link (default false). When false, a symlink at `path`
+    /// is not opened: it is logged once, counted in `securewatch_wazuh_symlinks_refused_total`
+    /// and treated as a missing file until a regular file is there again, so a link swapped
+    /// in for `alerts.json` cannot make the tailer read another file.
+    pub follow_symlinks: bool,
 }
 
 impl Default for WazuhConfig {
@@ -53,6 +58,7 @@ impl Default for WazuhConfig {
             batch_size: 1000,
             start_at: StartAt::Beginning,
             retry_backoff_ms: 1000,
+            follow_symlinks: false,
         }
     }
 }

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::config::{StartAt, WazuhConfig};
 use self::position::{Position, PositionStore};
-pub use self::tail::TRUNCATIONS;
+pub use self::tail::{SYMLINKS_REFUSED, TRUNCATIONS};
 use self::tail::{Lines, Resume, Step, Tailer};
 use crate::queue::{BatchOutcome, IngestBatch, IngestSender, QueueError};
 use crate::telemetry::SourceLabels;

@@ -2,7 +2,8 @@
 //!
 //! The tailer polls: it reads what is new, and only at end of file does it look at the path.
 //! - **Truncation**: the open file is shorter than what was read → restart at offset 0
-//!   (counted in [`TRUNCATIONS`]). A file truncated and refilled past the old position between
+//!   (counted in [`TRUNCATIONS`]); an unterminated line read before it is dropped and counted
+//!   as rejected `truncated_line` (`copytruncate` rotation cut it mid-line). A file truncated and refilled past the old position between
 //!   two polls cannot be told apart from an append (the `copytruncate` race every tailer has).
 //! - **Rotation**: the path names another file (`<dev>:<inode>` differs). The old handle is read
 //!   until it has stayed at its end for one poll interval after the change was seen, so lines
@@ -10,6 +11,10 @@
 //!   forwarded as it is. The new file is read from offset 0. While the path does not exist the
 //!   old handle is still followed.
 //! - Only lines ending in `\n` are consumed; an unterminated last line waits.
+//! - **Symbolic links**: unless `follow_symlinks` is set, a symlink at the path is not opened
+//!   and counts as a missing file (logged once per appearance, counted in
+//!   [`SYMLINKS_REFUSED`]). The path is checked with `lstat` before opening and the opened file
+//!   must have the identity seen there, so a link swapped in between is not followed either.
 
 use std::fmt;
 use std::io::{self, SeekFrom};
@@ -30,6 +35,10 @@ use crate::telemetry::SourceLabels;
 
 /// Times the followed file was found truncated (shorter than the read position).
 pub const TRUNCATIONS: &str = "securewatch_wazuh_truncations_total";
+
+/// Times a symbolic link was found at the path and not followed (`follow_symlinks = false`);
+/// counted once per appearance, not per poll.
+pub const SYMLINKS_REFUSED: &str = "securewatch_wazuh_symlinks_refused_total";
 
 /// Bytes read from the file per read call.
 const READ_CHUNK: usize = 64 * 1024;
@@ -90,6 +99,14 @@ enum EndOfFile {
     Step(Step),
     /// The old file is finished; open the new one at the path.
     Switched,
+}
+
+/// What the path names, as far as the tailer may look.
+enum AtPath {
+    Missing,
+    /// A symbolic link that is not to be followed.
+    Symlink,
+    File(FileIdentity),
 }
 
 /// What opening the path gave.
@@ -231,6 +248,13 @@ fn reject_too_large(context: &LineContext, offset: u64, bytes: u64) {
     context.labels.rejected("too_large", 1);
 }
 
+/// Counts the unterminated line that a truncation cut off (it never gets its newline here).
+fn reject_truncated_line(context: &LineContext, offset: u64, bytes: u64) {
+    tracing::warn!(source = %context.source_name, offset, bytes, "Dropped a line cut short by truncation.");
+    context.labels.received(1, bytes);
+    context.labels.rejected("truncated_line", 1);
+}
+
 /// Follows the configured path; see the module documentation.
 pub(super) struct Tailer {
     path: PathBuf,
@@ -238,6 +262,9 @@ pub(super) struct Tailer {
     /// Consumed by the first successful open; later files are read from offset 0.
     resume: Option<Resume>,
     current: Option<OpenFile>,
+    follow_symlinks: bool,
+    /// The symlink now at the path was logged and counted already.
+    symlink_reported: bool,
 }
 
 impl Tailer {
@@ -252,7 +279,43 @@ impl Tailer {
             },
             resume: Some(resume),
             current: None,
+            follow_symlinks: config.follow_symlinks,
+            symlink_reported: false,
         }
+    }
+
+    /// What the path names: `lstat` unless symlinks are followed, then `stat`.
+    async fn at_path(&mut self) -> Result<AtPath, WazuhError> {
+        let metadata = if self.follow_symlinks {
+            tokio::fs::metadata(&self.path).await
+        } else {
+            tokio::fs::symlink_metadata(&self.path).await
+        };
+        let at_path = match metadata {
+            Ok(metadata) if metadata.file_type().is_symlink() => AtPath::Symlink,
+            Ok(metadata) => AtPath::File(FileIdentity::of(&metadata)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => AtPath::Missing,
+            Err(source) => return Err(io_error(&self.path, source)),
+        };
+        match at_path {
+            AtPath::Symlink => self.refuse_symlink(),
+            AtPath::Missing | AtPath::File(_) => self.symlink_reported = false,
+        }
+        Ok(at_path)
+    }
+
+    /// Logs and counts the symlink at the path, once per appearance.
+    fn refuse_symlink(&mut self) {
+        if self.symlink_reported {
+            return;
+        }
+        self.symlink_reported = true;
+        tracing::warn!(
+            source = %self.context.source_name,
+            path = %self.path.display(),
+            "The path is a symbolic link and follow_symlinks is false: not following it; waiting for a regular file."
+        );
+        metrics::counter!(SYMLINKS_REFUSED, "source" => self.context.source_name.to_string()).increment(1);
     }
 
     /// Reads what is new: up to `max_lines` complete lines, or what end of file revealed.
@@ -303,6 +366,9 @@ impl Tailer {
         let size = open.file.metadata().await.map_err(|source| io_error(&self.path, source))?.len();
         if size < open.consumed + open.pending.len() as u64 {
             count_truncation(&self.context, size);
+            if !open.pending.is_empty() && !open.discarding {
+                reject_truncated_line(&self.context, open.consumed, open.pending.len() as u64);
+            }
             open.file
                 .seek(SeekFrom::Start(0))
                 .await
@@ -312,13 +378,12 @@ impl Tailer {
             open.discarding = false;
             return Ok(EndOfFile::Step(Step::Advanced(open.position())));
         }
-        let path_identity = match tokio::fs::metadata(&self.path).await {
-            Ok(metadata) => FileIdentity::of(&metadata),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                return Ok(EndOfFile::Step(Step::Idle))
-            }
-            Err(source) => return Err(io_error(&self.path, source)),
+        let path_identity = match self.at_path().await? {
+            AtPath::File(identity) => identity,
+            // A refused symlink counts as a missing path: the old handle is still followed.
+            AtPath::Missing | AtPath::Symlink => return Ok(EndOfFile::Step(Step::Idle)),
         };
+        let Some(open) = self.current.as_mut() else { return Ok(EndOfFile::Switched) };
         if path_identity == open.identity {
             return Ok(EndOfFile::Step(Step::Idle));
         }
@@ -345,6 +410,7 @@ impl Tailer {
 
     /// Opens the path and chooses where to start reading.
     async fn open(&mut self) -> Result<Opened, WazuhError> {
+        let AtPath::File(seen) = self.at_path().await? else { return Ok(Opened::Missing) };
         let mut file = match File::open(&self.path).await {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Opened::Missing),
@@ -352,6 +418,11 @@ impl Tailer {
         };
         let metadata = file.metadata().await.map_err(|source| io_error(&self.path, source))?;
         let identity = FileIdentity::of(&metadata);
+        if identity != seen {
+            // Replaced between the look and the open (perhaps by a symlink): look again at the
+            // next poll.
+            return Ok(Opened::Missing);
+        }
         let size = metadata.len();
         let (offset, discarding, opened) = match self.resume.take() {
             None => (0, false, Opened::Ready),

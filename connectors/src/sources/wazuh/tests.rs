@@ -1,18 +1,21 @@
 //! Tailer tests on real files in a temporary directory, with a consumer that completes batches.
 
+use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
+use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use securewatch_schemas::{RawRecord, RecordMeta};
 use securewatch_schemas::SourceKind;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::position::{Position, PositionStore};
-use super::{StartAt, WazuhConfig, WazuhError, WazuhSource};
+use super::{StartAt, WazuhConfig, WazuhError, WazuhSource, SYMLINKS_REFUSED};
 use crate::queue::{ingest_queue, BatchOutcome, IngestReceiver};
 
 /// The alerts file and the data directory of one test.
@@ -349,6 +352,7 @@ fn config_defaults_and_unknown_keys() {
     assert_eq!(parsed.path, PathBuf::from("/var/ossec/logs/alerts/alerts.json"));
     assert_eq!(parsed.max_line_bytes, 1024 * 1024);
     assert_eq!(parsed.start_at, StartAt::Beginning);
+    assert!(!parsed.follow_symlinks, "symlinks are refused unless configured");
 
     let parsed: WazuhConfig =
         serde_json::from_str(r#"{"start_at":"end","name":"mgr-1","batch_size":10}"#)
@@ -372,4 +376,100 @@ fn invalid_config_is_refused_at_construction() {
         let result = WazuhSource::new(config.clone(), data_dir.path(), sender);
         assert!(matches!(result, Err(WazuhError::InvalidConfig(_))), "{config:?}");
     }
+}
+
+/// Counter totals from a [`DebuggingRecorder`] (its snapshots report deltas), by name and one
+/// label (`"source"` unless asked for another).
+struct Counters {
+    snapshotter: Snapshotter,
+    totals: HashMap<(String, String), u64>,
+}
+
+impl Counters {
+    fn get(&mut self, name: &str, label: &str, value: &str) -> u64 {
+        for (key, _, _, delta) in self.snapshotter.snapshot().into_vec() {
+            let DebugValue::Counter(delta) = delta else { continue };
+            for found in key.key().labels() {
+                let id = (key.key().name().to_string(), format!("{}={}", found.key(), found.value()));
+                *self.totals.entry(id).or_default() += delta;
+            }
+        }
+        self.totals.get(&(name.to_string(), format!("{label}={value}"))).copied().unwrap_or(0)
+    }
+}
+
+/// Runs `test` on a current-thread runtime with a local metrics recorder.
+fn with_counters<F: Future<Output = ()>>(test: impl FnOnce(Counters) -> F) {
+    let recorder = DebuggingRecorder::new();
+    let counters = Counters { snapshotter: recorder.snapshotter(), totals: HashMap::new() };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    metrics::with_local_recorder(&recorder, || runtime.block_on(test(counters)));
+}
+
+#[test]
+fn a_line_cut_by_truncation_is_counted_as_rejected() {
+    // Issue 24 finding 5: the unterminated line read before a truncation was dropped uncounted.
+    with_counters(|mut counters| async move {
+        let files = Files::new();
+        append(&files.path, "full line\nhalf a li");
+        let running = Running::start(files.config(), files.data_dir.path());
+        running.wait_for_lines(1).await;
+        wait_for_position(&files, 10).await;
+        tokio::time::sleep(Duration::from_millis(50)).await; // the half line is read and waits
+        fs::File::create(&files.path).expect("truncate in place (copytruncate)");
+        append(&files.path, "t1\n");
+        running.wait_for_lines(2).await;
+        assert_eq!(running.bodies(), ["full line", "t1"]);
+        let rejected = counters.get(crate::telemetry::SOURCE_REJECTED, "reason", "truncated_line");
+        assert_eq!(rejected, 1, "the dropped half line is counted");
+        running.stop().await;
+    });
+}
+
+#[test]
+fn a_symlink_at_the_path_is_refused_logged_once_and_counted() {
+    // Issue 24 finding 7: a symlink swapped in for alerts.json was followed.
+    with_counters(|mut counters| async move {
+        let files = Files::new();
+        let elsewhere = tempfile::tempdir().expect("temp dir");
+        let secret = elsewhere.path().join("secret");
+        fs::write(&secret, "root:x:0:0:root:/root:/bin/sh\n").expect("write");
+        std::os::unix::fs::symlink(&secret, &files.path).expect("symlink");
+        let running = Running::start(files.config(), files.data_dir.path());
+        tokio::time::sleep(Duration::from_millis(200)).await; // ~20 polls
+        assert!(running.bodies().is_empty(), "the link's target was read: {:?}", running.bodies());
+        assert_eq!(counters.get(SYMLINKS_REFUSED, "source", "test"), 1, "once per appearance, not per poll");
+
+        // A regular file in its place is followed.
+        fs::remove_file(&files.path).expect("remove link");
+        append(&files.path, "a1\n");
+        running.wait_for_lines(1).await;
+
+        // A link swapped in by "rotation": the old file is still followed, the link is not.
+        let rotated = files.path.with_extension("json.1");
+        fs::rename(&files.path, &rotated).expect("rotate");
+        std::os::unix::fs::symlink(&secret, &files.path).expect("symlink");
+        append(&rotated, "a2\n");
+        running.wait_for_lines(2).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(running.bodies(), ["a1", "a2"]);
+        assert_eq!(counters.get(SYMLINKS_REFUSED, "source", "test"), 2);
+        running.stop().await;
+    });
+}
+
+#[tokio::test]
+async fn follow_symlinks_reads_through_a_link() {
+    let files = Files::new();
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let target = elsewhere.path().join("alerts.json");
+    append(&target, "x1\n");
+    std::os::unix::fs::symlink(&target, &files.path).expect("symlink");
+    let config = WazuhConfig { follow_symlinks: true, ..files.config() };
+    let running = Running::start(config, files.data_dir.path());
+    running.wait_for_lines(1).await;
+    append(&target, "x2\n");
+    running.wait_for_lines(2).await;
+    assert_eq!(running.bodies(), ["x1", "x2"]);
+    running.stop().await;
 }
