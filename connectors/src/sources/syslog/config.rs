@@ -35,6 +35,10 @@ pub struct SyslogConfig {
     pub max_connections: usize,
     /// Most records per enqueued batch (default 512; also capped by the queue capacity).
     pub batch_size: usize,
+    /// When `max_connections` are open, a new connection closes the one that has sent nothing
+    /// for longest, if that is at least this many milliseconds (default 10000), instead of being
+    /// refused: idle connections cannot lock senders out. 0 never closes one (always refuse).
+    pub evict_idle_after_ms: u64,
 }
 
 impl Default for SyslogConfig {
@@ -47,6 +51,7 @@ impl Default for SyslogConfig {
             max_message_bytes: 65536,
             max_connections: 1024,
             batch_size: 512,
+            evict_idle_after_ms: 10_000,
         }
     }
 }

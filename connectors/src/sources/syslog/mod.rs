@@ -8,6 +8,7 @@
 
 mod config;
 mod framing;
+mod idle;
 pub mod splitter;
 mod tcp;
 #[cfg(test)]
@@ -16,6 +17,7 @@ mod udp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use securewatch_schemas::{RawRecord, RecordMeta};
@@ -32,6 +34,8 @@ pub use framing::{SyslogDecoder, SyslogFrame};
 
 /// TCP connections closed at once because `max_connections` were open.
 pub const CONNECTIONS_REFUSED: &str = "securewatch_source_connections_refused_total";
+/// Idle TCP connections closed to admit a new one while `max_connections` were open.
+pub const IDLE_CONNECTIONS_CLOSED: &str = "securewatch_source_idle_connections_closed_total";
 
 /// Why the syslog source could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +69,7 @@ pub struct SyslogSource {
     udp: Option<UdpSocket>,
     tcp: Option<TcpListener>,
     max_connections: usize,
+    evict_idle_after: Duration,
     context: Arc<SourceContext>,
 }
 
@@ -122,6 +127,7 @@ impl SyslogSource {
             udp,
             tcp,
             max_connections: config.max_connections,
+            evict_idle_after: Duration::from_millis(config.evict_idle_after_ms),
             context: Arc::new(context),
         })
     }
@@ -149,7 +155,8 @@ impl SyslogSource {
         }
         if let Some(listener) = self.tcp {
             let context = Arc::clone(&self.context);
-            listeners.spawn(tcp::accept(listener, context, self.max_connections, shutdown));
+            let limits = tcp::Limits { max_connections: self.max_connections, evict_idle_after: self.evict_idle_after };
+            listeners.spawn(tcp::accept(listener, context, limits, shutdown));
         }
         drop(self.context);
         while let Some(result) = listeners.join_next().await {

@@ -13,7 +13,8 @@ use tokio::task::JoinSet;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
-use super::{ReceiveClock, SourceContext, SyslogDecoder, SyslogFrame, CONNECTIONS_REFUSED};
+use super::idle::{Activity, IdleRegistry};
+use super::{ReceiveClock, SourceContext, SyslogDecoder, SyslogFrame, CONNECTIONS_REFUSED, IDLE_CONNECTIONS_CLOSED};
 use crate::log_limit::{WarnLimiter, DEFAULT_INTERVAL, LOGS_SUPPRESSED};
 use crate::queue::{IngestBatch, QueueError};
 
@@ -23,32 +24,69 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
 
+/// How long a connection admitted by closing an idle one waits for that one's slot.
+const EVICTION_WAIT: Duration = Duration::from_secs(5);
+
+/// How many connections a listener serves, and when an idle one makes room for a new one.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    /// Most connections served at once.
+    pub max_connections: usize,
+    /// A connection silent this long is closed when a new one finds every slot taken
+    /// (`Duration::ZERO`: never; the new one is refused).
+    pub evict_idle_after: Duration,
+}
+
 /// Accepts connections until `shutdown`, then waits for every connection to finish.
-pub(super) async fn accept(
-    listener: TcpListener,
-    context: Arc<SourceContext>,
-    max_connections: usize,
-    shutdown: CancellationToken,
-) {
-    let slots = Arc::new(Semaphore::new(max_connections));
+pub(super) async fn accept(listener: TcpListener, context: Arc<SourceContext>, limits: Limits, shutdown: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut connections = JoinSet::new();
+    let mut registry = IdleRegistry::new();
     let mut refusals = WarnLimiter::new(DEFAULT_INTERVAL);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            Some(finished) = connections.join_next(), if !connections.is_empty() => {
-                if let Err(error) = finished {
+            Some(finished) = connections.join_next_with_id(), if !connections.is_empty() => match finished {
+                Ok((id, ())) => registry.remove(id),
+                Err(error) => {
+                    registry.remove(error.id());
                     tracing::error!(source = %context.source_name, %error, "Syslog TCP connection task failed.");
                 }
-            }
+            },
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => match Arc::clone(&slots).try_acquire_owned() {
-                    Ok(slot) => {
-                        let context = Arc::clone(&context);
-                        connections.spawn(serve(stream, peer, context, shutdown.clone(), slot));
-                    }
-                    Err(_) => refuse(&context, stream, peer, max_connections, &mut refusals),
-                },
+                Ok((stream, peer)) => {
+                    let slot = match Arc::clone(&slots).try_acquire_owned() {
+                        Ok(slot) => Some(slot),
+                        Err(_) if registry.close_idlest(limits.evict_idle_after) => {
+                            let (source, kind) = (context.labels.name.clone(), context.labels.kind.as_str());
+                            metrics::counter!(IDLE_CONNECTIONS_CLOSED, "source" => source, "kind" => kind).increment(1);
+                            None
+                        }
+                        Err(_) => {
+                            refuse(&context, stream, peer, limits.max_connections, &mut refusals);
+                            continue;
+                        }
+                    };
+                    let (activity, close) = registry.open(&shutdown);
+                    let context = Arc::clone(&context);
+                    let slots = Arc::clone(&slots);
+                    let task = connections.spawn({
+                        let close = close.clone();
+                        let activity = activity.clone();
+                        async move {
+                            // Admitted by closing an idle connection: its slot frees once it flushed.
+                            let slot = match slot {
+                                Some(slot) => slot,
+                                None => match tokio::time::timeout(EVICTION_WAIT, slots.acquire_owned()).await {
+                                    Ok(Ok(slot)) => slot,
+                                    _ => return,
+                                },
+                            };
+                            serve(stream, peer, context, close, activity, slot).await
+                        }
+                    });
+                    registry.register(task.id(), activity, close);
+                }
                 Err(error) => {
                     tracing::warn!(source = %context.source_name, %error, "Syslog TCP accept failed.");
                     tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
@@ -86,13 +124,15 @@ fn refuse(context: &SourceContext, stream: TcpStream, peer: SocketAddr, max_conn
     }
 }
 
-/// Reads one connection until EOF, an error or `shutdown`; what was read by then is framed and
-/// enqueued (an incomplete last frame included) before the connection closes.
+/// Reads one connection until EOF, an error or `shutdown` (the listener's, or its own when it is
+/// closed for being idle); what was read by then is framed and enqueued (an incomplete last
+/// frame included) before the connection closes.
 async fn serve(
     mut stream: TcpStream,
     peer: SocketAddr,
     context: Arc<SourceContext>,
     shutdown: CancellationToken,
+    activity: Activity,
     _slot: OwnedSemaphorePermit,
 ) {
     let mut connection = Connection {
@@ -110,7 +150,10 @@ async fn serve(
         };
         let (bytes_read, at_eof) = match read {
             Some(Ok(0)) | None => (0, true),
-            Some(Ok(bytes_read)) => (bytes_read, false),
+            Some(Ok(bytes_read)) => {
+                activity.touch();
+                (bytes_read, false)
+            }
             Some(Err(error)) => {
                 tracing::debug!(source = %connection.context.source_name, peer = %connection.peer, %error, "Syslog TCP read failed.");
                 (0, true)

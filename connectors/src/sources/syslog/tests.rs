@@ -14,7 +14,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{SyslogConfig, SyslogError, SyslogSource, CONNECTIONS_REFUSED};
+use super::{SyslogConfig, SyslogError, SyslogSource, CONNECTIONS_REFUSED, IDLE_CONNECTIONS_CLOSED};
 use crate::log_limit::LOGS_SUPPRESSED;
 use crate::queue::{ingest_queue, BatchOutcome, IngestReceiver};
 use crate::telemetry::{SOURCE_ACCEPTED, SOURCE_RECEIVED, SOURCE_REJECTED};
@@ -284,6 +284,34 @@ fn tcp_connections_over_the_limit_are_refused_and_counted() {
         metrics.wait_for(LOGS_SUPPRESSED, "tcp-conns", None, 5).await;
         first.write_all(b"<13>first still served\n").await.unwrap();
         assert_eq!(bodies(&running.collect(1).await), ["<13>first still served"]);
+        running.stop().await;
+    });
+}
+
+#[test]
+fn an_idle_connection_makes_room_for_a_new_sender_when_every_slot_is_taken() {
+    // Issue 24 finding 1: idle connections held every slot, and a sender's message was lost.
+    with_metrics(|metrics| async move {
+        let config = SyslogConfig { max_connections: 2, evict_idle_after_ms: 200, ..loopback("tcp-idle") };
+        let mut running = start(config, 100).await;
+        let mut idle = TcpStream::connect(running.tcp).await.unwrap();
+        let mut busy = TcpStream::connect(running.tcp).await.unwrap();
+        idle.write_all(b"<13>said once\n").await.unwrap();
+        busy.write_all(b"<13>busy one\n").await.unwrap();
+        assert_eq!(running.collect(2).await.len(), 2);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        busy.write_all(b"<13>busy again\n").await.unwrap();
+        assert_eq!(bodies(&running.collect(1).await), ["<13>busy again"]);
+
+        let mut sender = TcpStream::connect(running.tcp).await.unwrap();
+        sender.write_all(b"<13>from a new sender\n").await.unwrap();
+        assert_eq!(bodies(&running.collect(1).await), ["<13>from a new sender"]);
+        metrics.wait_for(IDLE_CONNECTIONS_CLOSED, "tcp-idle", None, 1).await;
+        let mut byte = [0u8; 1];
+        let closed = tokio::time::timeout(WAIT, idle.read(&mut byte)).await.expect("the idle one is closed");
+        assert!(matches!(closed, Ok(0) | Err(_)), "the connection idle longest was closed");
+        busy.write_all(b"<13>busy still served\n").await.unwrap();
+        assert_eq!(bodies(&running.collect(1).await), ["<13>busy still served"]);
         running.stop().await;
     });
 }
