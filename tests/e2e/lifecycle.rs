@@ -44,6 +44,23 @@ fn sigterm_drains_and_exits_zero_with_everything_stored() {
     assert_eq!(again.events("source=hec&limit=5000").unwrap().len(), 2000);
 }
 
+/// Issue 24 finding 1: a half-sent API request kept the process alive after SIGTERM for as long
+/// as the client stayed. The API now gets a short grace, then closes what is open.
+#[test]
+fn a_half_sent_api_request_does_not_hold_the_process_after_sigterm() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let instance = Instance::start(dir.path(), "", &[("SECUREWATCH_HEC_TOKEN", "t")]).unwrap();
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", instance.ports.api)).unwrap();
+    client.write_all(b"GET /api/v1/health HTTP/1.1\r\nHo").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let status = instance.terminate().expect("exits while the client still holds its connection");
+    assert!(status.success(), "exit status {status}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
+    drop(client);
+}
+
 /// A request sent twice and SIGTERM right after the second answer: the store found the second
 /// copy stored, and the stored rollups count each event once when the process has exited.
 #[test]

@@ -12,6 +12,10 @@ use crate::errors;
 /// How long sources get to finish in-flight work after the shutdown signal.
 const SOURCE_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long the API gets to answer requests in flight once everything else has stopped; a
+/// client that never finishes its request does not hold the process.
+const API_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The API server of a role, stopped by [`RunningApi::stop`].
 pub struct RunningApi {
     stop: CancellationToken,
@@ -19,9 +23,18 @@ pub struct RunningApi {
 }
 
 impl RunningApi {
-    pub async fn stop(self) -> anyhow::Result<()> {
+    /// Stops accepting, lets requests in flight finish for up to [`API_DRAIN_TIMEOUT`], then
+    /// closes what is still open (a half-sent request, an idle keep-alive connection).
+    pub async fn stop(mut self) -> anyhow::Result<()> {
         self.stop.cancel();
-        self.task.await.context("API task")?.context("API server")
+        match tokio::time::timeout(API_DRAIN_TIMEOUT, &mut self.task).await {
+            Ok(finished) => finished.context("API task")?.context("API server"),
+            Err(_) => {
+                tracing::warn!(seconds = API_DRAIN_TIMEOUT.as_secs(), "API connections still open after the shutdown grace; closing them.");
+                self.task.abort();
+                Ok(())
+            }
+        }
     }
 }
 
