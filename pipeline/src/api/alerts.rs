@@ -95,14 +95,14 @@ pub async fn list_alerts(
         from: parse_time("from", &params.from)?,
         to: parse_time("to", &params.to)?,
     };
-    let alerts = state.reader.alerts(&query).await.map_err(ApiError::internal)?;
+    let alerts = state.reader.alerts(&query).await?;
     Ok(Json(alerts.into_iter().map(|alert| AlertBody::new(alert, None)).collect()))
 }
 
 /// One alert with its contributing events; 404 when there is none with that id.
 pub async fn get_alert(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<AlertBody>, ApiError> {
     let id: EventId = id.parse().map_err(|_| ApiError::bad_request(format!("{id:?} is not an alert id (32 hex digits)")))?;
-    let found = state.reader.alert(id).await.map_err(ApiError::internal)?;
+    let found = state.reader.alert(id).await?;
     match found {
         Some((alert, events)) => Ok(Json(AlertBody::new(alert, Some(events)))),
         None => Err(ApiError::not_found(format!("no alert {id}"))),

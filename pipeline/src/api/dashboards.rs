@@ -178,7 +178,7 @@ pub async fn timeseries(
 ) -> Result<Json<TimeseriesBody>, ApiError> {
     let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let query = timeseries_query(params, Utc::now())?;
-    let series = state.reader.timeseries(&query).await.map_err(ApiError::internal)?;
+    let series = state.reader.timeseries(&query).await?;
     Ok(Json(timeseries_body(&query, series)))
 }
 
@@ -189,7 +189,7 @@ pub async fn top(
 ) -> Result<Json<TopBody>, ApiError> {
     let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let query = top_query(params, Utc::now())?;
-    let entries = state.reader.top(&query).await.map_err(ApiError::internal)?;
+    let entries = state.reader.top(&query).await?;
     Ok(Json(top_body(&query, entries)))
 }
 

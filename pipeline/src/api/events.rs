@@ -60,12 +60,19 @@ pub struct EnrichedEvent {
     enrichment: Option<EventEnrichment>,
 }
 
+/// Longest `q` substring filter, in bytes (SQLite refuses LIKE patterns over 50,000 bytes, and
+/// a long pattern costs every row it is matched against).
+pub const MAX_SEARCH_BYTES: usize = 1024;
+
 /// Events newest first; `source` matches the source kind or the configured source name.
 pub async fn list_events(
     State(state): State<ApiState>,
     params: Result<Query<EventsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<EnrichedEvent>>, ApiError> {
     let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    if let Some(q) = params.q.as_deref().filter(|q| q.len() > MAX_SEARCH_BYTES) {
+        return Err(ApiError::bad_request(format!("q: at most {MAX_SEARCH_BYTES} bytes (got {})", q.len())));
+    }
     let query = EventQuery {
         limit: limit(params.limit)?,
         from: parse_time("from", &params.from)?,
@@ -74,13 +81,13 @@ pub async fn list_events(
         host: non_empty(params.host),
         q: non_empty(params.q),
     };
-    let events = state.reader.events(&query).await.map_err(ApiError::internal)?;
+    let events = state.reader.events(&query).await?;
     let ip_fields = &state.ip_fields;
     let lookups: Vec<EnrichmentLookup> = events
         .iter()
         .map(|event| EnrichmentLookup { time: event.time, keys: lookup_keys(event, ip_fields) })
         .collect();
-    let enrichments = state.reader.event_enrichment(&lookups).await.map_err(ApiError::internal)?;
+    let enrichments = state.reader.event_enrichment(&lookups).await?;
     let enriched = events
         .into_iter()
         .zip(enrichments)
@@ -102,7 +109,7 @@ pub async fn list_dead_letters(
     params: Result<Query<DeadLetterParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<StoredDeadLetter>>, ApiError> {
     let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
-    state.reader.dead_letters(limit(params.limit)?).await.map(Json).map_err(ApiError::internal)
+    state.reader.dead_letters(limit(params.limit)?).await.map(Json).map_err(ApiError::from)
 }
 
 #[cfg(test)]
@@ -112,6 +119,7 @@ mod tests {
 
     use securewatch_connectors::queue::ingest_queue;
     use securewatch_connectors::sinks::sqlite::{SqliteConfig, SqliteStore};
+    use securewatch_connectors::sinks::read::ReadError;
     use securewatch_connectors::sinks::{EpochWrite, StoreReader};
     use securewatch_schemas::{Asset, EnrichmentRow, LookupKey, Tag};
     use securewatch_schemas::{Event, EventId, FieldValue, Fields, Severity, Source, SourceKind};
@@ -211,10 +219,25 @@ mod tests {
         // Configured fields replace the defaults.
         let state = ApiState { ip_fields: Arc::from(vec!["custom_ip".to_string()]), ..state };
         let params = EventsParams { limit: None, source: None, host: None, q: None, from: None, to: None };
-        let Json(events) = list_events(State(state), Ok(Query(params))).await.unwrap();
+        let Json(events) = list_events(State(state.clone()), Ok(Query(params))).await.unwrap();
         let json = serde_json::to_value(&events).unwrap();
         let tagged = json.as_array().unwrap().iter().find(|event| event["message"] == "tagged").unwrap();
         assert_eq!(tagged["enrichment"]["networks"], serde_json::json!([{"ip": "198.51.100.1", "list": "threat", "cidr": "198.51.100.0/24"}]));
+
+        // Issue 24 finding 3: a 60 KB `q` answered 500 with SQLite's "LIKE or GLOB pattern too
+        // complex"; a filter over the limit is a clear 400 before anything runs.
+        let search = |q: String| EventsParams { limit: None, source: None, host: None, q: Some(q), from: None, to: None };
+        let Err(error) = list_events(State(state.clone()), Ok(Query(search("z".repeat(60_000))))).await else {
+            panic!("a 60 KB filter was accepted");
+        };
+        assert_eq!(error.status, axum::http::StatusCode::BAD_REQUEST);
+        assert_eq!(error.message, "q: at most 1024 bytes (got 60000)");
+        assert!(list_events(State(state.clone()), Ok(Query(search("t".repeat(MAX_SEARCH_BYTES))))).await.is_ok());
+
+        // A read over its budget is 503 with the reason, not 500.
+        let busy: ApiError = ReadError::OverBudget { seconds: 10 }.into();
+        assert_eq!(busy.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert!(busy.message.contains("longer than 10 s"), "{}", busy.message);
         store.close().await;
     }
 }

@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use securewatch_connectors::queue::QueueMonitor;
+use securewatch_connectors::sinks::read::ReadError;
 use securewatch_connectors::sinks::StoreReader;
 use serde::Serialize;
 
@@ -76,9 +77,23 @@ impl ApiError {
         ApiError { status: StatusCode::NOT_FOUND, message: message.into() }
     }
 
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: message.into() }
+    }
+
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "API request failed.");
         ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: error.to_string() }
+    }
+}
+
+impl From<ReadError> for ApiError {
+    /// A read over its budget is 503 (the store is busy; try again), anything else 500.
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::OverBudget { .. } => ApiError::unavailable(error.to_string()),
+            other => ApiError::internal(other),
+        }
     }
 }
 

@@ -10,10 +10,12 @@ mod dashboards;
 mod enrichment;
 mod events;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use securewatch_schemas::{Alert, Event, EventId};
+use tokio::sync::Semaphore;
 
 pub use alerts::AlertQuery;
 pub use dashboards::{BucketWidth, Point, Series, SeriesBy, TimeseriesQuery, TopEntry, TopField, TopQuery, HOUR_MS, MINUTE_MS};
@@ -27,6 +29,14 @@ use super::sqlite::{SqliteStore, StoreError};
 /// How long a store may take to answer a health check.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Reads of the embedded store running at once: its read pool has four connections, so one
+/// always stays free for the health check; further reads wait for their turn.
+pub const CONCURRENT_READS: usize = 3;
+
+/// Longest a read may take, its wait for a turn included, before it answers
+/// [`ReadError::OverBudget`].
+pub const READ_BUDGET: Duration = Duration::from_secs(10);
+
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -36,6 +46,13 @@ pub enum ReadError {
     /// PostgreSQL failed.
     #[error("PostgreSQL: {0}")]
     Postgres(#[from] PostgresError),
+    /// The read did not finish within its budget (other reads held the store); try again or
+    /// narrow it.
+    #[error("the read took longer than {seconds} s (the store is busy with other reads); narrow it or try again")]
+    OverBudget {
+        /// The budget in seconds.
+        seconds: u64,
+    },
 }
 
 /// Whether one store answered its health check.
@@ -53,58 +70,77 @@ pub struct StoreReader {
     sqlite: SqliteStore,
     postgres: Option<Arc<PostgresSink>>,
     opensearch: Option<OpenSearchSink>,
+    /// Turns of the reads ([`CONCURRENT_READS`]); health checks take none.
+    turns: Arc<Semaphore>,
+    budget: Duration,
 }
 
 impl StoreReader {
     /// A reader over the embedded store and the optional external sinks.
     pub fn new(sqlite: SqliteStore, postgres: Option<Arc<PostgresSink>>, opensearch: Option<OpenSearchSink>) -> Self {
-        StoreReader { sqlite, postgres, opensearch }
+        let turns = Arc::new(Semaphore::new(CONCURRENT_READS));
+        StoreReader { sqlite, postgres, opensearch, turns, budget: READ_BUDGET }
+    }
+
+    /// The same reader with another read budget (tests).
+    pub fn with_budget(self, budget: Duration) -> Self {
+        StoreReader { budget, ..self }
+    }
+
+    /// Runs `read` in a turn, within the budget.
+    async fn in_turn<T, E: Into<ReadError>>(&self, read: impl Future<Output = Result<T, E>>) -> Result<T, ReadError> {
+        let over_budget = ReadError::OverBudget { seconds: self.budget.as_secs() };
+        let turn_and_read = async {
+            let _turn = self.turns.acquire().await.expect("the turns are never closed");
+            read.await.map_err(Into::into)
+        };
+        tokio::time::timeout(self.budget, turn_and_read).await.unwrap_or(Err(over_budget))
     }
 
     /// Events, newest first, by the filters of `query`.
     pub async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, ReadError> {
-        Ok(self.sqlite.events(query).await?)
+        self.in_turn(self.sqlite.events(query)).await
     }
 
     /// The enrichment tags of each event of `lookups`, in the same order.
     pub async fn event_enrichment(&self, lookups: &[EnrichmentLookup]) -> Result<Vec<EventEnrichment>, ReadError> {
-        Ok(self.sqlite.event_enrichment(lookups).await?)
+        self.in_turn(self.sqlite.event_enrichment(lookups)).await
     }
 
     /// The newest `limit` dead letters.
     pub async fn dead_letters(&self, limit: u32) -> Result<Vec<StoredDeadLetter>, ReadError> {
-        Ok(self.sqlite.dead_letters(limit).await?)
+        self.in_turn(self.sqlite.dead_letters(limit)).await
     }
 
     /// Event counts over time from the rollups.
     pub async fn timeseries(&self, query: &TimeseriesQuery) -> Result<Vec<Series>, ReadError> {
         match &self.postgres {
-            Some(postgres) => Ok(postgres.timeseries(query).await?),
-            None => Ok(self.sqlite.timeseries(query).await?),
+            Some(postgres) => self.in_turn(postgres.timeseries(query)).await,
+            None => self.in_turn(self.sqlite.timeseries(query)).await,
         }
     }
 
     /// The top values of a rolled-up dimension over a range.
     pub async fn top(&self, query: &TopQuery) -> Result<Vec<TopEntry>, ReadError> {
         match &self.postgres {
-            Some(postgres) => Ok(postgres.top(query).await?),
-            None => Ok(self.sqlite.top(query).await?),
+            Some(postgres) => self.in_turn(postgres.top(query)).await,
+            None => self.in_turn(self.sqlite.top(query)).await,
         }
     }
 
     /// Alerts by the filters of `query`, newest `last_seen` first.
     pub async fn alerts(&self, query: &AlertQuery) -> Result<Vec<Alert>, ReadError> {
         match &self.postgres {
-            Some(postgres) => Ok(postgres.alerts(query).await?),
-            None => Ok(self.sqlite.alerts(query).await?),
+            Some(postgres) => self.in_turn(postgres.alerts(query)).await,
+            None => self.in_turn(self.sqlite.alerts(query)).await,
         }
     }
 
     /// One alert with its evidence events, when it exists.
     pub async fn alert(&self, id: EventId) -> Result<Option<(Alert, Vec<Event>)>, ReadError> {
         match &self.postgres {
-            Some(postgres) => Ok(postgres.alert(id).await?),
-            None => Ok(self.sqlite.alert(id).await?),
+            Some(postgres) => self.in_turn(postgres.alert(id)).await,
+            None => self.in_turn(self.sqlite.alert(id)).await,
         }
     }
 
@@ -137,5 +173,34 @@ async fn within_timeout<E: std::fmt::Display>(check: impl std::future::Future<Ou
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(error.to_string()),
         Err(_) => Err(format!("no answer within {} s", HEALTH_TIMEOUT.as_secs())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::sqlite::SqliteConfig;
+
+    /// Issue 24 finding 3: long reads held every connection of the store, so health answered 503
+    /// and a small read waited 30 s. Reads now take turns that leave a connection to health, and
+    /// a read that cannot finish within its budget says so.
+    #[tokio::test]
+    async fn reads_take_turns_within_a_budget_and_leave_health_a_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), &SqliteConfig::default()).await.unwrap();
+        let reader = StoreReader::new(store.clone(), None, None).with_budget(Duration::from_millis(300));
+        assert!(reader.events(&EventQuery { limit: 10, ..EventQuery::default() }).await.unwrap().is_empty());
+
+        // Every turn taken by reads that run long: health still answers at once...
+        let held: Vec<_> = (0..CONCURRENT_READS).map(|_| reader.turns.clone().try_acquire_owned().unwrap()).collect();
+        let started = std::time::Instant::now();
+        assert_eq!(reader.health().await, vec![StoreHealth { name: "sqlite", state: Ok(()) }]);
+        assert!(started.elapsed() < Duration::from_secs(1), "health waited {:?}", started.elapsed());
+        // ...and a further read answers within its budget that it could not run.
+        let error = reader.dead_letters(10).await.unwrap_err();
+        assert!(matches!(error, ReadError::OverBudget { .. }), "{error}");
+        drop(held);
+        assert!(reader.dead_letters(10).await.unwrap().is_empty(), "a turn free again: the read runs");
+        store.close().await;
     }
 }
