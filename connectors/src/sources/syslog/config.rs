@@ -39,6 +39,10 @@ pub struct SyslogConfig {
     /// for longest, if that is at least this many milliseconds (default 10000), instead of being
     /// refused: idle connections cannot lock senders out. 0 never closes one (always refuse).
     pub evict_idle_after_ms: u64,
+    /// The UDP socket's receive buffer in bytes (the kernel may double it and caps it at
+    /// `net.core.rmem_max`); 0 keeps the system default. Datagrams that find it full are dropped
+    /// by the kernel and counted in `securewatch_source_kernel_drops_total`.
+    pub udp_receive_buffer_bytes: usize,
 }
 
 impl Default for SyslogConfig {
@@ -52,6 +56,7 @@ impl Default for SyslogConfig {
             max_connections: 1024,
             batch_size: 512,
             evict_idle_after_ms: 10_000,
+            udp_receive_buffer_bytes: 0,
         }
     }
 }

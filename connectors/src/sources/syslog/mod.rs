@@ -9,6 +9,7 @@
 mod config;
 mod framing;
 mod idle;
+mod kernel_drops;
 pub mod splitter;
 mod tcp;
 #[cfg(test)]
@@ -34,6 +35,8 @@ pub use framing::{SyslogDecoder, SyslogFrame};
 
 /// TCP connections closed at once because `max_connections` were open.
 pub const CONNECTIONS_REFUSED: &str = "securewatch_source_connections_refused_total";
+/// UDP datagrams the kernel dropped because the socket's receive buffer was full.
+pub const KERNEL_DROPS: &str = "securewatch_source_kernel_drops_total";
 /// Idle TCP connections closed to admit a new one while `max_connections` were open.
 pub const IDLE_CONNECTIONS_CLOSED: &str = "securewatch_source_idle_connections_closed_total";
 
@@ -97,11 +100,13 @@ impl SyslogSource {
         };
         let udp = match udp_listen {
             Some(addr) => {
-                Some(UdpSocket::bind(addr).await.map_err(|source| SyslogError::Bind {
-                    protocol: "udp",
-                    addr,
-                    source,
-                })?)
+                let bind_error = |source| SyslogError::Bind { protocol: "udp", addr, source };
+                let socket = UdpSocket::bind(addr).await.map_err(bind_error)?;
+                if config.udp_receive_buffer_bytes > 0 {
+                    let socket_ref = socket2::SockRef::from(&socket);
+                    socket_ref.set_recv_buffer_size(config.udp_receive_buffer_bytes).map_err(bind_error)?;
+                }
+                Some(socket)
             }
             None => None,
         };

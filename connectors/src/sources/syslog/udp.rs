@@ -8,12 +8,16 @@ use securewatch_schemas::RawRecord;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use super::{ReceiveClock, SourceContext};
+use super::kernel_drops::KernelDrops;
+use super::{ReceiveClock, SourceContext, KERNEL_DROPS};
 use crate::queue::{IngestBatch, QueueError};
 
 /// The largest UDP payload over IPv4/IPv6 without jumbograms is 65,507 bytes, so a buffer of
 /// this size never truncates a datagram.
 const LARGEST_DATAGRAM: usize = 65_536;
+
+/// How often the kernel's drop count of the socket is read.
+const DROP_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Trailing bytes some senders add to a datagram.
 const TRAILER: [u8; 3] = [b'\n', b'\r', b'\0'];
@@ -28,9 +32,18 @@ pub(super) async fn receive(
     // One byte more than the limit, so an oversized datagram shows as longer than the limit.
     let mut buffer = vec![0u8; context.max_message_bytes.min(LARGEST_DATAGRAM - 1) + 1];
     let mut clock = ReceiveClock::default();
+    let mut kernel_drops = KernelDrops::of(&socket);
+    let (source, kind) = (context.labels.name.clone(), context.labels.kind.as_str());
+    let dropped = metrics::counter!(KERNEL_DROPS, "source" => source, "kind" => kind);
+    dropped.increment(0);
+    let mut drop_check = tokio::time::interval(DROP_CHECK_INTERVAL);
     loop {
         let first = tokio::select! {
             _ = shutdown.cancelled() => return,
+            _ = drop_check.tick() => {
+                dropped.increment(kernel_drops.new_drops());
+                continue;
+            }
             result = socket.recv_from(&mut buffer) => result,
         };
         let mut batch = DatagramBatch::default();
