@@ -1,9 +1,12 @@
 //! `GET /api/v1/events` (newest first, filtered, with their enrichment tags) and `GET /api/v1/dead-letters`.
 
 use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use securewatch_connectors::sinks::read::{EnrichmentLookup, EventEnrichment, EventQuery, StoredDeadLetter, StoredEvent};
+use securewatch_connectors::sinks::read::{
+    EnrichmentLookup, EventCursor, EventEnrichment, EventPage, EventQuery, StoredDeadLetter, StoredEvent,
+};
 use securewatch_schemas::{lookup_keys, parse_epoch_seconds};
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +26,14 @@ pub struct EventsParams {
     q: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    /// The cursor of an earlier, byte-capped answer (its `X-SecureWatch-Next` header).
+    after: Option<String>,
 }
+
+/// Most bytes of message, fields and raw text in one `/api/v1/events` answer; a larger one
+/// ends early with `X-SecureWatch-Truncated: true` and the cursor to continue in
+/// `X-SecureWatch-Next` (at least one event is always sent).
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
 pub(super) fn parse_time(name: &str, text: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
     let Some(text) = text else { return Ok(None) };
@@ -68,7 +78,7 @@ pub const MAX_SEARCH_BYTES: usize = 1024;
 pub async fn list_events(
     State(state): State<ApiState>,
     params: Result<Query<EventsParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<EnrichedEvent>>, ApiError> {
+) -> Result<(HeaderMap, Json<Vec<EnrichedEvent>>), ApiError> {
     let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     if let Some(q) = params.q.as_deref().filter(|q| q.len() > MAX_SEARCH_BYTES) {
         return Err(ApiError::bad_request(format!("q: at most {MAX_SEARCH_BYTES} bytes (got {})", q.len())));
@@ -80,8 +90,17 @@ pub async fn list_events(
         source: non_empty(params.source),
         host: non_empty(params.host),
         q: non_empty(params.q),
+        after: non_empty(params.after)
+            .map(|text| text.parse::<EventCursor>().map_err(|error| ApiError::bad_request(format!("after: {error}"))))
+            .transpose()?,
+        max_bytes: Some(state.max_answer_bytes),
     };
-    let events = state.reader.events(&query).await?;
+    let EventPage { events, next } = state.reader.event_page(&query).await?;
+    let mut headers = HeaderMap::new();
+    if let Some(next) = next {
+        headers.insert("x-securewatch-truncated", HeaderValue::from_static("true"));
+        headers.insert("x-securewatch-next", HeaderValue::from_str(&next.to_string()).expect("digits and a dot"));
+    }
     let ip_fields = &state.ip_fields;
     let lookups: Vec<EnrichmentLookup> = events
         .iter()
@@ -93,7 +112,7 @@ pub async fn list_events(
         .zip(enrichments)
         .map(|(event, enrichment)| EnrichedEvent { event, enrichment: (!enrichment.is_empty()).then_some(enrichment) })
         .collect();
-    Ok(Json(enriched))
+    Ok((headers, Json(enriched)))
 }
 
 /// Query string of `/api/v1/dead-letters`.
@@ -198,10 +217,12 @@ mod tests {
             started: Instant::now(),
             listeners: Arc::new(Vec::new()),
             ip_fields: securewatch_schemas::DEFAULT_IP_FIELDS.iter().map(|field| field.to_string()).collect(),
+            max_answer_bytes: MAX_ANSWER_BYTES,
             rules: None,
         };
-        let params = EventsParams { limit: None, source: None, host: None, q: None, from: None, to: None };
-        let Json(events) = list_events(State(state.clone()), Ok(Query(params))).await.unwrap();
+        let params = EventsParams { limit: None, source: None, host: None, q: None, from: None, to: None, after: None };
+        let (headers, Json(events)) = list_events(State(state.clone()), Ok(Query(params))).await.unwrap();
+        assert!(headers.is_empty(), "a small answer is whole: {headers:?}");
         let json = serde_json::to_value(&events).unwrap();
         let by_message = |message: &str| json.as_array().unwrap().iter().find(|event| event["message"] == message).unwrap().clone();
         assert_eq!(
@@ -218,21 +239,35 @@ mod tests {
 
         // Configured fields replace the defaults.
         let state = ApiState { ip_fields: Arc::from(vec!["custom_ip".to_string()]), ..state };
-        let params = EventsParams { limit: None, source: None, host: None, q: None, from: None, to: None };
-        let Json(events) = list_events(State(state.clone()), Ok(Query(params))).await.unwrap();
+        let params = EventsParams { limit: None, source: None, host: None, q: None, from: None, to: None, after: None };
+        let (_, Json(events)) = list_events(State(state.clone()), Ok(Query(params))).await.unwrap();
         let json = serde_json::to_value(&events).unwrap();
         let tagged = json.as_array().unwrap().iter().find(|event| event["message"] == "tagged").unwrap();
         assert_eq!(tagged["enrichment"]["networks"], serde_json::json!([{"ip": "198.51.100.1", "list": "threat", "cidr": "198.51.100.0/24"}]));
 
         // Issue 24 finding 3: a 60 KB `q` answered 500 with SQLite's "LIKE or GLOB pattern too
         // complex"; a filter over the limit is a clear 400 before anything runs.
-        let search = |q: String| EventsParams { limit: None, source: None, host: None, q: Some(q), from: None, to: None };
+        let search = |q: String| EventsParams { limit: None, source: None, host: None, q: Some(q), from: None, to: None, after: None };
         let Err(error) = list_events(State(state.clone()), Ok(Query(search("z".repeat(60_000))))).await else {
             panic!("a 60 KB filter was accepted");
         };
         assert_eq!(error.status, axum::http::StatusCode::BAD_REQUEST);
         assert_eq!(error.message, "q: at most 1024 bytes (got 60000)");
         assert!(list_events(State(state.clone()), Ok(Query(search("t".repeat(MAX_SEARCH_BYTES))))).await.is_ok());
+
+        // Issue 24 finding 2: an answer over its byte cap ends early, says so, and the cursor
+        // continues where it ended.
+        let capped = ApiState { max_answer_bytes: 1, ..state.clone() };
+        let page = |after: Option<String>| EventsParams { limit: None, source: None, host: None, q: None, from: None, to: None, after };
+        let (headers, Json(first)) = list_events(State(capped.clone()), Ok(Query(page(None)))).await.unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(headers["x-securewatch-truncated"], "true");
+        let next = headers["x-securewatch-next"].to_str().unwrap().to_string();
+        let (_, Json(second)) = list_events(State(capped.clone()), Ok(Query(page(Some(next))))).await.unwrap();
+        assert_eq!(second.len(), 1);
+        assert_ne!(serde_json::to_value(&first).unwrap(), serde_json::to_value(&second).unwrap(), "the next page moves on");
+        let Err(error) = list_events(State(capped), Ok(Query(page(Some("nope".into()))))).await else { panic!("a bad cursor") };
+        assert_eq!(error.status, axum::http::StatusCode::BAD_REQUEST);
 
         // A read over its budget is 503 with the reason, not 500.
         let busy: ApiError = ReadError::OverBudget { seconds: 10 }.into();

@@ -2,7 +2,7 @@
 
 mod alerts;
 mod dashboards;
-mod events;
+pub(crate) mod events;
 mod health;
 
 use std::net::SocketAddr;
@@ -34,6 +34,8 @@ pub struct ApiState {
     /// Event fields whose IPs are looked up for `/api/v1/events` enrichment
     /// (`[enrichment] ip_fields`).
     pub ip_fields: Arc<[String]>,
+    /// Most bytes of events in one `/api/v1/events` answer ([`events::MAX_ANSWER_BYTES`]).
+    pub max_answer_bytes: usize,
     /// The detection rules' reloader (`None`: no `[detection] rules_dir`).
     pub rules: Option<Arc<RulesReloader>>,
 }

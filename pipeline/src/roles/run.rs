@@ -115,6 +115,7 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
         started: Instant::now(),
         listeners: Arc::new(Vec::new()),
         ip_fields: config.enrichment.ip_fields.iter().cloned().collect(),
+        max_answer_bytes: api::events::MAX_ANSWER_BYTES,
         rules: reloader,
     };
     let api = serve_api(api_listener, &mut listeners, |listeners| {

@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 pub use alerts::AlertQuery;
 pub use dashboards::{BucketWidth, Point, Series, SeriesBy, TimeseriesQuery, TopEntry, TopField, TopQuery, HOUR_MS, MINUTE_MS};
 pub use enrichment::{AssetTag, EnrichmentLookup, EventEnrichment, GeoTag, NetworkTag};
-pub use events::{EventQuery, StoredDeadLetter, StoredEvent};
+pub use events::{EventCursor, EventPage, EventQuery, StoredDeadLetter, StoredEvent};
 
 use super::opensearch::OpenSearchSink;
 use super::postgres::{PostgresError, PostgresSink};
@@ -100,6 +100,11 @@ impl StoreReader {
     /// Events, newest first, by the filters of `query`.
     pub async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, ReadError> {
         self.in_turn(self.sqlite.events(query)).await
+    }
+
+    /// A page of events, newest first, ended early by `query.max_bytes`.
+    pub async fn event_page(&self, query: &EventQuery) -> Result<EventPage, ReadError> {
+        self.in_turn(self.sqlite.event_page(query)).await
     }
 
     /// The enrichment tags of each event of `lookups`, in the same order.

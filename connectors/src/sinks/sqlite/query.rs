@@ -2,10 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use securewatch_schemas::{Event, EventId, Fields, Severity, Source, SourceKind};
+use futures_util::TryStreamExt;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::store::{SqliteStore, StoreError};
-use crate::sinks::read::{EventQuery, StoredDeadLetter, StoredEvent};
+use crate::sinks::read::{EventCursor, EventPage, EventQuery, StoredDeadLetter, StoredEvent};
 
 fn escape_like(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len() + 2);
@@ -31,9 +32,19 @@ pub(super) const EVENT_COLUMNS: &str =
 impl SqliteStore {
     /// Events matching `query`, newest event time first.
     pub async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        Ok(self.event_page(query).await?.events)
+    }
+
+    /// Events matching `query`, newest event time first, read row by row until `limit` or until
+    /// they hold `max_bytes` (then the page says where to continue).
+    pub async fn event_page(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
         let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
-            format!("SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1"),
+            format!("SELECT {EVENT_COLUMNS}, seq FROM events WHERE 1 = 1"),
         );
+        if let Some(after) = query.after {
+            builder.push(" AND (time_us < ").push_bind(after.time_us);
+            builder.push(" OR (time_us = ").push_bind(after.time_us).push(" AND seq < ").push_bind(after.seq).push("))");
+        }
         if let Some(source) = &query.source {
             builder.push(" AND (source_kind = ").push_bind(source.clone());
             builder.push(" OR source_name = ").push_bind(source.clone()).push(")");
@@ -51,8 +62,20 @@ impl SqliteStore {
             builder.push(" AND time_us < ").push_bind(to.timestamp_micros());
         }
         builder.push(" ORDER BY time_us DESC, seq DESC LIMIT ").push_bind(i64::from(query.limit));
-        let rows = builder.build().fetch_all(self.pool()).await?;
-        rows.iter().map(row_to_event).collect()
+        let mut rows = builder.build().fetch(self.pool());
+        let mut page = EventPage::default();
+        let mut bytes = 0usize;
+        while let Some(row) = rows.try_next().await? {
+            let event = row_to_event(&row)?;
+            let fields_bytes = row.try_get::<&str, _>("fields").map_or(0, str::len);
+            bytes += event.message.len() + fields_bytes + event.raw.as_ref().map_or(0, String::len);
+            page.events.push(event);
+            if query.max_bytes.is_some_and(|max| bytes >= max) && page.events.len() < query.limit as usize {
+                page.next = Some(EventCursor { time_us: row.try_get("time_us")?, seq: row.try_get("seq")? });
+                break;
+            }
+        }
+        Ok(page)
     }
 
     /// The most recent dead letters, newest first.
@@ -188,5 +211,45 @@ mod tests {
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].reason, "invalid_json");
         assert_eq!(stored[0].body, "{not json");
+    }
+
+    /// Issue 24 finding 2: ten thousand 60 KB events built a 602 MB answer. A byte cap ends the
+    /// page early with a cursor, and the pages together hold every event once, in order.
+    #[tokio::test]
+    async fn a_byte_cap_ends_a_page_with_a_cursor_that_continues_without_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), &SqliteConfig::default()).await.unwrap();
+        let big = "x".repeat(10_000);
+        // 30 events, two per second of event time, so pages also end inside a tie of times.
+        let events: Vec<Event> = (0..30).map(|i| event(&format!("e{i:02}"), 1_000 + i / 2, "web-01", &big)).collect();
+        store.write_epochs(&EpochWrite { events, ..EpochWrite::default() }).await.unwrap();
+
+        let mut query = EventQuery { limit: 100, max_bytes: Some(45_000), ..Default::default() };
+        let mut seen: Vec<String> = Vec::new();
+        let mut pages = 0;
+        loop {
+            let page = store.event_page(&query).await.unwrap();
+            pages += 1;
+            assert!(page.events.len() <= 5, "at most one event past the cap: {}", page.events.len());
+            seen.extend(page.events.iter().map(|event| event.fields["seed"].as_text().to_string()));
+            match page.next {
+                Some(next) => query.after = Some(next.to_string().parse().unwrap()),
+                None => break,
+            }
+        }
+        let expected: Vec<String> = (0..30).rev().map(|i| format!("e{i:02}")).collect::<Vec<_>>();
+        let mut sorted_seen = seen.clone();
+        sorted_seen.sort();
+        sorted_seen.dedup();
+        assert_eq!(sorted_seen.len(), 30, "every event once: {seen:?}");
+        assert_eq!(seen.len(), 30, "no event twice: {seen:?}");
+        assert!(pages >= 6, "{pages} pages");
+        let times: Vec<_> = seen.iter().map(|seed| expected.iter().position(|e| e == seed).unwrap() / 2).collect();
+        assert!(times.windows(2).all(|pair| pair[0] <= pair[1]), "newest first across pages: {seen:?}");
+
+        let uncapped = store.event_page(&EventQuery { limit: 100, ..Default::default() }).await.unwrap();
+        assert_eq!((uncapped.events.len(), uncapped.next), (30, None));
+        assert!("12x".parse::<EventCursor>().is_err() && "1.x".parse::<EventCursor>().is_err());
+        store.close().await;
     }
 }
