@@ -23,16 +23,31 @@ pub const MAGIC_BYTE: u8 = 0;
 /// Why a record could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum AvroError {
+    /// Fewer bytes than the wire format's header.
     #[error("record is {0} bytes, shorter than the 5-byte Confluent header")]
     TooShort(usize),
+    /// The first byte is not the Confluent magic byte.
     #[error("magic byte is {0}, expected 0 (Confluent wire format)")]
     BadMagic(u8),
+    /// The header names another schema.
     #[error("schema id {found} does not match the expected {expected}")]
-    SchemaMismatch { expected: u32, found: u32 },
+    SchemaMismatch {
+        /// The schema id this codec reads.
+        expected: u32,
+        /// The id in the record.
+        found: u32,
+    },
+    /// The Avro library refused the datum.
     #[error("avro: {0}")]
     Avro(#[from] Box<apache_avro::Error>),
+    /// A field's value does not fit the Rust type.
     #[error("field {field}: {reason}")]
-    Shape { field: &'static str, reason: String },
+    Shape {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl From<apache_avro::Error> for AvroError {

@@ -55,11 +55,17 @@ pub struct Source {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {
+    /// Splunk HTTP Event Collector.
     Hec,
+    /// Syslog over UDP or TCP.
     Syslog,
+    /// Wazuh alerts (alerts.json or its syslog output).
     Wazuh,
+    /// A Kafka topic.
     Kafka,
+    /// A Redis stream.
     Redis,
+    /// A tailed file.
     File,
 }
 
@@ -102,11 +108,17 @@ impl fmt::Display for SourceKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum FieldValue {
+    /// JSON `null`.
     Null,
+    /// A boolean.
     Bool(bool),
+    /// An integer.
     Int(i64),
+    /// A floating-point number.
     Float(f64),
+    /// Text.
     Str(String),
+    /// A list, its items as text.
     List(Vec<String>),
 }
 

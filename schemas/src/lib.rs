@@ -10,6 +10,8 @@
 //! The Avro schemas under `avro/` are the source of truth for the bus; the Rust types mirror
 //! them and [`avro`] converts between the two in the Confluent wire format.
 
+#![warn(missing_docs)]
+
 mod alert;
 pub mod avro;
 pub mod enrichment;

@@ -29,11 +29,26 @@ pub enum RecordMeta {
     /// Nothing beyond the common fields (syslog).
     None,
     /// One JSON envelope of `/services/collector/event`; `index` is its position in the request.
-    HecEvent { meta: Arc<HecMeta>, index: u32 },
+    HecEvent {
+        /// The request's metadata.
+        meta: Arc<HecMeta>,
+        /// Position of the envelope in the request.
+        index: u32,
+    },
     /// One line of `/services/collector/raw`; `index` is its position in the request.
-    HecRaw { meta: Arc<HecMeta>, index: u32 },
+    HecRaw {
+        /// The request's metadata.
+        meta: Arc<HecMeta>,
+        /// Position of the line in the request.
+        index: u32,
+    },
     /// One line of a tailed file: file identity (`dev:inode`) and the line's byte offset.
-    File { identity: String, offset: u64 },
+    File {
+        /// The file's identity, `dev:inode`.
+        identity: String,
+        /// Byte offset of the line.
+        offset: u64,
+    },
 }
 
 /// Request-level metadata of a HEC request, shared by all of its records.
@@ -51,9 +66,13 @@ pub struct HecMeta {
 /// envelope keys (event).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HecDefaults {
+    /// The event's host.
     pub host: Option<String>,
+    /// Splunk's `source` (kept as the `source` field).
     pub source: Option<String>,
+    /// Splunk's `sourcetype`, which also picks the Sigma log source.
     pub sourcetype: Option<String>,
+    /// Splunk's `index` (kept as a field).
     pub index: Option<String>,
     /// Event time for raw requests (`?time=` epoch seconds).
     pub time: Option<DateTime<Utc>>,

@@ -10,13 +10,21 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// 0: the system is unusable.
     Emergency = 0,
+    /// 1: action must be taken at once.
     Alert = 1,
+    /// 2: critical conditions.
     Critical = 2,
+    /// 3: error conditions.
     Error = 3,
+    /// 4: warning conditions.
     Warning = 4,
+    /// 5: normal but significant.
     Notice = 5,
+    /// 6: informational.
     Informational = 6,
+    /// 7: debug-level messages.
     Debug = 7,
 }
 
