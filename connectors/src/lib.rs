@@ -13,6 +13,8 @@
 //! operators are siblings over `schemas`; the binary wires them together). Tests may use
 //! `securewatch-parse` to check that what a source hands over normalises.
 
+#![warn(missing_docs)]
+
 pub mod bus;
 pub mod enrichment;
 pub mod log_limit;

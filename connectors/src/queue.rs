@@ -39,7 +39,9 @@ pub struct SourcePosition {
 /// Records enqueued together, with an optional durability ack.
 #[derive(Debug)]
 pub struct IngestBatch {
+    /// The records, in the order they were received.
     pub records: Vec<RawRecord>,
+    /// Where to report the batch's outcome, when the sender waits for it.
     pub ack: Option<oneshot::Sender<BatchOutcome>>,
     /// Bus positions this batch closes (empty for batches of the direct sources).
     pub positions: Vec<SourcePosition>,
@@ -84,10 +86,13 @@ impl IngestBatch {
 /// Why a batch was not enqueued. The batch is handed back so nothing is lost silently.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
+    /// The queue has no room for the batch now.
     #[error("ingest queue is full")]
     Full(IngestBatch),
+    /// The queue is closed: the pipeline is shutting down.
     #[error("ingest queue is closed (shutting down)")]
     Closed(IngestBatch),
+    /// The batch holds more records than the queue's whole capacity.
     #[error("batch of {} records exceeds the queue capacity", .0.records.len())]
     TooLarge(IngestBatch),
 }

@@ -83,11 +83,14 @@ pub const BUS_PENDING: &str = "securewatch_bus_pending";
 /// A source's identity for its metric labels.
 #[derive(Clone, Debug)]
 pub struct SourceLabels {
+    /// The source's kind (label `kind`).
     pub kind: SourceKind,
+    /// The source's configured name (label `name`).
     pub name: String,
 }
 
 impl SourceLabels {
+    /// The labels of the source `name` of kind `kind`.
     pub fn new(kind: SourceKind, name: impl Into<String>) -> Self {
         SourceLabels { kind, name: name.into() }
     }

@@ -18,10 +18,24 @@ use super::layout::{for_each_field, Decoder};
 /// Why the journal failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
+    /// Reading, writing, syncing or listing a journal file failed.
     #[error("journal {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The segment file or directory concerned.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// A frame cannot be read back as a record.
     #[error("journal {path} at offset {offset}: {reason}")]
-    Corrupt { path: PathBuf, offset: u64, reason: String },
+    Corrupt {
+        /// The segment file holding the frame.
+        path: PathBuf,
+        /// The journal offset of the frame.
+        offset: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Largest frame accepted when reading (a length above it is corruption, not a record).

@@ -32,16 +32,27 @@ pub const LAYOUT_VERSION: &str = "1";
 /// Why a bus entry or message is not a record this build can read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// A required layout field is absent.
     #[error("field `{0}` is missing")]
     Missing(&'static str),
+    /// A field is present but its value cannot be read.
     #[error("field `{field}` is invalid: {reason}")]
-    Invalid { field: &'static str, reason: String },
+    Invalid {
+        /// The field's name.
+        field: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// The layout version field names a version this build does not read.
     #[error("layout version {0:?} is not supported")]
     Version(String),
+    /// The message is not a record envelope.
     #[error("not a record envelope: {0}")]
     Envelope(String),
+    /// The message is not an Avro record of the configured schema.
     #[error("not an Avro record of the configured schema: {0}")]
     Avro(String),
+    /// The message is not a JSON object.
     #[error("not a JSON object: {0}")]
     Json(String),
 }

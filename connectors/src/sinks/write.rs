@@ -9,6 +9,7 @@ use crate::sinks::progress::SourceProgress;
 /// A record that could not become an event, kept with its reason.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
+    /// The record as received.
     pub record: RawRecord,
     /// Metrics label, e.g. `invalid_json`.
     pub reason: &'static str,

@@ -13,10 +13,15 @@ use super::KafkaBusError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Compression {
+    /// Batches are sent uncompressed.
     None,
+    /// gzip.
     Gzip,
+    /// Snappy.
     Snappy,
+    /// LZ4.
     Lz4,
+    /// Zstandard.
     Zstd,
 }
 

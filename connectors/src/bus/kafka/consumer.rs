@@ -30,8 +30,11 @@ pub enum StartOffset {
 /// dead-letters it and commits past it like any other).
 #[derive(Debug, Clone, PartialEq)]
 pub struct KafkaEntry {
+    /// The partition the message was read from.
     pub partition: i32,
+    /// The message's offset within its partition.
     pub offset: i64,
+    /// The decoded record, or why the message is not one.
     pub record: Result<RawRecord, DecodeError>,
 }
 
@@ -57,6 +60,7 @@ pub fn commit_positions(entries: &[KafkaEntry]) -> Vec<(i32, i64)> {
 /// One partition's backlog as the broker and this consumer see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionLag {
+    /// The partition number.
     pub partition: i32,
     /// The oldest offset the broker holds.
     pub low_watermark: i64,

@@ -42,18 +42,30 @@ pub use topic::{ensure_topic, partition_count};
 /// Errors of the Kafka bus.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaBusError {
+    /// The configuration is refused, or the topic is missing or cannot be created.
     #[error("invalid Kafka bus configuration: {0}")]
     Config(String),
+    /// librdkafka reported an error.
     #[error("Kafka: {0}")]
     Kafka(#[from] KafkaError),
     /// Some records of a batch were not confirmed (brokers unreachable past
     /// `message_timeout_ms`, or refused): the whole batch counts as not sent.
     #[error("{failed} of {total} records were not confirmed by the brokers: {reason}")]
-    Delivery { failed: usize, total: usize, reason: String },
+    Delivery {
+        /// Records not confirmed.
+        failed: usize,
+        /// Records in the batch.
+        total: usize,
+        /// The first delivery error reported.
+        reason: String,
+    },
+    /// A record could not be encoded as Avro.
     #[error("Avro: {0}")]
     Avro(#[from] securewatch_schemas::avro::AvroError),
+    /// The partition is not one this consumer reads.
     #[error("partition {0} is not assigned to this consumer")]
     NotAssigned(i32),
+    /// The blocking task running a librdkafka call panicked or was cancelled.
     #[error("a blocking Kafka call did not finish: {0}")]
     Task(String),
 }

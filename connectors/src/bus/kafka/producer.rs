@@ -18,7 +18,9 @@ const FENCED: [&str; 3] = ["ProducerFenced", "InvalidProducerEpoch", "UnknownPro
 /// Where one record went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivered {
+    /// The partition the record was written to.
     pub partition: i32,
+    /// The record's offset within that partition.
     pub offset: i64,
 }
 

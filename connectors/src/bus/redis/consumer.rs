@@ -58,7 +58,9 @@ impl StartPosition {
 /// caller dead-letters it and acknowledges it like any other).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BusEntry {
+    /// The stream entry id, to acknowledge.
     pub id: String,
+    /// The decoded record, or why the entry is not one.
     pub record: Result<RawRecord, DecodeError>,
     /// Whether this consumer read the entry before (its own pending entries after a restart):
     /// a caller that stores positions may find it durable already.

@@ -30,10 +30,13 @@ pub use producer::RedisProducer;
 /// Errors of the Redis Streams bus.
 #[derive(Debug, thiserror::Error)]
 pub enum RedisBusError {
+    /// The configuration is refused.
     #[error("invalid Redis bus configuration: {0}")]
     Config(String),
+    /// A Redis command or connection failed.
     #[error("Redis: {0}")]
     Redis(#[from] ::redis::RedisError),
+    /// Redis answered with a reply of an unexpected shape.
     #[error("unexpected Redis reply: {0}")]
     Reply(String),
 }

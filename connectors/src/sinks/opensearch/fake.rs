@@ -24,9 +24,13 @@ use tokio_rustls::TlsAcceptor;
 /// One request as the fake received it.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    /// The HTTP method.
     pub method: Method,
+    /// The request path, e.g. `/_bulk`.
     pub path: String,
+    /// The `Authorization` header, if the request carried one.
     pub authorization: Option<String>,
+    /// Size of the request body, in bytes.
     pub body_bytes: usize,
     /// Documents in a `_bulk` body (action lines).
     pub documents: usize,
@@ -35,8 +39,11 @@ pub struct Recorded {
 /// An installed ISM policy with its optimistic-concurrency numbers.
 #[derive(Debug, Clone)]
 pub struct Policy {
+    /// The policy document as stored.
     pub body: Value,
+    /// Its `_seq_no`, checked against `if_seq_no` on updates.
     pub seq_no: u64,
+    /// Its `_primary_term`, checked against `if_primary_term` on updates.
     pub primary_term: u64,
 }
 
@@ -80,6 +87,7 @@ type Shared = Arc<Mutex<FakeState>>;
 
 /// A running fake; stops when dropped.
 pub struct FakeOpenSearch {
+    /// The base URL to reach the fake at (`http://` or `https://`, then `ip:port`).
     pub url: String,
     state: Shared,
     task: tokio::task::JoinHandle<()>,

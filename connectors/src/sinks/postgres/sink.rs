@@ -13,16 +13,23 @@ use super::rows::CREATE_STAGING;
 /// Sink failures.
 #[derive(Debug, thiserror::Error)]
 pub enum PostgresError {
+    /// The connection to PostgreSQL could not be opened.
     #[error("cannot connect to PostgreSQL: {0}")]
     Connect(sqlx::Error),
+    /// A `[sinks.postgres]` setting is refused.
     #[error("invalid [sinks.postgres] setting: {0}")]
     Config(String),
+    /// The schema migrations failed.
     #[error("cannot migrate the PostgreSQL schema: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Setting up TimescaleDB or its policies failed, or the schema does not match the
+    /// `timescale` setting.
     #[error("TimescaleDB: {0}")]
     Timescale(String),
+    /// A query failed.
     #[error("PostgreSQL: {0}")]
     Sql(#[from] sqlx::Error),
+    /// A value could not be serialised to JSON.
     #[error("cannot encode as JSON: {0}")]
     Json(#[from] serde_json::Error),
 }

@@ -18,6 +18,7 @@ const REFRESH_POLICIES: [(&str, &str, &str, &str); 4] = [
 /// A TimescaleDB background job of this schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimescaleJob {
+    /// TimescaleDB's job id.
     pub id: i32,
     /// e.g. `policy_refresh_continuous_aggregate`, `policy_compression`, `policy_retention`.
     pub procedure: String,

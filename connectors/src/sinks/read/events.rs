@@ -67,11 +67,17 @@ pub type StoredEvent = Event;
 /// A dead letter as the API returns it.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredDeadLetter {
+    /// When the record was received (ingest time).
     pub received: DateTime<Utc>,
+    /// The kind of source it came from.
     pub source_kind: String,
+    /// The configured name of that source.
     pub source_name: String,
+    /// Remote address (`ip:port`) for network sources; the file path for tailed files.
     pub peer: Option<String>,
+    /// Why it was dead-lettered (metrics label, e.g. `invalid_json`).
     pub reason: String,
+    /// Human-readable explanation.
     pub detail: String,
     /// The record as received (lossy UTF-8).
     pub body: String,

@@ -22,7 +22,9 @@ pub struct SqliteConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Synchronous {
+    /// `normal`: commits survive process crashes, not power loss.
     Normal,
+    /// `full`: every commit is fsynced, durable across power loss.
     Full,
 }
 

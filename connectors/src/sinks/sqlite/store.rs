@@ -19,12 +19,21 @@ const ROWS_PER_STATEMENT: usize = 2000;
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database file could not be opened.
     #[error("cannot open the event store at {path}: {source}")]
-    Open { path: String, source: sqlx::Error },
+    Open {
+        /// The database file's path.
+        path: String,
+        /// The underlying error.
+        source: sqlx::Error,
+    },
+    /// The schema migrations failed.
     #[error("cannot migrate the event store: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
     #[error("event store: {0}")]
     Sql(#[from] sqlx::Error),
+    /// Fields could not be serialised to JSON.
     #[error("cannot encode fields as JSON: {0}")]
     Json(#[from] serde_json::Error),
 }

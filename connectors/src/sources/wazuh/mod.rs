@@ -54,18 +54,25 @@ pub enum WazuhError {
     /// A setting of `[sources.wazuh]` is refused.
     #[error("invalid [sources.wazuh] config: {0}")]
     InvalidConfig(#[from] crate::settings::SettingError),
+    /// A file or directory could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory concerned.
         path: PathBuf,
+        /// The underlying I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The saved position file cannot be parsed or written as JSON.
     #[error("position file {path} is not valid (fix or delete it): {source}")]
     PositionFormat {
+        /// The position file's path.
         path: PathBuf,
+        /// The JSON error.
         #[source]
         source: serde_json::Error,
     },
+    /// The ingest queue closed (the pipeline is shutting down).
     #[error("the ingest queue is closed")]
     QueueClosed,
 }
