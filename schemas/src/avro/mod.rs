@@ -12,11 +12,11 @@ use chrono::{DateTime, Utc};
 use crate::{Alert, AlertLevel, Event, EventId, FieldValue, Fields, Severity, Source, SourceKind};
 
 /// The event schema as shipped in `schemas/avro/event.avsc`.
-pub const EVENT_SCHEMA_JSON: &str = include_str!("../avro/event.avsc");
+pub const EVENT_SCHEMA_JSON: &str = include_str!("../../avro/event.avsc");
 /// The alert schema as shipped in `schemas/avro/alert.avsc`.
-pub const ALERT_SCHEMA_JSON: &str = include_str!("../avro/alert.avsc");
+pub const ALERT_SCHEMA_JSON: &str = include_str!("../../avro/alert.avsc");
 /// The raw-record schema of the Kafka bus as shipped in `schemas/avro/raw_record.avsc`.
-pub const RAW_RECORD_SCHEMA_JSON: &str = include_str!("../avro/raw_record.avsc");
+pub const RAW_RECORD_SCHEMA_JSON: &str = include_str!("../../avro/raw_record.avsc");
 /// The Confluent wire format's first byte.
 pub const MAGIC_BYTE: u8 = 0;
 
@@ -482,127 +482,4 @@ pub fn value_to_alert(value: Value) -> Result<(Alert, bool), AvroError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample_event() -> Event {
-        let mut fields = Fields::new();
-        fields.insert("data.srcip".into(), FieldValue::from("10.0.0.5"));
-        fields.insert("rule.level".into(), FieldValue::Int(10));
-        fields.insert("score".into(), FieldValue::Float(0.25));
-        fields.insert("flag".into(), FieldValue::Bool(false));
-        fields.insert("empty".into(), FieldValue::Null);
-        fields.insert("rule.groups".into(), FieldValue::List(vec!["sshd".into(), "auth".into()]));
-        Event {
-            id: EventId::from_parts([b"sample".as_slice()]),
-            time: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
-            received: DateTime::from_timestamp_micros(1_700_000_001_000_000).unwrap(),
-            source: Source {
-                kind: SourceKind::Wazuh,
-                name: "wazuh".into(),
-                peer: Some("/var/ossec/logs/alerts/alerts.json".into()),
-            },
-            host: Some("web-01".into()),
-            severity: Severity::Error,
-            category: Some("sshd".into()),
-            message: "sshd: brute force".into(),
-            fields,
-            raw: None,
-        }
-    }
-
-    #[test]
-    fn round_trip_in_wire_format() {
-        let codec = EventCodec::new(7);
-        let event = sample_event();
-        let bytes = codec.encode(&event).unwrap();
-        assert_eq!(bytes[0], MAGIC_BYTE);
-        assert_eq!(&bytes[1..5], &7u32.to_be_bytes());
-        assert_eq!(codec.decode(&bytes).unwrap(), event);
-    }
-
-    #[test]
-    fn header_errors_are_reported() {
-        let codec = EventCodec::new(7);
-        let bytes = codec.encode(&sample_event()).unwrap();
-        assert!(matches!(codec.decode(&bytes[..3]), Err(AvroError::TooShort(3))));
-        let mut bad = bytes.clone();
-        bad[0] = 9;
-        assert!(matches!(codec.decode(&bad), Err(AvroError::BadMagic(9))));
-        assert!(matches!(
-            EventCodec::new(8).decode(&bytes),
-            Err(AvroError::SchemaMismatch { expected: 8, found: 7 })
-        ));
-    }
-
-    /// A reader with a field added (with a default) reads data of the current writer, and the
-    /// current reader reads data of that newer writer: both directions of Avro evolution.
-    #[test]
-    fn schema_evolution_both_ways() {
-        let mut newer: serde_json::Value = serde_json::from_str(EVENT_SCHEMA_JSON).unwrap();
-        newer["fields"].as_array_mut().unwrap().push(serde_json::json!(
-            {"name": "tenant", "type": "string", "default": "default"}
-        ));
-        let newer = Schema::parse_str(&newer.to_string()).unwrap();
-        let codec = EventCodec::new(1);
-        let event = sample_event();
-
-        let old_bytes = codec.encode(&event).unwrap();
-        let read_by_newer = codec.decode_with(&old_bytes, event_schema(), Some(&newer)).unwrap();
-        assert_eq!(read_by_newer, event);
-
-        let mut value = event_to_value(&event);
-        if let Value::Record(fields) = &mut value {
-            fields.push(("tenant".into(), Value::String("acme".into())));
-        }
-        let mut framed = vec![MAGIC_BYTE, 0, 0, 0, 1];
-        write_datum(&newer, &value, &mut framed).unwrap();
-        let read_by_older = codec.decode_with(&framed, &newer, Some(event_schema())).unwrap();
-        assert_eq!(read_by_older, event);
-    }
-
-    #[test]
-    fn alert_schema_parses() {
-        assert_eq!(alert_schema().name().map(|name| name.name()), Some("Alert"));
-    }
-
-    fn sample_alert() -> Alert {
-        let mut group_key = std::collections::BTreeMap::new();
-        group_key.insert("User".to_string(), "alice".to_string());
-        group_key.insert("ComputerName".to_string(), "dc-01".to_string());
-        Alert {
-            id: Alert::correlation_id("brute", &group_key, 1_700_000_000_000),
-            rule_id: "brute".into(),
-            rule_title: "Many failed logins".into(),
-            kind: "event_count".into(),
-            level: Some(AlertLevel::High),
-            tags: vec!["attack.t1110".into(), "attack.credential-access".into()],
-            group_key,
-            window_start_ms: 1_700_000_000_000,
-            window_end_ms: 1_700_000_600_000,
-            fired_at_ms: 1_700_000_120_000,
-            first_seen_ms: 1_700_000_000_000,
-            last_seen_ms: 1_700_000_300_123,
-            event_ids: vec![EventId(3), EventId(u128::MAX)],
-        }
-    }
-
-    #[test]
-    fn alert_round_trip_in_wire_format() {
-        let codec = AlertCodec::new(9);
-        let alert = sample_alert();
-        for retracted in [false, true] {
-            let bytes = codec.encode(&alert, retracted).unwrap();
-            assert_eq!(&bytes[1..5], &9u32.to_be_bytes());
-            assert_eq!(codec.decode(&bytes).unwrap(), (alert.clone(), retracted));
-        }
-        let mut plain = alert.clone();
-        plain.level = None;
-        plain.group_key.clear();
-        plain.tags.clear();
-        plain.kind = "rule".into();
-        let bytes = codec.encode(&plain, false).unwrap();
-        assert_eq!(codec.decode(&bytes).unwrap(), (plain, false));
-        assert!(matches!(AlertCodec::new(8).decode(&bytes), Err(AvroError::SchemaMismatch { .. })));
-    }
-}
+mod tests;
