@@ -15,6 +15,7 @@ use super::split::{split_events, split_raw, HecBodyErrorKind};
 use securewatch_schemas::{HecDefaults, HecMeta, RawRecord, RecordMeta};
 use securewatch_schemas::SourceKind;
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::request::{self, Encoding, HecQuery};
@@ -40,7 +41,16 @@ struct HecState {
     max_body_bytes: usize,
     max_events_per_request: usize,
     queue: IngestSender,
+    /// Turns to inflate a gzip body: each may grow to `max_body_bytes`, so at most
+    /// [`INFLATING_AT_ONCE`] do at once and the rest wait.
+    inflating: Arc<Semaphore>,
 }
+
+/// Gzip bodies inflated at once; peak memory for inflation is this many times `max_body_bytes`.
+pub const INFLATING_AT_ONCE: usize = 2;
+
+/// Counter: gzip requests that waited for a turn to inflate their body.
+pub const INFLATION_WAITS: &str = "securewatch_hec_inflation_waits_total";
 
 /// One configured token: the secret, its name and its default metadata.
 struct TokenEntry {
@@ -93,6 +103,7 @@ impl HecSource {
             max_body_bytes: config.max_body_bytes,
             max_events_per_request: config.max_events_per_request,
             queue,
+            inflating: Arc::new(Semaphore::new(INFLATING_AT_ONCE)),
         };
         Ok(HecSource { listener, local_addr, state: Arc::new(state) })
     }
@@ -100,6 +111,12 @@ impl HecSource {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The turns to inflate gzip bodies (tests hold them to see requests wait).
+    #[cfg(test)]
+    pub(super) fn inflation_turns(&self) -> Arc<Semaphore> {
+        Arc::clone(&self.state.inflating)
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting connections and waits for
@@ -223,6 +240,19 @@ impl HecState {
         }
     }
 
+    /// A turn to inflate a gzip body, waiting (and counting the wait) while every turn is taken.
+    async fn inflation_turn(&self) -> Result<OwnedSemaphorePermit, Refusal> {
+        if let Ok(turn) = Arc::clone(&self.inflating).try_acquire_owned() {
+            return Ok(turn);
+        }
+        let (source, kind) = (self.labels.name.clone(), self.labels.kind.as_str());
+        metrics::counter!(INFLATION_WAITS, "source" => source, "kind" => kind).increment(1);
+        Arc::clone(&self.inflating)
+            .acquire_owned()
+            .await
+            .map_err(|_| Refusal::request(HecReply::INTERNAL_ERROR, "internal_error"))
+    }
+
     /// Authorises the request, reads and decodes its body and cuts it into records.
     async fn prepare(
         &self,
@@ -259,6 +289,11 @@ impl HecState {
             received: Utc::now(),
             max_body_bytes: self.max_body_bytes,
             max_events: self.max_events_per_request,
+        };
+        // A gzip body inflates only in its turn; the turn is held until its records are cut.
+        let _turn = match encoding {
+            Encoding::Gzip => Some(self.inflation_turn().await?),
+            Encoding::Identity => None,
         };
         let records = tokio::task::spawn_blocking(move || cutter.cut(wire))
             .await

@@ -15,6 +15,10 @@ use tokio::task::JoinHandle;
 use super::*;
 use crate::queue::{ingest_queue, BatchOutcome, IngestReceiver};
 use crate::CancellationToken;
+use super::server::INFLATING_AT_ONCE;
+
+/// Longest wait for an answer in these tests.
+const WAIT: Duration = Duration::from_secs(10);
 
 const OPS_TOKEN: &str = "ops-0123456789";
 const WEB_TOKEN: &str = "web-9876543210";
@@ -48,6 +52,7 @@ struct Server {
     client: reqwest::Client,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), HecError>>,
+    inflation_turns: Arc<tokio::sync::Semaphore>,
 }
 
 impl Server {
@@ -55,10 +60,11 @@ impl Server {
         let (sender, receiver) = ingest_queue(queue_capacity);
         let source = HecSource::bind(config, sender).await.unwrap();
         let base = format!("http://{}", source.local_addr());
+        let inflation_turns = source.inflation_turns();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(source.run(shutdown.clone()));
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        (Server { base, client, shutdown, task }, receiver)
+        (Server { base, client, shutdown, task, inflation_turns }, receiver)
     }
 
     fn post(
@@ -290,6 +296,29 @@ async fn gzip_bodies_and_size_caps() {
     .await;
     assert_eq!(response, (400, r#"{"text":"Invalid data format","code":6}"#.to_string()));
     assert!(taken(&stored).is_empty());
+    server.stop().await;
+}
+
+/// Issue 24 finding 2: a 1 MB gzip bomb costs up to `max_body_bytes` while it inflates, and 16
+/// at once reached 1.84 GiB. Gzip bodies inflate a few at a time; the rest wait their turn
+/// (counted), while plain bodies never wait.
+#[tokio::test]
+async fn gzip_bodies_inflate_a_few_at_a_time_and_the_rest_wait() {
+    let (server, receiver) = Server::start(config(), 100).await;
+    let stored = durable_consumer(receiver);
+    let path = "/services/collector/event";
+    let every_turn = server.inflation_turns.clone().acquire_many_owned(INFLATING_AT_ONCE as u32).await.unwrap();
+    let zipped = server.post(path, Some(OPS_TOKEN), gzip(br#"{"event":"waited its turn"}"#)).header("Content-Encoding", "gzip");
+    let waiting = tokio::spawn(answer(zipped));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "a gzip body inflates only in a turn");
+    assert_eq!(answer(server.post(path, Some(OPS_TOKEN), r#"{"event":"plain"}"#)).await, (200, SUCCESS.to_string()));
+    drop(every_turn);
+    let answered = tokio::time::timeout(WAIT, waiting).await.expect("answered once a turn is free").unwrap();
+    assert_eq!(answered, (200, SUCCESS.to_string()));
+    let mut bodies: Vec<Vec<u8>> = taken(&stored).into_iter().map(|record| record.body).collect();
+    bodies.sort();
+    assert_eq!(bodies, [br#"{"event":"plain"}"#.to_vec(), br#"{"event":"waited its turn"}"#.to_vec()]);
     server.stop().await;
 }
 
