@@ -69,6 +69,48 @@ fn events_round_trip_with_time_host_severity_message_and_fields() {
     assert_eq!(q.len(), 1, "q= is a case-insensitive substring search");
 }
 
+/// What the HEC source hands over normalises with the metadata a user set: each token's own
+/// defaults, the host falling back to the sender's address, and a raw request's query string.
+#[test]
+fn tokens_and_raw_query_strings_set_the_metadata_of_stored_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = concat!(
+        "[[sources.hec.tokens]]\nname = \"ops\"\ntoken = \"ops-0123456789\"\nsourcetype = \"ops:log\"\n\n",
+        "[[sources.hec.tokens]]\nname = \"web\"\ntoken = \"web-9876543210\"\nhost = \"web-fleet\"\n",
+        "sourcetype = \"web:access\"\nindex = \"web\"\n"
+    );
+    let instance = Instance::start(dir.path(), tokens, &[]).unwrap();
+    let (ops, web) = ("Authorization: Splunk ops-0123456789", "Authorization: Splunk web-9876543210");
+
+    let body = r#"{"event":"one","time":1700000000}{"event":{"msg":"two"}}"#;
+    assert_eq!(post(&instance, "/services/collector/event", &["-H", ops], body).0, 200);
+    let events = instance.wait_events("source=hec&limit=10", 2).unwrap();
+    let one = events.iter().find(|event| event["message"] == "one").expect("one");
+    assert_eq!(one["time"], "2023-11-14T22:13:20Z");
+    assert_eq!(one["category"], "ops:log", "the token's sourcetype");
+    assert_eq!(one["host"], "127.0.0.1", "no host given: the sender's address");
+    assert!(events.iter().any(|event| event["message"] == "two"), "{events:#?}");
+
+    let same = r#"{"event":"same event","time":1700000050}"#;
+    for token in [ops, web] {
+        assert_eq!(post(&instance, "/services/collector", &["-H", token], same).0, 200);
+    }
+    let same_events = instance.wait_events("q=same%20event&limit=10", 2).unwrap();
+    assert_eq!(same_events.len(), 2, "the token is part of the id: {same_events:#?}");
+    let from_web = same_events.iter().find(|event| event["category"] == "web:access").expect("web's sourcetype");
+    assert_eq!(from_web["host"], "web-fleet");
+    assert_eq!(from_web["fields"]["index"], "web");
+    assert!(same_events.iter().any(|event| event["category"] == "ops:log"));
+
+    let raw = "/services/collector/raw?host=edge-7&sourcetype=fw:line&index=net&time=1700000000.5&channel=ch-query";
+    assert_eq!(post(&instance, raw, &["-H", web], "first line\r\nsecond line\n").0, 200);
+    let lines = instance.wait_events("host=edge-7&limit=10", 2).unwrap();
+    let first = lines.iter().find(|event| event["message"] == "first line").expect("first line");
+    assert_eq!(first["category"], "fw:line", "the query's sourcetype wins over the token's");
+    assert_eq!(first["fields"]["index"], "net");
+    assert_eq!(first["time"], "2023-11-14T22:13:20.500Z");
+}
+
 #[test]
 fn gzip_body_is_accepted() {
     let (dir, instance) = start();

@@ -44,10 +44,16 @@ fn members() -> BTreeMap<String, PathBuf> {
         .collect()
 }
 
+/// The dependencies of the package in `dir` listed in its manifest table `table`
+/// (`dependencies`, `dev-dependencies`).
+fn dependencies(dir: &Path, table: &str) -> BTreeSet<String> {
+    let manifest: toml::Table = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap().parse().unwrap();
+    manifest.get(table).and_then(|table| table.as_table()).map(|table| table.keys().cloned().collect()).unwrap_or_default()
+}
+
 /// The normal (not dev, not build) dependencies of the package in `dir`.
 fn normal_dependencies(dir: &Path) -> BTreeSet<String> {
-    let manifest: toml::Table = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap().parse().unwrap();
-    manifest.get("dependencies").and_then(|table| table.as_table()).map(|table| table.keys().cloned().collect()).unwrap_or_default()
+    dependencies(dir, "dependencies")
 }
 
 #[test]
@@ -66,7 +72,9 @@ fn crates_depend_only_on_the_layers_below_them() {
     let mut violations = Vec::new();
     for (crate_name, may_use) in &allowed {
         let dir = &members[*crate_name];
-        for dependency in normal_dependencies(dir) {
+        // Tests too: a sibling as a dev-dependency still ties the two crates together.
+        let all = normal_dependencies(dir).into_iter().chain(dependencies(dir, "dev-dependencies"));
+        for dependency in all {
             let in_workspace = members.contains_key(&dependency);
             if in_workspace && !may_use.contains(&dependency.as_str()) {
                 violations.push(format!("{crate_name} depends on {dependency}"));
