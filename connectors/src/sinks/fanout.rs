@@ -38,6 +38,8 @@ pub struct Sinks {
     sqlite: SqliteStore,
     postgres: Option<Arc<PostgresSink>>,
     opensearch: Option<OpenSearchSink>,
+    /// The read side over the same stores; one for all callers, so they share its turns.
+    reader: StoreReader,
 }
 
 /// Which external sinks stored one batch already. Kept across the retries of that batch, so a
@@ -71,17 +73,18 @@ impl Sinks {
             }
             None => None,
         };
-        Ok(Sinks { sqlite, postgres, opensearch })
+        Ok(Sinks::new(sqlite, postgres, opensearch))
     }
 
     /// The sinks to write to; SQLite always, the others when configured.
     pub fn new(sqlite: SqliteStore, postgres: Option<Arc<PostgresSink>>, opensearch: Option<OpenSearchSink>) -> Sinks {
-        Sinks { sqlite, postgres, opensearch }
+        let reader = StoreReader::new(sqlite.clone(), postgres.clone(), opensearch.clone());
+        Sinks { sqlite, postgres, opensearch, reader }
     }
 
-    /// The read side over the same stores.
+    /// The read side over the same stores (clones share one set of read turns).
     pub fn reader(&self) -> StoreReader {
-        StoreReader::new(self.sqlite.clone(), self.postgres.clone(), self.opensearch.clone())
+        self.reader.clone()
     }
 
     /// Closes the connection pools (the embedded store checkpoints its WAL).
