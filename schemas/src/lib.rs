@@ -21,6 +21,7 @@ mod id;
 mod record;
 pub mod rollup;
 mod severity;
+mod tenant;
 
 pub use alert::{Alert, AlertLevel};
 pub use event::{flatten_json, Event, FieldValue, Fields, Source, SourceKind};
@@ -28,6 +29,7 @@ pub use hec_time::{epoch_from_number, parse_epoch_seconds};
 pub use id::EventId;
 pub use record::{HecDefaults, HecMeta, RawRecord, RecordMeta};
 pub use severity::Severity;
+pub use tenant::{TenantScope, DEFAULT_TENANT};
 pub use enrichment::{
     lookup_keys, parse_ip, Asset, EnrichmentRow, Geo, GeoLookup, LookupKey, LookupKeyError, Reference, Tag,
     DEFAULT_IP_FIELDS,
