@@ -32,6 +32,7 @@ need logger bsdutils
 need gzip gzip
 need hostname hostname
 need docker-compose docker-compose
+need kubectl kubernetes-client # renders the Kubernetes kustomizations (kubectl kustomize)
 command -v cargo >/dev/null || { echo "error: cargo (Rust 1.95) is required" >&2; exit 1; }
 need python3 python3
 # The GeoIP test writes a small MaxMind database with the PyPI package mmdb-writer.
@@ -42,6 +43,12 @@ if ! python3 -c 'import mmdb_writer, netaddr' 2>/dev/null; then
     || python3 -m pip install --quiet --break-system-packages mmdb-writer netaddr
 fi
 export SECUREWATCH_REQUIRE_GEOIP_TEST=1
+# The Kubernetes manifests are validated against the Kubernetes schemas with kubernetes-validate.
+if ! python3 -c 'import kubernetes_validate' 2>/dev/null; then
+  say "installing kubernetes-validate (PyPI, for the Kubernetes manifests)"
+  python3 -m pip install --quiet kubernetes-validate==1.37.0 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages kubernetes-validate==1.37.0
+fi
 
 # free_port: prints a free TCP port on the loopback interface.
 free_port() {
@@ -119,6 +126,9 @@ say "build"
 cargo build --workspace --all-targets --locked
 
 export SECUREWATCH_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/securewatch"
+
+say "Kubernetes manifests (rendered, schema-validated, configs checked by the binary)"
+python3 deploy/kubernetes/check.py "$SECUREWATCH_BIN"
 # Services the tests run against (tests/services/*.sh), stopped at exit.
 source tests/services/postgres.sh
 source tests/services/timescale.sh

@@ -7,6 +7,9 @@
 //!
 //! - `<!-- check: restart -->` before a block: stop the instance (SIGTERM, as Ctrl-C) and start
 //!   the block's command as the new instance;
+//! - `<!-- check: kubernetes -->` before a block: it needs a Kubernetes cluster, so it is not run;
+//!   every `kubectl apply -k DIR` in it must name a kustomization of the repository (which
+//!   `deploy/kubernetes/check.py` renders and validates in tests/run.sh);
 //! - a `text` block right after a block: each of its lines must appear in the block's output.
 //!
 //! Shell variables a block assigns (`TOKEN=$(cat data/hec_token)`) are kept for the blocks
@@ -27,6 +30,8 @@ use serde_json::Value;
 struct Block {
     code: String,
     restart: bool,
+    /// Needs a Kubernetes cluster (`<!-- check: kubernetes -->`): checked, not run.
+    cluster: bool,
     expected: Vec<String>,
     /// The README line the block starts on, for messages.
     line: usize,
@@ -38,17 +43,20 @@ fn blocks(readme: &str) -> Vec<Block> {
     let start = lines.iter().position(|line| *line == "## Try it").expect("the README has a \"Try it\" section");
     let mut blocks: Vec<Block> = Vec::new();
     let mut restart = false;
+    let mut cluster = false;
     let mut index = start;
     while index < lines.len() {
         let line = lines[index];
         if line.trim() == "<!-- check: restart -->" {
             restart = true;
+        } else if line.trim() == "<!-- check: kubernetes -->" {
+            cluster = true;
         } else if let Some(info) = line.strip_prefix("```") {
             let body_start = index + 1;
             let end = (body_start..lines.len()).find(|&i| lines[i].starts_with("```")).expect("closed fence");
             let body: Vec<&str> = lines[body_start..end].to_vec();
             match info.trim() {
-                "sh" => blocks.push(Block { code: body.join("\n"), restart, expected: Vec::new(), line: index + 1 }),
+                "sh" => blocks.push(Block { code: body.join("\n"), restart, cluster, expected: Vec::new(), line: index + 1 }),
                 "text" => {
                     let previous = blocks.last_mut().expect("a text block follows a sh block");
                     previous.expected = body.iter().map(|line| line.to_string()).filter(|line| !line.is_empty()).collect();
@@ -56,9 +64,11 @@ fn blocks(readme: &str) -> Vec<Block> {
                 _ => {}
             }
             restart = false;
+            cluster = false;
             index = end;
         } else if !line.trim().is_empty() {
             restart = false;
+            cluster = false;
         }
         index += 1;
     }
@@ -197,6 +207,25 @@ fn assert_hec_answers_succeed(output: &str, block: &Block) {
     }
 }
 
+/// The kustomizations a cluster-only block applies are the repository's own.
+fn assert_kustomizations_exist(block: &Block) {
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let applied: Vec<&str> = block
+        .code
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("kubectl apply -k "))
+        .map(str::trim)
+        .collect();
+    assert!(!applied.is_empty(), "README line {}: a Kubernetes block applies no kustomization", block.line);
+    for directory in applied {
+        assert!(
+            repository.join(directory).join("kustomization.yaml").is_file(),
+            "README line {}: {directory} is not a kustomization of the repository",
+            block.line
+        );
+    }
+}
+
 #[test]
 fn readme_examples_work_as_written() {
     let readme_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
@@ -218,6 +247,10 @@ fn readme_examples_work_as_written() {
     assert!(running.output().contains("HEC token (generated once"), "{}", running.output());
     let mut session = String::new(); // the variables of the reader's terminal
     for block in &blocks {
+        if block.cluster {
+            assert_kustomizations_exist(block);
+            continue;
+        }
         let code = with_ports(&block.code, ports);
         if block.restart {
             settle(ports);
@@ -297,13 +330,20 @@ fn variable_assignments_are_found() {
 #[test]
 fn readme_blocks_are_read_with_their_markers() {
     let text = "# x\n```sh\nnot in Try it\n```\n## Try it\n```sh\na\n```\n\n```text\nout\n```\n\
-                <!-- check: restart -->\n```sh\nsecurewatch run\n```\n```\ndiagram\n```\n```sh\nb\n```\n";
+                <!-- check: restart -->\n```sh\nsecurewatch run\n```\n```\ndiagram\n```\n```sh\nb\n```\n\
+                <!-- check: kubernetes -->\n```sh\nkubectl apply -k k\n```\n```sh\nc\n```\n";
     let blocks = blocks(text);
-    let summary: Vec<(&str, bool, Vec<String>)> =
-        blocks.iter().map(|block| (block.code.as_str(), block.restart, block.expected.clone())).collect();
+    let summary: Vec<(&str, bool, bool, Vec<String>)> =
+        blocks.iter().map(|block| (block.code.as_str(), block.restart, block.cluster, block.expected.clone())).collect();
     assert_eq!(
         summary,
-        [("a", false, vec!["out".to_string()]), ("securewatch run", true, vec![]), ("b", false, vec![])]
+        [
+            ("a", false, false, vec!["out".to_string()]),
+            ("securewatch run", true, false, vec![]),
+            ("b", false, false, vec![]),
+            ("kubectl apply -k k", false, true, vec![]),
+            ("c", false, false, vec![]),
+        ]
     );
 }
 
