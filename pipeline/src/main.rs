@@ -8,6 +8,7 @@
 //! SQL of its own.
 
 mod api;
+mod backup;
 mod config;
 mod errors;
 mod intake;
@@ -80,6 +81,30 @@ enum Command {
         data_dir: Option<PathBuf>,
         #[command(flatten)]
         cluster: ClusterArgs,
+    },
+    /// Writes an online, consistent copy of the data directory (store, journal, positions,
+    /// tokens) to one file while `run` or `worker` keeps going.
+    Backup {
+        /// TOML configuration file (for `data_dir` and `[store] file`).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The data directory to copy (default ./data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The backup file to write (a .tar.gz; never overwritten).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restores a backup into a new, empty data directory (checked before it is put in place).
+    Restore {
+        /// The backup file written by `securewatch backup`.
+        file: PathBuf,
+        /// TOML configuration file (for `data_dir` and `[store] file`).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The data directory to create (default ./data); it must not exist or be empty.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Configuration tools.
     Config {
@@ -154,6 +179,12 @@ fn main() -> ExitCode {
         Command::Run { config, data_dir, cluster } => run_command(config, data_dir, Some(cluster), Role::All),
         Command::Ingest { config, data_dir } => run_command(config, data_dir, None, Role::Ingest),
         Command::Worker { config, data_dir, cluster } => run_command(config, data_dir, Some(cluster), Role::Worker),
+        Command::Backup { config, data_dir, to } => {
+            load_config(config, data_dir).and_then(|config| backup::backup(&config, &to))
+        }
+        Command::Restore { file, config, data_dir } => {
+            load_config(config, data_dir).and_then(|config| backup::restore(&config, &file))
+        }
         Command::Config { command: ConfigCommand::Check { file, role } } => check_command(&file, role),
         Command::Rules { command } => match rules::cli::run(command) {
             Ok(code) => return code,
@@ -178,12 +209,9 @@ fn run_command(
     cluster: Option<ClusterArgs>,
     role: Role,
 ) -> anyhow::Result<()> {
-    let mut config = Config::load(config_path.as_deref(), std::env::vars())?;
+    let mut config = load_config(config_path, data_dir)?;
     if let Some(cluster) = cluster {
         cluster.apply(&mut config)?;
-    }
-    if let Some(data_dir) = data_dir {
-        config.data_dir = Some(data_dir);
     }
     telemetry::init_logging(&config.log);
     for warning in config.deprecations() {
@@ -191,6 +219,15 @@ fn run_command(
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(roles::run(config, role))
+}
+
+/// The configuration of a command that works on a data directory without running.
+fn load_config(config_path: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<Config> {
+    let mut config = Config::load(config_path.as_deref(), std::env::vars())?;
+    if let Some(data_dir) = data_dir {
+        config.data_dir = Some(data_dir);
+    }
+    Ok(config)
 }
 
 fn check_command(file: &std::path::Path, role: Option<CheckRole>) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! The embedded event store: SQLite through sqlx in the data directory (events, dead letters, rollups, enrichment tags, alerts).
 
 mod alerts;
+mod backup;
 mod config;
 mod enrichment;
 mod progress;
@@ -10,6 +11,7 @@ mod store;
 mod transaction;
 
 pub use alerts::apply_alert_changes;
+pub use backup::{check_store, snapshot_store, StoreCounts};
 pub use config::{SqliteConfig, Synchronous};
 pub use enrichment::apply_enrichment_changes;
 pub use rollups::{add_late_counts, apply_rollup_changes};

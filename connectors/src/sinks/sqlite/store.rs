@@ -33,6 +33,14 @@ pub enum StoreError {
     /// A query failed.
     #[error("event store: {0}")]
     Sql(#[from] sqlx::Error),
+    /// A store file failed SQLite's integrity check.
+    #[error("the store {path} is damaged: {problems}")]
+    Damaged {
+        /// The database file's path.
+        path: String,
+        /// What `PRAGMA integrity_check` reported.
+        problems: String,
+    },
     /// Fields could not be serialised to JSON.
     #[error("cannot encode fields as JSON: {0}")]
     Json(#[from] serde_json::Error),
