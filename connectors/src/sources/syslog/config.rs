@@ -105,17 +105,20 @@ impl SyslogConfig {
         SettingError::positive("batch_size", self.batch_size as u64)?;
         let mut names = std::collections::HashSet::from([self.name.clone()]);
         let mut addresses = std::collections::HashSet::new();
-        for instance in self.instances() {
-            if instance.name.trim().is_empty() {
-                return Err(SettingError::invalid("listeners.name", "must not be empty"));
-            }
-            if instance.udp_listen.is_none() && instance.tcp_listen.is_none() && instance.name != self.name {
-                let reason = format!("listener {} has neither udp_listen nor tcp_listen", instance.name);
-                return Err(SettingError::invalid("listeners", reason));
-            }
-            if instance.name != self.name && !names.insert(instance.name.clone()) {
-                let reason = format!("the name {} is used twice", instance.name);
-                return Err(SettingError::invalid("listeners.name", reason));
+        let main = SyslogConfig { listeners: Vec::new(), ..self.clone() };
+        for (number, instance) in std::iter::once(main).chain(self.extra_instances()).enumerate() {
+            if number > 0 {
+                if instance.name.trim().is_empty() {
+                    return Err(SettingError::invalid("listeners.name", "must not be empty"));
+                }
+                if instance.udp_listen.is_none() && instance.tcp_listen.is_none() {
+                    let reason = format!("listener {} has neither udp_listen nor tcp_listen", instance.name);
+                    return Err(SettingError::invalid("listeners", reason));
+                }
+                if !names.insert(instance.name.clone()) {
+                    let reason = format!("the name {} is used twice", instance.name);
+                    return Err(SettingError::invalid("listeners.name", reason));
+                }
             }
             let used = [("udp", instance.udp_listen), ("tcp", instance.tcp_listen)];
             for (protocol, address) in used.into_iter().filter_map(|(p, a)| a.map(|a| (p, a))) {
@@ -133,16 +136,20 @@ impl SyslogConfig {
     /// A pair with both addresses off is left out.
     pub fn instances(&self) -> Vec<SyslogConfig> {
         let main = SyslogConfig { listeners: Vec::new(), ..self.clone() };
-        let extra = self.listeners.iter().map(|listener| SyslogConfig {
+        let main = (main.udp_listen.is_some() || main.tcp_listen.is_some()).then_some(main);
+        main.into_iter().chain(self.extra_instances()).collect()
+    }
+
+    /// The `[[sources.syslog.listeners]]` entries as configurations of their own.
+    fn extra_instances(&self) -> impl Iterator<Item = SyslogConfig> + '_ {
+        self.listeners.iter().map(|listener| SyslogConfig {
             name: listener.name.clone().unwrap_or_else(|| format!("{}-{}", self.name, listener.tenant)),
             udp_listen: listener.udp_listen,
             tcp_listen: listener.tcp_listen,
             tenant: listener.tenant.clone(),
             listeners: Vec::new(),
             ..self.clone()
-        });
-        let main = (main.udp_listen.is_some() || main.tcp_listen.is_some()).then_some(main);
-        main.into_iter().chain(extra).collect()
+        })
     }
 }
 
@@ -249,6 +256,8 @@ mod tests {
             r#"{"listeners": [{"tenant": "a", "tcp_listen": "127.0.0.1:1"}, {"tenant": "a", "tcp_listen": "127.0.0.1:2"}]}"#,
         );
         assert!(names.contains("syslog-a is used twice"), "{names}");
+        let main_name = parse(r#"{"listeners": [{"name": "syslog", "tenant": "a", "tcp_listen": "127.0.0.1:1"}]}"#);
+        assert!(main_name.contains("syslog is used twice"), "{main_name}");
         let only_extra: SyslogConfig = serde_json::from_str(
             r#"{"udp_listen": "off", "tcp_listen": "off", "listeners": [{"tenant": "a", "tcp_listen": "127.0.0.1:1"}]}"#,
         )
