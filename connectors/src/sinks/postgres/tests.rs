@@ -17,7 +17,7 @@ const MINUTE: u64 = 60_000;
 
 /// The server URL in `variable`, or `None` (test skipped, with the reason printed) unless
 /// `require` is set to 1, when a missing server fails the test.
-fn server_url(variable: &str, require: &str) -> Option<String> {
+pub(crate) fn server_url(variable: &str, require: &str) -> Option<String> {
     match std::env::var(variable) {
         Ok(url) if !url.is_empty() => Some(url),
         _ if std::env::var(require).as_deref() == Ok("1") => panic!("{require}=1 but {variable} is not set"),
@@ -34,7 +34,7 @@ async fn sink(name: &str, tweak: impl FnOnce(&mut PostgresConfig)) -> Option<Pos
     Some(sink_at(&url, name, tweak).await)
 }
 
-async fn sink_at(url: &str, name: &str, tweak: impl FnOnce(&mut PostgresConfig)) -> PostgresSink {
+pub(crate) async fn sink_at(url: &str, name: &str, tweak: impl FnOnce(&mut PostgresConfig)) -> PostgresSink {
     let schema = format!("t_{name}");
     let admin = PgPoolOptions::new().max_connections(1).connect(url).await.expect("connect to the test server");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).execute(&admin).await.unwrap();

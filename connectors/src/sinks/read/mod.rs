@@ -187,6 +187,9 @@ async fn within_timeout<E: std::fmt::Display>(check: impl std::future::Future<Ou
 }
 
 #[cfg(test)]
+mod tenant_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::sinks::sqlite::SqliteConfig;
