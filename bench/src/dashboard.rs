@@ -53,7 +53,7 @@ impl Rollups {
             .into_iter()
             .map(|(key, bucket)| {
                 let count = self.counts[&(key.clone(), bucket)];
-                RollupChange { key, bucket_start_ms: bucket, count }
+                RollupChange { tenant: Default::default(), key, bucket_start_ms: bucket, count }
             })
             .collect()
     }
@@ -77,7 +77,7 @@ fn timeseries(
     bucket: BucketWidth,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<usize>> + Send + '_>> {
     Box::pin(async move {
-        let series = sink.timeseries(&TimeseriesQuery { from_ms, to_ms, bucket, by }).await?;
+        let series = sink.timeseries(&TimeseriesQuery { from_ms, to_ms, bucket, by }, &securewatch_schemas::TenantScope::All).await?;
         Ok(series.iter().map(|series| series.points.len()).sum())
     })
 }
@@ -88,7 +88,7 @@ fn top(
     to_ms: u64,
     field: TopField,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<usize>> + Send + '_>> {
-    Box::pin(async move { Ok(sink.top(&TopQuery { field, from_ms, to_ms, n: 10 }).await?.len()) })
+    Box::pin(async move { Ok(sink.top(&TopQuery { field, from_ms, to_ms, n: 10 }, &securewatch_schemas::TenantScope::All).await?.len()) })
 }
 
 const HOUR: Duration = Duration::from_secs(3600);

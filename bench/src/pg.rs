@@ -29,6 +29,7 @@ pub(crate) fn event(n: u64, time: DateTime<Utc>, hosts: u64) -> Event {
     fields.insert("action".into(), FieldValue::Str(["allow", "deny", "login", "logout"][(n % 4) as usize].into()));
     let message = format!("user user{} action {} from 10.{}.{}.{} on {host}", n % 977, n % 4, n % 7, n % 251, n % 13);
     Event {
+        tenant: Default::default(),
         id: EventId::from_parts([b"bench".as_slice(), &n.to_be_bytes()]),
         time,
         received: time,

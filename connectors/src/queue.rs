@@ -253,6 +253,7 @@ mod tests {
     fn records(count: usize) -> Vec<RawRecord> {
         (0..count)
             .map(|index| RawRecord {
+                tenant: Default::default(),
                 kind: SourceKind::Syslog,
                 source_name: "test".into(),
                 peer: None,

@@ -257,8 +257,18 @@ fn role_summary(config: &Config, role: CheckRole) -> String {
     let address = |address: Option<std::net::SocketAddr>| address.map_or("off".to_string(), |a| a.to_string());
     let sources = || {
         let syslog = &config.sources.syslog;
+        // Extra syslog listeners, one tenant each.
+        let extra: String = syslog
+            .instances()
+            .iter()
+            .filter(|instance| syslog.enabled && instance.name != syslog.name)
+            .map(|instance| {
+                let (udp, tcp) = (address(instance.udp_listen), address(instance.tcp_listen));
+                format!(", syslog {} ({}) udp {udp} tcp {tcp}", instance.name, instance.tenant)
+            })
+            .collect();
         format!(
-            "HEC {}, syslog udp {} tcp {}, wazuh {}",
+            "HEC {}, syslog udp {} tcp {}{extra}, wazuh {}",
             if config.sources.hec.enabled { config.sources.hec.listen.to_string() } else { "off".into() },
             if syslog.enabled { address(syslog.udp_listen) } else { "off".into() },
             if syslog.enabled { address(syslog.tcp_listen) } else { "off".into() },

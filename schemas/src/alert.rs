@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::EventId;
+use crate::{EventId, Tenant};
 
 /// Sigma's rule levels, in the order of the Avro enum `Level`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -60,6 +60,9 @@ impl fmt::Display for AlertLevel {
 pub struct Alert {
     /// See [`Alert::correlation_id`] and [`Alert::rule_id_for_event`].
     pub id: EventId,
+    /// The tenant of the events it is about (a correlation never joins two tenants).
+    #[serde(default)]
+    pub tenant: Tenant,
     /// The rule's id, else its name, else its title.
     pub rule_id: String,
     /// The rule's title.
@@ -87,10 +90,21 @@ pub struct Alert {
 }
 
 impl Alert {
-    /// The id of a correlation alert: a hash of (rule id, group key, window start).
-    pub fn correlation_id(rule_id: &str, group_key: &BTreeMap<String, String>, window_start_ms: u64) -> EventId {
+    /// The id of a correlation alert: a hash of (tenant, rule id, group key, window start).
+    /// The `default` tenant adds nothing to the hash, so single-tenant ids stay what they were
+    /// before tenants existed.
+    pub fn correlation_id(
+        tenant: &str,
+        rule_id: &str,
+        group_key: &BTreeMap<String, String>,
+        window_start_ms: u64,
+    ) -> EventId {
         let start = window_start_ms.to_be_bytes();
         let mut parts: Vec<&[u8]> = vec![b"correlation", rule_id.as_bytes()];
+        if tenant != crate::DEFAULT_TENANT {
+            parts.push(b"tenant");
+            parts.push(tenant.as_bytes());
+        }
         for (field, value) in group_key {
             parts.push(field.as_bytes());
             parts.push(value.as_bytes());
@@ -114,17 +128,19 @@ mod tests {
     fn ids_depend_on_rule_group_and_window_only() {
         let mut group = BTreeMap::new();
         group.insert("User".to_string(), "alice".to_string());
-        let a = Alert::correlation_id("r1", &group, 1_000);
-        assert_eq!(a, Alert::correlation_id("r1", &group, 1_000));
-        assert_ne!(a, Alert::correlation_id("r1", &group, 1_001));
-        assert_ne!(a, Alert::correlation_id("r2", &group, 1_000));
+        let a = Alert::correlation_id("default", "r1", &group, 1_000);
+        assert_eq!(a, Alert::correlation_id("default", "r1", &group, 1_000));
+        assert_ne!(a, Alert::correlation_id("default", "r1", &group, 1_001));
+        assert_ne!(a, Alert::correlation_id("default", "r2", &group, 1_000));
         let mut other = group.clone();
         other.insert("User".to_string(), "bob".to_string());
-        assert_ne!(a, Alert::correlation_id("r1", &other, 1_000));
+        assert_ne!(a, Alert::correlation_id("default", "r1", &other, 1_000));
         // Field and value boundaries are part of the hash.
         let mut shifted = BTreeMap::new();
         shifted.insert("Usera".to_string(), "lice".to_string());
-        assert_ne!(a, Alert::correlation_id("r1", &shifted, 1_000));
+        assert_ne!(a, Alert::correlation_id("default", "r1", &shifted, 1_000));
+        // Another tenant's group with the same values is another alert.
+        assert_ne!(a, Alert::correlation_id("acme", "r1", &group, 1_000));
         assert_ne!(Alert::rule_id_for_event("r1", EventId(1)), Alert::rule_id_for_event("r1", EventId(2)));
     }
 

@@ -6,7 +6,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{EventId, Severity};
+use crate::{EventId, Severity, Tenant};
 
 /// Field map: flattened keys (`data.srcip`, `win.eventdata.Image`) keep the source's own names,
 /// so Sigma rules written for that log source match them unchanged.
@@ -23,6 +23,9 @@ pub struct Event {
     pub received: DateTime<Utc>,
     /// Where it came from.
     pub source: Source,
+    /// Whose event it is, set by the source's configuration (`default` when it names none).
+    #[serde(default)]
+    pub tenant: Tenant,
     /// The host the event is about or came from.
     pub host: Option<String>,
     /// Severity on the syslog scale.
@@ -168,6 +171,7 @@ impl Event {
             time,
             received: time,
             source: Source { kind: SourceKind::File, name: source_name.to_string(), peer: None },
+            tenant: Tenant::default(),
             host: None,
             severity: Severity::Informational,
             category: None,

@@ -29,7 +29,7 @@ pub use hec_time::{epoch_from_number, parse_epoch_seconds};
 pub use id::EventId;
 pub use record::{HecDefaults, HecMeta, RawRecord, RecordMeta};
 pub use severity::Severity;
-pub use tenant::{TenantScope, DEFAULT_TENANT};
+pub use tenant::{Tenant, TenantNameError, TenantScope, DEFAULT_TENANT, MAX_TENANT_LEN};
 pub use enrichment::{
     lookup_keys, parse_ip, Asset, EnrichmentRow, Geo, GeoLookup, LookupKey, LookupKeyError, Reference, Tag,
     DEFAULT_IP_FIELDS,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::SourceKind;
+use crate::{SourceKind, Tenant};
 
 /// Exactly one record as received, with the transport metadata its parser needs.
 #[derive(Clone, Debug, PartialEq)]
@@ -13,6 +13,8 @@ pub struct RawRecord {
     pub kind: SourceKind,
     /// The configured source name (metrics label, `Event.source.name`).
     pub source_name: Arc<str>,
+    /// The tenant the source's configuration assigns (shared, not copied per record).
+    pub tenant: Tenant,
     /// Remote address (`ip:port`) for network sources; the file path for tailed files.
     pub peer: Option<String>,
     /// Ingest time.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Severity, SourceKind};
+use crate::{Severity, SourceKind, Tenant};
 
 /// Width of a rollup bucket in event time: one minute.
 pub const BUCKET_MS: u64 = 60_000;
@@ -33,9 +33,13 @@ pub enum RollupKey {
     DistinctHosts,
 }
 
-/// One rollup row: the count of `key` in the one-minute bucket starting at `bucket_start_ms`.
+/// One rollup row: the count of `key` among `tenant`'s events in the one-minute bucket
+/// starting at `bucket_start_ms`. Rows are per tenant: the tenant is part of the row's key.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RollupRow {
+    /// Whose events are counted.
+    #[serde(default)]
+    pub tenant: Tenant,
     /// What is counted.
     pub key: RollupKey,
     /// Bucket start in event time, ms since the Unix epoch, a multiple of one minute.
@@ -48,6 +52,8 @@ pub struct RollupRow {
 /// The new state of one stored rollup row: an idempotent upsert, or a delete when `count == 0`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RollupChange {
+    /// Whose events are counted.
+    pub tenant: Tenant,
     /// What is counted.
     pub key: RollupKey,
     /// Bucket start in event time (ms since the Unix epoch).
@@ -69,19 +75,20 @@ pub fn changes(updates: impl IntoIterator<Item = (RollupRow, isize)>) -> Vec<Rol
     }
     // Per (key, bucket) at most one row survives with a positive diff: the new count. A row
     // left with only a negative diff was retracted without a replacement.
-    let mut latest: BTreeMap<(RollupKey, u64), i64> = BTreeMap::new();
+    let mut latest: BTreeMap<(Tenant, RollupKey, u64), i64> = BTreeMap::new();
     for (row, diff) in net {
         if diff == 0 {
             continue;
         }
-        let slot = latest.entry((row.key, row.bucket_start_ms)).or_insert(0);
+        let slot = latest.entry((row.tenant, row.key, row.bucket_start_ms)).or_insert(0);
         if diff > 0 {
             *slot = row.count;
         }
     }
     latest
         .into_iter()
-        .map(|((key, bucket_start_ms), count)| RollupChange {
+        .map(|((tenant, key, bucket_start_ms), count)| RollupChange {
+            tenant,
             key,
             bucket_start_ms,
             count,
@@ -133,9 +140,11 @@ pub fn top_hosts<'a>(
 }
 
 /// The current rollup rows, kept by applying [`RollupChange`]s: what a store holds, in memory.
+/// [`RollupTable::get`], [`RollupTable::iter`] and [`RollupTable::top_hosts`] see every tenant;
+/// [`RollupTable::for_tenant`] keeps one tenant's rows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RollupTable {
-    rows: BTreeMap<(RollupKey, u64), i64>,
+    rows: BTreeMap<(RollupKey, u64, Tenant), i64>,
 }
 
 impl RollupTable {
@@ -147,7 +156,7 @@ impl RollupTable {
     /// Applies changes as upserts (deleting rows whose count becomes zero).
     pub fn apply<'a>(&mut self, changes: impl IntoIterator<Item = &'a RollupChange>) {
         for change in changes {
-            let slot = (change.key.clone(), change.bucket_start_ms);
+            let slot = (change.key.clone(), change.bucket_start_ms, change.tenant.clone());
             if change.count == 0 {
                 self.rows.remove(&slot);
             } else {
@@ -156,19 +165,40 @@ impl RollupTable {
         }
     }
 
-    /// The count of `key` in the bucket starting at `bucket_start_ms` (zero when absent).
+    /// The count of `key` in the bucket starting at `bucket_start_ms`, summed over the
+    /// tenants (zero when absent).
     pub fn get(&self, key: &RollupKey, bucket_start_ms: u64) -> i64 {
         self.rows
-            .get(&(key.clone(), bucket_start_ms))
-            .copied()
-            .unwrap_or(0)
+            .iter()
+            .filter(|((row_key, bucket, _), _)| row_key == key && *bucket == bucket_start_ms)
+            .map(|(_, count)| *count)
+            .sum()
     }
 
-    /// All rows as `(key, bucket_start_ms, count)`, ordered by key then bucket.
+    /// All rows as `(key, bucket_start_ms, count)`, ordered by key then bucket (then tenant:
+    /// one row per tenant that has the key).
     pub fn iter(&self) -> impl Iterator<Item = (&RollupKey, u64, i64)> {
         self.rows
             .iter()
-            .map(|((key, bucket), count)| (key, *bucket, *count))
+            .map(|((key, bucket, _), count)| (key, *bucket, *count))
+    }
+
+    /// All rows as `(tenant, key, bucket_start_ms, count)`.
+    pub fn rows(&self) -> impl Iterator<Item = (&Tenant, &RollupKey, u64, i64)> {
+        self.rows
+            .iter()
+            .map(|((key, bucket, tenant), count)| (tenant, key, *bucket, *count))
+    }
+
+    /// The rows of `tenant` only, as a table of their own.
+    pub fn for_tenant(&self, tenant: &str) -> RollupTable {
+        let rows = self
+            .rows
+            .iter()
+            .filter(|((_, _, row_tenant), _)| row_tenant.as_str() == tenant)
+            .map(|(slot, count)| (slot.clone(), *count))
+            .collect();
+        RollupTable { rows }
     }
 
     /// Number of rows.
@@ -209,6 +239,7 @@ mod tests {
 
     fn row(key: &RollupKey, bucket: u64, count: i64) -> RollupRow {
         RollupRow {
+            tenant: Tenant::default(),
             key: key.clone(),
             bucket_start_ms: bucket,
             count,
@@ -232,11 +263,13 @@ mod tests {
             out,
             vec![
                 RollupChange {
+                tenant: Tenant::default(),
                     key: a.clone(),
                     bucket_start_ms: 0,
                     count: 2
                 },
                 RollupChange {
+                tenant: Tenant::default(),
                     key: b.clone(),
                     bucket_start_ms: 60_000,
                     count: 0
@@ -245,6 +278,7 @@ mod tests {
         );
         let mut table = RollupTable::new();
         table.apply(&[RollupChange {
+                tenant: Tenant::default(),
             key: b.clone(),
             bucket_start_ms: 60_000,
             count: 4,
@@ -271,36 +305,43 @@ mod tests {
         };
         table.apply(&[
             RollupChange {
+                tenant: Tenant::default(),
                 key: source("a"),
                 bucket_start_ms: 0,
                 count: 5,
             },
             RollupChange {
+                tenant: Tenant::default(),
                 key: source("b"),
                 bucket_start_ms: 0,
                 count: 2,
             },
             RollupChange {
+                tenant: Tenant::default(),
                 key: other,
                 bucket_start_ms: 60_000,
                 count: 3,
             },
             RollupChange {
+                tenant: Tenant::default(),
                 key: source("c"),
                 bucket_start_ms: 60_000,
                 count: 5,
             },
             RollupChange {
+                tenant: Tenant::default(),
                 key: source("d"),
                 bucket_start_ms: 120_000,
                 count: 50,
             },
             RollupChange {
+                tenant: Tenant::default(),
                 key: nameless,
                 bucket_start_ms: 0,
                 count: 90,
             },
             RollupChange {
+                tenant: Tenant::default(),
                 key: RollupKey::Category(Some("auth".into())),
                 bucket_start_ms: 0,
                 count: 99,

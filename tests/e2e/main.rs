@@ -15,4 +15,5 @@ mod readme;
 mod rules;
 mod sinks;
 mod syslog;
+mod tenants;
 mod wazuh;

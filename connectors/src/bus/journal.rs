@@ -294,6 +294,7 @@ mod tests {
 
     fn record(n: usize) -> RawRecord {
         RawRecord {
+            tenant: Default::default(),
             kind: SourceKind::Syslog,
             source_name: Arc::from("syslog"),
             peer: Some("127.0.0.1:514".into()),

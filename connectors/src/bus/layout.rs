@@ -8,6 +8,7 @@
 //! | `t` | receive time, `<unix seconds>.<nanoseconds, 9 digits>` (10 in a leap second) | always |
 //! | `b` | body bytes, as received (binary safe) | always |
 //! | `p` | peer (`ip:port` or file path) | when known |
+//! | `n` | tenant name | unless `default` (absent reads as `default`, as layout-1 records written before tenants do) |
 //! | `m` | meta kind: `hec_event`, `hec_raw` or `file` | unless no meta |
 //! | `i` | HEC: index in the request; file: byte offset | with `m` |
 //! | `h` | HEC: request metadata as compact JSON (token name, channel, defaults) | HEC |
@@ -23,7 +24,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use securewatch_schemas::{HecDefaults, HecMeta, RawRecord, RecordMeta};
-use securewatch_schemas::SourceKind;
+use securewatch_schemas::{SourceKind, Tenant};
 use serde::{Deserialize, Serialize};
 
 /// The layout version written in field `v`.
@@ -152,6 +153,9 @@ pub fn for_each_field(record: &RawRecord, mut visit: impl FnMut(&'static str, &[
     if let Some(peer) = &record.peer {
         visit("p", peer.as_bytes());
     }
+    if !record.tenant.is_default() {
+        visit("n", record.tenant.as_bytes());
+    }
     match &record.meta {
         RecordMeta::None => {}
         RecordMeta::HecEvent { meta, index } | RecordMeta::HecRaw { meta, index } => {
@@ -182,6 +186,7 @@ fn number<T: std::str::FromStr>(name: &'static str, bytes: &[u8]) -> Result<T, D
 #[derive(Debug, Default)]
 pub struct Decoder {
     source_name: Option<Arc<str>>,
+    tenant: Option<Tenant>,
     hec_meta: Option<(Vec<u8>, Arc<HecMeta>)>,
 }
 
@@ -193,6 +198,18 @@ impl Decoder {
             _ => {
                 let shared: Arc<str> = name.into();
                 self.source_name = Some(shared.clone());
+                shared
+            }
+        }
+    }
+
+    /// The tenant as a shared string: the previous record's when it is the same.
+    pub(crate) fn shared_tenant(&mut self, name: &str) -> Tenant {
+        match &self.tenant {
+            Some(shared) if shared.as_str() == name => shared.clone(),
+            _ => {
+                let shared = Tenant::from_stored(name);
+                self.tenant = Some(shared.clone());
                 shared
             }
         }
@@ -215,6 +232,10 @@ impl Decoder {
         let received = parse_time("t", text("t", required("t")?)?)?;
         let body = required("b")?.to_vec();
         let peer = field("p")?.map(|bytes| text("p", bytes).map(str::to_string)).transpose()?;
+        let tenant = match field("n")? {
+            Some(bytes) => self.shared_tenant(text("n", bytes)?),
+            None => Tenant::default(),
+        };
         let meta = match field("m")? {
             None => RecordMeta::None,
             Some(b"file") => RecordMeta::File {
@@ -235,7 +256,7 @@ impl Decoder {
                 return Err(DecodeError::Invalid { field: "m", reason });
             }
         };
-        Ok(RawRecord { kind, source_name, peer, received, body, meta })
+        Ok(RawRecord { kind, source_name, tenant, peer, received, body, meta })
     }
 
     /// HEC request metadata from the JSON of field `h`, shared with the previous record's.
@@ -296,6 +317,7 @@ pub(crate) mod tests {
             RawRecord {
                 kind: SourceKind::Syslog,
                 source_name: "syslog-udp".into(),
+                tenant: Tenant::parse("acme").unwrap(),
                 peer: Some("192.0.2.10:514".into()),
                 received,
                 body: b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed".to_vec(),
@@ -304,6 +326,7 @@ pub(crate) mod tests {
             RawRecord {
                 kind: SourceKind::Hec,
                 source_name: "hec".into(),
+                tenant: Tenant::default(),
                 peer: None,
                 received: DateTime::from_timestamp(-5, 0).unwrap(),
                 body: vec![0, 159, 146, 150, b'\n', b'\r', 255],
@@ -312,6 +335,7 @@ pub(crate) mod tests {
             RawRecord {
                 kind: SourceKind::Hec,
                 source_name: "hec".into(),
+                tenant: Tenant::default(),
                 peer: Some("[2001:db8::1]:443".into()),
                 received,
                 body: br#"{"event":"x"}"#.to_vec(),
@@ -320,6 +344,7 @@ pub(crate) mod tests {
             RawRecord {
                 kind: SourceKind::Wazuh,
                 source_name: "wazuh".into(),
+                tenant: Tenant::parse("globex").unwrap(),
                 peer: Some("/var/ossec/logs/alerts/alerts.json".into()),
                 // A leap second: nanoseconds above one billion.
                 received: DateTime::from_timestamp(1_483_228_799, 1_500_000_000).unwrap(),
@@ -343,7 +368,8 @@ pub(crate) mod tests {
                 };
                 let mut body = format!("seq={n} message with some text").into_bytes();
                 body.extend_from_slice(&[0, 255, b'\n']);
-                RawRecord { kind, source_name: format!("source-{}", n % 3).into(), peer, received, body, meta }
+                let tenant = if n % 5 == 0 { Tenant::parse("acme").unwrap() } else { Tenant::default() };
+                RawRecord { kind, source_name: format!("source-{}", n % 3).into(), tenant, peer, received, body, meta }
             })
             .collect()
     }

@@ -170,6 +170,7 @@ mod tests {
 
     fn event(seed: u8) -> Event {
         Event {
+            tenant: Default::default(),
             id: EventId::from_bytes([seed; 16]),
             time: Utc.timestamp_opt(1_767_268_800, 0).unwrap(),
             received: Utc.timestamp_opt(1_767_268_801, 0).unwrap(),

@@ -24,6 +24,7 @@ impl DeadLetter {
             record: RawRecord {
                 kind: event.source.kind,
                 source_name: Arc::from(event.source.name.as_str()),
+                tenant: event.tenant.clone(),
                 peer: event.source.peer.clone(),
                 received: event.received,
                 body: serde_json::to_vec(event).unwrap_or_else(|_| event.message.as_bytes().to_vec()),

@@ -1,11 +1,13 @@
 //! The rollup input record and its derivation from a normalised `Event`.
 
-use securewatch_schemas::{Event, Severity, SourceKind};
+use securewatch_schemas::{Event, Severity, SourceKind, Tenant};
 use serde::{Deserialize, Serialize};
 
 /// What the rollups need to know about one event; the caller derives it with [`rollup_input`].
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RollupInput {
+    /// Whose event it is: every rollup row is per tenant.
+    pub tenant: Tenant,
     /// Event time in milliseconds since the Unix epoch (times before 1970 are clamped to 0).
     pub event_time_ms: u64,
     /// The kind of connector the event came through.
@@ -18,9 +20,11 @@ pub struct RollupInput {
     pub category: Option<String>,
 }
 
-/// Derives the rollup record of an event (pure; no allocation beyond the two strings).
+/// Derives the rollup record of an event (pure; no allocation beyond the two strings: the
+/// tenant is a shared reference).
 pub fn rollup_input(event: &Event) -> RollupInput {
     RollupInput {
+        tenant: event.tenant.clone(),
         event_time_ms: u64::try_from(event.time.timestamp_millis()).unwrap_or(0),
         kind: event.source.kind,
         host: event.host.clone(),
@@ -38,6 +42,7 @@ mod tests {
 
     fn event(time_ms: i64) -> Event {
         Event {
+            tenant: Default::default(),
             id: EventId(7),
             time: Utc.timestamp_millis_opt(time_ms).unwrap(),
             received: Utc.timestamp_millis_opt(1_700_000_999_000).unwrap(),
@@ -61,6 +66,7 @@ mod tests {
         assert_eq!(
             input,
             RollupInput {
+                tenant: Tenant::default(),
                 event_time_ms: 1_700_000_123_456,
                 kind: SourceKind::Wazuh,
                 host: Some("db-1".into()),

@@ -26,7 +26,8 @@ pub struct Rollups<'scope> {
 /// Builds the rollups over `input`, a collection of events at their ingest epochs.
 ///
 /// Every step is keyed, so with several workers the counts are exchanged by
-/// `(key, bucket)` and the distinct-host sets by `(bucket, host)`; each worker may feed any
+/// `(tenant, key, bucket)` and the distinct-host sets by `(tenant, bucket, host)`: every row
+/// is per tenant; each worker may feed any
 /// subset of the events. The lateness split needs no coordination: it depends only on an
 /// update's own event time and epoch.
 pub fn build_rollups<'scope>(
@@ -44,8 +45,8 @@ pub fn build_rollups<'scope>(
             severity: record.severity,
         };
         [
-            (source, bucket),
-            (RollupKey::Category(record.category), bucket),
+            (record.tenant.clone(), source, bucket),
+            (record.tenant, RollupKey::Category(record.category), bucket),
         ]
     });
     // Not `distinct_total`: in differential 0.25.1 it thresholds with a constant 1, which never
@@ -55,15 +56,16 @@ pub fn build_rollups<'scope>(
         .flat_map(|record: RollupInput| {
             record
                 .host
-                .map(|host| (bucket_start(record.event_time_ms), host))
+                .map(|host| (record.tenant, bucket_start(record.event_time_ms), host))
         })
         .threshold_total(|_, count: &isize| isize::from(*count > 0))
-        .map(|(bucket, _host)| (RollupKey::DistinctHosts, bucket));
+        .map(|(tenant, bucket, _host)| (tenant, RollupKey::DistinctHosts, bucket));
 
     let resident = per_event
         .concat(hosts)
         .count_total()
-        .map(|((key, bucket_start_ms), count)| RollupRow {
+        .map(|((tenant, key, bucket_start_ms), count)| RollupRow {
+            tenant,
             key,
             bucket_start_ms,
             count: count as i64,

@@ -14,7 +14,7 @@ use securewatch_detection::correlation::{CompiledCorrelation, Condition, Correla
 use securewatch_detection::rsigma_parser::ConditionOperator;
 use securewatch_detection::{CompiledCorrelations, Match, RuleSet};
 use securewatch_dataflow::{build_correlations, rule_alerts, CorrelationConfig, Epoch};
-use securewatch_schemas::{Alert, EventId};
+use securewatch_schemas::{Alert, EventId, Tenant, DEFAULT_TENANT};
 use timely::dataflow::operators::capture::{Capture, Event};
 
 type Update<D> = (D, Epoch, isize);
@@ -227,6 +227,7 @@ fn brute_force(correlations: &CompiledCorrelations, matches: &[Match]) -> BTreeS
                     .iter()
                     .map(|a| Match {
                         rule_id: a.rule_id.clone(),
+                        tenant: a.tenant.clone(),
                         event_id: a.id,
                         event_time_ms: a.fired_at_ms,
                         fields: a.group_key.clone(),
@@ -333,7 +334,8 @@ fn brute_force(correlations: &CompiledCorrelations, matches: &[Match]) -> BTreeS
                 let listed_end = if lists_prefix(correlation) { fired_at + 1 } else { s + span };
                 let inside: Vec<_> = mine.iter().filter(|r| r.2 >= s && r.2 < listed_end).collect();
                 alerts.push(Alert {
-                    id: Alert::correlation_id(&correlation.rule_id, &group_key, s),
+                    id: Alert::correlation_id(DEFAULT_TENANT, &correlation.rule_id, &group_key, s),
+                    tenant: Tenant::default(),
                     rule_id: correlation.rule_id.clone(),
                     rule_title: correlation.title.clone(),
                     kind: correlation.kind.as_str().into(),
@@ -393,6 +395,7 @@ const BASE: u64 = 1_700_000_000_000;
 fn m(rule: &str, id: u128, time_ms: u64, fields: &[(&str, &str)]) -> Match {
     Match {
         rule_id: rule.into(),
+        tenant: Tenant::default(),
         event_id: EventId(id),
         event_time_ms: time_ms,
         fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),

@@ -55,6 +55,7 @@ fn syslog(index: usize, time_ms: u64, host: &str, severity: u8) -> RawRecord {
         time.format("%Y-%m-%dT%H:%M:%S%.3fZ")
     );
     RawRecord {
+        tenant: Default::default(),
         kind: SourceKind::Syslog,
         source_name: Arc::from("syslog"),
         peer: Some("127.0.0.1:40000".into()),

@@ -61,6 +61,7 @@ fn arrangement_records_stay_flat_under_steady_traffic() {
             for lag in [0u64, 30_000] {
                 serial += 1;
                 let record = RollupInput {
+                    tenant: Default::default(),
                     event_time_ms: epoch.saturating_sub(lag),
                     kind: SourceKind::ALL[(serial % 6) as usize],
                     host: Some(format!("host-{}", serial / 12)),

@@ -11,7 +11,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use securewatch_dataflow::{build_rollups, Epoch, TimeModel, RollupInput};
 use securewatch_schemas::{changes, RollupKey, RollupRow, RollupTable};
-use securewatch_schemas::{Severity, SourceKind};
+use securewatch_schemas::{Severity, SourceKind, Tenant};
 use timely::dataflow::operators::capture::{Capture, Event};
 
 type Update<D> = (D, Epoch, isize);
@@ -113,20 +113,20 @@ fn table_at(rows: &[Update<RollupRow>], upto: Epoch) -> RollupTable {
 
 fn as_map(table: &RollupTable) -> Counts {
     table
-        .iter()
-        .map(|(key, bucket, count)| ((key.clone(), bucket), count))
+        .rows()
+        .map(|(tenant, key, bucket, count)| ((tenant.to_string(), key.clone(), bucket), count))
         .collect()
 }
 
-/// Final count per (key, bucket).
-type Counts = BTreeMap<(RollupKey, u64), i64>;
+/// Final count per (tenant, key, bucket).
+type Counts = BTreeMap<(String, RollupKey, u64), i64>;
 /// Consolidated late updates.
 type Late = BTreeMap<(Epoch, RollupInput), isize>;
 
 /// Brute force, independent of the crate's helpers: the expected final rows and late updates.
 fn brute_force(feed: &[Update<RollupInput>], lateness_ms: u64) -> (Counts, Late) {
     let mut counts = Counts::new();
-    let mut hosts: BTreeMap<u64, BTreeMap<String, isize>> = BTreeMap::new();
+    let mut hosts: BTreeMap<(String, u64), BTreeMap<String, isize>> = BTreeMap::new();
     let mut late = BTreeMap::new();
     for (record, epoch, diff) in feed {
         let bucket = record.event_time_ms / 60_000 * 60_000;
@@ -139,21 +139,22 @@ fn brute_force(feed: &[Update<RollupInput>], lateness_ms: u64) -> (Counts, Late)
             host: record.host.clone(),
             severity: record.severity,
         };
-        *counts.entry((source, bucket)).or_insert(0) += *diff as i64;
+        let tenant = record.tenant.to_string();
+        *counts.entry((tenant.clone(), source, bucket)).or_insert(0) += *diff as i64;
         *counts
-            .entry((RollupKey::Category(record.category.clone()), bucket))
+            .entry((tenant.clone(), RollupKey::Category(record.category.clone()), bucket))
             .or_insert(0) += *diff as i64;
         if let Some(host) = &record.host {
             *hosts
-                .entry(bucket)
+                .entry((tenant, bucket))
                 .or_default()
                 .entry(host.clone())
                 .or_insert(0) += diff;
         }
     }
-    for (bucket, per_host) in hosts {
+    for ((tenant, bucket), per_host) in hosts {
         let distinct = per_host.values().filter(|n| **n > 0).count() as i64;
-        counts.insert((RollupKey::DistinctHosts, bucket), distinct);
+        counts.insert((tenant, RollupKey::DistinctHosts, bucket), distinct);
     }
     counts.retain(|_, n| *n != 0);
     late.retain(|_, diff| *diff != 0);
@@ -162,6 +163,7 @@ fn brute_force(feed: &[Update<RollupInput>], lateness_ms: u64) -> (Counts, Late)
 
 fn record(event_time_ms: u64, host: Option<&str>, category: Option<&str>) -> RollupInput {
     RollupInput {
+        tenant: Tenant::default(),
         event_time_ms,
         kind: SourceKind::Syslog,
         host: host.map(str::to_string),
@@ -192,7 +194,10 @@ fn random_feed(seed: u64, events: usize) -> Vec<Update<RollupInput>> {
         };
         let arrival = (event_time_ms as i64 + delay) as u64;
         let epoch = arrival.div_ceil(1_000) * 1_000; // one-second ticks
+        // Two tenants sharing host names: their rows must never merge.
+        let tenant = if rng.random_range(0..3) == 0 { Tenant::parse("acme").unwrap() } else { Tenant::default() };
         let input = RollupInput {
+            tenant,
             event_time_ms,
             kind: SourceKind::ALL[rng.random_range(0..SourceKind::ALL.len())],
             host: hosts[rng.random_range(0..hosts.len())].clone(),
@@ -274,11 +279,13 @@ fn late_event_within_lateness_corrects_a_past_bucket() {
         .collect();
     let corrected = changes(at_correction.into_iter().map(|(row, _, diff)| (row, diff)));
     assert!(corrected.contains(&securewatch_schemas::RollupChange {
+        tenant: Tenant::default(),
         key: category.clone(),
         bucket_start_ms: 0,
         count: 2
     }));
     assert!(corrected.contains(&securewatch_schemas::RollupChange {
+        tenant: Tenant::default(),
         key: RollupKey::DistinctHosts,
         bucket_start_ms: 0,
         count: 2

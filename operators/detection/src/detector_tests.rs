@@ -13,6 +13,7 @@ fn json_event(kind: SourceKind, value: serde_json::Value) -> Event {
     let message = value.get("msg").and_then(|m| m.as_str()).unwrap_or_default().to_string();
     flatten_json(String::new(), value, &mut fields);
     Event {
+        tenant: Default::default(),
         id: EventId(7),
         time: Utc::now(),
         received: Utc::now(),

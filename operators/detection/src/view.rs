@@ -183,6 +183,7 @@ mod tests {
             map.insert(key.to_string(), value.clone());
         }
         Event {
+            tenant: Default::default(),
             id: EventId(1),
             time: Utc::now(),
             received: Utc::now(),

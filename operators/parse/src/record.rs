@@ -1,6 +1,6 @@
 //! Normalisation of a raw record: the dispatch to each parser and the reasons a record fails.
 
-use securewatch_schemas::{Event, RawRecord, RecordMeta, SourceKind};
+use securewatch_schemas::{Event, EventId, RawRecord, RecordMeta, SourceKind};
 
 /// Why a record could not become an event. [`ParseError::reason`] is the metrics label.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -61,7 +61,20 @@ fn normalise_syslog(record: &RawRecord) -> Event {
 /// Turns one raw record into an event. Syslog never fails (an unparseable message is kept
 /// with its raw text and a `parse_error` field); HEC and Wazuh records that are not valid
 /// give an error, which the caller dead-letters with its reason.
+///
+/// The event takes the record's tenant. Outside the `default` tenant the id also hashes the
+/// tenant, so two tenants sending the same bytes never collapse into one stored event (ids of
+/// `default` events are unchanged).
 pub fn normalise(record: &RawRecord) -> Result<Event, ParseError> {
+    let mut event = normalise_for_kind(record)?;
+    if !event.tenant.is_default() {
+        let id = event.id.to_bytes();
+        event.id = EventId::from_parts([b"tenant".as_slice(), event.tenant.as_bytes(), &id]);
+    }
+    Ok(event)
+}
+
+fn normalise_for_kind(record: &RawRecord) -> Result<Event, ParseError> {
     match (&record.kind, &record.meta) {
         (SourceKind::Syslog, _) => Ok(normalise_syslog(record)),
         (SourceKind::Hec, RecordMeta::HecEvent { meta, index }) => {
@@ -83,6 +96,7 @@ mod tests {
 
     fn syslog(body: &str) -> RawRecord {
         RawRecord {
+            tenant: Default::default(),
             kind: SourceKind::Syslog,
             source_name: "syslog".into(),
             peer: Some("192.0.2.10:514".into()),
@@ -108,6 +122,18 @@ mod tests {
         let event = normalise(&syslog("<33>Mar  1 10:00:01 mgr ossec: {\"rule\": oops")).unwrap();
         assert_eq!(event.fields["appname"].as_str(), Some("ossec"));
         assert!(event.fields["parse_warning"].as_text().contains("not a Wazuh alert"));
+    }
+
+    #[test]
+    fn events_take_the_record_tenant_and_keep_default_ids() {
+        let plain = normalise(&syslog("<13>Mar  1 10:00:01 web sshd: hi")).unwrap();
+        assert!(plain.tenant.is_default());
+        let mut record = syslog("<13>Mar  1 10:00:01 web sshd: hi");
+        record.tenant = securewatch_schemas::Tenant::parse("acme").unwrap();
+        let acme = normalise(&record).unwrap();
+        assert_eq!(acme.tenant.as_str(), "acme");
+        assert_ne!(acme.id, plain.id, "the same bytes of two tenants are two events");
+        assert_eq!(acme.message, plain.message);
     }
 
     #[test]

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use securewatch_connectors::sinks::read::{AlertQuery, StoredEvent};
-use securewatch_schemas::{Alert, AlertLevel, EventId};
+use securewatch_schemas::{Alert, AlertLevel, EventId, TenantScope};
 use serde::{Deserialize, Serialize};
 
 use super::events::{limit, non_empty, parse_time};
@@ -36,6 +36,7 @@ pub struct AlertsParams {
 #[derive(Debug, Serialize)]
 pub struct AlertBody {
     id: String,
+    tenant: String,
     rule_id: String,
     title: String,
     level: Option<&'static str>,
@@ -57,6 +58,7 @@ impl AlertBody {
         let time = |ms: u64| DateTime::from_timestamp_millis(ms as i64).unwrap_or_default();
         AlertBody {
             id: alert.id.to_string(),
+            tenant: alert.tenant.to_string(),
             rule_id: alert.rule_id,
             title: alert.rule_title,
             level: alert.level.map(AlertLevel::as_str),
@@ -77,6 +79,7 @@ impl AlertBody {
 /// Alerts newest first.
 pub async fn list_alerts(
     State(state): State<ApiState>,
+    Extension(scope): Extension<TenantScope>,
     params: Result<Query<AlertsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<AlertBody>>, ApiError> {
     let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
@@ -95,14 +98,19 @@ pub async fn list_alerts(
         from: parse_time("from", &params.from)?,
         to: parse_time("to", &params.to)?,
     };
-    let alerts = state.reader.alerts(&query).await?;
+    let alerts = state.reader.alerts(&query, &scope).await?;
     Ok(Json(alerts.into_iter().map(|alert| AlertBody::new(alert, None)).collect()))
 }
 
 /// One alert with its contributing events; 404 when there is none with that id.
-pub async fn get_alert(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<AlertBody>, ApiError> {
+/// An alert of a tenant outside the caller's scope is not found either.
+pub async fn get_alert(
+    State(state): State<ApiState>,
+    Extension(scope): Extension<TenantScope>,
+    Path(id): Path<String>,
+) -> Result<Json<AlertBody>, ApiError> {
     let id: EventId = id.parse().map_err(|_| ApiError::bad_request(format!("{id:?} is not an alert id (32 hex digits)")))?;
-    let found = state.reader.alert(id).await?;
+    let found = state.reader.alert(id, &scope).await?;
     match found {
         Some((alert, events)) => Ok(Json(AlertBody::new(alert, Some(events)))),
         None => Err(ApiError::not_found(format!("no alert {id}"))),

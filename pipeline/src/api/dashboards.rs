@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::Json;
+use axum::{Extension, Json};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use securewatch_connectors::sinks::read::{BucketWidth, Point, Series, SeriesBy, TimeseriesQuery, TopEntry, TopField, TopQuery};
+use securewatch_schemas::TenantScope;
 use serde::{Deserialize, Serialize};
 
 use super::events::parse_time;
@@ -174,22 +175,24 @@ fn top_body(query: &TopQuery, entries: Vec<TopEntry>) -> TopBody {
 /// Event counts per bucket, one series per source kind, host, severity or category.
 pub async fn timeseries(
     State(state): State<ApiState>,
+    Extension(scope): Extension<TenantScope>,
     params: Result<Query<TimeseriesParams>, QueryRejection>,
 ) -> Result<Json<TimeseriesBody>, ApiError> {
     let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let query = timeseries_query(params, Utc::now())?;
-    let series = state.reader.timeseries(&query).await?;
+    let series = state.reader.timeseries(&query, &scope).await?;
     Ok(Json(timeseries_body(&query, series)))
 }
 
 /// The hosts, categories, severities or source kinds with the most events in a range.
 pub async fn top(
     State(state): State<ApiState>,
+    Extension(scope): Extension<TenantScope>,
     params: Result<Query<TopParams>, QueryRejection>,
 ) -> Result<Json<TopBody>, ApiError> {
     let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let query = top_query(params, Utc::now())?;
-    let entries = state.reader.top(&query).await?;
+    let entries = state.reader.top(&query, &scope).await?;
     Ok(Json(top_body(&query, entries)))
 }
 

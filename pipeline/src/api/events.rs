@@ -1,13 +1,14 @@
 //! `GET /api/v1/events` (newest first, filtered, with their enrichment tags) and `GET /api/v1/dead-letters`.
 
 use axum::extract::{Query, State};
+use axum::Extension;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use securewatch_connectors::sinks::read::{
     EnrichmentLookup, EventCursor, EventEnrichment, EventPage, EventQuery, StoredDeadLetter, StoredEvent,
 };
-use securewatch_schemas::{lookup_keys, parse_epoch_seconds};
+use securewatch_schemas::{lookup_keys, parse_epoch_seconds, TenantScope};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiState};
@@ -77,6 +78,7 @@ pub const MAX_SEARCH_BYTES: usize = 1024;
 /// Events newest first; `source` matches the source kind or the configured source name.
 pub async fn list_events(
     State(state): State<ApiState>,
+    Extension(scope): Extension<TenantScope>,
     params: Result<Query<EventsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<(HeaderMap, Json<Vec<EnrichedEvent>>), ApiError> {
     let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
@@ -95,7 +97,7 @@ pub async fn list_events(
             .transpose()?,
         max_bytes: Some(state.max_answer_bytes),
     };
-    let EventPage { events, next } = state.reader.event_page(&query).await?;
+    let EventPage { events, next } = state.reader.event_page(&query, &scope).await?;
     let mut headers = HeaderMap::new();
     if let Some(next) = next {
         headers.insert("x-securewatch-truncated", HeaderValue::from_static("true"));
@@ -125,10 +127,11 @@ pub struct DeadLetterParams {
 /// The most recent dead letters with their reasons.
 pub async fn list_dead_letters(
     State(state): State<ApiState>,
+    Extension(scope): Extension<TenantScope>,
     params: Result<Query<DeadLetterParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<StoredDeadLetter>>, ApiError> {
     let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
-    state.reader.dead_letters(limit(params.limit)?).await.map(Json).map_err(ApiError::from)
+    state.reader.dead_letters(limit(params.limit)?, &scope).await.map(Json).map_err(ApiError::from)
 }
 
 #[cfg(test)]
@@ -147,6 +150,7 @@ mod tests {
 
     fn event(seed: &str, ms: i64, host: &str, fields: Fields) -> Event {
         Event {
+            tenant: Default::default(),
             id: EventId::from_parts([seed.as_bytes()]),
             time: DateTime::from_timestamp_millis(ms).unwrap(),
             received: DateTime::from_timestamp_millis(ms + 1).unwrap(),
@@ -221,7 +225,7 @@ mod tests {
             rules: None,
         };
         let params = EventsParams { limit: None, source: None, host: None, q: None, from: None, to: None, after: None };
-        let (headers, Json(events)) = list_events(State(state.clone()), Ok(Query(params))).await.unwrap();
+        let (headers, Json(events)) = list_events(State(state.clone()), Extension(TenantScope::All), Ok(Query(params))).await.unwrap();
         assert!(headers.is_empty(), "a small answer is whole: {headers:?}");
         let json = serde_json::to_value(&events).unwrap();
         let by_message = |message: &str| json.as_array().unwrap().iter().find(|event| event["message"] == message).unwrap().clone();
@@ -240,7 +244,7 @@ mod tests {
         // Configured fields replace the defaults.
         let state = ApiState { ip_fields: Arc::from(vec!["custom_ip".to_string()]), ..state };
         let params = EventsParams { limit: None, source: None, host: None, q: None, from: None, to: None, after: None };
-        let (_, Json(events)) = list_events(State(state.clone()), Ok(Query(params))).await.unwrap();
+        let (_, Json(events)) = list_events(State(state.clone()), Extension(TenantScope::All), Ok(Query(params))).await.unwrap();
         let json = serde_json::to_value(&events).unwrap();
         let tagged = json.as_array().unwrap().iter().find(|event| event["message"] == "tagged").unwrap();
         assert_eq!(tagged["enrichment"]["networks"], serde_json::json!([{"ip": "198.51.100.1", "list": "threat", "cidr": "198.51.100.0/24"}]));
@@ -248,25 +252,25 @@ mod tests {
         // Issue 24 finding 3: a 60 KB `q` answered 500 with SQLite's "LIKE or GLOB pattern too
         // complex"; a filter over the limit is a clear 400 before anything runs.
         let search = |q: String| EventsParams { limit: None, source: None, host: None, q: Some(q), from: None, to: None, after: None };
-        let Err(error) = list_events(State(state.clone()), Ok(Query(search("z".repeat(60_000))))).await else {
+        let Err(error) = list_events(State(state.clone()), Extension(TenantScope::All), Ok(Query(search("z".repeat(60_000))))).await else {
             panic!("a 60 KB filter was accepted");
         };
         assert_eq!(error.status, axum::http::StatusCode::BAD_REQUEST);
         assert_eq!(error.message, "q: at most 1024 bytes (got 60000)");
-        assert!(list_events(State(state.clone()), Ok(Query(search("t".repeat(MAX_SEARCH_BYTES))))).await.is_ok());
+        assert!(list_events(State(state.clone()), Extension(TenantScope::All), Ok(Query(search("t".repeat(MAX_SEARCH_BYTES))))).await.is_ok());
 
         // Issue 24 finding 2: an answer over its byte cap ends early, says so, and the cursor
         // continues where it ended.
         let capped = ApiState { max_answer_bytes: 1, ..state.clone() };
         let page = |after: Option<String>| EventsParams { limit: None, source: None, host: None, q: None, from: None, to: None, after };
-        let (headers, Json(first)) = list_events(State(capped.clone()), Ok(Query(page(None)))).await.unwrap();
+        let (headers, Json(first)) = list_events(State(capped.clone()), Extension(TenantScope::All), Ok(Query(page(None)))).await.unwrap();
         assert_eq!(first.len(), 1);
         assert_eq!(headers["x-securewatch-truncated"], "true");
         let next = headers["x-securewatch-next"].to_str().unwrap().to_string();
-        let (_, Json(second)) = list_events(State(capped.clone()), Ok(Query(page(Some(next))))).await.unwrap();
+        let (_, Json(second)) = list_events(State(capped.clone()), Extension(TenantScope::All), Ok(Query(page(Some(next))))).await.unwrap();
         assert_eq!(second.len(), 1);
         assert_ne!(serde_json::to_value(&first).unwrap(), serde_json::to_value(&second).unwrap(), "the next page moves on");
-        let Err(error) = list_events(State(capped), Ok(Query(page(Some("nope".into()))))).await else { panic!("a bad cursor") };
+        let Err(error) = list_events(State(capped), Extension(TenantScope::All), Ok(Query(page(Some("nope".into()))))).await else { panic!("a bad cursor") };
         assert_eq!(error.status, axum::http::StatusCode::BAD_REQUEST);
 
         // A read over its budget is 503 with the reason, not 500.

@@ -113,6 +113,7 @@ async fn dead_letter(sinks: &Sinks, kind: SourceKind, source: &str, undecodable:
         .into_iter()
         .map(|(position, error)| DeadLetter {
             record: RawRecord {
+                tenant: Default::default(),
                 kind,
                 source_name: Arc::from(source),
                 peer: Some(position),

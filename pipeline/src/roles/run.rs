@@ -152,7 +152,8 @@ struct BoundSources {
     hec: Option<HecSource>,
     /// Set when the HEC token was generated now: kept and printed once everything is bound.
     generated_token: Option<String>,
-    syslog: Option<SyslogSource>,
+    /// Each pair of syslog listeners (`[sources.syslog]` and its `listeners`) with its name.
+    syslog: Vec<(String, SyslogSource)>,
 }
 
 /// Binds HEC and syslog as configured (resolving the HEC token first, since the source needs
@@ -174,9 +175,13 @@ async fn bind_sources(config: &mut Config, data_dir: &Path, queue: &IngestSender
         bound.hec = Some(HecSource::bind(config.sources.hec.clone(), queue.clone()).await.context("HEC source")?);
     }
     if config.sources.syslog.enabled {
-        let syslog =
-            SyslogSource::bind(config.sources.syslog.clone(), queue.clone()).await.context("syslog source")?;
-        bound.syslog = Some(syslog);
+        for instance in config.sources.syslog.instances() {
+            let name = instance.name.clone();
+            let syslog = SyslogSource::bind(instance, queue.clone())
+                .await
+                .with_context(|| format!("syslog source {name}"))?;
+            bound.syslog.push((name, syslog));
+        }
     }
     Ok(bound)
 }
@@ -204,12 +209,14 @@ impl BoundSources {
             let stop = shutdown.clone();
             sources.spawn(async move { hec.run(stop).await.context("HEC source") });
         }
-        if let Some(syslog) = self.syslog {
-            telemetry::register_source(SourceKind::Syslog, &config.sources.syslog.name);
-            listeners.extend(syslog.udp_addr().map(|address| ("syslog_udp".to_string(), address)));
-            listeners.extend(syslog.tcp_addr().map(|address| ("syslog_tcp".to_string(), address)));
+        for (name, syslog) in self.syslog {
+            telemetry::register_source(SourceKind::Syslog, &name);
+            // The main listeners keep their names; the others' add their source name.
+            let suffix = if name == config.sources.syslog.name { String::new() } else { format!(".{name}") };
+            listeners.extend(syslog.udp_addr().map(|address| (format!("syslog_udp{suffix}"), address)));
+            listeners.extend(syslog.tcp_addr().map(|address| (format!("syslog_tcp{suffix}"), address)));
             let stop = shutdown.clone();
-            sources.spawn(async move { syslog.run(stop).await.context("syslog source") });
+            sources.spawn(async move { syslog.run(stop).await.with_context(|| format!("syslog source {name}")) });
         }
         if config.sources.wazuh.enabled {
             telemetry::register_source(SourceKind::Wazuh, &config.sources.wazuh.name);

@@ -8,6 +8,7 @@ use chrono::{TimeZone, Utc};
 use securewatch_connectors::sinks::read::EventQuery;
 use securewatch_connectors::sinks::StoreReader;
 use securewatch_dataflow::engine::{Feed, Rules};
+use securewatch_schemas::TenantScope;
 use serde::Serialize;
 
 use crate::runtime::DataflowControl;
@@ -77,7 +78,8 @@ impl Backfiller {
         let from_ms = swap.at_ms.saturating_sub(span_ms);
         let from = Utc.timestamp_millis_opt(from_ms as i64).single().unwrap_or_else(Utc::now);
         let query = EventQuery { limit: self.max_events, from: Some(from), ..EventQuery::default() };
-        let events = self.store.events(&query).await?;
+        // A backfill rebuilds every tenant's correlation windows.
+        let events = self.store.events(&query, &TenantScope::All).await?;
         let truncated = events.len() as u64 >= u64::from(self.max_events);
 
         let rules = Arc::clone(&swap.rules);

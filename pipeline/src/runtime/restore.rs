@@ -15,7 +15,7 @@ use chrono::{TimeZone, Utc};
 use securewatch_connectors::sinks::read::EventQuery;
 use securewatch_connectors::sinks::StoreReader;
 use securewatch_dataflow::engine::{Feed, Rules};
-use securewatch_schemas::BUCKET_MS;
+use securewatch_schemas::{TenantScope, BUCKET_MS};
 
 /// Counter: stored events read back at start.
 const RESTORED_EVENTS: &str = "securewatch_restored_events_total";
@@ -54,7 +54,8 @@ pub async fn restore_feeds(
     let from_ms = now_ms.saturating_sub(rollup_span.max(correlation_span));
     let from = Utc.timestamp_millis_opt(from_ms as i64).single().unwrap_or_else(Utc::now);
     let query = EventQuery { limit: max_events, from: Some(from), ..EventQuery::default() };
-    let events = store.events(&query).await?;
+    // A restore rebuilds every tenant's state.
+    let events = store.events(&query, &TenantScope::All).await?;
     let truncated = events.len() as u64 >= u64::from(max_events);
     let mut report = RestoreReport { events: events.len(), matches: 0, truncated };
     if events.is_empty() {

@@ -9,7 +9,7 @@ use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
 use chrono::{DateTime, Utc};
 
-use crate::{Alert, AlertLevel, Event, EventId, FieldValue, Fields, Severity, Source, SourceKind};
+use crate::{Alert, AlertLevel, Event, EventId, FieldValue, Fields, Severity, Source, SourceKind, Tenant};
 
 /// The event schema as shipped in `schemas/avro/event.avsc`.
 pub const EVENT_SCHEMA_JSON: &str = include_str!("../../avro/event.avsc");
@@ -56,6 +56,59 @@ impl From<apache_avro::Error> for AvroError {
     }
 }
 
+/// The previous version of a schema: the shipped one without its last field, `tenant`
+/// (version 1 had no tenants). Writers always use the current schema; readers use this one as
+/// the writer schema of records that end before the tenant (see [`read_evolving`]).
+fn without_tenant(schema_json: &str) -> Schema {
+    let mut json: serde_json::Value = serde_json::from_str(schema_json).expect("shipped schemas are JSON");
+    let fields = json["fields"].as_array_mut().expect("shipped schemas are records");
+    let last = fields.pop().expect("shipped schemas have fields");
+    assert_eq!(last["name"], "tenant", "the tenant field is the last field");
+    Schema::parse(&json).expect("the previous schema version is valid")
+}
+
+/// Reads one datum written with the current `schema`, or with its previous version (a record
+/// from before tenants, which then reads as the `default` tenant by Avro schema resolution).
+///
+/// Avro binary data does not say which schema wrote it and a schema id without a registry
+/// stays the same across versions, so the reader tries the current schema first: a
+/// version-1 record ends where the tenant would start, which makes that read fail, and the
+/// second read resolves it with the previous schema as writer and the current one as reader.
+pub fn read_evolving(schema: &Schema, previous: &Schema, datum: &[u8]) -> Result<Value, AvroError> {
+    let mut cursor = datum;
+    let current = GenericDatumReader::builder(schema).build()?.read_value(&mut cursor);
+    match current {
+        Ok(value) if cursor.is_empty() => Ok(value),
+        _ => {
+            let mut cursor = datum;
+            let reader = GenericDatumReader::builder(previous).reader_schema(schema).build()?;
+            let value = reader.read_value(&mut cursor)?;
+            if !cursor.is_empty() {
+                return Err(shape("record", format!("{} bytes left after the datum", cursor.len())));
+            }
+            Ok(value)
+        }
+    }
+}
+
+/// The event schema before the `tenant` field (parsed once).
+pub fn event_schema_v1() -> &'static Schema {
+    static SCHEMA: OnceLock<Schema> = OnceLock::new();
+    SCHEMA.get_or_init(|| without_tenant(EVENT_SCHEMA_JSON))
+}
+
+/// The alert schema before the `tenant` field (parsed once).
+pub fn alert_schema_v1() -> &'static Schema {
+    static SCHEMA: OnceLock<Schema> = OnceLock::new();
+    SCHEMA.get_or_init(|| without_tenant(ALERT_SCHEMA_JSON))
+}
+
+/// The raw-record schema before the `tenant` field (parsed once).
+pub fn raw_record_schema_v1() -> &'static Schema {
+    static SCHEMA: OnceLock<Schema> = OnceLock::new();
+    SCHEMA.get_or_init(|| without_tenant(RAW_RECORD_SCHEMA_JSON))
+}
+
 /// The parsed event schema (parsed once).
 pub fn event_schema() -> &'static Schema {
     static SCHEMA: OnceLock<Schema> = OnceLock::new();
@@ -95,9 +148,11 @@ impl EventCodec {
         Ok(out)
     }
 
-    /// Decodes a record written with this codec's schema.
+    /// Decodes a record written with this codec's schema or its previous version (which
+    /// reads as the `default` tenant).
     pub fn decode(&self, bytes: &[u8]) -> Result<Event, AvroError> {
-        self.decode_with(bytes, event_schema(), None)
+        let payload = strip_header(bytes, self.schema_id)?;
+        value_to_event(read_evolving(event_schema(), event_schema_v1(), payload)?)
     }
 
     /// Decodes a record written with `writer` schema, resolved to `reader` when given
@@ -186,6 +241,7 @@ pub fn event_to_value(event: &Event) -> Value {
         ("message".into(), Value::String(event.message.clone())),
         ("fields".into(), Value::Map(fields)),
         ("raw".into(), optional_string(&event.raw)),
+        ("tenant".into(), Value::String(event.tenant.to_string())),
     ])
 }
 
@@ -246,7 +302,7 @@ pub fn value_to_event(value: Value) -> Result<Event, AvroError> {
     let mut id = None;
     let (mut time, mut received, mut source) = (None, None, None);
     let (mut host, mut severity, mut category, mut message) = (None, None, None, None);
-    let (mut fields, mut raw) = (Fields::new(), None);
+    let (mut fields, mut raw, mut tenant) = (Fields::new(), None, Tenant::default());
     for (name, value) in record {
         match name.as_str() {
             "id" => match value {
@@ -275,6 +331,7 @@ pub fn value_to_event(value: Value) -> Result<Event, AvroError> {
                 }
             }
             "raw" => raw = take_optional_string("raw", value)?,
+            "tenant" => tenant = Tenant::from_stored(&take_string("tenant", value)?),
             _ => {} // fields added by a newer writer that this reader does not know
         }
     }
@@ -283,6 +340,7 @@ pub fn value_to_event(value: Value) -> Result<Event, AvroError> {
         time: time.ok_or_else(|| shape("time", "missing"))?,
         received: received.ok_or_else(|| shape("received", "missing"))?,
         source: source.ok_or_else(|| shape("source", "missing"))?,
+        tenant,
         host,
         severity: severity.ok_or_else(|| shape("severity", "missing"))?,
         category,
@@ -335,11 +393,11 @@ impl AlertCodec {
         Ok(out)
     }
 
-    /// Decodes a record written with this codec's schema: the alert and its `retracted` flag.
+    /// Decodes a record written with this codec's schema or its previous version (which
+    /// reads as the `default` tenant): the alert and its `retracted` flag.
     pub fn decode(&self, bytes: &[u8]) -> Result<(Alert, bool), AvroError> {
-        let mut cursor = strip_header(bytes, self.schema_id)?;
-        let datum_reader = GenericDatumReader::builder(alert_schema()).build()?;
-        value_to_alert(datum_reader.read_value(&mut cursor)?)
+        let payload = strip_header(bytes, self.schema_id)?;
+        value_to_alert(read_evolving(alert_schema(), alert_schema_v1(), payload)?)
     }
 }
 
@@ -401,6 +459,7 @@ pub fn alert_to_value(alert: &Alert, retracted: bool) -> Value {
             Value::Array(alert.event_ids.iter().map(|id| Value::Fixed(16, id.to_bytes().to_vec())).collect()),
         ),
         ("retracted".into(), Value::Boolean(retracted)),
+        ("tenant".into(), Value::String(alert.tenant.to_string())),
     ])
 }
 
@@ -411,6 +470,7 @@ pub fn value_to_alert(value: Value) -> Result<(Alert, bool), AvroError> {
     };
     let mut alert = Alert {
         id: EventId(0),
+        tenant: Tenant::default(),
         rule_id: String::new(),
         rule_title: String::new(),
         kind: "rule".into(),
@@ -466,6 +526,7 @@ pub fn value_to_alert(value: Value) -> Result<(Alert, bool), AvroError> {
                 let Value::Array(items) = value else { return Err(shape("event_ids", "expected an array")) };
                 alert.event_ids = items.into_iter().map(|item| fixed_id("event_ids[]", item)).collect::<Result<_, _>>()?;
             }
+            "tenant" => alert.tenant = Tenant::from_stored(&take_string("tenant", value)?),
             "retracted" => {
                 retracted = match value {
                     Value::Boolean(flag) => flag,

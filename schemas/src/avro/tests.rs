@@ -1,6 +1,7 @@
 //! Avro round trips, schema evolution and wire-format errors.
 
 use super::*;
+use crate::DEFAULT_TENANT;
 
 fn sample_event() -> Event {
     let mut fields = Fields::new();
@@ -19,6 +20,7 @@ fn sample_event() -> Event {
             name: "wazuh".into(),
             peer: Some("/var/ossec/logs/alerts/alerts.json".into()),
         },
+        tenant: Tenant::default(),
         host: Some("web-01".into()),
         severity: Severity::Error,
         category: Some("sshd".into()),
@@ -52,30 +54,56 @@ fn header_errors_are_reported() {
     ));
 }
 
-/// A reader with a field added (with a default) reads data of the current writer, and the
-/// current reader reads data of that newer writer: both directions of Avro evolution.
+fn without_field(mut value: Value, name: &str) -> Value {
+    if let Value::Record(fields) = &mut value {
+        fields.retain(|(field, _)| field != name);
+    }
+    value
+}
+
+/// A record written before tenants existed (version 1 of the schema, same schema id) reads as
+/// the `default` tenant, and a version-1 reader reads current records (skipping the tenant):
+/// both directions of Avro evolution.
 #[test]
 fn schema_evolution_both_ways() {
-    let mut newer: serde_json::Value = serde_json::from_str(EVENT_SCHEMA_JSON).unwrap();
-    newer["fields"].as_array_mut().unwrap().push(serde_json::json!(
-        {"name": "tenant", "type": "string", "default": "default"}
-    ));
-    let newer = Schema::parse_str(&newer.to_string()).unwrap();
     let codec = EventCodec::new(1);
-    let event = sample_event();
+    let mut event = sample_event();
+    event.tenant = Tenant::parse("acme").unwrap();
 
-    let old_bytes = codec.encode(&event).unwrap();
-    let read_by_newer = codec.decode_with(&old_bytes, event_schema(), Some(&newer)).unwrap();
-    assert_eq!(read_by_newer, event);
+    let mut old_bytes = vec![MAGIC_BYTE, 0, 0, 0, 1];
+    write_datum(event_schema_v1(), &without_field(event_to_value(&event), "tenant"), &mut old_bytes).unwrap();
+    let read_now = codec.decode(&old_bytes).unwrap();
+    assert_eq!(read_now.tenant.as_str(), DEFAULT_TENANT);
+    assert_eq!(read_now, Event { tenant: Tenant::default(), ..event.clone() });
 
-    let mut value = event_to_value(&event);
-    if let Value::Record(fields) = &mut value {
-        fields.push(("tenant".into(), Value::String("acme".into())));
-    }
-    let mut framed = vec![MAGIC_BYTE, 0, 0, 0, 1];
-    write_datum(&newer, &value, &mut framed).unwrap();
-    let read_by_older = codec.decode_with(&framed, &newer, Some(event_schema())).unwrap();
-    assert_eq!(read_by_older, event);
+    let new_bytes = codec.encode(&event).unwrap();
+    assert_eq!(codec.decode(&new_bytes).unwrap().tenant.as_str(), "acme");
+    let read_by_older = codec.decode_with(&new_bytes, event_schema(), Some(event_schema_v1())).unwrap();
+    assert_eq!(read_by_older, Event { tenant: Tenant::default(), ..event });
+}
+
+#[test]
+fn old_alerts_read_as_the_default_tenant() {
+    let codec = AlertCodec::new(1);
+    let mut alert = sample_alert();
+    alert.tenant = Tenant::parse("globex").unwrap();
+    let mut old_bytes = vec![MAGIC_BYTE, 0, 0, 0, 1];
+    let old_value = without_field(alert_to_value(&alert, true), "tenant");
+    write_datum(alert_schema_v1(), &old_value, &mut old_bytes).unwrap();
+    assert_eq!(codec.decode(&old_bytes).unwrap(), (Alert { tenant: Tenant::default(), ..alert.clone() }, true));
+    let new_bytes = codec.encode(&alert, false).unwrap();
+    assert_eq!(codec.decode(&new_bytes).unwrap(), (alert, false));
+}
+
+#[test]
+fn a_truncated_record_is_still_an_error() {
+    let codec = EventCodec::new(1);
+    let bytes = codec.encode(&sample_event()).unwrap();
+    // Cut inside the tenant: neither version reads it.
+    assert!(codec.decode(&bytes[..bytes.len() - 3]).is_err());
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(codec.decode(&longer).is_err());
 }
 
 #[test]
@@ -88,7 +116,8 @@ fn sample_alert() -> Alert {
     group_key.insert("User".to_string(), "alice".to_string());
     group_key.insert("ComputerName".to_string(), "dc-01".to_string());
     Alert {
-        id: Alert::correlation_id("brute", &group_key, 1_700_000_000_000),
+        id: Alert::correlation_id("default", "brute", &group_key, 1_700_000_000_000),
+        tenant: Tenant::default(),
         rule_id: "brute".into(),
         rule_title: "Many failed logins".into(),
         kind: "event_count".into(),

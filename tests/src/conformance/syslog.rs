@@ -141,6 +141,7 @@ fn marked(time: DateTime<Utc>) -> DateTime<Utc> {
 
 fn record(body: &[u8], received: DateTime<Utc>) -> RawRecord {
     RawRecord {
+        tenant: Default::default(),
         kind: SourceKind::Syslog,
         source_name: Arc::from("conformance"),
         peer: Some(PEER.to_string()),

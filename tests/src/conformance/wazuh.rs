@@ -129,6 +129,7 @@ fn parse_file(path: &Path) -> anyhow::Result<FileReport> {
     let source_name: Arc<str> = Arc::from("conformance");
     for (number, (offset, body)) in records_of(&text).into_iter().enumerate() {
         let record = RawRecord {
+            tenant: Default::default(),
             kind: SourceKind::Wazuh,
             source_name: Arc::clone(&source_name),
             peer: Some(path.display().to_string()),

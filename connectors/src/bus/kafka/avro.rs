@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
-use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use chrono::{DateTime, Utc};
 use securewatch_schemas::{HecDefaults, HecMeta, RawRecord, RecordMeta};
-use securewatch_schemas::avro::{raw_record_schema, strip_header, write_datum, AvroError, MAGIC_BYTE};
+use securewatch_schemas::avro::{
+    raw_record_schema, raw_record_schema_v1, read_evolving, strip_header, write_datum, AvroError, MAGIC_BYTE,
+};
 use securewatch_schemas::SourceKind;
 
 use crate::bus::layout::{DecodeError, Decoder};
@@ -70,6 +71,7 @@ fn record_value(record: &RawRecord) -> Value {
         ("received".into(), time_value(&record.received)),
         ("body".into(), Value::Bytes(record.body.clone())),
         ("meta".into(), meta),
+        ("tenant".into(), Value::String(record.tenant.to_string())),
     ])
 }
 
@@ -165,20 +167,19 @@ fn hec_meta(mut fields: Fields) -> Result<(bool, u32, HecMeta), DecodeError> {
 }
 
 impl Decoder {
-    /// The record of one Avro-format message value written with `schema_id`.
+    /// The record of one Avro-format message value written with `schema_id`, by the current
+    /// schema or the one before tenants (such a record reads as the `default` tenant).
     pub fn decode_avro(&mut self, value: &[u8], schema_id: u32) -> Result<RawRecord, DecodeError> {
-        let mut datum = strip_header(value, schema_id).map_err(|error| DecodeError::Avro(error.to_string()))?;
-        let avro = |error: apache_avro::Error| DecodeError::Avro(error.to_string());
-        let reader = GenericDatumReader::builder(raw_record_schema()).build().map_err(avro)?;
-        let mut fields = Fields::of("record", reader.read_value(&mut datum).map_err(avro)?)?;
-        if !datum.is_empty() {
-            return Err(DecodeError::Avro(format!("{} bytes after the datum", datum.len())));
-        }
+        let datum = strip_header(value, schema_id).map_err(|error| DecodeError::Avro(error.to_string()))?;
+        let value = read_evolving(raw_record_schema(), raw_record_schema_v1(), datum)
+            .map_err(|error| DecodeError::Avro(error.to_string()))?;
+        let mut fields = Fields::of("record", value)?;
         let kind_text = fields.string("kind")?;
         let kind = SourceKind::parse(&kind_text)
             .ok_or_else(|| DecodeError::Invalid { field: "kind", reason: format!("unknown kind {kind_text:?}") })?;
         let source_name = self.shared_source_name(&fields.string("source_name")?);
         let peer = fields.optional_string("peer")?;
+        let tenant = self.shared_tenant(&fields.string("tenant")?);
         let received = time("received", fields.take("received")?)?;
         let body = match fields.take("body")? {
             Value::Bytes(body) => body,
@@ -201,7 +202,7 @@ impl Decoder {
             }
             Some(other) => return Err(shape("meta", &other)),
         };
-        Ok(RawRecord { kind, source_name, peer, received, body, meta })
+        Ok(RawRecord { kind, source_name, tenant, peer, received, body, meta })
     }
 
     /// `meta` as a shared value: the previous record's when equal.
@@ -225,6 +226,22 @@ mod tests {
             encode_into(&record, 0x0102_0304, &mut value).unwrap();
             assert_eq!(&value[..5], &[0, 1, 2, 3, 4]);
             assert_eq!(decoder.decode_avro(&value, 0x0102_0304).unwrap(), record);
+        }
+    }
+
+    /// A message a build before tenants wrote (schema without `tenant`, same schema id) still
+    /// decodes, as the `default` tenant.
+    #[test]
+    fn records_written_before_tenants_read_as_the_default_tenant() {
+        let mut decoder = Decoder::default();
+        for record in sample_records() {
+            let Value::Record(mut fields) = record_value(&record) else { unreachable!() };
+            fields.retain(|(name, _)| name != "tenant");
+            let mut value = vec![MAGIC_BYTE, 0, 0, 0, 5];
+            write_datum(raw_record_schema_v1(), &Value::Record(fields), &mut value).unwrap();
+            let decoded = decoder.decode_avro(&value, 5).unwrap();
+            assert!(decoded.tenant.is_default());
+            assert_eq!(decoded, RawRecord { tenant: Default::default(), ..record });
         }
     }
 

@@ -266,6 +266,7 @@ fn json_record(value: &[u8], topic: &Arc<str>, timestamp: Option<i64>) -> Result
     serde_json::from_slice::<serde::de::IgnoredAny>(value).map_err(|error| DecodeError::Json(error.to_string()))?;
     let received = timestamp.and_then(DateTime::<Utc>::from_timestamp_millis).unwrap_or_else(Utc::now);
     Ok(RawRecord {
+        tenant: Default::default(),
         kind: SourceKind::Kafka,
         source_name: Arc::clone(topic),
         peer: None,

@@ -26,6 +26,7 @@ struct Document<'a> {
     time: String,
     received: String,
     source: &'a Source,
+    tenant: &'a str,
     host: Option<&'a str>,
     severity: &'static str,
     severity_code: u8,
@@ -49,11 +50,16 @@ struct Target<'a> {
     id: &'a str,
 }
 
-/// The index (or data stream) an event goes to: daily indices by the UTC day of its time.
+/// The index (or data stream) an event goes to: daily indices by the UTC day of its time;
+/// with `index_per_tenant`, the tenant's own (`<prefix>-<tenant>-YYYY.MM.DD`, or
+/// `<data_stream>-<tenant>`; tenant names are valid in index names).
 pub(super) fn index_for(config: &OpenSearchConfig, event: &Event) -> String {
-    match config.index_mode {
-        IndexMode::Daily => format!("{}-{}", config.index_prefix, event.time.format("%Y.%m.%d")),
-        IndexMode::DataStream => config.data_stream.clone(),
+    let day = event.time.format("%Y.%m.%d");
+    match (config.index_mode, config.index_per_tenant) {
+        (IndexMode::Daily, false) => format!("{}-{day}", config.index_prefix),
+        (IndexMode::Daily, true) => format!("{}-{}-{day}", config.index_prefix, event.tenant),
+        (IndexMode::DataStream, false) => config.data_stream.clone(),
+        (IndexMode::DataStream, true) => format!("{}-{}", config.data_stream, event.tenant),
     }
 }
 
@@ -70,6 +76,7 @@ pub(super) fn encode(config: &OpenSearchConfig, event: &Event) -> Encoded {
         time: timestamp(&event.time),
         received: timestamp(&event.received),
         source: &event.source,
+        tenant: event.tenant.as_str(),
         host: event.host.as_deref(),
         severity: event.severity.name(),
         severity_code: event.severity.code(),
@@ -203,6 +210,7 @@ mod tests {
         fields.insert("data.srcip".into(), FieldValue::from("10.0.0.1"));
         fields.insert("count".into(), FieldValue::Int(n as i64));
         Event {
+            tenant: Default::default(),
             id: EventId::from_parts([n.to_le_bytes().as_slice()]),
             time: time.parse().unwrap(),
             received: "2026-11-21T09:00:00Z".parse().unwrap(),
@@ -236,6 +244,21 @@ mod tests {
         assert_eq!(document["source"]["kind"], "syslog");
         assert_eq!(document["fields"]["data.srcip"], "10.0.0.1");
         assert!(document.get("raw").is_none());
+    }
+
+    #[test]
+    fn an_index_per_tenant_puts_the_tenant_in_the_name_and_the_document() {
+        let mut event = event(1, "2026-03-05T10:00:00Z");
+        event.tenant = securewatch_schemas::Tenant::parse("acme").unwrap();
+        let daily = OpenSearchConfig { index_per_tenant: true, ..OpenSearchConfig::default() };
+        let encoded = encode(&daily, &event);
+        assert_eq!(encoded.index, "securewatch-events-acme-2026.03.05");
+        let text = String::from_utf8(encoded.lines).unwrap();
+        let document: Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(document["tenant"], "acme");
+        let stream = OpenSearchConfig { index_mode: IndexMode::DataStream, ..daily };
+        assert_eq!(encode(&stream, &event).index, "securewatch-events-acme");
+        assert_eq!(encode(&OpenSearchConfig::default(), &event).index, "securewatch-events-2026.03.05");
     }
 
     #[test]

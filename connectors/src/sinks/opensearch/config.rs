@@ -48,6 +48,10 @@ pub struct OpenSearchConfig {
     pub shards: u32,
     /// Replicas of new indices (default 1).
     pub replicas: u32,
+    /// One index (or data stream) per tenant (default `false`): `<index_prefix>-<tenant>-YYYY.MM.DD`
+    /// or `<data_stream>-<tenant>`, so OpenSearch's own index permissions can keep tenants
+    /// apart. Either way every document has a `tenant` keyword field.
+    pub index_per_tenant: bool,
 }
 
 impl Default for OpenSearchConfig {
@@ -68,6 +72,7 @@ impl Default for OpenSearchConfig {
             retention_days: 30,
             shards: 1,
             replicas: 1,
+            index_per_tenant: false,
         }
     }
 }

@@ -15,10 +15,7 @@ use super::OpenSearchError;
 /// the level name (keyword) and `severity_code` its number (byte, 0 most severe); `message` is
 /// full text; `raw` is kept in `_source` but not indexed.
 pub fn index_template(config: &OpenSearchConfig) -> Value {
-    let pattern = match config.index_mode {
-        IndexMode::Daily => format!("{}-*", config.index_prefix),
-        IndexMode::DataStream => config.data_stream.clone(),
-    };
+    let pattern = index_pattern(config);
     let keyword = json!({ "type": "keyword" });
     let fields = match config.fields_mapping {
         FieldsMapping::FlatObject => json!({ "type": "flat_object" }),
@@ -33,6 +30,7 @@ pub fn index_template(config: &OpenSearchConfig) -> Value {
             "source": {
                 "properties": { "kind": keyword, "name": keyword, "peer": keyword }
             },
+            "tenant": keyword,
             "host": keyword,
             "severity": keyword,
             "severity_code": { "type": "byte" },
@@ -77,9 +75,10 @@ pub fn index_template(config: &OpenSearchConfig) -> Value {
 /// since the write index itself cannot be deleted). `ism_template` attaches the policy to new
 /// indices of the pattern (for a data stream, to its backing indices).
 pub fn ism_policy(config: &OpenSearchConfig) -> Value {
-    let (pattern, hot_actions) = match config.index_mode {
-        IndexMode::Daily => (format!("{}-*", config.index_prefix), json!([])),
-        IndexMode::DataStream => (config.data_stream.clone(), json!([{ "rollover": { "min_index_age": "1d" } }])),
+    let pattern = index_pattern(config);
+    let hot_actions = match config.index_mode {
+        IndexMode::Daily => json!([]),
+        IndexMode::DataStream => json!([{ "rollover": { "min_index_age": "1d" } }]),
     };
     json!({
         "policy": {
@@ -99,6 +98,16 @@ pub fn ism_policy(config: &OpenSearchConfig) -> Value {
             "ism_template": [{ "index_patterns": [pattern], "priority": 200 }]
         }
     })
+}
+
+/// The index pattern of the template and the policy: every daily index (per-tenant ones
+/// included), the data stream, or every tenant's data stream.
+fn index_pattern(config: &OpenSearchConfig) -> String {
+    match (config.index_mode, config.index_per_tenant) {
+        (IndexMode::Daily, _) => format!("{}-*", config.index_prefix),
+        (IndexMode::DataStream, false) => config.data_stream.clone(),
+        (IndexMode::DataStream, true) => format!("{}-*", config.data_stream),
+    }
 }
 
 /// The policy's description doubles as its version: an installed policy with the same

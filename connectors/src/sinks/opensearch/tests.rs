@@ -30,6 +30,7 @@ fn event(n: u64, time: &str) -> Event {
     fields.insert("data.dstport".into(), FieldValue::Int(443));
     fields.insert("rule.groups".into(), FieldValue::List(vec!["firewall".into(), "deny".into()]));
     Event {
+        tenant: Default::default(),
         id: EventId::from_parts([b"opensearch-test".as_slice(), n.to_le_bytes().as_slice()]),
         time: time.parse().unwrap(),
         received: "2026-11-21T09:00:00Z".parse().unwrap(),

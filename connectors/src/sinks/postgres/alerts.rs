@@ -1,14 +1,18 @@
 //! Detection alerts in PostgreSQL: upserts and deletes from the dataflow's alert diffs, and the queries behind `/api/v1/alerts`.
 
 use chrono::{DateTime, Utc};
-use securewatch_schemas::{Alert, Event, EventId};
+use securewatch_schemas::{Alert, Event, EventId, TenantScope};
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+use sqlx::{AssertSqlSafe, PgConnection, Postgres, QueryBuilder, Row};
 
 use super::query::row_to_event;
 use super::rows::{storable_text, storable_time};
 use super::sink::{PostgresError, PostgresSink};
-use crate::sinks::rows::{self, id_from_bytes, push_alert_filters, sql_ms, AlertValues};
+use crate::sinks::rows::{self, id_from_bytes, push_alert_filters, sql_ms, tenant_condition, AlertValues};
+
+/// The columns [`row_to_alert`] reads.
+const ALERT_COLUMNS: &str = "id, rule_id, title, level, kind, tags::text AS tags, group_key::text AS group_key, \
+                             window_start, window_end, fired_at, first_seen, last_seen, tenant";
 use crate::sinks::read::AlertQuery;
 
 /// Applies alert diffs in order: `+1` stores the alert (replacing its row and event list),
@@ -25,8 +29,8 @@ pub async fn apply_alert_changes(connection: &mut PgConnection, changes: &[(Aler
         let values = AlertValues::of(alert)?;
         let mut upsert = sqlx::query(
             "INSERT INTO alerts (id, rule_id, title, level, kind, tags, group_key, window_start, window_end, \
-             fired_at, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12) \
-             ON CONFLICT (id) DO UPDATE SET rule_id = excluded.rule_id, title = excluded.title, \
+             fired_at, first_seen, last_seen, tenant) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12, $13) \
+             ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, rule_id = excluded.rule_id, title = excluded.title, \
              level = excluded.level, kind = excluded.kind, tags = excluded.tags, group_key = excluded.group_key, \
              window_start = excluded.window_start, window_end = excluded.window_end, fired_at = excluded.fired_at, \
              first_seen = excluded.first_seen, last_seen = excluded.last_seen",
@@ -41,6 +45,7 @@ pub async fn apply_alert_changes(connection: &mut PgConnection, changes: &[(Aler
         for ms in values.times_ms {
             upsert = upsert.bind(time(ms));
         }
+        upsert = upsert.bind(values.tenant);
         upsert.execute(&mut *connection).await?;
         if !values.event_ids.is_empty() {
             sqlx::query(
@@ -56,12 +61,13 @@ pub async fn apply_alert_changes(connection: &mut PgConnection, changes: &[(Aler
 }
 
 impl PostgresSink {
-    /// Alerts matching `query`, newest last-seen first, each with its contributing event keys.
-    pub async fn alerts(&self, query: &AlertQuery) -> Result<Vec<Alert>, PostgresError> {
-        let mut builder: QueryBuilder<Postgres> = QueryBuilder::new(
-            "SELECT id, rule_id, title, level, kind, tags::text AS tags, group_key::text AS group_key, \
-             window_start, window_end, fired_at, first_seen, last_seen FROM alerts WHERE true",
-        );
+    /// Alerts of `scope`'s tenants matching `query`, newest last-seen first, each with its
+    /// contributing event keys.
+    pub async fn alerts(&self, query: &AlertQuery, scope: &TenantScope) -> Result<Vec<Alert>, PostgresError> {
+        let mut builder: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE {}",
+            tenant_condition("tenant", scope)
+        ));
         push_alert_filters(&mut builder, query);
         if let Some(from) = query.from {
             builder.push(" AND last_seen >= ").push_bind(from);
@@ -86,12 +92,13 @@ impl PostgresSink {
 
     /// One alert and its contributing events that are in this database, oldest first (each
     /// looked up by `(time, id)` within the alert's first and last seen times): the answer of
-    /// `SqliteStore::alert`.
-    pub async fn alert(&self, id: EventId) -> Result<Option<(Alert, Vec<Event>)>, PostgresError> {
-        let row = sqlx::query(
-            "SELECT id, rule_id, title, level, kind, tags::text AS tags, group_key::text AS group_key, \
-             window_start, window_end, fired_at, first_seen, last_seen FROM alerts WHERE id = $1",
-        )
+    /// `SqliteStore::alert`, with the same tenant rules.
+    pub async fn alert(&self, id: EventId, scope: &TenantScope) -> Result<Option<(Alert, Vec<Event>)>, PostgresError> {
+        // Only the checked tenant condition is interpolated; the id is bound.
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1 AND {}",
+            tenant_condition("tenant", scope)
+        )))
         .bind(id.to_bytes().to_vec())
         .fetch_optional(&self.pool)
         .await?;
@@ -108,11 +115,13 @@ impl PostgresSink {
         let ids: Vec<Vec<u8>> = alert.event_ids.iter().map(|event| event.to_bytes().to_vec()).collect();
         let rows = sqlx::query(
             "SELECT id, time, received, source_kind, source_name, peer, host, severity, category, message, \
-             fields::text AS fields, raw FROM events WHERE time BETWEEN $1 AND $2 AND id = ANY($3::bytea[])",
+             fields::text AS fields, raw, tenant FROM events \
+             WHERE time BETWEEN $1 AND $2 AND id = ANY($3::bytea[]) AND tenant = $4",
         )
         .bind(first)
         .bind(last)
         .bind(&ids)
+        .bind(alert.tenant.as_str())
         .fetch_all(&self.pool)
         .await?;
         let mut events = rows.iter().map(row_to_event).collect::<Result<Vec<Event>, PostgresError>>()?;

@@ -1,10 +1,11 @@
 //! Plain PostgreSQL's dashboard counts (`dashboard_1m`, `dashboard_1h`, see
 //! `schemas/sql/postgres/plain/0102_dashboard_counts.sql`): kept up to date from each write's
-//! rollup changes, and read by the dashboard queries, whole hours from the hourly table.
+//! rollup changes, and read by the dashboard queries, whole hours from the hourly table. The
+//! counts are per tenant, like the rollups they come from; a read sums its scope's tenants.
 
 use std::collections::BTreeMap;
 
-use securewatch_schemas::RollupKey;
+use securewatch_schemas::{RollupKey, Tenant};
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 
@@ -20,29 +21,31 @@ const HOUR_MS: u64 = 3_600_000;
 /// (several workers' writes touch the same rows; one order means no deadlock between them).
 const ADD_PER_VALUE: &str = "
     minutes AS (
-        INSERT INTO dashboard_1m AS d (dimension, bucket_start_ms, value, count)
-        SELECT dimension, bucket, value, SUM(delta)::bigint FROM per_value
-        GROUP BY 1, 2, 3 HAVING SUM(delta) <> 0 ORDER BY 1, 2, 3
-        ON CONFLICT (dimension, bucket_start_ms, value) DO UPDATE SET count = d.count + excluded.count
+        INSERT INTO dashboard_1m AS d (dimension, bucket_start_ms, tenant, value, count)
+        SELECT dimension, bucket, tenant, value, SUM(delta)::bigint FROM per_value
+        GROUP BY 1, 2, 3, 4 HAVING SUM(delta) <> 0 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (dimension, bucket_start_ms, tenant, value) DO UPDATE SET count = d.count + excluded.count
     )
-    INSERT INTO dashboard_1h AS d (dimension, bucket_start_ms, value, count)
-    SELECT dimension, bucket - bucket % 3600000, value, SUM(delta)::bigint FROM per_value
-    GROUP BY 1, 2, 3 HAVING SUM(delta) <> 0 ORDER BY 1, 2, 3
-    ON CONFLICT (dimension, bucket_start_ms, value) DO UPDATE SET count = d.count + excluded.count";
+    INSERT INTO dashboard_1h AS d (dimension, bucket_start_ms, tenant, value, count)
+    SELECT dimension, bucket - bucket % 3600000, tenant, value, SUM(delta)::bigint FROM per_value
+    GROUP BY 1, 2, 3, 4 HAVING SUM(delta) <> 0 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (dimension, bucket_start_ms, tenant, value) DO UPDATE SET count = d.count + excluded.count";
 
 /// Adds to the dashboard counts, for each rollup row in `latest` (its count after the write),
 /// the difference to the row's stored count. Runs in the write's transaction *before* the
 /// rollup rows are replaced; replaying a write finds no difference and adds nothing.
 pub(super) async fn add_differences(
     connection: &mut PgConnection,
-    latest: &BTreeMap<(&RollupKey, u64), i64>,
+    latest: &BTreeMap<(&Tenant, &RollupKey, u64), i64>,
 ) -> Result<(), PostgresError> {
     let (mut source_bucket, mut kinds, mut hosts, mut severities, mut source_counts) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut category_bucket, mut categories, mut category_counts) = (Vec::new(), Vec::new(), Vec::new());
-    for (&(key, bucket), &count) in latest {
+    let (mut source_tenants, mut category_tenants) = (Vec::new(), Vec::new());
+    for (&(tenant, key, bucket), &count) in latest {
         match key {
             RollupKey::Source { kind, host, severity } => {
+                source_tenants.push(tenant.as_str());
                 source_bucket.push(sql_ms(bucket));
                 kinds.push(kind.as_str());
                 hosts.push(host.clone().unwrap_or_default());
@@ -50,6 +53,7 @@ pub(super) async fn add_differences(
                 source_counts.push(count);
             }
             RollupKey::Category(name) => {
+                category_tenants.push(tenant.as_str());
                 category_bucket.push(sql_ms(bucket));
                 categories.push(name.clone().unwrap_or_default());
                 category_counts.push(count);
@@ -60,16 +64,16 @@ pub(super) async fn add_differences(
     if !source_bucket.is_empty() {
         let sql = format!(
             "WITH input AS (
-                SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::smallint[], $5::bigint[])
-                    AS i(bucket, kind, host, severity, count)
+                SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::text[])
+                    AS i(bucket, kind, host, severity, count, tenant)
             ), difference AS (
-                SELECT i.bucket, i.kind, i.host, i.severity, i.count - COALESCE(r.count, 0) AS delta
-                FROM input i LEFT JOIN rollup_source r ON r.bucket_start_ms = i.bucket
+                SELECT i.bucket, i.tenant, i.kind, i.host, i.severity, i.count - COALESCE(r.count, 0) AS delta
+                FROM input i LEFT JOIN rollup_source r ON r.bucket_start_ms = i.bucket AND r.tenant = i.tenant
                     AND r.source_kind = i.kind AND r.host = i.host AND r.severity = i.severity
             ), per_value AS (
-                SELECT 'source'::text AS dimension, bucket, kind AS value, delta FROM difference
-                UNION ALL SELECT 'host', bucket, host, delta FROM difference
-                UNION ALL SELECT 'severity', bucket, severity::text, delta FROM difference
+                SELECT 'source'::text AS dimension, bucket, tenant, kind AS value, delta FROM difference
+                UNION ALL SELECT 'host', bucket, tenant, host, delta FROM difference
+                UNION ALL SELECT 'severity', bucket, tenant, severity::text, delta FROM difference
             ), {ADD_PER_VALUE}"
         );
         sqlx::query(AssertSqlSafe(sql))
@@ -78,22 +82,26 @@ pub(super) async fn add_differences(
             .bind(&hosts)
             .bind(&severities)
             .bind(&source_counts)
+            .bind(&source_tenants)
             .execute(&mut *connection)
             .await?;
     }
     if !category_bucket.is_empty() {
         let sql = format!(
             "WITH input AS (
-                SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[]) AS i(bucket, category, count)
+                SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[]) AS i(bucket, category, count, tenant)
             ), per_value AS (
-                SELECT 'category'::text AS dimension, i.bucket, i.category AS value, i.count - COALESCE(r.count, 0) AS delta
-                FROM input i LEFT JOIN rollup_category r ON r.bucket_start_ms = i.bucket AND r.category = i.category
+                SELECT 'category'::text AS dimension, i.bucket, i.tenant, i.category AS value,
+                    i.count - COALESCE(r.count, 0) AS delta
+                FROM input i LEFT JOIN rollup_category r ON r.bucket_start_ms = i.bucket AND r.tenant = i.tenant
+                    AND r.category = i.category
             ), {ADD_PER_VALUE}"
         );
         sqlx::query(AssertSqlSafe(sql))
             .bind(&category_bucket)
             .bind(&categories)
             .bind(&category_counts)
+            .bind(&category_tenants)
             .execute(&mut *connection)
             .await?;
     }
@@ -172,9 +180,10 @@ fn segments(from_ms: u64, to_ms: u64, by_hours: bool) -> Vec<Segment> {
     segments
 }
 
-/// `counts(value, bucket_start_ms, count)` over `segments` for the dimension bound at $1, each
-/// segment's range bound at the next two placeholders. Only fixed fragments reach the text.
-fn counts(segments: &[Segment]) -> String {
+/// `counts(value, bucket_start_ms, count)` over `segments` for the dimension bound at $1 and
+/// the rows that `tenants` (a checked tenant condition) keeps, each segment's range bound at
+/// the next two placeholders. Only fixed fragments and that condition reach the text.
+fn counts(segments: &[Segment], tenants: &str) -> String {
     let selects: Vec<String> = segments
         .iter()
         .enumerate()
@@ -186,7 +195,7 @@ fn counts(segments: &[Segment]) -> String {
             let (from, to) = (2 + 2 * index, 3 + 2 * index);
             format!(
                 "SELECT value, bucket_start_ms, count * {} AS count FROM {table} \
-                 WHERE dimension = $1 AND bucket_start_ms >= ${from} AND bucket_start_ms < ${to}",
+                 WHERE dimension = $1 AND bucket_start_ms >= ${from} AND bucket_start_ms < ${to} AND {tenants}",
                 segment.sign
             )
         })
@@ -216,13 +225,16 @@ pub(super) async fn series(
     width_ms: u64,
     from_ms: u64,
     to_ms: u64,
+    tenants: &str,
 ) -> Result<Vec<PgRow>, PostgresError> {
     if width_ms == MINUTE_MS {
-        // One row per (value, minute) already: nothing to add up.
-        let sql = "SELECT value COLLATE \"C\" AS value, bucket_start_ms AS point_start_ms, count AS total \
-                   FROM dashboard_1m WHERE dimension = $1 AND bucket_start_ms >= $2 AND bucket_start_ms < $3 \
-                   AND count <> 0 ORDER BY 1, 2";
-        let query = sqlx::query(sql).bind(dimension).bind(sql_ms(from_ms)).bind(sql_ms(to_ms));
+        // One row per (tenant, value, minute): only the tenants are added up.
+        let sql = format!(
+            "SELECT value COLLATE \"C\" AS value, bucket_start_ms AS point_start_ms, SUM(count)::bigint AS total \
+             FROM dashboard_1m WHERE dimension = $1 AND bucket_start_ms >= $2 AND bucket_start_ms < $3 \
+             AND {tenants} GROUP BY 1, 2 HAVING SUM(count) <> 0 ORDER BY 1, 2"
+        );
+        let query = sqlx::query(AssertSqlSafe(sql)).bind(dimension).bind(sql_ms(from_ms)).bind(sql_ms(to_ms));
         return Ok(query.fetch_all(pool).await?);
     }
     let segments = segments(from_ms, to_ms, width_ms.is_multiple_of(HOUR_MS));
@@ -230,7 +242,7 @@ pub(super) async fn series(
     let sql = format!(
         "SELECT value COLLATE \"C\" AS value, bucket_start_ms - bucket_start_ms % ${width} AS point_start_ms, \
          SUM(count)::bigint AS total FROM {} GROUP BY 1, 2 HAVING SUM(count) <> 0 ORDER BY 1, 2",
-        counts(&segments)
+        counts(&segments, tenants)
     );
     let query = bind_segments(sqlx::query(AssertSqlSafe(sql)), dimension, &segments).bind(sql_ms(width_ms));
     Ok(query.fetch_all(pool).await?)
@@ -246,6 +258,7 @@ pub(super) async fn top(
     to_ms: u64,
     n: usize,
     skip_empty: bool,
+    tenants: &str,
 ) -> Result<Vec<PgRow>, PostgresError> {
     let segments = segments(from_ms, to_ms, true);
     let present = if skip_empty { "value <> ''" } else { "true" };
@@ -253,7 +266,7 @@ pub(super) async fn top(
     let sql = format!(
         "SELECT value COLLATE \"C\" AS value, SUM(count)::bigint AS total FROM {} WHERE {present} \
          GROUP BY 1 HAVING SUM(count) <> 0 ORDER BY 2 DESC, 1 LIMIT ${limit}",
-        counts(&segments)
+        counts(&segments, tenants)
     );
     let n = i64::try_from(n).unwrap_or(i64::MAX);
     Ok(bind_segments(sqlx::query(AssertSqlSafe(sql)), dimension, &segments).bind(n).fetch_all(pool).await?)

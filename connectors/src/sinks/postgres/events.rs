@@ -155,9 +155,9 @@ async fn copy_rows(connection: &mut PgConnection, table: &str, buffer: &[u8]) ->
 }
 
 const INSERT_EVENTS_INTO_STAGING: &str = "INSERT INTO events_staging (time, id, received, source_kind, source_name, \
-     peer, host, severity, category, message, fields, raw) ";
+     peer, host, severity, category, message, fields, raw, tenant) ";
 const INSERT_EVENTS_INTO_EVENTS: &str = "INSERT INTO events (time, id, received, source_kind, source_name, \
-     peer, host, severity, category, message, fields, raw) ";
+     peer, host, severity, category, message, fields, raw, tenant) ";
 
 fn push_event_values(builder: &mut QueryBuilder<Postgres>, rows: &[EventRow<'_>]) {
     builder.push_values(rows, |mut values, row| {
@@ -175,7 +175,8 @@ fn push_event_values(builder: &mut QueryBuilder<Postgres>, rows: &[EventRow<'_>]
             .push_bind(event.message.clone())
             .push_bind(row.fields.clone())
             .push_unseparated("::jsonb")
-            .push_bind(event.raw.clone());
+            .push_bind(event.raw.clone())
+            .push_bind(event.tenant.to_string());
     });
 }
 
@@ -196,7 +197,7 @@ pub(super) async fn insert_dead_letters<'a>(
     let letters: Vec<&DeadLetter> = letters.collect();
     for chunk in letters.chunks(DEAD_LETTERS_PER_STATEMENT) {
         let mut builder: QueryBuilder<Postgres> = QueryBuilder::new(
-            "INSERT INTO dead_letters (received, source_kind, source_name, peer, reason, detail, body) ",
+            "INSERT INTO dead_letters (received, source_kind, source_name, peer, reason, detail, body, tenant) ",
         );
         builder.push_values(chunk, |mut values, letter| {
             values
@@ -206,7 +207,8 @@ pub(super) async fn insert_dead_letters<'a>(
                 .push_bind(letter.record.peer.as_deref().map(|peer| storable_text(peer).into_owned()))
                 .push_bind(letter.reason)
                 .push_bind(storable_text(&letter.detail).into_owned())
-                .push_bind(letter.record.body.clone());
+                .push_bind(letter.record.body.clone())
+                .push_bind(letter.record.tenant.to_string());
         });
         builder.build().execute(&mut *connection).await?;
     }

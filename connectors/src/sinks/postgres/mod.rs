@@ -27,4 +27,4 @@ pub use sink::{Flavour, PostgresError, PostgresSink};
 pub use timescale::TimescaleJob;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,13 +1,15 @@
 //! Reads: the dashboard queries (time series and top-N over the rollups or the continuous aggregates), rollup rows, late counts, events.
 
 use securewatch_schemas::RollupKey;
-use securewatch_schemas::{Event, Source};
+use securewatch_schemas::{Event, Source, Tenant, TenantScope};
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::dashboard;
 use super::sink::{Flavour, PostgresError, PostgresSink};
-use crate::sinks::rows::{bucket_of, id_from_bytes, none_if_empty, rows_to_series, rows_to_top, severity_of, source_kind_of, sql_ms};
+use crate::sinks::rows::{
+    bucket_of, id_from_bytes, none_if_empty, rows_to_series, rows_to_top, severity_of, source_kind_of, sql_ms, tenant_condition,
+};
 use crate::sinks::read::{BucketWidth, Series, SeriesBy, TimeseriesQuery, TopEntry, TopField, TopQuery};
 
 impl PostgresSink {
@@ -21,13 +23,13 @@ impl PostgresSink {
             (Flavour::Plain, true) => "rollup_category".to_string(),
             (Flavour::Timescale, false) => format!(
                 "(SELECT (extract(epoch FROM time) * 1000)::bigint AS bucket_start_ms, source_kind, \
-                 COALESCE(host, '') AS host, severity, count FROM rollup_{width} \
+                 COALESCE(host, '') AS host, severity, count, tenant FROM rollup_{width} \
                  WHERE time >= to_timestamp($2 / 1000.0) AND time < to_timestamp($3 / 1000.0)) AS aggregate",
                 width = width.as_str()
             ),
             (Flavour::Timescale, true) => format!(
                 "(SELECT (extract(epoch FROM time) * 1000)::bigint AS bucket_start_ms, \
-                 COALESCE(category, '') AS category, count FROM rollup_category_{width} \
+                 COALESCE(category, '') AS category, count, tenant FROM rollup_category_{width} \
                  WHERE time >= to_timestamp($2 / 1000.0) AND time < to_timestamp($3 / 1000.0)) AS aggregate",
                 width = width.as_str()
             ),
@@ -37,7 +39,9 @@ impl PostgresSink {
     /// Event counts per point of `query.bucket` over the buckets starting in `[from_ms, to_ms)`,
     /// one series per value of `query.by`, in key order, points oldest first, zero points left
     /// out: the answer of `SqliteStore::timeseries`.
-    pub async fn timeseries(&self, query: &TimeseriesQuery) -> Result<Vec<Series>, PostgresError> {
+    /// Only rows of `scope`'s tenants count.
+    pub async fn timeseries(&self, query: &TimeseriesQuery, scope: &TenantScope) -> Result<Vec<Series>, PostgresError> {
+        let tenants = tenant_condition("tenant", scope);
         let (value, category) = match query.by {
             SeriesBy::Source => ("source_kind", false),
             SeriesBy::Host => ("host", false),
@@ -46,14 +50,15 @@ impl PostgresSink {
         };
         let rows = if self.flavour == Flavour::Plain {
             let dimension = dashboard::series_dimension(query.by);
-            dashboard::series(&self.pool, dimension, query.bucket.millis(), query.from_ms, query.to_ms).await?
+            dashboard::series(&self.pool, dimension, query.bucket.millis(), query.from_ms, query.to_ms, &tenants).await?
         } else {
             let relation = self.rollup_relation(category, query.bucket);
-            // Only fixed column names and relations are interpolated; values are bound.
+            // Only fixed column names, relations and the checked tenant condition are
+            // interpolated; values are bound.
             let sql = format!(
                 "SELECT {value} COLLATE \"C\" AS value, bucket_start_ms - bucket_start_ms % $1 AS point_start_ms, \
                  SUM(count)::bigint AS total FROM {relation} WHERE bucket_start_ms >= $2 AND bucket_start_ms < $3 \
-                 GROUP BY 1, 2 HAVING SUM(count) <> 0 ORDER BY 1, 2"
+                 AND {tenants} GROUP BY 1, 2 HAVING SUM(count) <> 0 ORDER BY 1, 2"
             );
             sqlx::query(AssertSqlSafe(sql))
                 .bind(sql_ms(query.bucket.millis()))
@@ -67,7 +72,9 @@ impl PostgresSink {
 
     /// The `query.n` values of `query.field` with the most events in the minute buckets starting
     /// in `[from_ms, to_ms)`, most first, ties by value: the answer of `SqliteStore::top`.
-    pub async fn top(&self, query: &TopQuery) -> Result<Vec<TopEntry>, PostgresError> {
+    /// Only rows of `scope`'s tenants count.
+    pub async fn top(&self, query: &TopQuery, scope: &TenantScope) -> Result<Vec<TopEntry>, PostgresError> {
+        let tenants = tenant_condition("tenant", scope);
         let (value, category, present) = match query.field {
             TopField::Host => ("host", false, "host <> ''"),
             TopField::Category => ("category", true, "category <> ''"),
@@ -77,12 +84,12 @@ impl PostgresSink {
         let rows = if self.flavour == Flavour::Plain {
             let skip_empty = matches!(query.field, TopField::Host | TopField::Category);
             let dimension = dashboard::top_dimension(query.field);
-            dashboard::top(&self.pool, dimension, query.from_ms, query.to_ms, query.n, skip_empty).await?
+            dashboard::top(&self.pool, dimension, query.from_ms, query.to_ms, query.n, skip_empty, &tenants).await?
         } else {
             let relation = self.rollup_relation(category, BucketWidth::Minute);
             let sql = format!(
                 "SELECT {value} COLLATE \"C\" AS value, SUM(count)::bigint AS total FROM {relation} \
-                 WHERE $1::bigint IS NOT NULL AND bucket_start_ms >= $2 AND bucket_start_ms < $3 AND {present} \
+                 WHERE $1::bigint IS NOT NULL AND bucket_start_ms >= $2 AND bucket_start_ms < $3 AND {present} AND {tenants} \
                  GROUP BY 1 HAVING SUM(count) <> 0 ORDER BY 2 DESC, 1 LIMIT $4"
             );
             // $1 is unused here; it keeps the relation's range at $2 and $3 as in `timeseries`.
@@ -157,6 +164,7 @@ pub(super) fn row_to_event(row: &PgRow) -> Result<Event, PostgresError> {
             name: row.try_get("source_name")?,
             peer: row.try_get("peer")?,
         },
+        tenant: Tenant::from_stored(row.try_get("tenant")?),
         host: row.try_get("host")?,
         severity: severity_of(i64::from(severity))?,
         category: row.try_get("category")?,

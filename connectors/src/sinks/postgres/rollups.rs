@@ -15,6 +15,7 @@ pub async fn apply_rollup_changes(connection: &mut PgConnection, changes: &[Roll
     #[derive(Default)]
     struct Columns {
         bucket: Vec<i64>,
+        tenant: Vec<String>,
         kind: Vec<&'static str>,
         text: Vec<String>,
         severity: Vec<i16>,
@@ -22,12 +23,14 @@ pub async fn apply_rollup_changes(connection: &mut PgConnection, changes: &[Roll
     }
     let (mut source, mut source_gone, mut category, mut category_gone, mut hosts, mut hosts_gone) =
         <(Columns, Columns, Columns, Columns, Columns, Columns)>::default();
-    for ((key, bucket), count) in latest {
+    for ((tenant, key, bucket), count) in latest {
         let bucket = sql_ms(bucket);
+        let tenant = tenant.to_string();
         match key {
             RollupKey::Source { kind, host, severity } => {
                 let columns = if count == 0 { &mut source_gone } else { &mut source };
                 columns.bucket.push(bucket);
+                columns.tenant.push(tenant);
                 columns.kind.push(kind.as_str());
                 columns.text.push(host.clone().unwrap_or_default());
                 columns.severity.push(i16::from(severity.code()));
@@ -36,12 +39,14 @@ pub async fn apply_rollup_changes(connection: &mut PgConnection, changes: &[Roll
             RollupKey::Category(name) => {
                 let columns = if count == 0 { &mut category_gone } else { &mut category };
                 columns.bucket.push(bucket);
+                columns.tenant.push(tenant);
                 columns.text.push(name.clone().unwrap_or_default());
                 columns.count.push(count);
             }
             RollupKey::DistinctHosts => {
                 let columns = if count == 0 { &mut hosts_gone } else { &mut hosts };
                 columns.bucket.push(bucket);
+                columns.tenant.push(tenant);
                 columns.count.push(count);
             }
         }
@@ -49,72 +54,82 @@ pub async fn apply_rollup_changes(connection: &mut PgConnection, changes: &[Roll
     let mut touched = 0;
     if !source.bucket.is_empty() {
         touched += sqlx::query(
-            "INSERT INTO rollup_source (bucket_start_ms, source_kind, host, severity, count) \
-             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::smallint[], $5::bigint[]) \
-             ON CONFLICT (bucket_start_ms, source_kind, host, severity) DO UPDATE SET count = excluded.count",
+            "INSERT INTO rollup_source (bucket_start_ms, source_kind, host, severity, count, tenant) \
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::text[]) \
+             ON CONFLICT (bucket_start_ms, tenant, source_kind, host, severity) DO UPDATE SET count = excluded.count",
         )
         .bind(&source.bucket)
         .bind(&source.kind)
         .bind(&source.text)
         .bind(&source.severity)
         .bind(&source.count)
+        .bind(&source.tenant)
         .execute(&mut *connection)
         .await?
         .rows_affected();
     }
     if !source_gone.bucket.is_empty() {
         touched += sqlx::query(
-            "DELETE FROM rollup_source r USING UNNEST($1::bigint[], $2::text[], $3::text[], $4::smallint[]) \
-             AS gone(bucket, kind, host, severity) WHERE r.bucket_start_ms = gone.bucket \
-             AND r.source_kind = gone.kind AND r.host = gone.host AND r.severity = gone.severity",
+            "DELETE FROM rollup_source r USING UNNEST($1::bigint[], $2::text[], $3::text[], $4::smallint[], $5::text[]) \
+             AS gone(bucket, kind, host, severity, tenant) WHERE r.bucket_start_ms = gone.bucket \
+             AND r.tenant = gone.tenant AND r.source_kind = gone.kind AND r.host = gone.host AND r.severity = gone.severity",
         )
         .bind(&source_gone.bucket)
         .bind(&source_gone.kind)
         .bind(&source_gone.text)
         .bind(&source_gone.severity)
+        .bind(&source_gone.tenant)
         .execute(&mut *connection)
         .await?
         .rows_affected();
     }
     if !category.bucket.is_empty() {
         touched += sqlx::query(
-            "INSERT INTO rollup_category (bucket_start_ms, category, count) \
-             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[]) \
-             ON CONFLICT (bucket_start_ms, category) DO UPDATE SET count = excluded.count",
+            "INSERT INTO rollup_category (bucket_start_ms, category, count, tenant) \
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[]) \
+             ON CONFLICT (bucket_start_ms, tenant, category) DO UPDATE SET count = excluded.count",
         )
         .bind(&category.bucket)
         .bind(&category.text)
         .bind(&category.count)
+        .bind(&category.tenant)
         .execute(&mut *connection)
         .await?
         .rows_affected();
     }
     if !category_gone.bucket.is_empty() {
         touched += sqlx::query(
-            "DELETE FROM rollup_category r USING UNNEST($1::bigint[], $2::text[]) AS gone(bucket, category) \
-             WHERE r.bucket_start_ms = gone.bucket AND r.category = gone.category",
+            "DELETE FROM rollup_category r USING UNNEST($1::bigint[], $2::text[], $3::text[]) \
+             AS gone(bucket, category, tenant) \
+             WHERE r.bucket_start_ms = gone.bucket AND r.tenant = gone.tenant AND r.category = gone.category",
         )
         .bind(&category_gone.bucket)
         .bind(&category_gone.text)
+        .bind(&category_gone.tenant)
         .execute(&mut *connection)
         .await?
         .rows_affected();
     }
     if !hosts.bucket.is_empty() {
         touched += sqlx::query(
-            "INSERT INTO rollup_hosts (bucket_start_ms, distinct_hosts) \
-             SELECT * FROM UNNEST($1::bigint[], $2::bigint[]) \
-             ON CONFLICT (bucket_start_ms) DO UPDATE SET distinct_hosts = excluded.distinct_hosts",
+            "INSERT INTO rollup_hosts (bucket_start_ms, distinct_hosts, tenant) \
+             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[]) \
+             ON CONFLICT (bucket_start_ms, tenant) DO UPDATE SET distinct_hosts = excluded.distinct_hosts",
         )
         .bind(&hosts.bucket)
         .bind(&hosts.count)
+        .bind(&hosts.tenant)
         .execute(&mut *connection)
         .await?
         .rows_affected();
     }
     if !hosts_gone.bucket.is_empty() {
-        touched += sqlx::query("DELETE FROM rollup_hosts WHERE bucket_start_ms = ANY($1::bigint[])")
+        touched += sqlx::query(
+            "DELETE FROM rollup_hosts r USING UNNEST($1::bigint[], $2::text[]) AS gone(bucket, tenant) \
+             WHERE r.bucket_start_ms = gone.bucket AND r.tenant = gone.tenant",
+        )
             .bind(&hosts_gone.bucket)
+            .bind(&hosts_gone.tenant)
             .execute(&mut *connection)
             .await?
             .rows_affected();

@@ -12,17 +12,17 @@ const POSTGRES_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 /// The earliest `timestamptz` PostgreSQL stores: 4714-11-24 BC 00:00 UTC (Julian day 0), in Unix microseconds.
 const POSTGRES_MIN_TIME_US: i64 = -210_866_803_200_000_000;
 /// Columns of the events table, in table order.
-pub(super) const EVENT_COLUMNS: usize = 12;
+pub(super) const EVENT_COLUMNS: usize = 13;
 /// The events table's columns, in the order of the binary COPY rows and the staging table.
 pub(super) const EVENT_COLUMN_LIST: &str =
-    "time, id, received, source_kind, source_name, peer, host, severity, category, message, fields, raw";
+    "time, id, received, source_kind, source_name, peer, host, severity, category, message, fields, raw, tenant";
 
 /// Creates the connection's staging table: the events table's columns without its constraints
 /// (PostgreSQL checks those when rows move into `events`), emptied at each commit.
 pub(super) const CREATE_STAGING: &str = "CREATE TEMP TABLE IF NOT EXISTS events_staging (\
      time timestamptz NOT NULL, id bytea NOT NULL, received timestamptz NOT NULL, source_kind text NOT NULL, \
      source_name text NOT NULL, peer text, host text, severity smallint NOT NULL, category text, \
-     message text NOT NULL, fields jsonb NOT NULL, raw text) ON COMMIT DELETE ROWS";
+     message text NOT NULL, fields jsonb NOT NULL, raw text, tenant text NOT NULL) ON COMMIT DELETE ROWS";
 
 /// Metrics label of events PostgreSQL refused (or would refuse).
 pub const REJECTED_REASON: &str = "postgres_rejected";
@@ -143,6 +143,7 @@ pub(super) fn copy_row(buffer: &mut Vec<u8>, row: &EventRow<'_>) {
     buffer.push(1);
     buffer.extend_from_slice(row.fields.as_bytes());
     optional(buffer, event.raw.as_deref());
+    field(buffer, event.tenant.as_bytes());
 }
 
 #[cfg(test)]

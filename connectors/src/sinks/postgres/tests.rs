@@ -3,7 +3,7 @@
 //! Each test works in a schema of its own, dropped and created anew.
 
 use chrono::{DateTime, Days, Duration, DurationRound, Utc};
-use securewatch_schemas::{RollupChange, RollupKey};
+use securewatch_schemas::{RollupChange, RollupKey, TenantScope};
 use securewatch_schemas::{AlertLevel, Event, EventId, FieldValue, Fields, Severity, Source, SourceKind};
 use sqlx::postgres::PgPoolOptions;
 
@@ -17,7 +17,7 @@ const MINUTE: u64 = 60_000;
 
 /// The server URL in `variable`, or `None` (test skipped, with the reason printed) unless
 /// `require` is set to 1, when a missing server fails the test.
-fn server_url(variable: &str, require: &str) -> Option<String> {
+pub(crate) fn server_url(variable: &str, require: &str) -> Option<String> {
     match std::env::var(variable) {
         Ok(url) if !url.is_empty() => Some(url),
         _ if std::env::var(require).as_deref() == Ok("1") => panic!("{require}=1 but {variable} is not set"),
@@ -34,7 +34,7 @@ async fn sink(name: &str, tweak: impl FnOnce(&mut PostgresConfig)) -> Option<Pos
     Some(sink_at(&url, name, tweak).await)
 }
 
-async fn sink_at(url: &str, name: &str, tweak: impl FnOnce(&mut PostgresConfig)) -> PostgresSink {
+pub(crate) async fn sink_at(url: &str, name: &str, tweak: impl FnOnce(&mut PostgresConfig)) -> PostgresSink {
     let schema = format!("t_{name}");
     let admin = PgPoolOptions::new().max_connections(1).connect(url).await.expect("connect to the test server");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).execute(&admin).await.unwrap();
@@ -49,6 +49,7 @@ fn event(seed: &str, time: DateTime<Utc>) -> Event {
     fields.insert("user".into(), FieldValue::Str(format!("user-{seed}")));
     fields.insert("bytes".into(), FieldValue::Int(seed.len() as i64));
     Event {
+        tenant: Default::default(),
         id: EventId::from_parts([seed.as_bytes()]),
         time,
         received: time + Duration::seconds(1),
@@ -139,6 +140,7 @@ async fn rows_postgres_would_refuse_are_dead_lettered_while_the_rest_lands() {
     batch.push(ancient);
     let parse_failure = DeadLetter {
         record: securewatch_schemas::RawRecord {
+            tenant: Default::default(),
             kind: SourceKind::Syslog,
             source_name: "syslog\0udp".into(),
             peer: None,
@@ -216,7 +218,7 @@ async fn rollup_upserts_and_deletes_give_the_same_tables_and_dashboards_as_sqlit
             let bucket = base + random.below(180) * MINUTE;
             // A third of the changes bring a row to zero: deletes.
             let count = if random.below(3) == 0 { 0 } else { 1 + random.below(50) as i64 };
-            changes.push(RollupChange { key, bucket_start_ms: bucket, count });
+            changes.push(RollupChange { tenant: Default::default(), key, bucket_start_ms: bucket, count });
         }
         let late = vec![(base + random.below(10) * MINUTE, 1 + random.below(4) as i64)];
         let write = EpochWrite { rollups: changes, late, ..EpochWrite::default() };
@@ -243,12 +245,12 @@ async fn rollup_upserts_and_deletes_give_the_same_tables_and_dashboards_as_sqlit
         for bucket in [BucketWidth::Minute, BucketWidth::Hour] {
             for by in [SeriesBy::Source, SeriesBy::Host, SeriesBy::Severity, SeriesBy::Category] {
                 let query = TimeseriesQuery { from_ms, to_ms, bucket, by };
-                assert_eq!(sink.timeseries(&query).await.unwrap(), sqlite.timeseries(&query).await.unwrap(), "{query:?}");
+                assert_eq!(sink.timeseries(&query, &TenantScope::All).await.unwrap(), sqlite.timeseries(&query, &TenantScope::All).await.unwrap(), "{query:?}");
             }
         }
         for field in [TopField::Host, TopField::Category, TopField::Severity, TopField::Source] {
             let query = TopQuery { field, from_ms, to_ms, n: 3 };
-            assert_eq!(sink.top(&query).await.unwrap(), sqlite.top(&query).await.unwrap(), "{query:?}");
+            assert_eq!(sink.top(&query, &TenantScope::All).await.unwrap(), sqlite.top(&query, &TenantScope::All).await.unwrap(), "{query:?}");
         }
     }
     // The hourly dashboard counts add up to the minute ones and to the rollups.
@@ -320,6 +322,7 @@ async fn source_progress_commits_with_the_results_or_not_at_all() {
     let Some(sink) = sink("progress", |_| {}).await else { return };
     let start = now_minute() - Duration::minutes(5);
     let rollup = RollupChange {
+        tenant: Default::default(),
         key: RollupKey::Category(Some("auth".into())),
         bucket_start_ms: start.timestamp_millis() as u64,
         count: 7,
@@ -367,7 +370,7 @@ async fn alerts_round_trip_are_replaced_on_replay_and_retracted() {
     sink.write_epochs(&write).await.unwrap();
     sink.write_epochs(&write).await.unwrap(); // replay
     let query = AlertQuery { limit: 10, ..AlertQuery::default() };
-    let stored = sink.alerts(&query).await.unwrap();
+    let stored = sink.alerts(&query, &TenantScope::All).await.unwrap();
     assert_eq!(stored, vec![single.clone(), brute.clone()], "newest last-seen first, events included");
     // Late data grows the alert: the new version replaces the old one and its event list.
     let grown = alert("brute-force", AlertLevel::High, &[&batch[0], &batch[1], &batch[2], &batch[3]]);
@@ -375,10 +378,10 @@ async fn alerts_round_trip_are_replaced_on_replay_and_retracted() {
     sink.write_epochs(&EpochWrite { alerts: vec![(brute.clone(), -1), (grown.clone(), 1)], ..EpochWrite::default() })
         .await
         .unwrap();
-    let high = sink.alerts(&AlertQuery { rule_id: Some("brute-force".into()), ..query.clone() }).await.unwrap();
+    let high = sink.alerts(&AlertQuery { rule_id: Some("brute-force".into()), ..query.clone() }, &TenantScope::All).await.unwrap();
     assert_eq!(high, vec![grown.clone()]);
     sink.write_epochs(&EpochWrite { alerts: vec![(single, -1)], ..EpochWrite::default() }).await.unwrap();
-    assert_eq!(sink.alerts(&query).await.unwrap(), vec![grown]);
+    assert_eq!(sink.alerts(&query, &TenantScope::All).await.unwrap(), vec![grown]);
     assert_eq!(scalar(&sink, "SELECT count(*) FROM alert_events").await, 4);
     sink.close().await;
 }
@@ -469,13 +472,13 @@ async fn timescale_hypertable_continuous_aggregates_and_policies() {
 
     // The dashboard queries read the aggregates.
     let (from_ms, to_ms) = (start.timestamp_millis() as u64, (now_minute() + Duration::minutes(1)).timestamp_millis() as u64);
-    let series = sink.timeseries(&TimeseriesQuery { from_ms, to_ms, bucket: BucketWidth::Minute, by: SeriesBy::Source }).await.unwrap();
+    let series = sink.timeseries(&TimeseriesQuery { from_ms, to_ms, bucket: BucketWidth::Minute, by: SeriesBy::Source }, &TenantScope::All).await.unwrap();
     assert_eq!(series.len(), 1);
     assert_eq!(series[0].points.iter().map(|point| point.count).sum::<i64>(), 90);
     assert_eq!(series[0].points.len(), 90);
-    let top = sink.top(&TopQuery { field: TopField::Host, from_ms, to_ms, n: 5 }).await.unwrap();
+    let top = sink.top(&TopQuery { field: TopField::Host, from_ms, to_ms, n: 5 }, &TenantScope::All).await.unwrap();
     assert_eq!(top.iter().map(|entry| entry.count).sum::<i64>(), 90);
-    let hourly = sink.timeseries(&TimeseriesQuery { from_ms: 0, to_ms, bucket: BucketWidth::Hour, by: SeriesBy::Category }).await.unwrap();
+    let hourly = sink.timeseries(&TimeseriesQuery { from_ms: 0, to_ms, bucket: BucketWidth::Hour, by: SeriesBy::Category }, &TenantScope::All).await.unwrap();
     assert_eq!(hourly.iter().flat_map(|series| &series.points).map(|point| point.count).sum::<i64>(), 90);
     sink.close().await;
 }

@@ -73,6 +73,8 @@ pub struct StoredDeadLetter {
     pub source_kind: String,
     /// The configured name of that source.
     pub source_name: String,
+    /// The tenant its source assigns.
+    pub tenant: String,
     /// Remote address (`ip:port`) for network sources; the file path for tailed files.
     pub peer: Option<String>,
     /// Why it was dead-lettered (metrics label, e.g. `invalid_json`).

@@ -4,6 +4,10 @@
 //! Events, dead letters and enrichment tags are read from the embedded SQLite store, which every
 //! write reaches; dashboards and alerts from PostgreSQL when it is configured (its continuous
 //! aggregates or dashboard counts answer long ranges), else from SQLite.
+//!
+//! Every read takes the caller's [`TenantScope`] and returns only rows of its tenants: the
+//! stores filter in SQL, so no handler filters by itself. Restores and backfills, which read
+//! for the whole system, pass [`TenantScope::All`].
 
 mod alerts;
 mod dashboards;
@@ -14,7 +18,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use securewatch_schemas::{Alert, Event, EventId};
+use securewatch_schemas::{Alert, Event, EventId, TenantScope};
 use tokio::sync::Semaphore;
 
 pub use alerts::AlertQuery;
@@ -97,14 +101,14 @@ impl StoreReader {
         tokio::time::timeout(self.budget, turn_and_read).await.unwrap_or(Err(over_budget))
     }
 
-    /// Events, newest first, by the filters of `query`.
-    pub async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, ReadError> {
-        self.in_turn(self.sqlite.events(query)).await
+    /// Events of `scope`'s tenants, newest first, by the filters of `query`.
+    pub async fn events(&self, query: &EventQuery, scope: &TenantScope) -> Result<Vec<StoredEvent>, ReadError> {
+        self.in_turn(self.sqlite.events(query, scope)).await
     }
 
-    /// A page of events, newest first, ended early by `query.max_bytes`.
-    pub async fn event_page(&self, query: &EventQuery) -> Result<EventPage, ReadError> {
-        self.in_turn(self.sqlite.event_page(query)).await
+    /// A page of events of `scope`'s tenants, newest first, ended early by `query.max_bytes`.
+    pub async fn event_page(&self, query: &EventQuery, scope: &TenantScope) -> Result<EventPage, ReadError> {
+        self.in_turn(self.sqlite.event_page(query, scope)).await
     }
 
     /// The enrichment tags of each event of `lookups`, in the same order.
@@ -112,40 +116,41 @@ impl StoreReader {
         self.in_turn(self.sqlite.event_enrichment(lookups)).await
     }
 
-    /// The newest `limit` dead letters.
-    pub async fn dead_letters(&self, limit: u32) -> Result<Vec<StoredDeadLetter>, ReadError> {
-        self.in_turn(self.sqlite.dead_letters(limit)).await
+    /// The newest `limit` dead letters of `scope`'s tenants.
+    pub async fn dead_letters(&self, limit: u32, scope: &TenantScope) -> Result<Vec<StoredDeadLetter>, ReadError> {
+        self.in_turn(self.sqlite.dead_letters(limit, scope)).await
     }
 
-    /// Event counts over time from the rollups.
-    pub async fn timeseries(&self, query: &TimeseriesQuery) -> Result<Vec<Series>, ReadError> {
+    /// Event counts of `scope`'s tenants over time from the rollups.
+    pub async fn timeseries(&self, query: &TimeseriesQuery, scope: &TenantScope) -> Result<Vec<Series>, ReadError> {
         match &self.postgres {
-            Some(postgres) => self.in_turn(postgres.timeseries(query)).await,
-            None => self.in_turn(self.sqlite.timeseries(query)).await,
+            Some(postgres) => self.in_turn(postgres.timeseries(query, scope)).await,
+            None => self.in_turn(self.sqlite.timeseries(query, scope)).await,
         }
     }
 
-    /// The top values of a rolled-up dimension over a range.
-    pub async fn top(&self, query: &TopQuery) -> Result<Vec<TopEntry>, ReadError> {
+    /// The top values of a rolled-up dimension over a range, counting `scope`'s tenants.
+    pub async fn top(&self, query: &TopQuery, scope: &TenantScope) -> Result<Vec<TopEntry>, ReadError> {
         match &self.postgres {
-            Some(postgres) => self.in_turn(postgres.top(query)).await,
-            None => self.in_turn(self.sqlite.top(query)).await,
+            Some(postgres) => self.in_turn(postgres.top(query, scope)).await,
+            None => self.in_turn(self.sqlite.top(query, scope)).await,
         }
     }
 
-    /// Alerts by the filters of `query`, newest `last_seen` first.
-    pub async fn alerts(&self, query: &AlertQuery) -> Result<Vec<Alert>, ReadError> {
+    /// Alerts of `scope`'s tenants by the filters of `query`, newest `last_seen` first.
+    pub async fn alerts(&self, query: &AlertQuery, scope: &TenantScope) -> Result<Vec<Alert>, ReadError> {
         match &self.postgres {
-            Some(postgres) => self.in_turn(postgres.alerts(query)).await,
-            None => self.in_turn(self.sqlite.alerts(query)).await,
+            Some(postgres) => self.in_turn(postgres.alerts(query, scope)).await,
+            None => self.in_turn(self.sqlite.alerts(query, scope)).await,
         }
     }
 
-    /// One alert with its evidence events, when it exists.
-    pub async fn alert(&self, id: EventId) -> Result<Option<(Alert, Vec<Event>)>, ReadError> {
+    /// One alert with its evidence events, when it exists and is of `scope`'s tenants (an
+    /// alert of another tenant reads as absent).
+    pub async fn alert(&self, id: EventId, scope: &TenantScope) -> Result<Option<(Alert, Vec<Event>)>, ReadError> {
         match &self.postgres {
-            Some(postgres) => self.in_turn(postgres.alert(id)).await,
-            None => self.in_turn(self.sqlite.alert(id)).await,
+            Some(postgres) => self.in_turn(postgres.alert(id, scope)).await,
+            None => self.in_turn(self.sqlite.alert(id, scope)).await,
         }
     }
 
@@ -182,6 +187,9 @@ async fn within_timeout<E: std::fmt::Display>(check: impl std::future::Future<Ou
 }
 
 #[cfg(test)]
+mod tenant_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::sinks::sqlite::SqliteConfig;
@@ -194,7 +202,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path(), &SqliteConfig::default()).await.unwrap();
         let reader = StoreReader::new(store.clone(), None, None).with_budget(Duration::from_millis(300));
-        assert!(reader.events(&EventQuery { limit: 10, ..EventQuery::default() }).await.unwrap().is_empty());
+        assert!(reader.events(&EventQuery { limit: 10, ..EventQuery::default() }, &TenantScope::All).await.unwrap().is_empty());
 
         // Every turn taken by reads that run long: health still answers at once...
         let held: Vec<_> = (0..CONCURRENT_READS).map(|_| reader.turns.clone().try_acquire_owned().unwrap()).collect();
@@ -202,10 +210,10 @@ mod tests {
         assert_eq!(reader.health().await, vec![StoreHealth { name: "sqlite", state: Ok(()) }]);
         assert!(started.elapsed() < Duration::from_secs(1), "health waited {:?}", started.elapsed());
         // ...and a further read answers within its budget that it could not run.
-        let error = reader.dead_letters(10).await.unwrap_err();
+        let error = reader.dead_letters(10, &TenantScope::All).await.unwrap_err();
         assert!(matches!(error, ReadError::OverBudget { .. }), "{error}");
         drop(held);
-        assert!(reader.dead_letters(10).await.unwrap().is_empty(), "a turn free again: the read runs");
+        assert!(reader.dead_letters(10, &TenantScope::All).await.unwrap().is_empty(), "a turn free again: the read runs");
         store.close().await;
     }
 }

@@ -26,7 +26,8 @@ pub(crate) fn alert(rule: &str, level: AlertLevel, events: &[&Event]) -> Alert {
     let mut event_ids: Vec<EventId> = events.iter().map(|event| event.id).collect();
     event_ids.sort();
     Alert {
-        id: Alert::correlation_id(rule, &group, first),
+        tenant: Default::default(),
+        id: Alert::correlation_id("default", rule, &group, first),
         rule_id: rule.into(),
         rule_title: format!("{rule} title"),
         kind: "event_count".into(),

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use securewatch_schemas::{Alert, AlertLevel, EventId, RollupChange, RollupKey, Severity, SourceKind};
+use securewatch_schemas::{Alert, AlertLevel, EventId, RollupChange, RollupKey, Severity, SourceKind, Tenant, TenantScope};
 use sqlx::{Database, Encode, QueryBuilder, Row, Type};
 
 use super::progress::SourceProgress;
@@ -43,8 +43,26 @@ pub(crate) fn id_from_bytes(bytes: Vec<u8>) -> Result<EventId, sqlx::Error> {
 }
 
 /// Each changed rollup row's count after `changes` (the last change of a row wins).
-pub(crate) fn latest_counts(changes: &[RollupChange]) -> BTreeMap<(&RollupKey, u64), i64> {
-    changes.iter().map(|change| ((&change.key, change.bucket_start_ms), change.count)).collect()
+pub(crate) fn latest_counts(changes: &[RollupChange]) -> BTreeMap<(&Tenant, &RollupKey, u64), i64> {
+    changes.iter().map(|change| ((&change.tenant, &change.key, change.bucket_start_ms), change.count)).collect()
+}
+
+/// The SQL condition that keeps the rows of `scope`'s tenants in `column`, alike for both
+/// stores: `1 = 1` for every tenant, `column IN ('a', 'b')` for some, `1 = 0` for none.
+///
+/// The names are written into the SQL text, which is safe because only names of the tenant
+/// charset (`a-z 0-9 - _`, [`Tenant::parse`]) are kept: a name outside it cannot have been
+/// stored, so leaving it out changes no answer. A literal list (rather than bound values)
+/// lets every read, whichever way it binds its other values, take the same condition.
+pub(crate) fn tenant_condition(column: &str, scope: &TenantScope) -> String {
+    let Some(tenants) = scope.tenants() else { return "1 = 1".to_string() };
+    let names: Vec<String> =
+        tenants.iter().filter(|name| Tenant::parse(name).is_ok()).map(|name| format!("'{name}'")).collect();
+    if names.is_empty() {
+        "1 = 0".to_string()
+    } else {
+        format!("{column} IN ({})", names.join(", "))
+    }
 }
 
 /// A stored source kind (`hec`, `syslog`, …).
@@ -115,6 +133,8 @@ pub(crate) const ALERT_TIMES: [&str; 5] = ["window_start", "window_end", "fired_
 
 /// The values an alert change writes besides its id, alike for both stores.
 pub(crate) struct AlertValues<'a> {
+    /// The tenant.
+    pub tenant: &'a str,
     /// The rule's id.
     pub rule_id: &'a str,
     /// The rule's title.
@@ -137,6 +157,7 @@ impl<'a> AlertValues<'a> {
     /// The values of `alert`.
     pub(crate) fn of(alert: &'a Alert) -> Result<Self, serde_json::Error> {
         Ok(AlertValues {
+            tenant: alert.tenant.as_str(),
             rule_id: &alert.rule_id,
             title: &alert.rule_title,
             kind: &alert.kind,
@@ -162,6 +183,7 @@ where
     let time = |index: usize| -> Result<u64, sqlx::Error> { Ok(ms(ALERT_TIMES[index])?.max(0) as u64) };
     Ok(Alert {
         id: id_from_bytes(row.bytes("id")?)?,
+        tenant: Tenant::from_stored(&row.text("tenant")?),
         rule_id: row.text("rule_id")?,
         rule_title: row.text("title")?,
         level: level.as_deref().and_then(AlertLevel::parse),
@@ -225,3 +247,17 @@ where
 
 #[cfg(test)]
 pub(crate) mod fixtures;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tenant_condition_keeps_only_safe_names() {
+        assert_eq!(tenant_condition("tenant", &TenantScope::All), "1 = 1");
+        assert_eq!(tenant_condition("tenant", &TenantScope::Only(vec![])), "1 = 0");
+        let scope = TenantScope::Only(vec!["acme".into(), "x' OR '1'='1".into(), "globex".into()]);
+        assert_eq!(tenant_condition("e.tenant", &scope), "e.tenant IN ('acme', 'globex')");
+        assert_eq!(tenant_condition("tenant", &TenantScope::Only(vec!["'".into()])), "1 = 0");
+    }
+}

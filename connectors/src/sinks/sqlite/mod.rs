@@ -8,6 +8,8 @@ mod progress;
 mod query;
 mod rollups;
 mod store;
+#[cfg(test)]
+mod tenant_migration_tests;
 mod transaction;
 
 pub use alerts::apply_alert_changes;

@@ -1,11 +1,12 @@
 //! Read queries over the embedded store for the API: events newest first, dead letters.
 
 use chrono::{DateTime, Utc};
-use securewatch_schemas::{Event, EventId, Fields, Severity, Source, SourceKind};
+use securewatch_schemas::{Event, EventId, Fields, Severity, Source, SourceKind, Tenant, TenantScope};
 use futures_util::TryStreamExt;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::store::{SqliteStore, StoreError};
+use crate::sinks::rows::tenant_condition;
 use crate::sinks::read::{EventCursor, EventPage, EventQuery, StoredDeadLetter, StoredEvent};
 
 fn escape_like(text: &str) -> String {
@@ -27,20 +28,21 @@ pub(super) fn micros_to_time(micros: i64) -> DateTime<Utc> {
 
 /// The columns [`row_to_event`] reads.
 pub(super) const EVENT_COLUMNS: &str =
-    "id, time_us, received_us, source_kind, source_name, peer, host, severity, category, message, fields, raw";
+    "id, time_us, received_us, source_kind, source_name, peer, host, severity, category, message, fields, raw, tenant";
 
 impl SqliteStore {
-    /// Events matching `query`, newest event time first.
-    pub async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
-        Ok(self.event_page(query).await?.events)
+    /// Events of `scope`'s tenants matching `query`, newest event time first.
+    pub async fn events(&self, query: &EventQuery, scope: &TenantScope) -> Result<Vec<StoredEvent>, StoreError> {
+        Ok(self.event_page(query, scope).await?.events)
     }
 
-    /// Events matching `query`, newest event time first, read row by row until `limit` or until
-    /// they hold `max_bytes` (then the page says where to continue).
-    pub async fn event_page(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
-        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
-            format!("SELECT {EVENT_COLUMNS}, seq FROM events WHERE 1 = 1"),
-        );
+    /// Events of `scope`'s tenants matching `query`, newest event time first, read row by row
+    /// until `limit` or until they hold `max_bytes` (then the page says where to continue).
+    pub async fn event_page(&self, query: &EventQuery, scope: &TenantScope) -> Result<EventPage, StoreError> {
+        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {EVENT_COLUMNS}, seq FROM events WHERE {}",
+            tenant_condition("tenant", scope)
+        ));
         if let Some(after) = query.after {
             builder.push(" AND (time_us < ").push_bind(after.time_us);
             builder.push(" OR (time_us = ").push_bind(after.time_us).push(" AND seq < ").push_bind(after.seq).push("))");
@@ -78,12 +80,15 @@ impl SqliteStore {
         Ok(page)
     }
 
-    /// The most recent dead letters, newest first.
-    pub async fn dead_letters(&self, limit: u32) -> Result<Vec<StoredDeadLetter>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT received_us, source_kind, source_name, peer, reason, detail, body \
-             FROM dead_letters ORDER BY seq DESC LIMIT ?",
-        )
+    /// The most recent dead letters of `scope`'s tenants, newest first.
+    pub async fn dead_letters(&self, limit: u32, scope: &TenantScope) -> Result<Vec<StoredDeadLetter>, StoreError> {
+        // Only the checked tenant condition is interpolated; the limit is bound.
+        let sql = format!(
+            "SELECT received_us, source_kind, source_name, peer, reason, detail, body, tenant \
+             FROM dead_letters WHERE {} ORDER BY seq DESC LIMIT ?",
+            tenant_condition("tenant", scope)
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(i64::from(limit))
         .fetch_all(self.pool())
         .await?;
@@ -94,6 +99,7 @@ impl SqliteStore {
                     received: micros_to_time(row.try_get("received_us")?),
                     source_kind: row.try_get("source_kind")?,
                     source_name: row.try_get("source_name")?,
+                    tenant: row.try_get("tenant")?,
                     peer: row.try_get("peer")?,
                     reason: row.try_get("reason")?,
                     detail: row.try_get("detail")?,
@@ -126,6 +132,7 @@ pub(super) fn row_to_event(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent,
             name: row.try_get("source_name")?,
             peer: row.try_get("peer")?,
         },
+        tenant: Tenant::from_stored(row.try_get("tenant")?),
         host: row.try_get("host")?,
         severity: Severity::from_code(severity.clamp(0, 7) as u8),
         category: row.try_get("category")?,
@@ -147,6 +154,7 @@ mod tests {
         let mut fields = Fields::new();
         fields.insert("seed".into(), FieldValue::from(seed));
         Event {
+            tenant: Default::default(),
             id: EventId::from_parts([seed.as_bytes()]),
             time: DateTime::from_timestamp(seconds, 0).unwrap(),
             received: DateTime::from_timestamp(seconds + 1, 0).unwrap(),
@@ -175,21 +183,21 @@ mod tests {
         assert_eq!((again.written, again.duplicates), (0, 2));
         assert_eq!(store.event_count().await.unwrap(), 3);
 
-        let all = store.events(&EventQuery { limit: 10, ..Default::default() }).await.unwrap();
+        let all = store.events(&EventQuery { limit: 10, ..Default::default() }, &TenantScope::All).await.unwrap();
         let order: Vec<_> = all.iter().map(|event| event.message.as_str()).collect();
         assert_eq!(order, ["Accepted publickey 100%_sure", "session opened", "Failed password for root"]);
         assert_eq!(all[0], events[1], "an event reads back exactly as written");
 
         let web01 = EventQuery { limit: 10, host: Some("web-01".into()), ..Default::default() };
-        assert_eq!(store.events(&web01).await.unwrap().len(), 2);
+        assert_eq!(store.events(&web01, &TenantScope::All).await.unwrap().len(), 2);
         let like = EventQuery { limit: 10, q: Some("100%_".into()), ..Default::default() };
-        assert_eq!(store.events(&like).await.unwrap().len(), 1);
+        assert_eq!(store.events(&like, &TenantScope::All).await.unwrap().len(), 1);
         let wildcard = EventQuery { limit: 10, q: Some("%".into()), ..Default::default() };
-        assert_eq!(store.events(&wildcard).await.unwrap().len(), 1, "% is literal");
+        assert_eq!(store.events(&wildcard, &TenantScope::All).await.unwrap().len(), 1, "% is literal");
         let limited = EventQuery { limit: 1, source: Some("syslog".into()), ..Default::default() };
-        assert_eq!(store.events(&limited).await.unwrap().len(), 1);
+        assert_eq!(store.events(&limited, &TenantScope::All).await.unwrap().len(), 1);
         let other = EventQuery { limit: 10, source: Some("hec".into()), ..Default::default() };
-        assert!(store.events(&other).await.unwrap().is_empty());
+        assert!(store.events(&other, &TenantScope::All).await.unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -197,6 +205,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path(), &SqliteConfig::default()).await.unwrap();
         let record = RawRecord {
+            tenant: Default::default(),
             kind: SourceKind::Wazuh,
             source_name: "wazuh".into(),
             peer: Some("/tmp/alerts.json".into()),
@@ -207,7 +216,7 @@ mod tests {
         let letter = DeadLetter { record, reason: "invalid_json", detail: "EOF at column 9".into() };
         let summary = store.write_epochs(&EpochWrite { dead_letters: vec![letter], ..EpochWrite::default() }).await.unwrap();
         assert_eq!(summary.dead_lettered, 1);
-        let stored = store.dead_letters(10).await.unwrap();
+        let stored = store.dead_letters(10, &TenantScope::All).await.unwrap();
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].reason, "invalid_json");
         assert_eq!(stored[0].body, "{not json");
@@ -228,7 +237,7 @@ mod tests {
         let mut seen: Vec<String> = Vec::new();
         let mut pages = 0;
         loop {
-            let page = store.event_page(&query).await.unwrap();
+            let page = store.event_page(&query, &TenantScope::All).await.unwrap();
             pages += 1;
             assert!(page.events.len() <= 5, "at most one event past the cap: {}", page.events.len());
             seen.extend(page.events.iter().map(|event| event.fields["seed"].as_text().to_string()));
@@ -247,7 +256,7 @@ mod tests {
         let times: Vec<_> = seen.iter().map(|seed| expected.iter().position(|e| e == seed).unwrap() / 2).collect();
         assert!(times.windows(2).all(|pair| pair[0] <= pair[1]), "newest first across pages: {seen:?}");
 
-        let uncapped = store.event_page(&EventQuery { limit: 100, ..Default::default() }).await.unwrap();
+        let uncapped = store.event_page(&EventQuery { limit: 100, ..Default::default() }, &TenantScope::All).await.unwrap();
         assert_eq!((uncapped.events.len(), uncapped.next), (30, None));
         assert!("12x".parse::<EventCursor>().is_err() && "1.x".parse::<EventCursor>().is_err());
         store.close().await;

@@ -13,7 +13,7 @@ use sqlx::{Arguments, Sqlite, SqliteConnection};
 use super::config::{SqliteConfig, Synchronous};
 use crate::sinks::{DeadLetter, WriteSummary};
 
-/// Rows per multi-row INSERT statement (12 bound values each, below SQLite's 32766 limit).
+/// Rows per multi-row INSERT statement (13 bound values each, below SQLite's 32766 limit).
 const ROWS_PER_STATEMENT: usize = 2000;
 
 /// Store failures.
@@ -192,17 +192,17 @@ async fn stored_before(connection: &mut SqliteConnection, chunk: &[Event], inser
     Ok(older)
 }
 
-/// `INSERT OR IGNORE` of `rows` events, 12 placeholders each.
+/// `INSERT OR IGNORE` of `rows` events, 13 placeholders each.
 fn insert_events_sql(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT OR IGNORE INTO events (id, time_us, received_us, source_kind, source_name, \
-         peer, host, severity, category, message, fields, raw) VALUES ",
+         peer, host, severity, category, message, fields, raw, tenant) VALUES ",
     );
     for row in 0..rows {
         if row > 0 {
             sql.push(',');
         }
-        sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?)");
+        sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?,?)");
     }
     sql
 }
@@ -229,6 +229,7 @@ fn event_arguments(events: &[Event]) -> Result<SqliteArguments, StoreError> {
         add(&mut arguments, event.message.as_str())?;
         add(&mut arguments, serde_json::to_string(&event.fields)?)?;
         add(&mut arguments, event.raw.as_deref())?;
+        add(&mut arguments, event.tenant.as_str())?;
     }
     Ok(arguments)
 }
@@ -238,7 +239,7 @@ pub(super) async fn insert_dead_letters(connection: &mut SqliteConnection, dead_
     for letter in dead_letters {
         sqlx::query(
             "INSERT INTO dead_letters (received_us, source_kind, source_name, peer, reason, \
-             detail, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+             detail, body, tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(letter.record.received.timestamp_micros())
         .bind(letter.record.kind.as_str())
@@ -247,6 +248,7 @@ pub(super) async fn insert_dead_letters(connection: &mut SqliteConnection, dead_
         .bind(letter.reason)
         .bind(&letter.detail)
         .bind(&letter.record.body)
+        .bind(letter.record.tenant.as_str())
         .execute(&mut *connection)
         .await?;
     }

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 
+use securewatch_schemas::Tenant;
 use serde::{Deserialize, Serialize};
 
 use super::HecError;
@@ -58,6 +59,9 @@ pub struct HecTokenConfig {
     pub sourcetype: Option<String>,
     /// Default `index`.
     pub index: Option<String>,
+    /// The tenant of every event sent with this token (default `default`; 1–64 characters of
+    /// `a-z 0-9 - _`, starting with a letter or digit).
+    pub tenant: Tenant,
 }
 
 impl Default for HecTokenConfig {
@@ -69,6 +73,7 @@ impl Default for HecTokenConfig {
             source: None,
             sourcetype: None,
             index: None,
+            tenant: Tenant::default(),
         }
     }
 }
@@ -83,6 +88,7 @@ impl fmt::Debug for HecTokenConfig {
             .field("source", &self.source)
             .field("sourcetype", &self.sourcetype)
             .field("index", &self.index)
+            .field("tenant", &self.tenant)
             .finish()
     }
 }
@@ -138,7 +144,12 @@ mod tests {
         assert_eq!(config.tokens[0].name, "default");
         config.validate().unwrap();
         assert!(serde_json::from_str::<HecConfig>(r#"{"listen_addr":"0.0.0.0:1"}"#).is_err());
-        assert!(serde_json::from_str::<HecTokenConfig>(r#"{"token":"a","tenant":"x"}"#).is_err());
+        assert!(serde_json::from_str::<HecTokenConfig>(r#"{"token":"a","tenants":"x"}"#).is_err());
+        assert!(config.tokens[0].tenant.is_default());
+        let acme: HecTokenConfig = serde_json::from_str(r#"{"token":"a","tenant":"acme"}"#).unwrap();
+        assert_eq!(acme.tenant.as_str(), "acme");
+        let refused = serde_json::from_str::<HecTokenConfig>(r#"{"token":"a","tenant":"Acme Inc"}"#).unwrap_err();
+        assert!(refused.to_string().contains("tenant name"), "{refused}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use securewatch_schemas::parse_epoch_seconds;
 
 use super::split::{split_events, split_raw, HecBodyErrorKind};
 use securewatch_schemas::{HecDefaults, HecMeta, RawRecord, RecordMeta};
-use securewatch_schemas::SourceKind;
+use securewatch_schemas::{SourceKind, Tenant};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -56,6 +56,7 @@ pub const INFLATION_WAITS: &str = "securewatch_hec_inflation_waits_total";
 struct TokenEntry {
     secret: Vec<u8>,
     name: String,
+    tenant: Tenant,
     defaults: HecDefaults,
 }
 
@@ -87,6 +88,7 @@ impl HecSource {
             .map(|token| TokenEntry {
                 secret: token.token.into_bytes(),
                 name: token.name,
+                tenant: token.tenant,
                 defaults: HecDefaults {
                     host: token.host,
                     source: token.source,
@@ -284,6 +286,7 @@ impl HecState {
             endpoint,
             encoding,
             meta: Arc::new(HecMeta { token_name: token.name.clone(), channel, defaults }),
+            tenant: token.tenant.clone(),
             source_name: Arc::clone(&self.source_name),
             peer: peer.to_string(),
             received: Utc::now(),
@@ -330,6 +333,7 @@ struct RecordCutter {
     endpoint: Endpoint,
     encoding: Encoding,
     meta: Arc<HecMeta>,
+    tenant: Tenant,
     source_name: Arc<str>,
     peer: String,
     received: DateTime<Utc>,
@@ -371,6 +375,7 @@ impl RecordCutter {
                 RawRecord {
                     kind: SourceKind::Hec,
                     source_name: Arc::clone(&self.source_name),
+                    tenant: self.tenant.clone(),
                     peer: Some(self.peer.clone()),
                     received: self.received,
                     body: body[range].to_vec(),

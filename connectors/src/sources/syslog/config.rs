@@ -2,6 +2,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
+use securewatch_schemas::Tenant;
 use serde::{Deserialize, Serialize};
 
 use crate::settings::SettingError;
@@ -43,6 +44,30 @@ pub struct SyslogConfig {
     /// `net.core.rmem_max`); 0 keeps the system default. Datagrams that find it full are dropped
     /// by the kernel and counted in `securewatch_source_kernel_drops_total`.
     pub udp_receive_buffer_bytes: usize,
+    /// The tenant of every message received on `udp_listen` and `tcp_listen` (default
+    /// `default`; 1–64 characters of `a-z 0-9 - _`, starting with a letter or digit).
+    pub tenant: Tenant,
+    /// More listeners, each with its own name, addresses and tenant
+    /// (`[[sources.syslog.listeners]]`); the limits above apply to each.
+    pub listeners: Vec<SyslogListenerConfig>,
+}
+
+/// `[[sources.syslog.listeners]]`: one more pair of syslog listeners for one tenant.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogListenerConfig {
+    /// Instance name: the `source` metrics label and `Event.source.name` (default
+    /// `syslog-<tenant>`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// UDP address, or `"off"` (the default).
+    #[serde(with = "optional_address", default)]
+    pub udp_listen: Option<SocketAddr>,
+    /// TCP address, or `"off"` (the default).
+    #[serde(with = "optional_address", default)]
+    pub tcp_listen: Option<SocketAddr>,
+    /// The tenant of every message received here (required).
+    pub tenant: Tenant,
 }
 
 impl Default for SyslogConfig {
@@ -57,6 +82,8 @@ impl Default for SyslogConfig {
             batch_size: 512,
             evict_idle_after_ms: 10_000,
             udp_receive_buffer_bytes: 0,
+            tenant: Tenant::default(),
+            listeners: Vec::new(),
         }
     }
 }
@@ -67,7 +94,7 @@ impl SyslogConfig {
         if self.name.trim().is_empty() {
             return Err(SettingError::invalid("name", "must not be empty"));
         }
-        if self.enabled && self.udp_listen.is_none() && self.tcp_listen.is_none() {
+        if self.enabled && self.udp_listen.is_none() && self.tcp_listen.is_none() && self.listeners.is_empty() {
             let reason = "udp_listen and tcp_listen are both \"off\": the source would have nothing to listen \
                           on; set one of them, or enabled = false";
             return Err(SettingError::invalid("enabled", reason));
@@ -76,7 +103,53 @@ impl SyslogConfig {
         let why = "each connection holds a file descriptor and a task; beyond this the process runs out of descriptors";
         SettingError::within("max_connections", self.max_connections as u64, MAX_CONNECTIONS, why)?;
         SettingError::positive("batch_size", self.batch_size as u64)?;
+        let mut names = std::collections::HashSet::from([self.name.clone()]);
+        let mut addresses = std::collections::HashSet::new();
+        let main = SyslogConfig { listeners: Vec::new(), ..self.clone() };
+        for (number, instance) in std::iter::once(main).chain(self.extra_instances()).enumerate() {
+            if number > 0 {
+                if instance.name.trim().is_empty() {
+                    return Err(SettingError::invalid("listeners.name", "must not be empty"));
+                }
+                if instance.udp_listen.is_none() && instance.tcp_listen.is_none() {
+                    let reason = format!("listener {} has neither udp_listen nor tcp_listen", instance.name);
+                    return Err(SettingError::invalid("listeners", reason));
+                }
+                if !names.insert(instance.name.clone()) {
+                    let reason = format!("the name {} is used twice", instance.name);
+                    return Err(SettingError::invalid("listeners.name", reason));
+                }
+            }
+            let used = [("udp", instance.udp_listen), ("tcp", instance.tcp_listen)];
+            for (protocol, address) in used.into_iter().filter_map(|(p, a)| a.map(|a| (p, a))) {
+                if !addresses.insert((protocol, address)) {
+                    let reason = format!("{protocol} {address} is listened on twice");
+                    return Err(SettingError::invalid("listeners", reason));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Each pair of listeners as a configuration of its own: this one (with its own addresses
+    /// and tenant), then one per `[[sources.syslog.listeners]]` entry with the shared limits.
+    /// A pair with both addresses off is left out.
+    pub fn instances(&self) -> Vec<SyslogConfig> {
+        let main = SyslogConfig { listeners: Vec::new(), ..self.clone() };
+        let main = (main.udp_listen.is_some() || main.tcp_listen.is_some()).then_some(main);
+        main.into_iter().chain(self.extra_instances()).collect()
+    }
+
+    /// The `[[sources.syslog.listeners]]` entries as configurations of their own.
+    fn extra_instances(&self) -> impl Iterator<Item = SyslogConfig> + '_ {
+        self.listeners.iter().map(|listener| SyslogConfig {
+            name: listener.name.clone().unwrap_or_else(|| format!("{}-{}", self.name, listener.tenant)),
+            udp_listen: listener.udp_listen,
+            tcp_listen: listener.tcp_listen,
+            tenant: listener.tenant.clone(),
+            listeners: Vec::new(),
+            ..self.clone()
+        })
     }
 }
 
@@ -142,6 +215,55 @@ mod tests {
         assert_eq!(serde_json::from_str::<SyslogConfig>(&text).unwrap(), config);
         let empty: SyslogConfig = serde_json::from_str(r#"{"tcp_listen": ""}"#).unwrap();
         assert_eq!(empty.tcp_listen, None);
+    }
+
+    #[test]
+    fn listeners_per_tenant_become_instances_of_their_own() {
+        let config: SyslogConfig = serde_json::from_str(
+            r#"{"tenant": "acme", "listeners": [{"tenant": "globex", "tcp_listen": "127.0.0.1:6600"},
+                {"name": "initech-udp", "udp_listen": "127.0.0.1:6601", "tenant": "initech"}]}"#,
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let instances = config.instances();
+        let summary: Vec<(&str, &str, Option<SocketAddr>, Option<SocketAddr>)> = instances
+            .iter()
+            .map(|c| (c.name.as_str(), c.tenant.as_str(), c.udp_listen, c.tcp_listen))
+            .collect();
+        let local = |port: u16| Some(SocketAddr::from(([127, 0, 0, 1], port)));
+        assert_eq!(
+            summary,
+            [
+                ("syslog", "acme", local(5514), local(5514)),
+                ("syslog-globex", "globex", None, local(6600)),
+                ("initech-udp", "initech", local(6601), None),
+            ]
+        );
+        assert!(instances.iter().all(|c| c.listeners.is_empty() && c.batch_size == 512));
+    }
+
+    #[test]
+    fn listeners_must_have_a_tenant_an_address_and_no_shared_address() {
+        let refused = serde_json::from_str::<SyslogConfig>(r#"{"listeners": [{"tcp_listen": "127.0.0.1:1"}]}"#);
+        assert!(refused.unwrap_err().to_string().contains("tenant"));
+        let bad_name = serde_json::from_str::<SyslogConfig>(r#"{"tenant": "ACME"}"#).unwrap_err();
+        assert!(bad_name.to_string().contains("tenant name"), "{bad_name}");
+        let parse = |text: &str| serde_json::from_str::<SyslogConfig>(text).unwrap().validate().unwrap_err().to_string();
+        assert!(parse(r#"{"listeners": [{"tenant": "a"}]}"#).contains("neither udp_listen nor tcp_listen"));
+        let twice = parse(r#"{"listeners": [{"tenant": "a", "tcp_listen": "127.0.0.1:5514"}]}"#);
+        assert!(twice.contains("tcp 127.0.0.1:5514 is listened on twice"), "{twice}");
+        let names = parse(
+            r#"{"listeners": [{"tenant": "a", "tcp_listen": "127.0.0.1:1"}, {"tenant": "a", "tcp_listen": "127.0.0.1:2"}]}"#,
+        );
+        assert!(names.contains("syslog-a is used twice"), "{names}");
+        let main_name = parse(r#"{"listeners": [{"name": "syslog", "tenant": "a", "tcp_listen": "127.0.0.1:1"}]}"#);
+        assert!(main_name.contains("syslog is used twice"), "{main_name}");
+        let only_extra: SyslogConfig = serde_json::from_str(
+            r#"{"udp_listen": "off", "tcp_listen": "off", "listeners": [{"tenant": "a", "tcp_listen": "127.0.0.1:1"}]}"#,
+        )
+        .unwrap();
+        only_extra.validate().unwrap();
+        assert_eq!(only_extra.instances().len(), 1);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use securewatch_schemas::{RawRecord, RecordMeta};
-use securewatch_schemas::SourceKind;
+use securewatch_schemas::{SourceKind, Tenant};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::queue::IngestSender;
 use crate::telemetry::SourceLabels;
 
-pub use config::SyslogConfig;
+pub use config::{SyslogConfig, SyslogListenerConfig};
 pub use framing::{SyslogDecoder, SyslogFrame};
 
 /// TCP connections closed at once because `max_connections` were open.
@@ -80,6 +80,7 @@ pub struct SyslogSource {
 #[derive(Debug)]
 struct SourceContext {
     source_name: Arc<str>,
+    tenant: Tenant,
     labels: SourceLabels,
     queue: IngestSender,
     /// Records per batch: the configured size capped by the queue capacity, so a batch always fits.
@@ -123,6 +124,7 @@ impl SyslogSource {
         let batch_limit = config.batch_size.min(queue.capacity()).max(1);
         let context = SourceContext {
             source_name: Arc::from(config.name.as_str()),
+            tenant: config.tenant.clone(),
             labels: SourceLabels::new(SourceKind::Syslog, config.name),
             queue,
             batch_limit,
@@ -179,6 +181,7 @@ impl SourceContext {
         RawRecord {
             kind: SourceKind::Syslog,
             source_name: Arc::clone(&self.source_name),
+            tenant: self.tenant.clone(),
             peer: Some(peer.to_string()),
             received,
             body,

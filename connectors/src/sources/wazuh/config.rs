@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use securewatch_schemas::Tenant;
 use serde::{Deserialize, Serialize};
 
 use crate::settings::SettingError;
@@ -45,6 +46,9 @@ pub struct WazuhConfig {
     /// and treated as a missing file until a regular file is there again, so a link swapped
     /// in for `alerts.json` cannot make the tailer read another file.
     pub follow_symlinks: bool,
+    /// The tenant of every alert in the file (default `default`; 1–64 characters of
+    /// `a-z 0-9 - _`, starting with a letter or digit).
+    pub tenant: Tenant,
 }
 
 impl Default for WazuhConfig {
@@ -59,6 +63,7 @@ impl Default for WazuhConfig {
             start_at: StartAt::Beginning,
             retry_backoff_ms: 1000,
             follow_symlinks: false,
+            tenant: Tenant::default(),
         }
     }
 }

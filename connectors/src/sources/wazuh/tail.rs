@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use securewatch_schemas::{RawRecord, RecordMeta};
-use securewatch_schemas::SourceKind;
+use securewatch_schemas::{SourceKind, Tenant};
 use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -119,6 +119,7 @@ enum Opened {
 /// The per-source context every cut line needs.
 struct LineContext {
     source_name: Arc<str>,
+    tenant: Tenant,
     peer: String,
     max_line_bytes: usize,
     labels: SourceLabels,
@@ -191,6 +192,7 @@ impl OpenFile {
                 lines.records.push(RawRecord {
                     kind: SourceKind::Wazuh,
                     source_name: Arc::clone(&context.source_name),
+                    tenant: context.tenant.clone(),
                     peer: Some(context.peer.clone()),
                     received,
                     body: line.to_vec(),
@@ -220,6 +222,7 @@ impl OpenFile {
             lines.records.push(RawRecord {
                 kind: SourceKind::Wazuh,
                 source_name: Arc::clone(&context.source_name),
+                tenant: context.tenant.clone(),
                 peer: Some(context.peer.clone()),
                 received: Utc::now(),
                 body: self.pending.clone(),
@@ -273,6 +276,7 @@ impl Tailer {
             path: config.path.clone(),
             context: LineContext {
                 source_name: Arc::from(config.name.as_str()),
+                tenant: config.tenant.clone(),
                 peer: config.path.display().to_string(),
                 max_line_bytes: config.max_line_bytes,
                 labels,

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use rustc_hash::{FxHashMap, FxHasher};
 use securewatch_detection::correlation::{CompiledCorrelation, Entry, Holding};
-use securewatch_schemas::Alert;
+use securewatch_schemas::{Alert, Tenant};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
@@ -16,8 +16,9 @@ use timely::dataflow::StreamVec;
 use super::{CorrelationConfig, CorrelationRules};
 use crate::time::Epoch;
 
-/// A correlation's state key and a group's values.
-pub(crate) type GroupKey = (u64, Vec<String>);
+/// A correlation's state key, the tenant and a group's values: groups are per tenant, so
+/// two tenants' `alice` are two groups.
+pub(crate) type GroupKey = (u64, Tenant, Vec<String>);
 
 /// One epoch's input, waiting for the epoch to complete: its capability and updates.
 type Waiting = (Capability<Epoch>, Vec<((GroupKey, Entry), isize)>);
@@ -96,7 +97,7 @@ pub(crate) fn correlate_groups<'scope>(
                     }
                     let group = groups.get_mut(key).expect("inserted above");
                     let open = |start: u64| epoch < config.close_epoch(&correlation, start);
-                    for (alert, diff) in group.apply(&correlation, &key.1, changes, open) {
+                    for (alert, diff) in group.apply(&correlation, &key.1, &key.2, changes, open) {
                         session.give(((key.clone(), alert), epoch, diff));
                     }
                     if group.is_empty() {
@@ -126,6 +127,7 @@ impl Group {
     fn apply(
         &mut self,
         correlation: &CompiledCorrelation,
+        tenant: &Tenant,
         group: &[String],
         changes: &[((GroupKey, Entry), isize)],
         open: impl Fn(u64) -> bool,
@@ -185,7 +187,7 @@ impl Group {
                 }
                 let window = &self.entries[self.position(listed.start)..self.position(listed.end)];
                 let group_key = group_key.get_or_insert_with(|| correlation.group_key(group));
-                let alert = correlation.alert(group_key, holding, window);
+                let alert = correlation.alert(tenant, group_key, holding, window);
                 match self.emitted.insert(holding.start, alert.clone()) {
                     Some(old) if old == alert => {}
                     Some(old) => {

@@ -276,7 +276,7 @@ pub fn build_correlations<'scope>(
                     .filter(|(correlation, _)| correlation.depth == depth)
                     .filter(|(correlation, _)| only.as_ref().is_none_or(|keys| keys.contains(&correlation.key)))
                     .map(|(correlation, input)| match correlation.entry(input, &m) {
-                        Ok((group, entry)) => Ok(((correlation.key, group), entry)),
+                        Ok((group, entry)) => Ok(((correlation.key, m.tenant.clone(), group), entry)),
                         Err(Skip::MissingGroupField | Skip::MissingValue) => {
                             Err((correlation.rule_id.clone(), m.clone()))
                         }
@@ -291,7 +291,7 @@ pub fn build_correlations<'scope>(
         skipped.push(skips.as_collection());
 
         let expiring = rules.clone();
-        let resident_entries = with_expiry(keyed, move |((key, _), entry): &Keyed| {
+        let resident_entries = with_expiry(keyed, move |((key, _, _), entry): &Keyed| {
             config.expiry_epoch(&expiring.get(*key), entry.time_ms)
         });
 
@@ -302,7 +302,7 @@ pub fn build_correlations<'scope>(
         let closing = rules.clone();
         let final_alerts = level_alerts
             .inner
-            .filter(move |(((key, _), alert), epoch, _)| {
+            .filter(move |(((key, _, _), alert), epoch, _)| {
                 *epoch < config.close_epoch(&closing.get(*key), alert.window_start_ms)
             })
             .as_collection();
@@ -311,7 +311,7 @@ pub fn build_correlations<'scope>(
         alerts.push(
             final_alerts
                 .clone()
-                .filter(move |((key, _), _)| emitting.current().emits_key(*key))
+                .filter(move |((key, _, _), _)| emitting.current().emits_key(*key))
                 .map(|(_, alert)| alert),
         );
         // The last level's alerts feed no further level.

@@ -59,6 +59,7 @@ fn network(list: &str, text: &str) -> Reference {
 
 fn event(host: Option<&str>, peer: Option<&str>, fields: &[(&str, FieldValue)]) -> Event {
     Event {
+        tenant: Default::default(),
         id: EventId(1),
         time: Utc.timestamp_millis_opt(1_700_000_123_456).unwrap(),
         received: Utc.timestamp_millis_opt(1_700_000_124_000).unwrap(),

@@ -46,7 +46,7 @@ use std::sync::Arc;
 
 use rsigma_eval::Event as _;
 use rsigma_parser::ConditionOperator;
-use securewatch_schemas::{Alert, AlertLevel, Event, EventId};
+use securewatch_schemas::{Alert, AlertLevel, Event, EventId, Tenant};
 use serde::{Deserialize, Serialize};
 
 use crate::detector::RuleMatch;
@@ -59,6 +59,8 @@ use crate::view::EventView;
 pub struct Match {
     /// The rule's id, else name, else title ([`crate::DetectorRule::reference`]).
     pub rule_id: String,
+    /// The event's (or inner alert's) tenant: correlation groups never span tenants.
+    pub tenant: Tenant,
     /// The event (or inner alert) id.
     pub event_id: EventId,
     /// Event time, ms since the Unix epoch.
@@ -72,6 +74,7 @@ impl Match {
     pub fn of_alert(alert: &Alert) -> Match {
         Match {
             rule_id: alert.rule_id.clone(),
+            tenant: alert.tenant.clone(),
             event_id: alert.id,
             event_time_ms: alert.fired_at_ms,
             fields: alert.group_key.clone(),
@@ -395,6 +398,7 @@ impl CompiledCorrelations {
         }
         Some(Alert {
             id: Alert::rule_id_for_event(&m.rule_id, m.event_id),
+            tenant: m.tenant.clone(),
             rule_id: m.rule_id.clone(),
             rule_title: info.map_or_else(|| m.rule_id.clone(), |info| info.title.clone()),
             kind: "rule".into(),
@@ -427,6 +431,7 @@ pub fn match_of(rule_match: &RuleMatch<'_>, event: &Event, correlations: &Compil
         .collect();
     Match {
         rule_id,
+        tenant: event.tenant.clone(),
         event_id: event.id,
         event_time_ms: u64::try_from(event.time.timestamp_millis()).unwrap_or(0),
         fields,

@@ -138,7 +138,7 @@ fn temporal_ordered_allows_equal_times_and_needs_the_order() {
 #[test]
 fn missing_group_field_is_skipped() {
     let c = compiled();
-    let m = Match { rule_id: "failed_login".into(), event_id: EventId(1), event_time_ms: 0, fields: BTreeMap::new() };
+    let m = Match { rule_id: "failed_login".into(), tenant: Default::default(), event_id: EventId(1), event_time_ms: 0, fields: BTreeMap::new() };
     assert_eq!(c.correlations[0].entry(0, &m), Err(Skip::MissingGroupField));
 }
 

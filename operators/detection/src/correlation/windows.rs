@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use rsigma_parser::ConditionOperator;
 use rustc_hash::FxHashMap;
-use securewatch_schemas::{Alert, EventId};
+use securewatch_schemas::{Alert, EventId, Tenant};
 
 use super::{CompiledCorrelation, Condition, CorrelationKind, Entry, Predicate};
 
@@ -179,14 +179,21 @@ impl CompiledCorrelation {
         (holds, first)
     }
 
-    /// The alerts of one group: `entries` are its matches, sorted, without duplicates.
+    /// The alerts of one group of the `default` tenant: `entries` are its matches, sorted,
+    /// without duplicates.
     pub fn evaluate(&self, group: &[String], entries: &[Entry]) -> Vec<Alert> {
+        self.evaluate_for(&Tenant::default(), group, entries)
+    }
+
+    /// The alerts of one group of `tenant`: `entries` are its matches, sorted, without
+    /// duplicates.
+    pub fn evaluate_for(&self, tenant: &Tenant, group: &[String], entries: &[Entry]) -> Vec<Alert> {
         let group_key = self.group_key(group);
         let mut alerts = Vec::new();
         let mut previous: Option<u64> = None;
         for holding in self.holding_anchors(entries, 0..u64::MAX) {
             if !self.suppressed(holding.start, previous) {
-                alerts.push(self.alert(&group_key, holding, self.listed(entries, holding)));
+                alerts.push(self.alert(tenant, &group_key, holding, self.listed(entries, holding)));
             }
             previous = Some(holding.start);
         }
@@ -249,13 +256,14 @@ impl CompiledCorrelation {
 
     /// The alert of the window `holding`, listing `listed` (the group's matches with event
     /// times in [`Self::listed_times`]).
-    pub fn alert(&self, group_key: &BTreeMap<String, String>, holding: Holding, listed: &[Entry]) -> Alert {
+    pub fn alert(&self, tenant: &Tenant, group_key: &BTreeMap<String, String>, holding: Holding, listed: &[Entry]) -> Alert {
         let Holding { start, fired_at } = holding;
         let mut event_ids: Vec<EventId> = listed.iter().map(|entry| entry.event_id).collect();
         event_ids.sort();
         event_ids.dedup();
         Alert {
-            id: Alert::correlation_id(&self.rule_id, group_key, start),
+            id: Alert::correlation_id(tenant, &self.rule_id, group_key, start),
+            tenant: tenant.clone(),
             rule_id: self.rule_id.clone(),
             rule_title: self.title.clone(),
             kind: self.kind.as_str().to_string(),

@@ -94,6 +94,7 @@ pub fn normalise_event(
     add_metadata_fields(&mut fields, &source, &sourcetype, &hec_index);
 
     Ok(Event {
+        tenant: record.tenant.clone(),
         id: event_id(record, meta, index, sender_time.is_some()),
         time: sender_time.unwrap_or(record.received),
         received: record.received,
@@ -115,6 +116,7 @@ pub fn normalise_raw(record: &RawRecord, meta: &HecMeta, index: u32) -> Event {
     let mut fields = Fields::new();
     add_metadata_fields(&mut fields, &defaults.source, &defaults.sourcetype, &defaults.index);
     Event {
+        tenant: record.tenant.clone(),
         id: event_id(record, meta, index, defaults.time.is_some()),
         time: defaults.time.unwrap_or(record.received),
         received: record.received,

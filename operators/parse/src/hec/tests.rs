@@ -29,6 +29,7 @@ fn token_defaults() -> HecDefaults {
 
 fn record(body: &str) -> RawRecord {
     RawRecord {
+        tenant: Default::default(),
         kind: SourceKind::Hec,
         source_name: "hec".into(),
         peer: Some("10.1.2.3:51000".into()),

@@ -150,6 +150,7 @@ fn into_event(
         &record.body,
     ]);
     let mut event = Event {
+        tenant: record.tenant.clone(),
         id,
         time: record.received,
         received: record.received,

@@ -14,6 +14,7 @@ fn june_2024() -> DateTime<Utc> {
 
 fn record_at(body: &[u8], received: DateTime<Utc>, peer: Option<&str>) -> RawRecord {
     RawRecord {
+        tenant: Default::default(),
         kind: SourceKind::Syslog,
         source_name: "edge".into(),
         peer: peer.map(str::to_string),

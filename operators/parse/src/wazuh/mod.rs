@@ -106,6 +106,7 @@ fn normalise_alert(record: &RawRecord, kind: SourceKind, body: &[u8]) -> Result<
     }
 
     Ok(Event {
+        tenant: record.tenant.clone(),
         id,
         time,
         received: record.received,

@@ -16,6 +16,7 @@ const INDEXER: &str = include_str!("../../tests/fixtures/wazuh-indexer-document.
 
 fn record(body: &str) -> RawRecord {
     RawRecord {
+        tenant: Default::default(),
         kind: SourceKind::Wazuh,
         source_name: Arc::from("wazuh-main"),
         peer: Some("/var/ossec/logs/alerts/alerts.json".to_string()),

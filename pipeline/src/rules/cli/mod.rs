@@ -343,6 +343,7 @@ fn fixed_logsource_hint(detector: &Detector) -> Option<String> {
 fn read_event(source: EventSource, line: &str, line_number: usize, clock: &mut Clock) -> anyhow::Result<Event> {
     let now = Utc::now();
     let record = |kind, meta| RawRecord {
+        tenant: Default::default(),
         kind,
         source_name: Arc::from("rules-test"),
         peer: None,

@@ -1,14 +1,18 @@
 //! Detection alerts in the store: upserts and deletes from the dataflow's alert diffs, and the
 //! queries behind `/api/v1/alerts`.
 
-use securewatch_schemas::{Alert, Event, EventId};
+use securewatch_schemas::{Alert, Event, EventId, TenantScope};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::query::{row_to_event, EVENT_COLUMNS};
 use super::store::{SqliteStore, StoreError};
 use crate::sinks::read::AlertQuery;
-use crate::sinks::rows::{self, id_from_bytes, push_alert_filters, sql_ms, AlertValues};
+use crate::sinks::rows::{self, id_from_bytes, push_alert_filters, sql_ms, tenant_condition, AlertValues};
+
+/// The columns [`row_to_alert`] reads.
+const ALERT_COLUMNS: &str = "id, rule_id, title, level, kind, tags, group_key, window_start_ms, window_end_ms, \
+                             fired_at_ms, first_seen_ms, last_seen_ms, tenant";
 
 /// Applies alert diffs in order: `+1` stores the alert (replacing a row with the same id and
 /// its event list), `-1` deletes it. Idempotent, so a replayed epoch changes nothing.
@@ -23,7 +27,7 @@ pub async fn apply_alert_changes(connection: &mut SqliteConnection, changes: &[(
         let values = AlertValues::of(alert)?;
         let mut upsert = sqlx::query(
             "INSERT OR REPLACE INTO alerts (id, rule_id, title, level, kind, tags, group_key, window_start_ms, \
-             window_end_ms, fired_at_ms, first_seen_ms, last_seen_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             window_end_ms, fired_at_ms, first_seen_ms, last_seen_ms, tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(values.rule_id)
@@ -35,6 +39,7 @@ pub async fn apply_alert_changes(connection: &mut SqliteConnection, changes: &[(
         for ms in values.times_ms {
             upsert = upsert.bind(ms);
         }
+        upsert = upsert.bind(values.tenant);
         upsert.execute(&mut *connection).await?;
         for chunk in values.event_ids.chunks(1000) {
             let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT OR IGNORE INTO alert_events (alert_id, event_id) ");
@@ -48,12 +53,13 @@ pub async fn apply_alert_changes(connection: &mut SqliteConnection, changes: &[(
 }
 
 impl SqliteStore {
-    /// Alerts matching `query`, newest last-seen first, each with its contributing event ids.
-    pub async fn alerts(&self, query: &AlertQuery) -> Result<Vec<Alert>, StoreError> {
-        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT id, rule_id, title, level, kind, tags, group_key, window_start_ms, window_end_ms, \
-             fired_at_ms, first_seen_ms, last_seen_ms FROM alerts WHERE 1 = 1",
-        );
+    /// Alerts of `scope`'s tenants matching `query`, newest last-seen first, each with its
+    /// contributing event ids.
+    pub async fn alerts(&self, query: &AlertQuery, scope: &TenantScope) -> Result<Vec<Alert>, StoreError> {
+        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE {}",
+            tenant_condition("tenant", scope)
+        ));
         push_alert_filters(&mut builder, query);
         if let Some(from) = query.from {
             builder.push(" AND last_seen_ms >= ").push_bind(from.timestamp_millis());
@@ -72,13 +78,15 @@ impl SqliteStore {
         Ok(alerts)
     }
 
-    /// One alert and its contributing events that are in this store, oldest first (each looked
-    /// up by the events index within the alert's first and last seen times).
-    pub async fn alert(&self, id: EventId) -> Result<Option<(Alert, Vec<Event>)>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, rule_id, title, level, kind, tags, group_key, window_start_ms, window_end_ms, \
-             fired_at_ms, first_seen_ms, last_seen_ms FROM alerts WHERE id = ?",
-        )
+    /// One alert of `scope`'s tenants and its contributing events that are in this store and
+    /// of the alert's tenant, oldest first (each looked up by the events index within the
+    /// alert's first and last seen times). An alert of another tenant reads as absent.
+    pub async fn alert(&self, id: EventId, scope: &TenantScope) -> Result<Option<(Alert, Vec<Event>)>, StoreError> {
+        // Only the checked tenant condition is interpolated; the id is bound.
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ? AND {}",
+            tenant_condition("tenant", scope)
+        )))
         .bind(id.to_bytes().to_vec())
         .fetch_optional(self.pool())
         .await?;
@@ -89,11 +97,12 @@ impl SqliteStore {
         let mut events = Vec::with_capacity(alert.event_ids.len());
         for event_id in &alert.event_ids {
             let found = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE time_us BETWEEN ? AND ? AND id = ?"
+                "SELECT {EVENT_COLUMNS} FROM events WHERE time_us BETWEEN ? AND ? AND id = ? AND tenant = ?"
             )))
             .bind(first_us)
             .bind(last_us)
             .bind(event_id.to_bytes().to_vec())
+            .bind(alert.tenant.as_str())
             .fetch_optional(self.pool())
             .await?;
             if let Some(found) = found {

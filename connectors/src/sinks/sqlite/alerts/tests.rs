@@ -15,6 +15,7 @@ fn at(seconds: i64) -> DateTime<Utc> {
 
 fn event(seed: &str, seconds: i64) -> Event {
     Event {
+        tenant: Default::default(),
         id: EventId::from_parts([seed.as_bytes()]),
         time: at(seconds),
         received: at(seconds),
@@ -43,16 +44,16 @@ async fn alerts_are_stored_replaced_retracted_and_read_back_with_their_events() 
     store.write_epochs(&write).await.unwrap();
     store.write_epochs(&write).await.unwrap(); // a replayed epoch changes nothing
 
-    let newest = store.alerts(&AlertQuery { limit: 10, ..AlertQuery::default() }).await.unwrap();
+    let newest = store.alerts(&AlertQuery { limit: 10, ..AlertQuery::default() }, &TenantScope::All).await.unwrap();
     assert_eq!(newest, vec![single.clone(), brute.clone()], "newest last-seen first, exactly as written");
     let high = AlertQuery { limit: 10, level: Some("high".into()), ..AlertQuery::default() };
-    assert_eq!(store.alerts(&high).await.unwrap(), vec![brute.clone()]);
+    assert_eq!(store.alerts(&high, &TenantScope::All).await.unwrap(), vec![brute.clone()]);
     let window = AlertQuery { limit: 10, from: Some(at(150)), to: Some(at(300)), ..AlertQuery::default() };
-    assert_eq!(store.alerts(&window).await.unwrap(), vec![brute.clone()]);
+    assert_eq!(store.alerts(&window, &TenantScope::All).await.unwrap(), vec![brute.clone()]);
     let by_rule = AlertQuery { limit: 10, rule_id: Some("single".into()), ..AlertQuery::default() };
-    assert_eq!(store.alerts(&by_rule).await.unwrap(), vec![single.clone()]);
+    assert_eq!(store.alerts(&by_rule, &TenantScope::All).await.unwrap(), vec![single.clone()]);
 
-    let (stored, events) = store.alert(brute.id).await.unwrap().unwrap();
+    let (stored, events) = store.alert(brute.id, &TenantScope::All).await.unwrap().unwrap();
     assert_eq!(stored, brute);
     assert_eq!(events, vec![a.clone(), b.clone()], "contributing events, oldest first");
 
@@ -64,11 +65,11 @@ async fn alerts_are_stored_replaced_retracted_and_read_back_with_their_events() 
         .write_epochs(&EpochWrite { events: vec![d.clone()], alerts: vec![(brute.clone(), -1), (extended.clone(), 1)], ..EpochWrite::default() })
         .await
         .unwrap();
-    let (stored, events) = store.alert(brute.id).await.unwrap().unwrap();
+    let (stored, events) = store.alert(brute.id, &TenantScope::All).await.unwrap().unwrap();
     assert_eq!(stored.event_ids.len(), 3);
     assert_eq!(events, vec![a, b, d]);
     store.write_epochs(&EpochWrite { alerts: vec![(extended, -1)], ..EpochWrite::default() }).await.unwrap();
-    assert!(store.alert(brute.id).await.unwrap().is_none());
+    assert!(store.alert(brute.id, &TenantScope::All).await.unwrap().is_none());
     let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM alert_events").fetch_one(store.pool()).await.unwrap();
     assert_eq!(keys, 1, "only the remaining alert's event key is left");
 }

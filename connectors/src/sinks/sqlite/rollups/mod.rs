@@ -1,11 +1,13 @@
 //! Rollup tables: the dataflow's rollup changes and late counts written idempotently, and the dashboard queries over them.
 
-use securewatch_schemas::{RollupChange, RollupKey};
+use securewatch_schemas::{RollupChange, RollupKey, TenantScope};
 use securewatch_schemas::{Severity, SourceKind};
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::store::{SqliteStore, StoreError};
-use crate::sinks::rows::{bucket_of, latest_counts, none_if_empty, rows_to_series, rows_to_top, severity_of, source_kind_of, sql_ms};
+use crate::sinks::rows::{
+    bucket_of, latest_counts, none_if_empty, rows_to_series, rows_to_top, severity_of, source_kind_of, sql_ms, tenant_condition,
+};
 use crate::sinks::read::{Series, SeriesBy, TimeseriesQuery, TopEntry, TopField, TopQuery};
 
 /// Rows per multi-row INSERT (at most 5 bound values each, well below SQLite's 32766 limit).
@@ -16,14 +18,15 @@ const ROWS_PER_STATEMENT: usize = 2000;
 const DELETES_PER_STATEMENT: usize = 250;
 
 /// Rollup changes by table, the last change of each row winning, as upserts and deletes.
+/// Every row names its tenant (the second value).
 #[derive(Default)]
 struct ChangesByTable<'a> {
-    source_upserts: Vec<(u64, SourceKind, &'a str, Severity, i64)>,
-    source_deletes: Vec<(u64, SourceKind, &'a str, Severity)>,
-    category_upserts: Vec<(u64, &'a str, i64)>,
-    category_deletes: Vec<(u64, &'a str)>,
-    hosts_upserts: Vec<(u64, i64)>,
-    hosts_deletes: Vec<u64>,
+    source_upserts: Vec<(u64, &'a str, SourceKind, &'a str, Severity, i64)>,
+    source_deletes: Vec<(u64, &'a str, SourceKind, &'a str, Severity)>,
+    category_upserts: Vec<(u64, &'a str, &'a str, i64)>,
+    category_deletes: Vec<(u64, &'a str, &'a str)>,
+    hosts_upserts: Vec<(u64, &'a str, i64)>,
+    hosts_deletes: Vec<(u64, &'a str)>,
 }
 
 impl<'a> ChangesByTable<'a> {
@@ -32,29 +35,30 @@ impl<'a> ChangesByTable<'a> {
         // whichever statement (upsert or delete) runs first.
         let latest = latest_counts(changes);
         let mut split = ChangesByTable::default();
-        for ((key, bucket), count) in latest {
+        for ((tenant, key, bucket), count) in latest {
+            let tenant = tenant.as_str();
             match key {
                 RollupKey::Source { kind, host, severity } => {
                     let host = host.as_deref().unwrap_or("");
                     if count == 0 {
-                        split.source_deletes.push((bucket, *kind, host, *severity));
+                        split.source_deletes.push((bucket, tenant, *kind, host, *severity));
                     } else {
-                        split.source_upserts.push((bucket, *kind, host, *severity, count));
+                        split.source_upserts.push((bucket, tenant, *kind, host, *severity, count));
                     }
                 }
                 RollupKey::Category(category) => {
                     let category = category.as_deref().unwrap_or("");
                     if count == 0 {
-                        split.category_deletes.push((bucket, category));
+                        split.category_deletes.push((bucket, tenant, category));
                     } else {
-                        split.category_upserts.push((bucket, category, count));
+                        split.category_upserts.push((bucket, tenant, category, count));
                     }
                 }
                 RollupKey::DistinctHosts => {
                     if count == 0 {
-                        split.hosts_deletes.push(bucket);
+                        split.hosts_deletes.push((bucket, tenant));
                     } else {
-                        split.hosts_upserts.push((bucket, count));
+                        split.hosts_upserts.push((bucket, tenant, count));
                     }
                 }
             }
@@ -72,25 +76,27 @@ pub async fn apply_rollup_changes(tx: &mut SqliteConnection, changes: &[RollupCh
     let mut touched = 0;
     for chunk in split.source_upserts.chunks(ROWS_PER_STATEMENT) {
         let mut builder: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO rollup_source (bucket_start_ms, source_kind, host, severity, count) ");
-        builder.push_values(chunk, |mut row, (bucket, kind, host, severity, count)| {
+            QueryBuilder::new("INSERT INTO rollup_source (bucket_start_ms, tenant, source_kind, host, severity, count) ");
+        builder.push_values(chunk, |mut row, (bucket, tenant, kind, host, severity, count)| {
             row.push_bind(sql_ms(*bucket))
+                .push_bind(*tenant)
                 .push_bind(kind.as_str())
                 .push_bind(*host)
                 .push_bind(i64::from(severity.code()))
                 .push_bind(*count);
         });
         builder.push(
-            " ON CONFLICT (bucket_start_ms, source_kind, host, severity) \
+            " ON CONFLICT (bucket_start_ms, tenant, source_kind, host, severity) \
              DO UPDATE SET count = excluded.count",
         );
         touched += builder.build().execute(&mut *tx).await?.rows_affected();
     }
     for chunk in split.source_deletes.chunks(DELETES_PER_STATEMENT) {
         let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new("DELETE FROM rollup_source WHERE ");
-        for (index, (bucket, kind, host, severity)) in chunk.iter().enumerate() {
+        for (index, (bucket, tenant, kind, host, severity)) in chunk.iter().enumerate() {
             builder.push(if index == 0 { "(bucket_start_ms = " } else { " OR (bucket_start_ms = " });
-            builder.push_bind(sql_ms(*bucket)).push(" AND source_kind = ").push_bind(kind.as_str());
+            builder.push_bind(sql_ms(*bucket)).push(" AND tenant = ").push_bind(*tenant);
+            builder.push(" AND source_kind = ").push_bind(kind.as_str());
             builder.push(" AND host = ").push_bind(*host);
             builder.push(" AND severity = ").push_bind(i64::from(severity.code())).push(")");
         }
@@ -98,38 +104,37 @@ pub async fn apply_rollup_changes(tx: &mut SqliteConnection, changes: &[RollupCh
     }
     for chunk in split.category_upserts.chunks(ROWS_PER_STATEMENT) {
         let mut builder: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO rollup_category (bucket_start_ms, category, count) ");
-        builder.push_values(chunk, |mut row, (bucket, category, count)| {
-            row.push_bind(sql_ms(*bucket)).push_bind(*category).push_bind(*count);
+            QueryBuilder::new("INSERT INTO rollup_category (bucket_start_ms, tenant, category, count) ");
+        builder.push_values(chunk, |mut row, (bucket, tenant, category, count)| {
+            row.push_bind(sql_ms(*bucket)).push_bind(*tenant).push_bind(*category).push_bind(*count);
         });
-        builder.push(" ON CONFLICT (bucket_start_ms, category) DO UPDATE SET count = excluded.count");
+        builder.push(" ON CONFLICT (bucket_start_ms, tenant, category) DO UPDATE SET count = excluded.count");
         touched += builder.build().execute(&mut *tx).await?.rows_affected();
     }
     for chunk in split.category_deletes.chunks(DELETES_PER_STATEMENT) {
         let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new("DELETE FROM rollup_category WHERE ");
-        for (index, (bucket, category)) in chunk.iter().enumerate() {
+        for (index, (bucket, tenant, category)) in chunk.iter().enumerate() {
             builder.push(if index == 0 { "(bucket_start_ms = " } else { " OR (bucket_start_ms = " });
-            builder.push_bind(sql_ms(*bucket)).push(" AND category = ").push_bind(*category).push(")");
+            builder.push_bind(sql_ms(*bucket)).push(" AND tenant = ").push_bind(*tenant);
+            builder.push(" AND category = ").push_bind(*category).push(")");
         }
         touched += builder.build().execute(&mut *tx).await?.rows_affected();
     }
     for chunk in split.hosts_upserts.chunks(ROWS_PER_STATEMENT) {
         let mut builder: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO rollup_hosts (bucket_start_ms, distinct_hosts) ");
-        builder.push_values(chunk, |mut row, (bucket, count)| {
-            row.push_bind(sql_ms(*bucket)).push_bind(*count);
+            QueryBuilder::new("INSERT INTO rollup_hosts (bucket_start_ms, tenant, distinct_hosts) ");
+        builder.push_values(chunk, |mut row, (bucket, tenant, count)| {
+            row.push_bind(sql_ms(*bucket)).push_bind(*tenant).push_bind(*count);
         });
-        builder.push(" ON CONFLICT (bucket_start_ms) DO UPDATE SET distinct_hosts = excluded.distinct_hosts");
+        builder.push(" ON CONFLICT (bucket_start_ms, tenant) DO UPDATE SET distinct_hosts = excluded.distinct_hosts");
         touched += builder.build().execute(&mut *tx).await?.rows_affected();
     }
-    for chunk in split.hosts_deletes.chunks(ROWS_PER_STATEMENT) {
-        let mut builder: QueryBuilder<Sqlite> =
-            QueryBuilder::new("DELETE FROM rollup_hosts WHERE bucket_start_ms IN (");
-        let mut buckets = builder.separated(", ");
-        for bucket in chunk {
-            buckets.push_bind(sql_ms(*bucket));
+    for chunk in split.hosts_deletes.chunks(DELETES_PER_STATEMENT) {
+        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new("DELETE FROM rollup_hosts WHERE ");
+        for (index, (bucket, tenant)) in chunk.iter().enumerate() {
+            builder.push(if index == 0 { "(bucket_start_ms = " } else { " OR (bucket_start_ms = " });
+            builder.push_bind(sql_ms(*bucket)).push(" AND tenant = ").push_bind(*tenant).push(")");
         }
-        builder.push(")");
         touched += builder.build().execute(&mut *tx).await?.rows_affected();
     }
     Ok(touched)
@@ -167,7 +172,8 @@ impl SqliteStore {
     /// `[from_ms, to_ms)`, one series per value of `query.by`, series in key order (severities
     /// most severe first), points in time order. Hour points sum their minute buckets, so the
     /// first and last hour of a range not aligned to hours are partial. Zero points are left out.
-    pub async fn timeseries(&self, query: &TimeseriesQuery) -> Result<Vec<Series>, StoreError> {
+    /// Only rows of `scope`'s tenants count.
+    pub async fn timeseries(&self, query: &TimeseriesQuery, scope: &TenantScope) -> Result<Vec<Series>, StoreError> {
         let (value, table) = match query.by {
             SeriesBy::Source => ("source_kind", "rollup_source"),
             SeriesBy::Host => ("host", "rollup_source"),
@@ -176,10 +182,12 @@ impl SqliteStore {
         };
         let sql = format!(
             "SELECT {value} AS value, bucket_start_ms - bucket_start_ms % ?1 AS point_start_ms, \
-             SUM(count) AS total FROM {table} WHERE bucket_start_ms >= ?2 AND bucket_start_ms < ?3 \
-             GROUP BY value, point_start_ms HAVING total <> 0 ORDER BY value, point_start_ms"
+             SUM(count) AS total FROM {table} WHERE bucket_start_ms >= ?2 AND bucket_start_ms < ?3 AND {tenants} \
+             GROUP BY value, point_start_ms HAVING total <> 0 ORDER BY value, point_start_ms",
+            tenants = tenant_condition("tenant", scope)
         );
-        // Only the fixed column and table names above are interpolated; values are bound.
+        // Only the fixed column and table names and the checked tenant condition above are
+        // interpolated; values are bound.
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(sql_ms(query.bucket.millis()))
             .bind(sql_ms(query.from_ms))
@@ -193,7 +201,8 @@ impl SqliteStore {
     /// in `[from_ms, to_ms)`, most first, ties by value (severities: most severe first). Events
     /// without a host or category are left out of those rankings; values whose events sum to
     /// zero are left out. For hosts this is the SQL form of `securewatch_schemas::top_hosts`.
-    pub async fn top(&self, query: &TopQuery) -> Result<Vec<TopEntry>, StoreError> {
+    /// Only rows of `scope`'s tenants count.
+    pub async fn top(&self, query: &TopQuery, scope: &TenantScope) -> Result<Vec<TopEntry>, StoreError> {
         let (value, table, present) = match query.field {
             TopField::Host => ("host", "rollup_source", "host <> ''"),
             TopField::Category => ("category", "rollup_category", "category <> ''"),
@@ -202,10 +211,11 @@ impl SqliteStore {
         };
         let sql = format!(
             "SELECT {value} AS value, SUM(count) AS total FROM {table} \
-             WHERE bucket_start_ms >= ?1 AND bucket_start_ms < ?2 AND {present} \
-             GROUP BY value HAVING total <> 0 ORDER BY total DESC, value LIMIT ?3"
+             WHERE bucket_start_ms >= ?1 AND bucket_start_ms < ?2 AND {present} AND {tenants} \
+             GROUP BY value HAVING total <> 0 ORDER BY total DESC, value LIMIT ?3",
+            tenants = tenant_condition("tenant", scope)
         );
-        // Only the fixed names and condition above are interpolated; values are bound.
+        // Only the fixed names and conditions above are interpolated; values are bound.
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(sql_ms(query.from_ms))
             .bind(sql_ms(query.to_ms))

@@ -28,7 +28,7 @@ fn category(name: Option<&str>) -> RollupKey {
 }
 
 fn change(key: &RollupKey, bucket_start_ms: u64, count: i64) -> RollupChange {
-    RollupChange { key: key.clone(), bucket_start_ms, count }
+    RollupChange { tenant: Default::default(), key: key.clone(), bucket_start_ms, count }
 }
 
 fn table_rows(table: &RollupTable) -> Vec<(RollupKey, u64, i64)> {
@@ -144,7 +144,7 @@ async fn timeseries_by_minute_and_hour() {
     dashboard_fixture(&store).await;
     let query = |from_ms, to_ms, bucket, by| TimeseriesQuery { from_ms, to_ms, bucket, by };
 
-    let by_host = store.timeseries(&query(0, 2 * HOUR, BucketWidth::Minute, SeriesBy::Host)).await.unwrap();
+    let by_host = store.timeseries(&query(0, 2 * HOUR, BucketWidth::Minute, SeriesBy::Host), &TenantScope::All).await.unwrap();
     assert_eq!(
         by_host,
         vec![
@@ -154,7 +154,7 @@ async fn timeseries_by_minute_and_hour() {
         ]
     );
 
-    let hourly = store.timeseries(&query(0, 2 * HOUR, BucketWidth::Hour, SeriesBy::Source)).await.unwrap();
+    let hourly = store.timeseries(&query(0, 2 * HOUR, BucketWidth::Hour, SeriesBy::Source), &TenantScope::All).await.unwrap();
     assert_eq!(
         hourly,
         vec![
@@ -166,7 +166,7 @@ async fn timeseries_by_minute_and_hour() {
 
     // Severities by name, most severe first; `to` is exclusive, `from` inclusive.
     let severities =
-        store.timeseries(&query(MINUTE, HOUR + 59 * MINUTE, BucketWidth::Hour, SeriesBy::Severity)).await.unwrap();
+        store.timeseries(&query(MINUTE, HOUR + 59 * MINUTE, BucketWidth::Hour, SeriesBy::Severity), &TenantScope::All).await.unwrap();
     assert_eq!(
         severities,
         vec![
@@ -175,7 +175,7 @@ async fn timeseries_by_minute_and_hour() {
         ]
     );
 
-    let categories = store.timeseries(&query(0, 2 * HOUR, BucketWidth::Hour, SeriesBy::Category)).await.unwrap();
+    let categories = store.timeseries(&query(0, 2 * HOUR, BucketWidth::Hour, SeriesBy::Category), &TenantScope::All).await.unwrap();
     assert_eq!(
         categories,
         vec![
@@ -196,7 +196,7 @@ async fn top_ranks_by_count_then_value_like_the_operators() {
     };
 
     // The host-less events (7) are left out.
-    let hosts = store.top(&top(TopField::Host, 0, 2 * HOUR, 10)).await.unwrap();
+    let hosts = store.top(&top(TopField::Host, 0, 2 * HOUR, 10), &TenantScope::All).await.unwrap();
     assert_eq!(hosts, entries(&[("web-1", 6), ("web-2", 5)]));
     for (from_ms, to_ms, n) in
         [(0, 2 * HOUR, 10), (0, 2 * HOUR, 1), (MINUTE, HOUR + 59 * MINUTE, 5), (HOUR, 2 * HOUR, 5)]
@@ -207,23 +207,23 @@ async fn top_ranks_by_count_then_value_like_the_operators() {
             .map(|volume| TopEntry { value: volume.host, count: volume.events })
             .collect();
         assert_eq!(
-            store.top(&top(TopField::Host, from_ms, to_ms, n)).await.unwrap(),
+            store.top(&top(TopField::Host, from_ms, to_ms, n), &TenantScope::All).await.unwrap(),
             expected,
             "{from_ms}..{to_ms} top {n}"
         );
     }
-    let first_hour = store.top(&top(TopField::Host, 0, HOUR, 10)).await.unwrap();
+    let first_hour = store.top(&top(TopField::Host, 0, HOUR, 10), &TenantScope::All).await.unwrap();
     assert_eq!(first_hour, entries(&[("web-2", 4), ("web-1", 3)]));
 
-    let categories = store.top(&top(TopField::Category, 0, 2 * HOUR, 10)).await.unwrap();
+    let categories = store.top(&top(TopField::Category, 0, 2 * HOUR, 10), &TenantScope::All).await.unwrap();
     assert_eq!(categories, entries(&[("auth", 6), ("net", 1)]));
-    let severities = store.top(&top(TopField::Severity, 0, 2 * HOUR, 10)).await.unwrap();
+    let severities = store.top(&top(TopField::Severity, 0, 2 * HOUR, 10), &TenantScope::All).await.unwrap();
     assert_eq!(severities, entries(&[("error", 10), ("critical", 7), ("informational", 1)]));
-    let sources = store.top(&top(TopField::Source, 0, 2 * HOUR, 2)).await.unwrap();
+    let sources = store.top(&top(TopField::Source, 0, 2 * HOUR, 2), &TenantScope::All).await.unwrap();
     assert_eq!(sources, entries(&[("wazuh", 7), ("hec", 6)]));
-    let second_hour = store.top(&top(TopField::Source, HOUR, 2 * HOUR, 10)).await.unwrap();
+    let second_hour = store.top(&top(TopField::Source, HOUR, 2 * HOUR, 10), &TenantScope::All).await.unwrap();
     assert_eq!(second_hour, entries(&[("syslog", 3), ("hec", 1)]));
-    let later = store.top(&top(TopField::Severity, MINUTE, 2 * MINUTE, 10)).await.unwrap();
+    let later = store.top(&top(TopField::Severity, MINUTE, 2 * MINUTE, 10), &TenantScope::All).await.unwrap();
     assert_eq!(later, entries(&[("critical", 7), ("error", 4)]));
 }
 
@@ -240,11 +240,11 @@ async fn ties_break_by_value() {
         )
         .collect();
     store.apply_rollups(&changes, &[]).await.unwrap();
-    let hosts = store.top(&TopQuery { field: TopField::Host, from_ms: 0, to_ms: MINUTE, n: 10 }).await.unwrap();
+    let hosts = store.top(&TopQuery { field: TopField::Host, from_ms: 0, to_ms: MINUTE, n: 10 }, &TenantScope::All).await.unwrap();
     let names: Vec<&str> = hosts.iter().map(|entry| entry.value.as_str()).collect();
     assert_eq!(names, ["a", "b", "c"]);
     let severities =
-        store.top(&TopQuery { field: TopField::Severity, from_ms: MINUTE, to_ms: HOUR, n: 10 }).await.unwrap();
+        store.top(&TopQuery { field: TopField::Severity, from_ms: MINUTE, to_ms: HOUR, n: 10 }, &TenantScope::All).await.unwrap();
     let names: Vec<&str> = severities.iter().map(|entry| entry.value.as_str()).collect();
     assert_eq!(names, ["notice", "informational"], "severities tie by level, not by name");
 }
@@ -253,9 +253,9 @@ async fn ties_break_by_value() {
 async fn empty_ranges_and_empty_tables_answer_nothing() {
     let (_dir, store) = open_store().await;
     let everything = TimeseriesQuery { from_ms: 0, to_ms: u64::MAX, bucket: BucketWidth::Hour, by: SeriesBy::Host };
-    assert!(store.timeseries(&everything).await.unwrap().is_empty());
+    assert!(store.timeseries(&everything, &TenantScope::All).await.unwrap().is_empty());
     assert!(store
-        .top(&TopQuery { field: TopField::Host, from_ms: 0, to_ms: u64::MAX, n: 10 })
+        .top(&TopQuery { field: TopField::Host, from_ms: 0, to_ms: u64::MAX, n: 10 }, &TenantScope::All)
         .await
         .unwrap()
         .is_empty());
@@ -265,15 +265,15 @@ async fn empty_ranges_and_empty_tables_answer_nothing() {
     for (from_ms, to_ms) in [(MINUTE, MINUTE), (2 * MINUTE, HOUR), (3 * HOUR, 4 * HOUR), (HOUR, 0)] {
         for by in [SeriesBy::Source, SeriesBy::Host, SeriesBy::Severity, SeriesBy::Category] {
             let query = TimeseriesQuery { from_ms, to_ms, bucket: BucketWidth::Minute, by };
-            assert!(store.timeseries(&query).await.unwrap().is_empty(), "{query:?}");
+            assert!(store.timeseries(&query, &TenantScope::All).await.unwrap().is_empty(), "{query:?}");
         }
         for field in [TopField::Host, TopField::Category, TopField::Severity, TopField::Source] {
             let query = TopQuery { field, from_ms, to_ms, n: 10 };
-            assert!(store.top(&query).await.unwrap().is_empty(), "{query:?}");
+            assert!(store.top(&query, &TenantScope::All).await.unwrap().is_empty(), "{query:?}");
         }
     }
     let none = TopQuery { field: TopField::Host, from_ms: 0, to_ms: 2 * HOUR, n: 0 };
-    assert!(store.top(&none).await.unwrap().is_empty());
+    assert!(store.top(&none, &TenantScope::All).await.unwrap().is_empty());
 }
 
 #[tokio::test]
