@@ -118,7 +118,7 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
         max_answer_bytes: api::events::MAX_ANSWER_BYTES,
         rules: reloader,
     };
-    let api = serve_api(api_listener, &mut listeners, |listeners| {
+    let api = serve_api(api_listener, config.api.http_settings(), &mut listeners, |listeners| {
         api::router(ApiState { listeners: Arc::new(listeners), ..state })
     })
     .await?;

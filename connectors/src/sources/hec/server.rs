@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
@@ -21,16 +22,21 @@ use tokio_util::sync::CancellationToken;
 use super::request::{self, Encoding, HecQuery};
 use super::response::{HecReply, Refusal};
 use super::{HecConfig, HecError};
+use crate::http_listener::HttpListener;
 use crate::queue::{BatchOutcome, IngestBatch, IngestSender, QueueError};
 use crate::telemetry::SourceLabels;
 
 /// A bound, not yet running, HEC listener. [`HecSource::run`] serves it until shutdown.
 #[derive(Debug)]
 pub struct HecSource {
-    listener: TcpListener,
+    listener: HttpListener,
     local_addr: SocketAddr,
     state: Arc<HecState>,
 }
+
+/// How long HEC requests in flight at shutdown get to be answered (their batches made
+/// durable) before their connections close; below the pipeline's 30 s source drain.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
 /// What every request handler shares.
 #[derive(Debug)]
@@ -81,6 +87,7 @@ impl HecSource {
         let listener =
             TcpListener::bind(addr).await.map_err(|source| HecError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| HecError::Bind { addr, source })?;
+        let listener = HttpListener::new(listener, &config.name, config.http_settings().limits(SHUTDOWN_GRACE));
         let tokens = config
             .tokens
             .into_iter()
@@ -119,15 +126,13 @@ impl HecSource {
         Arc::clone(&self.state.inflating)
     }
 
-    /// Serves until `shutdown` is cancelled, then stops accepting connections and waits for
-    /// requests in flight to be answered (which waits for their batches to be durable).
+    /// Serves until `shutdown` is cancelled, then stops accepting connections, closes the idle
+    /// ones and waits up to [`SHUTDOWN_GRACE`] for requests in flight to be answered (which
+    /// waits for their batches to be durable).
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), HecError> {
         tracing::info!(source = %self.state.source_name, listen = %self.local_addr, "HEC source listening.");
-        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .map_err(HecError::Serve)
+        self.listener.serve(router(self.state), shutdown).await;
+        Ok(())
     }
 }
 
