@@ -99,3 +99,40 @@ fn half_sent_requests_on_hec_and_the_api_do_not_hold_the_process_after_sigterm()
     assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
     drop(clients);
 }
+
+/// Under an open-files limit of 400 (`prlimit`), the listeners' default connection limits
+/// (256 + 1024 + 1024) cannot all be served: they are lowered to fit, logged, and served.
+#[test]
+fn connection_limits_are_lowered_to_fit_the_open_files_limit() {
+    use securewatch_tests::instance::{binary, config_text, Ports};
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::free();
+    let config = dir.path().join("securewatch.toml");
+    std::fs::write(&config, config_text(ports, "")).unwrap();
+    let stderr_path = dir.path().join("stderr.log");
+    let mut child = std::process::Command::new("prlimit")
+        .arg("--nofile=400:400")
+        .arg(binary())
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("SECUREWATCH_HEC_TOKEN", TOKEN)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let health = format!("http://127.0.0.1:{}/api/v1/health", ports.api);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !matches!(curl(&[&health]), Ok((200, _))) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(&stderr_path).unwrap();
+    // 400 descriptors, half kept for the rest: 200 shared in proportion.
+    assert!(log.contains("api=22 sources.hec=88 sources.syslog=88"), "{log}");
+    assert!(log.contains("max_connections lowered to fit the open-files limit"), "{log}");
+    assert!(log.contains("Listening."), "the lowered listeners serve: {log}");
+}

@@ -4,10 +4,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use securewatch_connectors::fd_limit;
 use securewatch_connectors::http_listener::{HttpListener, HttpSettings};
 use securewatch_connectors::CancellationToken;
 use tokio::task::JoinSet;
 
+use crate::config::Config;
 use crate::errors;
 
 /// How long sources get to finish in-flight work after the shutdown signal.
@@ -38,6 +40,27 @@ impl RunningApi {
                 Ok(())
             }
         }
+    }
+}
+
+/// Raises the open-files limit and fits the listeners' connection limits under it (each
+/// scaled down in proportion when their sum leaves fewer than
+/// [`fd_limit::RESERVED_DESCRIPTORS`], or half the limit, for the rest); logs what was chosen,
+/// warns when lowered.
+pub fn fit_connections_to_open_files(config: &mut Config) {
+    let limit = fd_limit::raise_open_files_limit();
+    let mut listeners: Vec<(&str, &mut usize)> = vec![("api", &mut config.api.max_connections)];
+    if config.sources.hec.enabled {
+        listeners.push(("sources.hec", &mut config.sources.hec.max_connections));
+    }
+    if config.sources.syslog.enabled && config.sources.syslog.tcp_listen.is_some() {
+        listeners.push(("sources.syslog", &mut config.sources.syslog.max_connections));
+    }
+    let lowered = fd_limit::fit_connection_limits(&mut listeners, limit.connection_budget());
+    let chosen: Vec<String> = listeners.iter().map(|(name, limit)| format!("{name}={limit}")).collect();
+    tracing::info!(open_files = limit.soft, was = limit.was, hard = limit.hard, max_connections = %chosen.join(" "), "Open-files limit and connection limits.");
+    for (name, asked) in lowered {
+        tracing::warn!(listener = %name, asked, open_files = limit.soft, budget = limit.connection_budget(), "max_connections lowered to fit the open-files limit (`ulimit -n`); raise the hard limit to serve more.");
     }
 }
 
