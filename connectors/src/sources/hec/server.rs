@@ -23,6 +23,7 @@ use super::request::{self, Encoding, HecQuery};
 use super::response::{HecReply, Refusal};
 use super::{HecConfig, HecError};
 use crate::http_listener::HttpListener;
+use crate::log_limit::{SharedWarnLimiter, DEFAULT_INTERVAL};
 use crate::queue::{BatchOutcome, IngestBatch, IngestSender, QueueError};
 use crate::telemetry::SourceLabels;
 
@@ -50,6 +51,10 @@ struct HecState {
     /// Turns to inflate a gzip body: each may grow to `max_body_bytes`, so at most
     /// [`INFLATING_AT_ONCE`] do at once and the rest wait.
     inflating: Arc<Semaphore>,
+    /// The warning of a batch the store failed, at most once per interval.
+    store_failures: SharedWarnLimiter,
+    /// The warning of a batch the bus refused, at most once per interval.
+    bus_failures: SharedWarnLimiter,
 }
 
 /// Gzip bodies inflated at once; peak memory for inflation is this many times `max_body_bytes`.
@@ -111,6 +116,8 @@ impl HecSource {
             max_events_per_request: config.max_events_per_request,
             queue,
             inflating: Arc::new(Semaphore::new(INFLATING_AT_ONCE)),
+            store_failures: SharedWarnLimiter::new("batch_not_stored", DEFAULT_INTERVAL),
+            bus_failures: SharedWarnLimiter::new("batch_not_published", DEFAULT_INTERVAL),
         };
         Ok(HecSource { listener, local_addr, state: Arc::new(state) })
     }
@@ -230,14 +237,20 @@ impl HecState {
             return HecReply::SERVER_BUSY;
         }
         self.labels.accepted(count);
+        // A failing store or bus fails every request: one line per interval, the rest counted.
+        let kind = self.labels.kind.as_str();
         match ack.await {
             Ok(BatchOutcome::Durable) => HecReply::SUCCESS,
             Ok(BatchOutcome::Failed(error)) => {
-                tracing::warn!(source = %self.source_name, %error, records = count, "HEC batch not stored; the client is told to retry.");
+                if let Some(suppressed) = self.store_failures.admit(&self.source_name, kind) {
+                    tracing::warn!(source = %self.source_name, %error, records = count, suppressed, "HEC batch not stored; the client is told to retry (`suppressed`: lines held back since the last).");
+                }
                 HecReply::INTERNAL_ERROR
             }
             Ok(BatchOutcome::Unavailable(error)) => {
-                tracing::warn!(source = %self.source_name, %error, records = count, "HEC batch not accepted by the bus; the client is told to retry.");
+                if let Some(suppressed) = self.bus_failures.admit(&self.source_name, kind) {
+                    tracing::warn!(source = %self.source_name, %error, records = count, suppressed, "HEC batch not accepted by the bus; the client is told to retry (`suppressed`: lines held back since the last).");
+                }
                 HecReply::SERVER_BUSY
             }
             // The batch was dropped unfinished (shutdown): the client should send it again.
