@@ -504,6 +504,9 @@ mod tests {
             ("[journal]\nsegment_mib = 100000\n", "[journal]", "segment_mib (100000) must be at most 1024"),
             ("[store]\nfile = \"../../x.db\"\n", "[store]", "inside the data directory"),
             ("[store]\nfile = \"/tmp/x.db\"\n", "[store]", "inside the data directory"),
+            ("[api]\nmax_connections = 100000\n", "[api]", "max_connections (100000) must be at most 65536"),
+            ("[api]\nheader_read_timeout_ms = 0\n", "[api]", "header_read_timeout_ms must be at least 1"),
+            ("[sources.hec]\nbody_min_bytes_per_sec = 0\n", "[sources.hec]", "body_min_bytes_per_sec must be at least 1"),
         ];
         for (text, section, message) in cases {
             let error = Config::load(Some(write(text).path()), []).unwrap_err().to_string();
