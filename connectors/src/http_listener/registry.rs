@@ -60,12 +60,14 @@ impl Drop for InFlight {
 pub(super) struct Registry {
     origin: Instant,
     connections: HashMap<Id, Arc<ConnectionState>>,
+    /// Connections asked to close whose tasks have not ended yet.
+    closing: usize,
 }
 
 impl Registry {
     /// An empty registry.
     pub(super) fn new() -> Registry {
-        Registry { origin: Instant::now(), connections: HashMap::new() }
+        Registry { origin: Instant::now(), connections: HashMap::new(), closing: 0 }
     }
 
     /// A new connection's state (active now), not yet registered.
@@ -85,12 +87,14 @@ impl Registry {
 
     /// Forgets the connection of a finished task.
     pub(super) fn remove(&mut self, id: Id) {
-        self.connections.remove(&id);
+        if self.connections.remove(&id).is_some_and(|connection| connection.close.is_cancelled()) {
+            self.closing -= 1;
+        }
     }
 
     /// Connections open and not being closed: what counts against the limit.
     pub(super) fn live(&self) -> usize {
-        self.connections.values().filter(|connection| !connection.close.is_cancelled()).count()
+        self.connections.len() - self.closing
     }
 
     /// Closes the connection idle longest among those without a request in flight; `false`
@@ -105,6 +109,7 @@ impl Registry {
         match idlest {
             Some(connection) => {
                 connection.close.cancel();
+                self.closing += 1;
                 true
             }
             None => false,
@@ -112,9 +117,12 @@ impl Registry {
     }
 
     /// Asks every connection to close (shutdown).
-    pub(super) fn close_all(&self) {
+    pub(super) fn close_all(&mut self) {
         for connection in self.connections.values() {
-            connection.close.cancel();
+            if !connection.close.is_cancelled() {
+                connection.close.cancel();
+                self.closing += 1;
+            }
         }
     }
 }
@@ -155,5 +163,9 @@ mod tests {
         drop(busy);
         assert!(states[0].is_idle());
         assert!(registry.close_idlest());
+        assert_eq!(registry.live(), 0);
+        let ids: Vec<Id> = registry.connections.keys().copied().collect();
+        ids.into_iter().for_each(|id| registry.remove(id));
+        assert_eq!((registry.live(), registry.closing), (0, 0), "closed connections that ended are forgotten");
     }
 }
