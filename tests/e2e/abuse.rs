@@ -44,7 +44,13 @@ fn idle_connections_by_the_hundred_do_not_lock_out_hec_the_api_or_syslog() {
         .into_iter()
         .flat_map(|port| open_idle(port, IDLE_PER_LISTENER))
         .collect();
-    // Long enough for the syslog connections to count as idle, far below the header timeout.
+    // Every idle connection accepted (those past syslog's 50 refused: none was idle 0.5 s yet),
+    // then long enough for syslog's to count as idle, far below the HTTP header timeout.
+    let refused = || metric(&instance, "securewatch_source_connections_refused_total", &["source=\"syslog\""]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while refused() < (IDLE_PER_LISTENER - 50) as f64 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     std::thread::sleep(Duration::from_secs(1));
 
     let (status, body) = curl(&[&instance.api_url("/api/v1/health")]).unwrap();
