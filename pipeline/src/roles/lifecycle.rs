@@ -47,13 +47,14 @@ impl RunningApi {
 /// scaled down in proportion when their sum leaves fewer than
 /// [`fd_limit::RESERVED_DESCRIPTORS`], or half the limit, for the rest); logs what was chosen,
 /// warns when lowered.
-pub fn fit_connections_to_open_files(config: &mut Config) {
+/// `with_sources`: whether this role serves HEC and syslog (not `worker`).
+pub fn fit_connections_to_open_files(config: &mut Config, with_sources: bool) {
     let limit = fd_limit::raise_open_files_limit();
     let mut listeners: Vec<(&str, &mut usize)> = vec![("api", &mut config.api.max_connections)];
-    if config.sources.hec.enabled {
+    if with_sources && config.sources.hec.enabled {
         listeners.push(("sources.hec", &mut config.sources.hec.max_connections));
     }
-    if config.sources.syslog.enabled && config.sources.syslog.tcp_listen.is_some() {
+    if with_sources && config.sources.syslog.enabled && config.sources.syslog.tcp_listen.is_some() {
         listeners.push(("sources.syslog", &mut config.sources.syslog.max_connections));
     }
     let lowered = fd_limit::fit_connection_limits(&mut listeners, limit.connection_budget());

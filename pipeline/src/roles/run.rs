@@ -51,7 +51,7 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
     if role != Role::All && config.bus.kind == BusKind::None {
         anyhow::bail!("[bus] kind must be \"kafka\" or \"redis\" for `securewatch ingest` and `securewatch worker`");
     }
-    fit_connections_to_open_files(&mut config);
+    fit_connections_to_open_files(&mut config, role != Role::Worker);
     let api_listener = bind_api(config.api.listen).await?;
     let (queue, receiver) = ingest_queue(config.queue.capacity);
     let bound = match role {
