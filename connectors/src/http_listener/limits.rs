@@ -68,7 +68,8 @@ impl HttpSettings {
 pub struct HttpLimits {
     /// Most connections open at once; past it the idlest is closed or the new one refused.
     pub max_connections: usize,
-    /// Time for a request's headers (and for a TLS handshake, when there is one).
+    /// Time for a request's headers (and for a TLS handshake, when there is one); also the
+    /// longest an answer waits for a client that stopped reading it.
     pub header_read_timeout: Duration,
     /// Time for a request body before the bytes received extend it.
     pub body_read_timeout: Duration,

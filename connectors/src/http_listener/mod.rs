@@ -4,7 +4,7 @@
 //! itself:
 //! - a request's headers must arrive within `header_read_timeout` of the connection opening or
 //!   of the previous answer (hyper's timer), which is also how long an idle keep-alive
-//!   connection stays open;
+//!   connection stays open, and how long an answer may wait for a client that stopped reading;
 //! - a request body must arrive within `body_read_timeout`, extended by one second for every
 //!   `body_min_bytes_per_sec` bytes received, so a client sending a trickle is cut off while any
 //!   client sending at that rate never is;
@@ -20,12 +20,14 @@ mod body;
 mod limits;
 mod registry;
 mod serve;
+mod stall;
 
 pub use limits::{HttpLimits, HttpSettings, MAX_CONNECTIONS, MAX_TIMEOUT_MS};
 pub use serve::{HttpListener, PlainTcp, StreamAcceptor};
 
 /// Counter: connections an HTTP listener closed or refused, by `listener` and `reason`
-/// (`header_timeout`, `body_timeout`, `idle_evicted`, `connection_limit`, `shutdown_grace`).
+/// (`header_timeout`, `body_timeout`, `write_timeout`, `idle_evicted`, `connection_limit`,
+/// `shutdown_grace`).
 pub const CONNECTIONS_CLOSED: &str = "securewatch_http_connections_closed_total";
 
 /// Gauge: connections an HTTP listener has open, by `listener`.

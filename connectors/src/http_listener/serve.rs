@@ -21,6 +21,7 @@ use tower_service::Service;
 
 use super::body::{AnswerBody, MinRateBody};
 use super::registry::{ConnectionState, Registry};
+use super::stall::WriteStallGuard;
 use super::{HttpLimits, CONNECTIONS_CLOSED, CONNECTIONS_OPEN};
 use crate::log_limit::{WarnLimiter, DEFAULT_INTERVAL, LOGS_SUPPRESSED};
 
@@ -184,6 +185,7 @@ async fn connection<A: StreamAcceptor>(shared: Arc<Shared<A>>, stream: TcpStream
             }
         })
     };
+    let io = WriteStallGuard::new(io, shared.limits.header_read_timeout, Arc::clone(&shared.name));
     let served = shared.http.serve_connection(TokioIo::new(io), service);
     tokio::pin!(served);
     let mut closing = false;

@@ -68,7 +68,8 @@ async fn serve(limits: HttpLimits) -> Served {
                 "slow ok"
             }
         }))
-        .route("/body", post(|body: Bytes| async move { body.len().to_string() }));
+        .route("/body", post(|body: Bytes| async move { body.len().to_string() }))
+        .route("/big", get(|| async { vec![b'x'; 64 << 20] }));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let listener = HttpListener::new(listener, "test", limits);
     let address = listener.local_addr().unwrap();
@@ -221,5 +222,22 @@ fn a_request_still_in_flight_after_the_grace_is_closed() {
         tokio::time::timeout(WAIT, served.task).await.expect("the grace bounds the shutdown").unwrap();
         assert!(closed_by_server(&mut stuck).await);
         assert_eq!(metrics.closed("shutdown_grace"), 1);
+    });
+}
+
+#[test]
+fn an_answer_the_client_stops_reading_is_cut_off_after_the_timeout() {
+    with_metrics(|mut metrics| async move {
+        let served = serve(HttpLimits { header_read_timeout: Duration::from_millis(500), ..limits() }).await;
+        let mut reader = TcpStream::connect(served.address).await.unwrap();
+        // 64 MiB: far more than the socket buffers hold, and never read.
+        reader.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while metrics.closed("write_timeout") == 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(metrics.closed("write_timeout"), 1);
+        served.shutdown.cancel();
+        tokio::time::timeout(WAIT, served.task).await.expect("nothing left to wait for").unwrap();
     });
 }
