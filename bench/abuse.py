@@ -11,7 +11,7 @@ import argparse
 import http.client
 import json
 import random
-import select
+import selectors
 import socket
 import threading
 import time
@@ -107,26 +107,29 @@ def syslog_sender(phase, port, per_sec, sent):
 
 def idle_holder(phase, port, count, opened):
     """Keeps `count` idle connections open to `port`, reopening those the server closes."""
-    socks = []
+    watch = selectors.DefaultSelector()  # epoll: select() stops at descriptor 1024
+    held = 0
     while phase.running():
-        while len(socks) < count and phase.running():
+        while held < count and phase.running():
             try:
-                socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
-                opened[0] += 1
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
             except OSError:
                 time.sleep(0.05)
                 break
-        readable, _, _ = select.select(socks, [], [], 0.5) if socks else ([], [], [])
-        for sock in readable:
+            watch.register(sock, selectors.EVENT_READ)
+            held += 1
+            opened[0] += 1
+        for key, _ in watch.select(0.5):
             try:
-                data = sock.recv(4096)
+                data = key.fileobj.recv(4096)
             except OSError:
                 data = b""
             if not data:
-                sock.close()
-                socks.remove(sock)
-    for sock in socks:
-        sock.close()
+                watch.unregister(key.fileobj)
+                key.fileobj.close()
+                held -= 1
+    for key in list(watch.get_map().values()):
+        key.fileobj.close()
 
 
 def slow_headers(phase, port, count, closed):
@@ -168,9 +171,11 @@ def slow_bodies(phase, port, count, closed):
         for sock in list(socks):
             try:
                 sock.send(b'{"event":"')
-                readable, _, _ = select.select([sock], [], [], 0)
-                if readable:
+                try:  # an answer (or a close) ends this one; nothing to read means still waiting
+                    sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
                     raise OSError("answered")
+                except BlockingIOError:
+                    pass
             except OSError:
                 sock.close()
                 socks.remove(sock)
