@@ -266,7 +266,7 @@ def main():
     parser.add_argument("--readers", type=int, default=8)
     args = parser.parse_args()
 
-    bomb = make_bomb() if args.phase == "abuse" else b""
+    bomb = make_bomb() if args.phase == "abuse" and args.bombs_per_sec > 0 else b""
     baseline = metric_sum(args.api, "securewatch_store_written_total")
     phase = Phase(args.seconds)
     threads = []
@@ -288,7 +288,8 @@ def main():
         spawn(slow_headers, args.hec, args.slow // 2, abuse["slow_headers_closed"])
         spawn(slow_headers, args.api, args.slow // 2, abuse["slow_headers_closed"])
         spawn(slow_bodies, args.hec, args.slow, abuse["slow_bodies_closed"])
-        spawn(gzip_bombs, args.hec, bomb, args.bombs_per_sec, abuse["bombs"])
+        if args.bombs_per_sec > 0:
+            spawn(gzip_bombs, args.hec, bomb, args.bombs_per_sec, abuse["bombs"])
         for _ in range(args.readers):
             spawn(heavy_reads, args.api, abuse["reads"])
         time.sleep(3)  # let the abusers reach full strength before the measured load starts

@@ -10,7 +10,7 @@
 #   HEC_RATE, SYSLOG_RATE  paced load in events/s (default 5000, 2000)
 #   IDLE                   idle connections on syslog and on HEC each (default 2000)
 #   SLOW                   slow-header and slow-body connections (default 100)
-#   BOMBS_PER_SEC          gzip bombs per second (default 1)
+#   BOMBS_PER_SEC          gzip bombs per second (default 1; 0: none)
 #   READERS                looping heavy readers (default 8)
 #   PRELOAD                HEC events stored before the phases, for the reads to scan (default 200000)
 #   BIN_DIR                use the binaries in this directory instead of building
