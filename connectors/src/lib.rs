@@ -17,6 +17,8 @@
 
 pub mod bus;
 pub mod enrichment;
+pub mod fd_limit;
+pub mod http_listener;
 pub mod log_limit;
 pub mod queue;
 pub mod settings;

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use securewatch_connectors::enrichment::EnrichmentConfig;
+use securewatch_connectors::http_listener::HttpSettings;
 use securewatch_connectors::settings::SettingError;
 
 use crate::rules::DetectionConfig;
@@ -71,11 +72,44 @@ pub struct SinksConfig {
 pub struct ApiConfig {
     /// Address of the API and `/metrics`.
     pub listen: SocketAddr,
+    /// Most connections open at once (default 256, at most 65536; also bounded by the
+    /// open-files limit at start). Past it a new connection closes the one idle longest, or is
+    /// refused when every one has a request in flight.
+    pub max_connections: usize,
+    /// Milliseconds for a request's headers to arrive, from the connection's opening or its
+    /// previous answer (default 15000); also how long an idle keep-alive connection stays open.
+    pub header_read_timeout_ms: u64,
+    /// Milliseconds for a request body to arrive (default 30000), extended by one second for
+    /// every `body_min_bytes_per_sec` bytes received.
+    pub body_read_timeout_ms: u64,
+    /// Body bytes that earn one more second (default 16384).
+    pub body_min_bytes_per_sec: u64,
 }
+
+/// The HTTP defaults of `[api]`: 256 connections.
+const API_HTTP_DEFAULTS: HttpSettings = HttpSettings::with_max_connections(256);
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8080)) }
+        ApiConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_connections: API_HTTP_DEFAULTS.max_connections,
+            header_read_timeout_ms: API_HTTP_DEFAULTS.header_read_timeout_ms,
+            body_read_timeout_ms: API_HTTP_DEFAULTS.body_read_timeout_ms,
+            body_min_bytes_per_sec: API_HTTP_DEFAULTS.body_min_bytes_per_sec,
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The API listener's HTTP limits as configured.
+    pub fn http_settings(&self) -> HttpSettings {
+        HttpSettings {
+            max_connections: self.max_connections,
+            header_read_timeout_ms: self.header_read_timeout_ms,
+            body_read_timeout_ms: self.body_read_timeout_ms,
+            body_min_bytes_per_sec: self.body_min_bytes_per_sec,
+        }
     }
 }
 
@@ -223,6 +257,7 @@ impl Config {
             origin: format!("{origin} [{section}]"),
             message,
         };
+        self.api.http_settings().validate().map_err(|error| invalid("api", error.to_string()))?;
         let hec = &self.sources.hec;
         if hec.enabled {
             let mut checked = hec.clone();
@@ -469,6 +504,9 @@ mod tests {
             ("[journal]\nsegment_mib = 100000\n", "[journal]", "segment_mib (100000) must be at most 1024"),
             ("[store]\nfile = \"../../x.db\"\n", "[store]", "inside the data directory"),
             ("[store]\nfile = \"/tmp/x.db\"\n", "[store]", "inside the data directory"),
+            ("[api]\nmax_connections = 100000\n", "[api]", "max_connections (100000) must be at most 65536"),
+            ("[api]\nheader_read_timeout_ms = 0\n", "[api]", "header_read_timeout_ms must be at least 1"),
+            ("[sources.hec]\nbody_min_bytes_per_sec = 0\n", "[sources.hec]", "body_min_bytes_per_sec must be at least 1"),
         ];
         for (text, section, message) in cases {
             let error = Config::load(Some(write(text).path()), []).unwrap_err().to_string();

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
+use securewatch_connectors::log_limit::{SharedWarnLimiter, DEFAULT_INTERVAL};
 use securewatch_connectors::queue::QueueMonitor;
 use securewatch_connectors::sinks::read::ReadError;
 use securewatch_connectors::sinks::StoreReader;
@@ -61,6 +62,9 @@ async fn render_metrics(axum::extract::State(state): axum::extract::State<ApiSta
     state.metrics.render()
 }
 
+/// The error line of a failed request, at most once per interval.
+static REQUEST_FAILURES: SharedWarnLimiter = SharedWarnLimiter::new("request_failed", DEFAULT_INTERVAL);
+
 /// A JSON error body `{"error": "..."}` with a status.
 #[derive(Debug)]
 pub struct ApiError {
@@ -86,7 +90,10 @@ impl ApiError {
     }
 
     pub fn internal(error: impl std::fmt::Display) -> Self {
-        tracing::error!(%error, "API request failed.");
+        // A failing store fails every request: one line per interval, the rest counted.
+        if let Some(suppressed) = REQUEST_FAILURES.admit("api", "http") {
+            tracing::error!(%error, suppressed, "API request failed (`suppressed`: failures not logged since the last line).");
+        }
         ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: error.to_string() }
     }
 }

@@ -4,9 +4,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use securewatch_connectors::fd_limit;
+use securewatch_connectors::http_listener::{HttpListener, HttpSettings};
 use securewatch_connectors::CancellationToken;
 use tokio::task::JoinSet;
 
+use crate::config::Config;
 use crate::errors;
 
 /// How long sources get to finish in-flight work after the shutdown signal.
@@ -19,22 +22,46 @@ const API_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// The API server of a role, stopped by [`RunningApi::stop`].
 pub struct RunningApi {
     stop: CancellationToken,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl RunningApi {
-    /// Stops accepting, lets requests in flight finish for up to [`API_DRAIN_TIMEOUT`], then
-    /// closes what is still open (a half-sent request, an idle keep-alive connection).
+    /// Stops accepting and closes idle connections (a half-sent request, an idle keep-alive
+    /// one) at once; requests in flight get [`API_DRAIN_TIMEOUT`] to finish, then their
+    /// connections close too.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.stop.cancel();
-        match tokio::time::timeout(API_DRAIN_TIMEOUT, &mut self.task).await {
-            Ok(finished) => finished.context("API task")?.context("API server"),
+        // The listener closes what is left after the grace; this only guards against a stuck task.
+        match tokio::time::timeout(API_DRAIN_TIMEOUT + Duration::from_secs(1), &mut self.task).await {
+            Ok(finished) => finished.context("API task"),
             Err(_) => {
                 tracing::warn!(seconds = API_DRAIN_TIMEOUT.as_secs(), "API connections still open after the shutdown grace; closing them.");
                 self.task.abort();
                 Ok(())
             }
         }
+    }
+}
+
+/// Raises the open-files limit and fits the listeners' connection limits under it (each
+/// scaled down in proportion when their sum leaves fewer than
+/// [`fd_limit::RESERVED_DESCRIPTORS`], or half the limit, for the rest); logs what was chosen,
+/// warns when lowered.
+/// `with_sources`: whether this role serves HEC and syslog (not `worker`).
+pub fn fit_connections_to_open_files(config: &mut Config, with_sources: bool) {
+    let limit = fd_limit::raise_open_files_limit();
+    let mut listeners: Vec<(&str, &mut usize)> = vec![("api", &mut config.api.max_connections)];
+    if with_sources && config.sources.hec.enabled {
+        listeners.push(("sources.hec", &mut config.sources.hec.max_connections));
+    }
+    if with_sources && config.sources.syslog.enabled && config.sources.syslog.tcp_listen.is_some() {
+        listeners.push(("sources.syslog", &mut config.sources.syslog.max_connections));
+    }
+    let lowered = fd_limit::fit_connection_limits(&mut listeners, limit.connection_budget());
+    let chosen: Vec<String> = listeners.iter().map(|(name, limit)| format!("{name}={limit}")).collect();
+    tracing::info!(open_files = limit.soft, was = limit.was, hard = limit.hard, max_connections = %chosen.join(" "), "Open-files limit and connection limits.");
+    for (name, asked) in lowered {
+        tracing::warn!(listener = %name, asked, open_files = limit.soft, budget = limit.connection_budget(), "max_connections lowered to fit the open-files limit (`ulimit -n`); raise the hard limit to serve more.");
     }
 }
 
@@ -45,9 +72,10 @@ pub async fn bind_api(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListe
 }
 
 /// Adds the bound API to `listeners`, logs every listener and serves the router `router`
-/// builds from them.
+/// builds from them, within the `[api]` limits `http`.
 pub async fn serve_api(
     api_listener: tokio::net::TcpListener,
+    http: HttpSettings,
     listeners: &mut Vec<(String, SocketAddr)>,
     router: impl FnOnce(Vec<(String, SocketAddr)>) -> axum::Router,
 ) -> anyhow::Result<RunningApi> {
@@ -60,7 +88,7 @@ pub async fn serve_api(
     let task = {
         let stop = stop.clone();
         tokio::spawn(async move {
-            axum::serve(api_listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await
+            HttpListener::new(api_listener, "api", http.limits(API_DRAIN_TIMEOUT)).serve(app, stop).await
         })
     };
     Ok(RunningApi { stop, task })

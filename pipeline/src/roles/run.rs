@@ -23,7 +23,7 @@ use securewatch_connectors::CancellationToken;
 use securewatch_schemas::SourceKind;
 use tokio::task::JoinSet;
 
-use super::lifecycle::{bind_api, drain_sources, flatten, serve_api, shutdown_signal};
+use super::lifecycle::{bind_api, drain_sources, fit_connections_to_open_files, flatten, serve_api, shutdown_signal};
 use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::intake::{consume, journal, BusKind};
@@ -51,6 +51,7 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
     if role != Role::All && config.bus.kind == BusKind::None {
         anyhow::bail!("[bus] kind must be \"kafka\" or \"redis\" for `securewatch ingest` and `securewatch worker`");
     }
+    fit_connections_to_open_files(&mut config, role != Role::Worker);
     let api_listener = bind_api(config.api.listen).await?;
     let (queue, receiver) = ingest_queue(config.queue.capacity);
     let bound = match role {
@@ -118,7 +119,7 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
         max_answer_bytes: api::events::MAX_ANSWER_BYTES,
         rules: reloader,
     };
-    let api = serve_api(api_listener, &mut listeners, |listeners| {
+    let api = serve_api(api_listener, config.api.http_settings(), &mut listeners, |listeners| {
         api::router(ApiState { listeners: Arc::new(listeners), ..state })
     })
     .await?;

@@ -8,6 +8,10 @@ use securewatch_schemas::Tenant;
 use serde::{Deserialize, Serialize};
 
 use super::HecError;
+use crate::http_listener::HttpSettings;
+
+/// The HTTP defaults of `[sources.hec]`: 1024 connections.
+const HTTP_DEFAULTS: HttpSettings = HttpSettings::with_max_connections(1024);
 
 /// `[sources.hec]`: the HTTP Event Collector listener and its tokens.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -27,6 +31,19 @@ pub struct HecConfig {
     pub max_body_bytes: usize,
     /// Most events (envelopes or raw lines) in one request (default 100,000); more gets 413.
     pub max_events_per_request: usize,
+    /// Most connections open at once (default 1024, at most 65536; also bounded by the
+    /// open-files limit at start). Past it a new connection closes the one idle longest, or is
+    /// refused when every one has a request in flight.
+    pub max_connections: usize,
+    /// Milliseconds for a request's headers to arrive, from the connection's opening or its
+    /// previous answer (default 15000); also how long an idle keep-alive connection stays open.
+    pub header_read_timeout_ms: u64,
+    /// Milliseconds for a request body to arrive (default 30000), extended by one second for
+    /// every `body_min_bytes_per_sec` bytes received; a body that misses it gets 400 code 6.
+    pub body_read_timeout_ms: u64,
+    /// Body bytes that earn one more second (default 16384): a client sending at least this
+    /// fast is never cut off.
+    pub body_min_bytes_per_sec: u64,
 }
 
 impl Default for HecConfig {
@@ -38,6 +55,10 @@ impl Default for HecConfig {
             tokens: Vec::new(),
             max_body_bytes: 100 * 1024 * 1024,
             max_events_per_request: 100_000,
+            max_connections: HTTP_DEFAULTS.max_connections,
+            header_read_timeout_ms: HTTP_DEFAULTS.header_read_timeout_ms,
+            body_read_timeout_ms: HTTP_DEFAULTS.body_read_timeout_ms,
+            body_min_bytes_per_sec: HTTP_DEFAULTS.body_min_bytes_per_sec,
         }
     }
 }
@@ -123,7 +144,17 @@ impl HecConfig {
         if self.max_events_per_request == 0 || u32::try_from(self.max_events_per_request).is_err() {
             return invalid(format!("max_events_per_request must be in 1..={}", u32::MAX));
         }
-        Ok(())
+        self.http_settings().validate().map_err(|error| HecError::InvalidConfig(error.to_string()))
+    }
+
+    /// The listener's HTTP limits as configured.
+    pub fn http_settings(&self) -> HttpSettings {
+        HttpSettings {
+            max_connections: self.max_connections,
+            header_read_timeout_ms: self.header_read_timeout_ms,
+            body_read_timeout_ms: self.body_read_timeout_ms,
+            body_min_bytes_per_sec: self.body_min_bytes_per_sec,
+        }
     }
 }
 
@@ -165,6 +196,10 @@ mod tests {
         assert!(zero.validate().is_err());
         let zero = HecConfig { max_events_per_request: 0, ..with(vec![token("a", "x")]) };
         assert!(zero.validate().is_err());
+        let zero = HecConfig { header_read_timeout_ms: 0, ..with(vec![token("a", "x")]) };
+        assert!(zero.validate().unwrap_err().to_string().contains("header_read_timeout_ms"));
+        let many = HecConfig { max_connections: 100_000, ..with(vec![token("a", "x")]) };
+        assert!(many.validate().unwrap_err().to_string().contains("max_connections (100000) must be at most 65536"));
     }
 
     #[test]

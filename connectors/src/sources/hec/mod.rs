@@ -34,9 +34,6 @@ pub enum HecError {
         /// The operating system's error.
         source: std::io::Error,
     },
-    /// The HTTP server failed while running.
-    #[error("HEC server failed: {0}")]
-    Serve(#[source] std::io::Error),
 }
 
 #[cfg(test)]

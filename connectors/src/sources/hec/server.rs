@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
@@ -21,16 +22,22 @@ use tokio_util::sync::CancellationToken;
 use super::request::{self, Encoding, HecQuery};
 use super::response::{HecReply, Refusal};
 use super::{HecConfig, HecError};
+use crate::http_listener::HttpListener;
+use crate::log_limit::{SharedWarnLimiter, DEFAULT_INTERVAL};
 use crate::queue::{BatchOutcome, IngestBatch, IngestSender, QueueError};
 use crate::telemetry::SourceLabels;
 
 /// A bound, not yet running, HEC listener. [`HecSource::run`] serves it until shutdown.
 #[derive(Debug)]
 pub struct HecSource {
-    listener: TcpListener,
+    listener: HttpListener,
     local_addr: SocketAddr,
     state: Arc<HecState>,
 }
+
+/// How long HEC requests in flight at shutdown get to be answered (their batches made
+/// durable) before their connections close; below the pipeline's 30 s source drain.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
 /// What every request handler shares.
 #[derive(Debug)]
@@ -44,6 +51,10 @@ struct HecState {
     /// Turns to inflate a gzip body: each may grow to `max_body_bytes`, so at most
     /// [`INFLATING_AT_ONCE`] do at once and the rest wait.
     inflating: Arc<Semaphore>,
+    /// The warning of a batch the store failed, at most once per interval.
+    store_failures: SharedWarnLimiter,
+    /// The warning of a batch the bus refused, at most once per interval.
+    bus_failures: SharedWarnLimiter,
 }
 
 /// Gzip bodies inflated at once; peak memory for inflation is this many times `max_body_bytes`.
@@ -82,6 +93,7 @@ impl HecSource {
         let listener =
             TcpListener::bind(addr).await.map_err(|source| HecError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| HecError::Bind { addr, source })?;
+        let listener = HttpListener::new(listener, &config.name, config.http_settings().limits(SHUTDOWN_GRACE));
         let tokens = config
             .tokens
             .into_iter()
@@ -106,6 +118,8 @@ impl HecSource {
             max_events_per_request: config.max_events_per_request,
             queue,
             inflating: Arc::new(Semaphore::new(INFLATING_AT_ONCE)),
+            store_failures: SharedWarnLimiter::new("batch_not_stored", DEFAULT_INTERVAL),
+            bus_failures: SharedWarnLimiter::new("batch_not_published", DEFAULT_INTERVAL),
         };
         Ok(HecSource { listener, local_addr, state: Arc::new(state) })
     }
@@ -121,15 +135,13 @@ impl HecSource {
         Arc::clone(&self.state.inflating)
     }
 
-    /// Serves until `shutdown` is cancelled, then stops accepting connections and waits for
-    /// requests in flight to be answered (which waits for their batches to be durable).
+    /// Serves until `shutdown` is cancelled, then stops accepting connections, closes the idle
+    /// ones and waits up to [`SHUTDOWN_GRACE`] for requests in flight to be answered (which
+    /// waits for their batches to be durable).
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), HecError> {
         tracing::info!(source = %self.state.source_name, listen = %self.local_addr, "HEC source listening.");
-        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .map_err(HecError::Serve)
+        self.listener.serve(router(self.state), shutdown).await;
+        Ok(())
     }
 }
 
@@ -227,14 +239,20 @@ impl HecState {
             return HecReply::SERVER_BUSY;
         }
         self.labels.accepted(count);
+        // A failing store or bus fails every request: one line per interval, the rest counted.
+        let kind = self.labels.kind.as_str();
         match ack.await {
             Ok(BatchOutcome::Durable) => HecReply::SUCCESS,
             Ok(BatchOutcome::Failed(error)) => {
-                tracing::warn!(source = %self.source_name, %error, records = count, "HEC batch not stored; the client is told to retry.");
+                if let Some(suppressed) = self.store_failures.admit(&self.source_name, kind) {
+                    tracing::warn!(source = %self.source_name, %error, records = count, suppressed, "HEC batch not stored; the client is told to retry (`suppressed`: lines held back since the last).");
+                }
                 HecReply::INTERNAL_ERROR
             }
             Ok(BatchOutcome::Unavailable(error)) => {
-                tracing::warn!(source = %self.source_name, %error, records = count, "HEC batch not accepted by the bus; the client is told to retry.");
+                if let Some(suppressed) = self.bus_failures.admit(&self.source_name, kind) {
+                    tracing::warn!(source = %self.source_name, %error, records = count, suppressed, "HEC batch not accepted by the bus; the client is told to retry (`suppressed`: lines held back since the last).");
+                }
                 HecReply::SERVER_BUSY
             }
             // The batch was dropped unfinished (shutdown): the client should send it again.

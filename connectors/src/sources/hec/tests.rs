@@ -13,7 +13,9 @@ use tokio::task::JoinHandle;
 
 use super::*;
 use crate::queue::{ingest_queue, BatchOutcome, IngestReceiver};
+use crate::log_limit::LOGS_SUPPRESSED;
 use crate::CancellationToken;
+use metrics_util::debugging::DebugValue;
 use super::server::INFLATING_AT_ONCE;
 
 /// Longest wait for an answer in these tests.
@@ -409,16 +411,22 @@ async fn full_queue_answers_server_busy() {
 }
 
 #[tokio::test]
-async fn store_failure_answers_internal_error() {
+async fn store_failure_answers_internal_error_and_warns_once_per_interval() {
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
     let (server, mut receiver) = Server::start(config(), 100).await;
     tokio::spawn(async move {
         while let Some(batch) = receiver.recv().await {
             batch.complete(BatchOutcome::Failed("disk full".into()));
         }
     });
-    let response =
-        answer(server.post("/services/collector", Some(OPS_TOKEN), r#"{"event":"x"}"#)).await;
-    assert_eq!(response, (500, r#"{"text":"Internal server error","code":8}"#.to_string()));
+    for _ in 0..3 {
+        let response = answer(server.post("/services/collector", Some(OPS_TOKEN), r#"{"event":"x"}"#)).await;
+        assert_eq!(response, (500, r#"{"text":"Internal server error","code":8}"#.to_string()));
+    }
+    let suppressed = snapshotter.snapshot().into_vec().into_iter().filter(|(key, ..)| key.key().name() == LOGS_SUPPRESSED);
+    assert_eq!(suppressed.map(|(.., value)| value).collect::<Vec<_>>(), [DebugValue::Counter(2)], "one line, two held back");
     server.stop().await;
 }
 

@@ -37,8 +37,9 @@ pub struct SyslogConfig {
     /// Most records per enqueued batch (default 512; also capped by the queue capacity).
     pub batch_size: usize,
     /// When `max_connections` are open, a new connection closes the one that has sent nothing
-    /// for longest, if that is at least this many milliseconds (default 10000), instead of being
-    /// refused: idle connections cannot lock senders out. 0 never closes one (always refuse).
+    /// for longest, if that is at least this many milliseconds (default 1000), instead of being
+    /// refused: idle connections cannot lock senders out for longer. 0 never closes one (always
+    /// refuse).
     pub evict_idle_after_ms: u64,
     /// The UDP socket's receive buffer in bytes (the kernel may double it and caps it at
     /// `net.core.rmem_max`); 0 keeps the system default. Datagrams that find it full are dropped
@@ -80,7 +81,7 @@ impl Default for SyslogConfig {
             max_message_bytes: 65536,
             max_connections: 1024,
             batch_size: 512,
-            evict_idle_after_ms: 10_000,
+            evict_idle_after_ms: 1_000,
             udp_receive_buffer_bytes: 0,
             tenant: Tenant::default(),
             listeners: Vec::new(),

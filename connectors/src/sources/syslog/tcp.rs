@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::idle::{Activity, IdleRegistry};
 use super::{ReceiveClock, SourceContext, SyslogDecoder, SyslogFrame, CONNECTIONS_REFUSED, IDLE_CONNECTIONS_CLOSED};
-use crate::log_limit::{WarnLimiter, DEFAULT_INTERVAL, LOGS_SUPPRESSED};
+use crate::log_limit::{count_suppressed, WarnLimiter, DEFAULT_INTERVAL, LOGS_SUPPRESSED};
 use crate::queue::{IngestBatch, QueueError};
 
 /// Bytes requested from the socket per read.
@@ -43,6 +43,7 @@ pub(super) async fn accept(listener: TcpListener, context: Arc<SourceContext>, l
     let mut connections = JoinSet::new();
     let mut registry = IdleRegistry::new();
     let mut refusals = WarnLimiter::new(DEFAULT_INTERVAL);
+    let mut accept_failures = WarnLimiter::new(DEFAULT_INTERVAL);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -88,7 +89,11 @@ pub(super) async fn accept(listener: TcpListener, context: Arc<SourceContext>, l
                     registry.register(task.id(), activity, close);
                 }
                 Err(error) => {
-                    tracing::warn!(source = %context.source_name, %error, "Syslog TCP accept failed.");
+                    // Out of descriptors, accept fails for every waiting connection: one line per interval.
+                    match accept_failures.admit(Instant::now()) {
+                        Some(suppressed) => tracing::warn!(source = %context.source_name, %error, suppressed, "Syslog TCP accept failed (`suppressed`: failures not logged since the last line)."),
+                        None => count_suppressed(&context.source_name, context.labels.kind.as_str(), "accept_failed"),
+                    }
                     tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
                 }
             },

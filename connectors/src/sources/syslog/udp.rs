@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::kernel_drops::KernelDrops;
 use super::{ReceiveClock, SourceContext, KERNEL_DROPS};
+use crate::log_limit::{SharedWarnLimiter, DEFAULT_INTERVAL};
 use crate::queue::{IngestBatch, QueueError};
 
 /// The largest UDP payload over IPv4/IPv6 without jumbograms is 65,507 bytes, so a buffer of
@@ -50,7 +51,7 @@ pub(super) async fn receive(
         match first {
             Ok((length, peer)) => batch.add(&context, &mut clock, &buffer[..length], peer),
             Err(error) => {
-                tracing::warn!(source = %context.source_name, %error, "Syslog UDP receive failed.");
+                receive_failed(&context, &error);
                 continue;
             }
         }
@@ -59,7 +60,7 @@ pub(super) async fn receive(
                 Ok((length, peer)) => batch.add(&context, &mut clock, &buffer[..length], peer),
                 Err(error) if error.kind() == ErrorKind::WouldBlock => break,
                 Err(error) => {
-                    tracing::warn!(source = %context.source_name, %error, "Syslog UDP receive failed.");
+                    receive_failed(&context, &error);
                     break;
                 }
             }
@@ -116,5 +117,14 @@ impl DatagramBatch {
             }
             Err(QueueError::Closed(_)) => context.labels.rejected("queue_closed", count),
         }
+    }
+}
+
+/// Receive failures repeat as fast as datagrams come: one line per interval, the rest counted.
+static RECEIVE_FAILURES: SharedWarnLimiter = SharedWarnLimiter::new("receive_failed", DEFAULT_INTERVAL);
+
+fn receive_failed(context: &SourceContext, error: &std::io::Error) {
+    if let Some(suppressed) = RECEIVE_FAILURES.admit(&context.source_name, context.labels.kind.as_str()) {
+        tracing::warn!(source = %context.source_name, %error, suppressed, "Syslog UDP receive failed (`suppressed`: failures not logged since the last line).");
     }
 }
