@@ -1,6 +1,7 @@
 //! The embedded event store: SQLite through sqlx in the data directory (events, dead letters, rollups, enrichment tags, alerts).
 
 mod alerts;
+mod audit;
 mod config;
 mod enrichment;
 mod progress;
