@@ -78,8 +78,9 @@ fn config_check_lists_what_each_role_starts() {
     let output = securewatch(&["config", "check", worker.to_str().unwrap()]);
     let stdout = text(&output.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines.len(), 4, "{stdout}");
     assert!(lines[1].contains("securewatch ingest: HEC") && lines[2].contains("securewatch worker:"), "{stdout}");
+    assert!(lines[3].contains("API access control: on"), "{stdout}");
     assert!(!lines[2].contains("HEC"), "{stdout}");
 
     let example = repository.join("deploy/securewatch.example.toml");
