@@ -41,6 +41,14 @@ pub enum TokenError {
         /// Why.
         source: serde_json::Error,
     },
+    /// A configured token's file or environment variable is not there (yet).
+    #[error("[api.auth] tokens[{name:?}]: {message}")]
+    Missing {
+        /// The token's name.
+        name: String,
+        /// Why (never the token).
+        message: String,
+    },
     /// A configured token could not be resolved.
     #[error("[api.auth] tokens[{name:?}]: {message}")]
     Config {
@@ -233,12 +241,13 @@ pub fn resolve_configured(tokens: &[ApiTokenConfig]) -> Result<Vec<KnownToken>, 
         .iter()
         .map(|token| {
             let failed = |message: String| TokenError::Config { name: token.name.clone(), message };
+            let missing = |message: String| TokenError::Missing { name: token.name.clone(), message };
             let secret = if let Some(secret) = &token.token {
                 Some(secret.expose().to_string())
             } else if let Some(file) = &token.token_file {
-                Some(std::fs::read_to_string(file).map_err(|error| failed(format!("token_file {}: {error}", file.display())))?)
+                Some(std::fs::read_to_string(file).map_err(|error| missing(format!("token_file {}: {error}", file.display())))?)
             } else if let Some(variable) = &token.token_env {
-                Some(std::env::var(variable).map_err(|_| failed(format!("token_env: {variable} is not set")))?)
+                Some(std::env::var(variable).map_err(|_| missing(format!("token_env: {variable} is not set")))?)
             } else {
                 None
             };
