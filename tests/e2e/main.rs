@@ -2,6 +2,7 @@
 //!
 //! Each test starts its own instance on free loopback ports in a temporary data directory.
 
+mod access;
 mod dataflow;
 mod detection;
 mod enrichment;
