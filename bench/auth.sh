@@ -79,7 +79,7 @@ deadline = time.time() + 120
 for mode in ("on", "off"):
     while True:
         _, body = get(mode, "/api/v1/dashboards/top?field=host&n=100")
-        if sum(entry["count"] for entry in json.loads(body)) >= events or time.time() > deadline:
+        if sum(entry["count"] for entry in json.loads(body)["entries"]) >= events or time.time() > deadline:
             break
         time.sleep(0.5)
 paths = {"timeseries": "/api/v1/dashboards/timeseries?by=host&bucket=1m", "top": "/api/v1/dashboards/top?field=host&n=10"}
