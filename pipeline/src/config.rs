@@ -7,6 +7,7 @@ use securewatch_connectors::enrichment::EnrichmentConfig;
 use securewatch_connectors::http_listener::HttpSettings;
 use securewatch_connectors::settings::SettingError;
 
+use crate::access::config::{AuthConfig, AuthMode};
 use crate::rules::DetectionConfig;
 use securewatch_connectors::sinks::opensearch::OpenSearchConfig;
 use securewatch_connectors::sinks::postgres::PostgresConfig;
@@ -84,6 +85,17 @@ pub struct ApiConfig {
     pub body_read_timeout_ms: u64,
     /// Body bytes that earn one more second (default 16384).
     pub body_min_bytes_per_sec: u64,
+    /// `Host` names served besides the loopback ones (on a loopback address only those are
+    /// served otherwise; on other addresses, when set, only these).
+    pub allowed_hosts: Vec<String>,
+    /// Origins allowed to call the API from a browser (CORS); none by default.
+    pub cors_origins: Vec<String>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Largest sum of request header bytes accepted.
+    pub max_header_bytes: usize,
+    /// Access control.
+    pub auth: AuthConfig,
 }
 
 /// The HTTP defaults of `[api]`: 256 connections.
@@ -97,6 +109,11 @@ impl Default for ApiConfig {
             header_read_timeout_ms: API_HTTP_DEFAULTS.header_read_timeout_ms,
             body_read_timeout_ms: API_HTTP_DEFAULTS.body_read_timeout_ms,
             body_min_bytes_per_sec: API_HTTP_DEFAULTS.body_min_bytes_per_sec,
+            allowed_hosts: Vec::new(),
+            cors_origins: Vec::new(),
+            max_body_bytes: 64 * 1024,
+            max_header_bytes: 16 * 1024,
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -288,6 +305,23 @@ impl Config {
             self.sinks.opensearch.validate().map_err(|error| invalid("sinks.opensearch", error.to_string()))?;
         }
         self.store.validate().map_err(|error| invalid("store", error.to_string()))?;
+        self.api.auth.validate().map_err(|error| invalid("api.auth", error))?;
+        if self.api.auth.mode == AuthMode::Off && !self.api.listen.ip().is_loopback() {
+            let message = format!(
+                "mode = \"off\" with [api] listen = {}: the API would answer anyone on the network; \
+                 turn auth on or listen on a loopback address",
+                self.api.listen
+            );
+            return Err(invalid("api.auth", message));
+        }
+        if self.api.max_body_bytes == 0 || self.api.max_header_bytes < 1024 {
+            return Err(invalid("api", "max_body_bytes must be above 0 and max_header_bytes at least 1024".into()));
+        }
+        for origin in &self.api.cors_origins {
+            if origin == "*" || !(origin.starts_with("https://") || origin.starts_with("http://")) {
+                return Err(invalid("api", format!("cors_origins: {origin:?} is not an origin such as \"https://grafana.example\" (no wildcards)")));
+            }
+        }
         Ok(())
     }
 

@@ -7,6 +7,7 @@
 //! I/O lives in `securewatch-connectors`, computation in the operator crates, and it holds no
 //! SQL of its own.
 
+mod access;
 mod api;
 mod backup;
 mod config;
@@ -116,6 +117,11 @@ enum Command {
         #[command(subcommand)]
         command: rules::cli::RulesCommand,
     },
+    /// API tokens of a data directory: create (shown once), list, revoke.
+    Token {
+        #[command(subcommand)]
+        command: access::cli::TokenCommand,
+    },
 }
 
 /// Dataflow flags of `run`; each overrides its `[dataflow]` key.
@@ -175,7 +181,15 @@ enum CheckRole {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Every file and directory the process creates (store, journal, tokens, positions) is
+    // private to its user.
+    #[cfg(unix)]
+    // SAFETY: umask only sets the process's file mode creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
     let result = match cli.command {
+        Command::Token { command } => access::cli::run(command),
         Command::Run { config, data_dir, cluster } => run_command(config, data_dir, Some(cluster), Role::All),
         Command::Ingest { config, data_dir } => run_command(config, data_dir, None, Role::Ingest),
         Command::Worker { config, data_dir, cluster } => run_command(config, data_dir, Some(cluster), Role::Worker),
@@ -242,14 +256,45 @@ fn check_command(file: &std::path::Path, role: Option<CheckRole>) -> anyhow::Res
         (None, false) => vec![CheckRole::Run],
         (None, true) => vec![CheckRole::Ingest, CheckRole::Worker],
     };
+    // Tokens from files and the environment are read now, so short ones are refused here too;
+    // one not there yet (set only where the server runs) is a warning.
+    let mut token_warnings = Vec::new();
+    for token in &config.api.auth.tokens {
+        match access::tokens::resolve_configured(std::slice::from_ref(token)) {
+            Ok(_) => {}
+            Err(missing @ access::tokens::TokenError::Missing { .. }) => token_warnings.push(missing.to_string()),
+            Err(error) => return Err(error.into()),
+        }
+    }
     println!("{}: ok", file.display());
     for role in roles {
         println!("  {}", role_summary(&config, role));
+    }
+    println!("  {}", auth_summary(&config));
+    for warning in token_warnings {
+        println!("warning: {warning} (needed when the server starts)");
     }
     for warning in config.deprecations() {
         println!("warning: {warning} (the old spelling keeps working until the next release)");
     }
     Ok(())
+}
+
+/// One line on the API's access control, without any secret.
+fn auth_summary(config: &Config) -> String {
+    let auth = &config.api.auth;
+    if auth.mode == access::AuthMode::Off {
+        return "API access control: OFF (anyone reaching the API is served)".to_string();
+    }
+    let tokens: Vec<String> =
+        auth.tokens.iter().map(|token| format!("{} ({})", token.name, token.roles.join(","))).collect();
+    let jwt = auth.jwt.as_ref().map_or("off".to_string(), |jwt| {
+        format!("issuer {}, audience {}, {}", jwt.issuer, jwt.audience, if jwt.jwks_url.is_some() { "JWKS" } else { "PEM keys" })
+    });
+    format!(
+        "API access control: on; configured tokens: {}; tokens file in the data directory; JWT: {jwt}",
+        if tokens.is_empty() { "none".to_string() } else { tokens.join(", ") }
+    )
 }
 
 /// One line saying what `securewatch <role>` starts with `config`: listeners, bus and sinks.

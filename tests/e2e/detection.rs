@@ -134,7 +134,7 @@ fn rules_raise_alerts_with_their_events_and_reload_without_a_restart() {
     assert_eq!(report["applied"], false);
     let new_errors = report["new_errors"].as_array().unwrap();
     assert_eq!(new_errors.len(), 1, "{report}");
-    assert!(new_errors[0]["file"].as_str().unwrap().ends_with("broken.yml"), "{report}");
+    assert_eq!(new_errors[0]["file"], "broken.yml", "paths relative to the rules directory: {report}");
     let before = alerts(&instance, "rule=5d1c8a4e-0000-4000-8000-000000000001").len();
     send(&instance, "linux_secure", "Failed password for admin from 198.51.100.4 port 22 ssh2");
     let after = alerts_when(&instance, "rule=5d1c8a4e-0000-4000-8000-000000000001", |found| found.len() > before);

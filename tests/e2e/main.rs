@@ -3,6 +3,7 @@
 //! Each test starts its own instance on free loopback ports in a temporary data directory.
 
 mod abuse;
+mod access;
 mod backup;
 mod dataflow;
 mod detection;

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use securewatch_tests::instance::{binary, curl, Ports};
+use securewatch_tests::instance::{binary, curl, register_api_token_of, Ports};
 use serde_json::Value;
 
 /// One `sh` block of the README and what the check does with it.
@@ -137,7 +137,8 @@ impl Running {
             if let Some(status) = running.child.try_wait().unwrap() {
                 panic!("`{command_line}` exited ({status}):\n{}", running.output());
             }
-            if let Ok((200, _)) = curl(&[&format!("http://127.0.0.1:{}/api/v1/health", ports.api)]) {
+            if let Ok((200, _)) = curl(&[&format!("http://127.0.0.1:{}/api/v1/health/ready", ports.api)]) {
+                register_api_token_of(ports.api, &scratch.join("data")).expect("the generated API token");
                 return running;
             }
             assert!(Instant::now() < deadline, "`{command_line}` did not become ready:\n{}", running.output());
@@ -245,6 +246,7 @@ fn readme_examples_work_as_written() {
     // The quick start's `cargo run --release -p securewatch -- run`, with the built binary.
     let mut running = Running::start("securewatch run", scratch.path(), ports, 0);
     assert!(running.output().contains("HEC token (generated once"), "{}", running.output());
+    assert!(running.output().contains("API admin token (generated once"), "{}", running.output());
     let mut session = String::new(); // the variables of the reader's terminal
     for block in &blocks {
         if block.cluster {

@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
+use std::collections::HashMap;
 use std::process::{Child, Command, ExitStatus};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -18,6 +20,41 @@ pub fn binary() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     target.join("debug/securewatch")
+}
+
+/// The API token of each running API by its loopback port: [`curl`] sends it to that port.
+static API_TOKENS: Mutex<Option<HashMap<u16, String>>> = Mutex::new(None);
+
+/// The file in a data directory holding the admin API token `securewatch run` generates.
+pub const API_TOKEN_FILE: &str = "api_token";
+
+/// Makes [`curl`] send `Authorization: Bearer <token>` to the API on `port` (loopback), unless
+/// a call gives its own `Authorization` header.
+pub fn register_api_token(port: u16, token: &str) {
+    let mut tokens = API_TOKENS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    tokens.get_or_insert_with(HashMap::new).insert(port, token.trim().to_string());
+}
+
+/// Reads the admin API token the server generated in `data_dir` and registers it for `port`.
+pub fn register_api_token_of(port: u16, data_dir: &Path) -> anyhow::Result<String> {
+    let token = std::fs::read_to_string(data_dir.join(API_TOKEN_FILE))
+        .with_context(|| format!("no API token in {}", data_dir.display()))?;
+    register_api_token(port, &token);
+    Ok(token.trim().to_string())
+}
+
+/// The API token registered for the API a URL in `args` names, if any.
+fn api_token_for(args: &[&str]) -> Option<String> {
+    if args.iter().any(|arg| arg.to_ascii_lowercase().starts_with("authorization:")) {
+        return None;
+    }
+    let tokens = API_TOKENS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let tokens = tokens.as_ref()?;
+    args.iter().find_map(|arg| {
+        let rest = arg.strip_prefix("http://127.0.0.1:")?;
+        let port: u16 = rest.split(['/', '?']).next()?.parse().ok()?;
+        tokens.get(&port).cloned()
+    })
 }
 
 /// A port free for TCP and UDP, with the sockets that hold it until they are dropped, so that
@@ -129,7 +166,8 @@ impl Instance {
             if let Some(status) = self.child.try_wait()? {
                 bail!("securewatch exited early ({status}); stderr:\n{}", self.stderr());
             }
-            if let Ok((200, _)) = curl(&[&self.api_url("/api/v1/health")]) {
+            if let Ok((200, _)) = curl(&[&self.api_url("/api/v1/health/ready")]) {
+                register_api_token_of(self.ports.api, &self.data_dir)?;
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -219,6 +257,13 @@ impl Instance {
     }
 }
 
+impl Instance {
+    /// The admin API token of this instance (generated on its first start).
+    pub fn api_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join(API_TOKEN_FILE)).unwrap_or_default().trim().to_string()
+    }
+}
+
 impl Drop for Instance {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -226,10 +271,17 @@ impl Drop for Instance {
     }
 }
 
-/// Runs `curl -sS` with `args`, returning the HTTP status and the body.
+/// Runs `curl -sS` with `args`, returning the HTTP status and the body. A call to the API of a
+/// running instance carries its admin token (see [`register_api_token`]) unless it sets its own
+/// `Authorization` header.
 pub fn curl(args: &[&str]) -> anyhow::Result<(u16, String)> {
-    let output = Command::new("curl")
-        .args(["-sS", "--max-time", "20", "-w", "\n%{http_code}"])
+    let authorization = api_token_for(args).map(|token| format!("Authorization: Bearer {token}"));
+    let mut command = Command::new("curl");
+    command.args(["-sS", "--max-time", "20", "-w", "\n%{http_code}"]);
+    if let Some(header) = &authorization {
+        command.args(["-H", header]);
+    }
+    let output = command
         .args(args)
         .output()
         .context("cannot run curl")?;

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use securewatch_schemas::{Event, EventId};
 
+use super::audit::AuditLog;
 use super::opensearch::{self, OpenSearchConfig, OpenSearchError, OpenSearchSink};
 use super::postgres::{PostgresConfig, PostgresError, PostgresSink};
 use super::progress::SourceProgress;
@@ -85,6 +86,11 @@ impl Sinks {
     /// The read side over the same stores (clones share one set of read turns).
     pub fn reader(&self) -> StoreReader {
         self.reader.clone()
+    }
+
+    /// The audit log over the same stores.
+    pub fn audit_log(&self) -> AuditLog {
+        AuditLog::new(self.sqlite.clone(), self.postgres.clone())
     }
 
     /// Closes the connection pools (the embedded store checkpoints its WAL).

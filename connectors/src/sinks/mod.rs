@@ -6,6 +6,7 @@
 //! the API reads through [`Sinks::reader`]. A new sink touches its own folder, its config, this
 //! module's fan-out and reader, and nothing in the binary.
 
+pub mod audit;
 mod fanout;
 mod rows;
 pub mod opensearch;
@@ -16,5 +17,6 @@ pub mod sqlite;
 mod write;
 
 pub use fanout::{SinkError, Sinks, Stored, OPENSEARCH_REJECTED};
+pub use audit::{AuditEntry, AuditLog, AuditOutcome, AuditQuery};
 pub use read::StoreReader;
 pub use write::{DeadLetter, EpochWrite, WriteSummary};

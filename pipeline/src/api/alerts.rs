@@ -124,7 +124,10 @@ pub async fn reload_rules(State(state): State<ApiState>) -> Result<(StatusCode, 
     let Some(reloader) = state.rules.clone() else {
         return Err(ApiError::conflict("detection is not configured ([detection] rules_dir)"));
     };
-    let report = reloader.reload().await.map_err(|error| ApiError::internal(crate::errors::error_chain(&error)))?;
+    let mut report = reloader.reload().await.map_err(|error| ApiError::internal(crate::errors::error_chain(&error)))?;
+    if let Some(directory) = reloader.rules_dir() {
+        report.relative_to(directory);
+    }
     let status = if report.applied { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     Ok((status, Json(report)))
 }

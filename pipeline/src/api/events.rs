@@ -137,12 +137,10 @@ pub async fn list_dead_letters(
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::time::Instant;
 
-    use securewatch_connectors::queue::ingest_queue;
     use securewatch_connectors::sinks::sqlite::{SqliteConfig, SqliteStore};
     use securewatch_connectors::sinks::read::ReadError;
-    use securewatch_connectors::sinks::{EpochWrite, StoreReader};
+    use securewatch_connectors::sinks::EpochWrite;
     use securewatch_schemas::{Asset, EnrichmentRow, LookupKey, Tag};
     use securewatch_schemas::{Event, EventId, FieldValue, Fields, Severity, Source, SourceKind};
 
@@ -213,16 +211,11 @@ mod tests {
         let write = EpochWrite { events: vec![tagged, plain, other_bucket], enrichment: rows, ..EpochWrite::default() };
         store.write_epochs(&write).await.unwrap();
 
-        let (queue, _receiver) = ingest_queue(10);
+        let auth = crate::access::config::AuthConfig { mode: crate::access::AuthMode::Off, ..Default::default() };
+        let access = crate::api::access_tests::access(&auth, &crate::config::ApiConfig::default(), dir.path(), &store).await;
         let state = ApiState {
-            reader: StoreReader::new(store.clone(), None, None),
-            queue: queue.monitor(),
-            metrics: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
-            started: Instant::now(),
-            listeners: Arc::new(Vec::new()),
             ip_fields: securewatch_schemas::DEFAULT_IP_FIELDS.iter().map(|field| field.to_string()).collect(),
-            max_answer_bytes: MAX_ANSWER_BYTES,
-            rules: None,
+            ..crate::api::access_tests::state(&store, access, dir.path(), None)
         };
         let params = EventsParams { limit: None, source: None, host: None, q: None, from: None, to: None, after: None };
         let (headers, Json(events)) = list_events(State(state.clone()), Extension(TenantScope::All), Ok(Query(params))).await.unwrap();

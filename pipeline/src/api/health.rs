@@ -1,4 +1,6 @@
-//! `GET /api/v1/health`: liveness plus the reachability of every sink and the queue depth.
+//! `GET /api/v1/health`: liveness plus the reachability of every sink and the queue depth (needs
+//! `health:read`); `/api/v1/health/live` and `/api/v1/health/ready`: status codes only, open to
+//! probes.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -6,6 +8,21 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::ApiState;
+
+/// 200 while the process serves requests; no body.
+pub async fn live() -> StatusCode {
+    StatusCode::OK
+}
+
+/// 200 when every configured store answers, 503 otherwise; no body.
+pub async fn ready(State(state): State<ApiState>) -> StatusCode {
+    let stores = state.reader.health().await;
+    if stores.iter().all(|store| store.state.is_ok()) {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
 
 /// 200 with details when the store and every configured sink answer, 503 otherwise.
 pub async fn health(State(state): State<ApiState>) -> (StatusCode, Json<Value>) {

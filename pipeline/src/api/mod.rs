@@ -1,15 +1,22 @@
-//! The HTTP API: health, events, dead letters, dashboards, alerts and Prometheus metrics.
+//! The HTTP API: health, events, dead letters, dashboards, alerts, audit log, tokens and Prometheus metrics, every route behind the access guard.
 
 mod alerts;
+mod audit;
 mod dashboards;
 pub(crate) mod events;
-mod health;
+pub(crate) mod health;
+mod tokens;
+#[cfg(test)]
+mod access_tests;
+#[cfg(test)]
+mod hardening_tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::http::StatusCode;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -20,6 +27,7 @@ use securewatch_connectors::sinks::read::ReadError;
 use securewatch_connectors::sinks::StoreReader;
 use serde::Serialize;
 
+use crate::access::{self, Access};
 use crate::rules::RulesReloader;
 
 /// What the handlers share.
@@ -39,11 +47,21 @@ pub struct ApiState {
     pub max_answer_bytes: usize,
     /// The detection rules' reloader (`None`: no `[detection] rules_dir`).
     pub rules: Option<Arc<RulesReloader>>,
+    /// Access control: the guard of every route.
+    pub access: Arc<Access>,
+    /// The data directory (its tokens file).
+    pub data_dir: Arc<std::path::PathBuf>,
+    /// Largest request body ([api] max_body_bytes).
+    pub max_body_bytes: usize,
 }
 
-/// The router of `/api/v1/...` and `/metrics`.
+/// The router of `/api/v1/...` and `/metrics`, every route behind the access guard.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
+    let access = Arc::clone(&state.access);
+    let max_body_bytes = state.max_body_bytes;
+    let routes = Router::new()
+        .route("/api/v1/health/live", get(health::live))
+        .route("/api/v1/health/ready", get(health::ready))
         .route("/api/v1/health", get(health::health))
         .route("/api/v1/events", get(events::list_events))
         .route("/api/v1/dead-letters", get(events::list_dead_letters))
@@ -52,10 +70,29 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/alerts", get(alerts::list_alerts))
         .route("/api/v1/alerts/{id}", get(alerts::get_alert))
         .route("/api/v1/rules/reload", post(alerts::reload_rules))
+        .route("/api/v1/audit", get(audit::list_audit))
+        .route("/api/v1/tokens", get(tokens::list_tokens).post(tokens::create_token))
+        .route("/api/v1/tokens/{name}", axum::routing::delete(tokens::revoke_token))
         .route("/metrics", get(render_metrics))
-        // Every caller sees every tenant until the auth middleware sets each caller's scope.
-        .layer(axum::Extension(securewatch_schemas::TenantScope::All))
-        .with_state(state)
+        .with_state(state);
+    protect(routes, &access, max_body_bytes)
+}
+
+/// `routes` behind the access guard (route table, credentials, audit), with the body limit
+/// and, when `[api] cors_origins` lists any, CORS for those origins only.
+pub fn protect(routes: Router, access: &Arc<Access>, max_body_bytes: usize) -> Router {
+    let guarded = routes
+        .route_layer(axum::middleware::from_fn_with_state(Arc::clone(access), access::guard))
+        .layer(DefaultBodyLimit::max(max_body_bytes));
+    if access.cors_origins.is_empty() {
+        return guarded;
+    }
+    let origins: Vec<HeaderValue> = access.cors_origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()).collect();
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
+    guarded.layer(cors)
 }
 
 async fn render_metrics(axum::extract::State(state): axum::extract::State<ApiState>) -> String {
@@ -79,6 +116,10 @@ impl ApiError {
 
     pub fn conflict(message: impl Into<String>) -> Self {
         ApiError { status: StatusCode::CONFLICT, message: message.into() }
+    }
+
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, message: message.into() }
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {

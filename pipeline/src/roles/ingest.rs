@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 
 use super::lifecycle::{drain_sources, flatten, serve_api, shutdown_signal};
 use super::publish;
+use crate::access::Access;
 use crate::config::Config;
 use crate::intake::BusKind;
 
@@ -45,6 +46,7 @@ pub async fn run(
     api_listener: tokio::net::TcpListener,
     mut listeners: Vec<(String, SocketAddr)>,
     shutdown: CancellationToken,
+    access: Arc<Access>,
 ) -> anyhow::Result<()> {
     let bus = &config.bus;
     let in_flight = bus.publishers;
@@ -65,10 +67,13 @@ pub async fn run(
     let started = Instant::now();
     let api = serve_api(api_listener, config.api.http_settings(), &mut listeners, |listeners| {
         let state = IngestState { queue, metrics, started, bus: bus_name, listeners: Arc::new(listeners) };
-        Router::new()
+        let routes = Router::new()
+            .route("/api/v1/health/live", get(crate::api::health::live))
+            .route("/api/v1/health/ready", get(crate::api::health::live))
             .route("/api/v1/health", get(health))
             .route("/metrics", get(|State(state): State<IngestState>| async move { state.metrics.render() }))
-            .with_state(state)
+            .with_state(state);
+        crate::api::protect(routes, &access, config.api.max_body_bytes)
     })
     .await?;
     tracing::info!("SecureWatch ingest is running; Ctrl-C stops it.");

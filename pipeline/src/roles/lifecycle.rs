@@ -94,6 +94,38 @@ pub async fn serve_api(
     Ok(RunningApi { stop, task })
 }
 
+/// Creates the data directory private to its user (0700) and makes what an older version left
+/// in it private too: files 0600, directories 0700, one level down (the journal).
+pub fn private_data_dir(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let tighten = |path: &std::path::Path, mode: u32| {
+            if let Err(error) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+                tracing::warn!(path = %path.display(), %error, "Cannot make it private to this user.");
+            }
+        };
+        tighten(data_dir, 0o700);
+        let entries = |dir: &std::path::Path| std::fs::read_dir(dir).into_iter().flatten().flatten();
+        for entry in entries(data_dir) {
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() {
+                tighten(&entry.path(), 0o700);
+                for inner in entries(&entry.path()) {
+                    if inner.file_type().is_ok_and(|kind| kind.is_file()) {
+                        tighten(&inner.path(), 0o600);
+                    }
+                }
+            } else if kind.is_file() {
+                tighten(&entry.path(), 0o600);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Waits up to [`SOURCE_DRAIN_TIMEOUT`] for the sources to stop after the shutdown signal.
 pub async fn drain_sources(sources: &mut JoinSet<anyhow::Result<()>>) {
     let drained = tokio::time::timeout(SOURCE_DRAIN_TIMEOUT, async {

@@ -5,4 +5,5 @@ mod lifecycle;
 mod publish;
 mod run;
 
+pub use lifecycle::private_data_dir;
 pub use run::{run, Role};

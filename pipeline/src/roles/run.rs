@@ -24,6 +24,8 @@ use securewatch_schemas::SourceKind;
 use tokio::task::JoinSet;
 
 use super::lifecycle::{bind_api, drain_sources, fit_connections_to_open_files, flatten, serve_api, shutdown_signal};
+use crate::access::tokens;
+use crate::access::{Access, AccessSettings, AuthMode};
 use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::intake::{consume, journal, BusKind};
@@ -58,23 +60,25 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
         Role::Worker => BoundSources::default(),
         Role::All | Role::Ingest => bind_sources(&mut config, &data_dir, &queue).await?,
     };
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    super::lifecycle::private_data_dir(&data_dir)?;
     let metrics = telemetry::init_metrics()?;
     let shutdown = CancellationToken::new();
     let mut sources: JoinSet<anyhow::Result<()>> = JoinSet::new();
     let mut listeners: Vec<(String, SocketAddr)> = Vec::new();
     bound.start(&config, &data_dir, &queue, &shutdown, &mut sources, &mut listeners)?;
+    keep_admin_token(&config, &data_dir)?;
     if role == Role::Ingest {
         let monitor = queue.monitor();
         drop(queue);
-        return super::ingest::run(config, receiver, monitor, metrics, sources, api_listener, listeners, shutdown)
+        let access = Access::start(access_settings(&config), &data_dir, None).await?;
+        return super::ingest::run(config, receiver, monitor, metrics, sources, api_listener, listeners, shutdown, access)
             .await;
     }
 
     let opensearch = Some(&config.sinks.opensearch).filter(|opensearch| opensearch.enabled);
     let sinks = Sinks::open(&data_dir, &config.store, config.sinks.postgres_in_force(), opensearch).await?;
     let reader = sinks.reader();
+    let access = Access::start(access_settings(&config), &data_dir, Some(sinks.audit_log())).await?;
     let monitor = queue.monitor();
     if role == Role::Worker {
         start_intake(&config, sinks.clone(), queue.clone(), &shutdown, &mut sources).await?;
@@ -118,6 +122,9 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
         ip_fields: config.enrichment.ip_fields.iter().cloned().collect(),
         max_answer_bytes: api::events::MAX_ANSWER_BYTES,
         rules: reloader,
+        access,
+        data_dir: Arc::new(data_dir.clone()),
+        max_body_bytes: config.api.max_body_bytes,
     };
     let api = serve_api(api_listener, config.api.http_settings(), &mut listeners, |listeners| {
         api::router(ApiState { listeners: Arc::new(listeners), ..state })
@@ -147,6 +154,31 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
     }
 }
 
+/// What [`Access::start`] takes from the configuration.
+fn access_settings(config: &Config) -> AccessSettings<'_> {
+    AccessSettings {
+        auth: &config.api.auth,
+        listen: config.api.listen,
+        allowed_hosts: &config.api.allowed_hosts,
+        cors_origins: &config.api.cors_origins,
+        max_header_bytes: config.api.max_header_bytes,
+    }
+}
+
+/// On a first start with access control on and no credential configured: generates the admin
+/// API token, keeps it in the data directory (mode 0600) and prints it once.
+fn keep_admin_token(config: &Config, data_dir: &Path) -> anyhow::Result<()> {
+    let auth = &config.api.auth;
+    if auth.mode != AuthMode::On || !auth.tokens.is_empty() || auth.jwt.is_some() {
+        return Ok(());
+    }
+    if let Some(token) = tokens::ensure_admin_token(data_dir)? {
+        let kept = data_dir.join(tokens::ADMIN_TOKEN_FILE);
+        println!("API admin token (generated once, kept in {}): {token}", kept.display());
+    }
+    Ok(())
+}
+
 /// The sources of `run` / `ingest`, bound to their addresses but not yet started.
 #[derive(Default)]
 struct BoundSources {
@@ -172,6 +204,12 @@ async fn bind_sources(config: &mut Config, data_dir: &Path, queue: &IngestSender
             TokenOrigin::Config => {
                 tracing::info!(tokens = config.sources.hec.tokens.len(), "Using the configured HEC tokens.")
             }
+        }
+        for configured in config.sources.hec.tokens.iter().filter(|configured| configured.token.trim().chars().count() < 32) {
+            tracing::warn!(
+                token = %configured.name,
+                "HEC token shorter than 32 characters: easy to guess; use a longer one (the generated ones have 36)."
+            );
         }
         bound.hec = Some(HecSource::bind(config.sources.hec.clone(), queue.clone()).await.context("HEC source")?);
     }

@@ -60,6 +60,21 @@ pub struct ReloadReport {
     pub backfill: Option<backfill::BackfillReport>,
 }
 
+impl ReloadReport {
+    /// The report with file paths relative to the rules directory `directory`, so an API
+    /// answer does not show where the server keeps its files.
+    pub fn relative_to(&mut self, directory: &std::path::Path) {
+        let relative = |file: &mut PathBuf| {
+            if let Ok(inside) = file.strip_prefix(directory) {
+                *file = inside.to_path_buf();
+            }
+        };
+        self.rejected.iter_mut().for_each(|rejection| relative(&mut rejection.file));
+        self.new_errors.iter_mut().for_each(|rejection| relative(&mut rejection.file));
+        self.warnings.iter_mut().for_each(|warning| relative(&mut warning.file));
+    }
+}
+
 /// Loads rules and swaps them into a [`RulesHandle`].
 pub struct RulesReloader {
     config: DetectionConfig,
@@ -96,6 +111,11 @@ impl RulesReloader {
     /// Lets reloads rebuild the windows of new correlations from `store` through `dataflow`.
     pub fn attach_backfill(&self, store: StoreReader, dataflow: DataflowControl) {
         let _ = self.backfill.set(backfill::Backfiller::new(store, dataflow, self.config.backfill_max_events));
+    }
+
+    /// The rules directory.
+    pub fn rules_dir(&self) -> Option<&std::path::Path> {
+        self.config.rules_dir.as_deref()
     }
 
     /// Loads the directory again and applies it unless it brings new rejections; then rebuilds

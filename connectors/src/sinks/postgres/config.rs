@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::settings::SettingError;
 
-/// `[sinks.postgres]` in the config file.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+/// `[sinks.postgres]` in the config file. `Debug` shows the URL without its password.
+#[derive(Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PostgresConfig {
     /// `true` writes to PostgreSQL. Leaving it out while the table is present still turns the
@@ -35,6 +35,44 @@ pub struct PostgresConfig {
     pub compress_after_days: Option<u32>,
     /// TimescaleDB: drop event chunks older than this many days (`None`: keep everything).
     pub retention_days: Option<u32>,
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PostgresConfig")
+            .field("enabled", &self.enabled)
+            .field("url", &redacted_url(&self.url))
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .field("statement_cache_capacity", &self.statement_cache_capacity)
+            .field("batch_rows", &self.batch_rows)
+            .field("load", &self.load)
+            .field("timescale", &self.timescale)
+            .field("partitions_ahead_days", &self.partitions_ahead_days)
+            .field("partitions_behind_days", &self.partitions_behind_days)
+            .field("compress_after_days", &self.compress_after_days)
+            .field("retention_days", &self.retention_days)
+            .finish()
+    }
+}
+
+/// `url` with the password of its user part (`user:password@`) and of a `password=` query
+/// parameter replaced by `<redacted>`.
+pub fn redacted_url(url: &str) -> String {
+    let mut redacted = url.to_string();
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((user_part, host_part)) = rest.split_once('@') {
+            if let Some((user, _)) = user_part.split_once(':') {
+                redacted = format!("{scheme}://{user}:<redacted>@{host_part}");
+            }
+        }
+    }
+    if let Some(at) = redacted.find("password=") {
+        let end = redacted[at..].find('&').map_or(redacted.len(), |end| at + end);
+        redacted.replace_range(at + "password=".len()..end, "<redacted>");
+    }
+    redacted
 }
 
 /// `timescale = "auto" | "on" | "off"`.
@@ -125,5 +163,19 @@ mod tests {
         assert_eq!(with(|c| c.pool_size = 0), "pool_size must be at least 1");
         assert_eq!(with(|c| c.batch_rows = 0), "batch_rows must be at least 1");
         assert!(with(|c| c.retention_days = Some(0)).starts_with("retention_days: "));
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_password() {
+        let config = PostgresConfig { url: "postgres://sw:s3cret@db:5432/sw?sslmode=require&password=also".into(), ..PostgresConfig::default() };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret") && !shown.contains("also"), "{shown}");
+        assert!(shown.contains("postgres://sw:<redacted>@db:5432/sw?sslmode=require&password=<redacted>"), "{shown}");
+        assert_eq!(redacted_url("postgres://sw@db/sw"), "postgres://sw@db/sw");
     }
 }

@@ -4,6 +4,7 @@
 //! partitioned by day; with TimescaleDB it is a hypertable with continuous aggregates.
 
 mod alerts;
+mod audit;
 mod config;
 mod dashboard;
 mod enrichment;

@@ -482,3 +482,26 @@ async fn timescale_hypertable_continuous_aggregates_and_policies() {
     assert_eq!(hourly.iter().flat_map(|series| &series.points).map(|point| point.count).sum::<i64>(), 90);
     sink.close().await;
 }
+
+#[tokio::test]
+async fn audit_entries_are_appended_and_never_changed() {
+    let Some(sink) = sink("audit", |_| {}).await else { return };
+    let entry = crate::sinks::AuditEntry {
+        time: Utc::now(),
+        identity: "grafana".into(),
+        tenant: "acme".into(),
+        action: "tokens:write".into(),
+        resource: "token grafana".into(),
+        outcome: crate::sinks::AuditOutcome::Ok,
+        peer: Some("cli".into()),
+        detail: "created".into(),
+    };
+    sink.append_audit(&entry).await.unwrap();
+    sink.append_audit(&entry).await.unwrap();
+    assert_eq!(scalar(&sink, "SELECT count(*) FROM audit_log WHERE tenant = 'acme' AND outcome = 'ok'").await, 2);
+    for statement in ["UPDATE audit_log SET outcome = 'refused'", "DELETE FROM audit_log", "TRUNCATE audit_log"] {
+        let error = sqlx::raw_sql(statement).execute(sink.pool()).await.unwrap_err().to_string();
+        assert!(error.contains("append-only"), "{statement}: {error}");
+    }
+    assert_eq!(scalar(&sink, "SELECT count(*) FROM audit_log").await, 2);
+}

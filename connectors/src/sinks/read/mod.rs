@@ -26,6 +26,7 @@ pub use dashboards::{BucketWidth, Point, Series, SeriesBy, TimeseriesQuery, TopE
 pub use enrichment::{AssetTag, EnrichmentLookup, EventEnrichment, GeoTag, NetworkTag};
 pub use events::{EventCursor, EventPage, EventQuery, StoredDeadLetter, StoredEvent};
 
+use super::audit::{AuditEntry, AuditQuery};
 use super::opensearch::OpenSearchSink;
 use super::postgres::{PostgresError, PostgresSink};
 use super::sqlite::{SqliteStore, StoreError};
@@ -152,6 +153,12 @@ impl StoreReader {
             Some(postgres) => self.in_turn(postgres.alert(id, scope)).await,
             None => self.in_turn(self.sqlite.alert(id, scope)).await,
         }
+    }
+
+    /// Audit log entries of the tenants of `scope`, newest first, from the embedded store (which
+    /// every entry reaches).
+    pub async fn audit(&self, scope: &TenantScope, query: &AuditQuery) -> Result<Vec<AuditEntry>, ReadError> {
+        self.in_turn(self.sqlite.audit(scope, query)).await
     }
 
     /// Whether each configured store answers within [`HEALTH_TIMEOUT`]; SQLite first.

@@ -2,6 +2,7 @@
 
 mod alerts;
 mod backup;
+mod audit;
 mod config;
 mod enrichment;
 mod progress;
