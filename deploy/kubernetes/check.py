@@ -32,6 +32,7 @@ HEALTH_PATHS = {"/api/v1/health/live", "/api/v1/health/ready"}
 SECRET_KEYS = {
     "hec-token": "k8s-check-hec-token-0123456789abcdef",
     "postgres-url": "postgres://securewatch:password@timescaledb:5432/securewatch",
+    "api-token": "k8s-check-api-token-0123456789abcdef0123456789",
 }
 
 
