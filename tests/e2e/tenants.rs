@@ -2,13 +2,12 @@
 //! (their own listeners, `logger` over TCP and UDP), and every stored event carries its
 //! source's tenant, read back through the API.
 //!
-//! The API reads here see every tenant (access control comes with the auth branch);
-//! [`TwoTenants`] is the setup an API-level isolation test reuses: start it, then read with
-//! each tenant's credentials and compare with [`TwoTenants::expected`].
+//! Then the same through access control: a caller of one tenant, on every read route, sees
+//! only that tenant's events, alerts, dashboard counts, dead letters and audit entries.
 
 use std::collections::BTreeMap;
 
-use securewatch_tests::instance::{curl, free_port, logger, Instance};
+use securewatch_tests::instance::{binary, curl, free_port, logger, Instance};
 use serde_json::Value;
 
 /// A tenant's HEC token and syslog port.
@@ -28,11 +27,16 @@ struct TwoTenants {
 
 impl TwoTenants {
     fn start() -> TwoTenants {
+        TwoTenants::start_with("")
+    }
+
+    /// Like [`TwoTenants::start`], with `config` appended to the instance's configuration.
+    fn start_with(config: &str) -> TwoTenants {
         let tenants = [
             TenantSources { name: "acme", token: "acme-hec-token-0123456789abcdef", syslog_port: free_port() },
             TenantSources { name: "globex", token: "globex-hec-token-0123456789abcd", syslog_port: free_port() },
         ];
-        let mut extra = String::new();
+        let mut extra = config.to_string();
         for tenant in &tenants {
             extra.push_str(&format!(
                 "[[sources.hec.tokens]]\nname = \"{name}\"\ntoken = \"{token}\"\ntenant = \"{name}\"\n\n\
@@ -123,4 +127,131 @@ fn a_bad_tenant_name_is_refused_with_its_line() {
     };
     assert!(error.contains("tenant name \"Acme Corp\" may hold only a-z, 0-9"), "{error}");
     assert!(error.contains("securewatch.toml:"), "the error names the file and line: {error}");
+}
+
+/// A rule both tenants' HEC events match (sourcetype `linux_secure` is `product: linux, service: auth`).
+const FAILED_PASSWORD_RULE: &str = "title: Failed password
+id: 7a2e4c10-0000-4000-8000-000000000001
+status: test
+level: medium
+logsource:
+  product: linux
+  service: auth
+detection:
+  selection:
+    message|contains: 'Failed password'
+  condition: selection
+";
+
+/// An API token of `tenant` with `role`, made with `securewatch token create` against the
+/// running instance's data directory.
+fn token_of(instance: &Instance, tenant: &str, role: &str) -> String {
+    let output = std::process::Command::new(binary())
+        .args(["token", "create", "--name", &format!("{tenant}-{role}"), "--role", role, "--tenant", tenant, "--data-dir"])
+        .arg(&instance.data_dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+/// `GET path` with `token` as JSON; the answer must be 200.
+fn read(instance: &Instance, token: &str, path: &str) -> Value {
+    let (status, body) = curl(&["-H", &format!("Authorization: Bearer {token}"), &instance.api_url(path)]).unwrap();
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Every element of `items` (a JSON array) has `tenant` == `tenant`; returns how many there are.
+fn all_of(items: &Value, tenant: &str, what: &str) -> usize {
+    let items = items.as_array().unwrap_or_else(|| panic!("{what}: not an array: {items}"));
+    for item in items {
+        assert_eq!(item["tenant"], tenant, "{what} of another tenant: {item}");
+    }
+    items.len()
+}
+
+#[test]
+fn a_caller_of_one_tenant_sees_only_its_tenant_on_every_read_route() {
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("failed.yml"), FAILED_PASSWORD_RULE).unwrap();
+    let alerts_file = rules.path().join("alerts.json");
+    std::fs::write(&alerts_file, "this line is not a Wazuh alert\n").unwrap();
+    let config = format!(
+        "[detection]\nenabled = true\nrules_dir = \"{}\"\n\n[sources.wazuh]\nenabled = true\npath = \"{}\"\npoll_interval_ms = 50\ntenant = \"acme\"\n\n",
+        rules.path().display(),
+        alerts_file.display()
+    );
+    let setup = TwoTenants::start_with(&config);
+    let instance = &setup.instance;
+    setup.ingest();
+    for tenant in &setup.tenants {
+        let body = format!(r#"{{"host": "{0}-web", "sourcetype": "linux_secure", "event": "Failed password for alice from 10.0.0.1"}}"#, tenant.name);
+        let auth = format!("Authorization: Splunk {}", tenant.token);
+        let (status, answer) = curl(&["-X", "POST", &instance.hec_url("/services/collector/event"), "-H", &auth, "--data-binary", &body]).unwrap();
+        assert_eq!(status, 200, "{answer}");
+    }
+
+    // Everything stored, seen by the generated admin token (all tenants).
+    let admin = instance.api_token();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let events = read(instance, &admin, "/api/v1/events?limit=100");
+        let alerts = read(instance, &admin, "/api/v1/alerts");
+        let dead = read(instance, &admin, "/api/v1/dead-letters");
+        let counts = (events.as_array().unwrap().len(), alerts.as_array().map_or(0, Vec::len), dead.as_array().unwrap().len());
+        if counts == (setup.expected().len() + 2, 2, 1) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "stored (events, alerts, dead letters) = {counts:?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
+    let tokens: Vec<(&str, String)> = ["acme", "globex"].into_iter().map(|tenant| (tenant, token_of(instance, tenant, "admin"))).collect();
+    for (tenant, token) in &tokens {
+        // A state-changing call of each tenant, for the audit log.
+        let (status, body) = curl(&["-X", "POST", "-H", &format!("Authorization: Bearer {token}"), &instance.api_url("/api/v1/rules/reload")]).unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let alert_of = |tenant: &str| -> String {
+        let alerts = read(instance, &admin, "/api/v1/alerts");
+        let alert = alerts.as_array().unwrap().iter().find(|alert| alert["tenant"] == tenant).cloned().unwrap();
+        alert["id"].as_str().unwrap().to_string()
+    };
+    for (tenant, token) in &tokens {
+        let other = if *tenant == "acme" { "globex" } else { "acme" };
+        let events = read(instance, token, "/api/v1/events?limit=100");
+        let own_events = all_of(&events, tenant, "event");
+        assert_eq!(own_events, 4, "{tenant}: HEC, syslog TCP and UDP, the failed password: {events}");
+
+        let dead = read(instance, token, "/api/v1/dead-letters");
+        assert_eq!(all_of(&dead, tenant, "dead letter"), usize::from(*tenant == "acme"), "{dead}");
+
+        let alerts = read(instance, token, "/api/v1/alerts");
+        assert_eq!(all_of(&alerts, tenant, "alert"), 1, "{alerts}");
+        let own = read(instance, token, &format!("/api/v1/alerts/{}", alert_of(tenant)));
+        all_of(&own["events"], tenant, "alert evidence");
+        let path = format!("/api/v1/alerts/{}", alert_of(other));
+        let (status, _) = curl(&["-H", &format!("Authorization: Bearer {token}"), &instance.api_url(&path)]).unwrap();
+        assert_eq!(status, 404, "{tenant} reads {other}'s alert");
+
+        let series = read(instance, token, "/api/v1/dashboards/timeseries?by=source&bucket=1m");
+        let counted: u64 = series["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|series| series["points"].as_array().unwrap().iter())
+            .map(|point| point["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(counted, own_events as u64, "{tenant}: dashboard counts of its own events only: {series}");
+        let top = read(instance, token, "/api/v1/dashboards/top?field=host&n=10").to_string();
+        assert!(top.contains(&format!("{tenant}-web")) && !top.contains(&format!("{other}-web")), "{tenant}: {top}");
+
+        let audit = read(instance, token, "/api/v1/audit");
+        let entries = audit.as_array().or_else(|| audit["entries"].as_array()).unwrap_or_else(|| panic!("{audit}"));
+        assert!(!entries.is_empty(), "{tenant} sees its own reload in the audit log");
+        for entry in entries {
+            assert_eq!(entry["tenant"], *tenant, "{tenant} sees an audit entry of another tenant: {entry}");
+        }
+    }
 }
