@@ -78,6 +78,11 @@ max_len = 0" ;;
   cat > "$data/ingest.toml" <<TOML
 [api]
 listen = "127.0.0.1:$ingest_api"
+# The benchmarks read /metrics and /api/v1/health without a credential (bench/auth.sh
+# measures what access control costs); loopback only.
+[api.auth]
+open_health = true
+open_metrics = true
 [sources.hec]
 listen = "127.0.0.1:$hec_port"
 [sources.syslog]
@@ -87,6 +92,11 @@ TOML
   cat > "$data/worker.toml" <<TOML
 [api]
 listen = "127.0.0.1:$worker_api"
+# The benchmarks read /metrics and /api/v1/health without a credential (bench/auth.sh
+# measures what access control costs); loopback only.
+[api.auth]
+open_health = true
+open_metrics = true
 [sources.hec]
 listen = "127.0.0.1:$unused"
 [sources.syslog]

@@ -36,6 +36,11 @@ hec_port=$(port); api_port=$(port)
 cat > "$data/bench.toml" <<TOML
 [api]
 listen = "127.0.0.1:$api_port"
+# The benchmarks read /metrics and /api/v1/health without a credential (bench/auth.sh
+# measures what access control costs); loopback only.
+[api.auth]
+open_health = true
+open_metrics = true
 [sources.hec]
 listen = "127.0.0.1:$hec_port"
 TOML

@@ -47,6 +47,11 @@ start_server() {
   cat > "$data/bench.toml" <<TOML
 [api]
 listen = "127.0.0.1:$api_port"
+# The benchmarks read /metrics and /api/v1/health without a credential (bench/auth.sh
+# measures what access control costs); loopback only.
+[api.auth]
+open_health = true
+open_metrics = true
 [sources.hec]
 listen = "127.0.0.1:$hec_port"
 [sources.syslog]
