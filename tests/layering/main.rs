@@ -11,7 +11,8 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
-/// Every `.rs` file under `dir`, sorted.
+/// Every `.rs` file under `dir`, sorted, leaving out build output (`target/` folders, such as
+/// the fuzz targets' in `tests/fuzz/target`).
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
@@ -19,7 +20,9 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
         for entry in std::fs::read_dir(&dir).unwrap_or_else(|error| panic!("{}: {error}", dir.display())) {
             let path = entry.expect("directory entry").path();
             if path.is_dir() {
-                pending.push(path);
+                if path.file_name().is_some_and(|name| name != "target") {
+                    pending.push(path);
+                }
             } else if path.extension().is_some_and(|extension| extension == "rs") {
                 files.push(path);
             }
