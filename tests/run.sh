@@ -31,6 +31,7 @@ need curl curl
 need logger bsdutils
 need gzip gzip
 need hostname hostname
+need openssl openssl # the JWT tests make RSA keys with it
 need docker-compose docker-compose
 need kubectl kubernetes-client # renders the Kubernetes kustomizations (kubectl kustomize)
 command -v cargo >/dev/null || { echo "error: cargo (Rust 1.95) is required" >&2; exit 1; }

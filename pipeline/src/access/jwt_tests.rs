@@ -231,3 +231,51 @@ async fn configured_pem_keys_verify_without_a_jwks_and_hmac_keys_in_a_jwks_are_i
     assert_eq!(verifier.verify(&token).await.unwrap_err(), JwtRefusal::Algorithm("HS256".into()));
     server.task.abort();
 }
+
+/// An RSA key pair made now with the `openssl` command: (private PEM, public PEM, JWK of the public half).
+fn rsa_key(dir: &std::path::Path, kid: &str) -> (String, String, Value) {
+    let private = dir.join(format!("{kid}.pem"));
+    let openssl = |args: &[&str]| {
+        let output = std::process::Command::new("openssl").args(args).output().expect("the openssl command");
+        assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let path = private.to_str().unwrap();
+    openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", path]);
+    let public = openssl(&["pkey", "-in", path, "-pubout"]);
+    let modulus_hex = openssl(&["rsa", "-in", path, "-noout", "-modulus"]);
+    let modulus_hex = modulus_hex.trim().trim_start_matches("Modulus=");
+    let modulus: Vec<u8> = (0..modulus_hex.len()).step_by(2).map(|at| u8::from_str_radix(&modulus_hex[at..at + 2], 16).unwrap()).collect();
+    let jwk = json!({"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": URL_SAFE_NO_PAD.encode(modulus), "e": "AQAB"});
+    (std::fs::read_to_string(&private).unwrap(), public, jwk)
+}
+
+/// An RS256 token of `claims` signed with the private PEM `private`, naming `kid`.
+fn rs256(private: &str, kid: &str, claims: &Value) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(kid.into());
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_pem(private.as_bytes()).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn rs256_tokens_verify_from_a_jwks_and_from_a_pem_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (private, public, jwk) = rsa_key(dir.path(), "rsa-1");
+    let (stranger, _, _) = rsa_key(dir.path(), "rsa-2");
+
+    let server = JwksServer::start(vec![jwk]).await;
+    let verifier = JwtVerifier::new(&config(Some(server.url.clone()), 30)).unwrap();
+    verifier.verify(&rs256(&private, "rsa-1", &claims("frank"))).await.unwrap();
+    assert!(verifier.verify(&rs256(&stranger, "rsa-1", &claims("frank"))).await.is_err(), "another key's signature");
+    server.task.abort();
+
+    let file = dir.path().join("idp-public.pem");
+    std::fs::write(&file, public).unwrap();
+    let pem_config = JwtConfig {
+        public_keys: vec![JwtKeyConfig { file, algorithm: "RS256".into(), kid: None }],
+        ..config(None, 30)
+    };
+    let verifier = JwtVerifier::new(&pem_config).unwrap();
+    verifier.verify(&rs256(&private, "any", &claims("grace"))).await.unwrap();
+    assert!(verifier.verify(&rs256(&stranger, "any", &claims("grace"))).await.is_err());
+}
