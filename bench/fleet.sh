@@ -76,13 +76,7 @@ max_len = 0" ;;
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$broker_port") 2>/dev/null && break; sleep 0.1; done
   hec_port=$(port); ingest_api=$(port); worker_api=$(port); unused=$(port)
   cat > "$data/ingest.toml" <<TOML
-[api]
-listen = "127.0.0.1:$ingest_api"
-# The benchmarks read /metrics and /api/v1/health without a credential (bench/auth.sh
-# measures what access control costs); loopback only.
-[api.auth]
-open_health = true
-open_metrics = true
+$(api_config "$ingest_api")
 [sources.hec]
 listen = "127.0.0.1:$hec_port"
 [sources.syslog]
@@ -90,13 +84,7 @@ enabled = false
 $bus_toml
 TOML
   cat > "$data/worker.toml" <<TOML
-[api]
-listen = "127.0.0.1:$worker_api"
-# The benchmarks read /metrics and /api/v1/health without a credential (bench/auth.sh
-# measures what access control costs); loopback only.
-[api.auth]
-open_health = true
-open_metrics = true
+$(api_config "$worker_api")
 [sources.hec]
 listen = "127.0.0.1:$unused"
 [sources.syslog]

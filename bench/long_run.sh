@@ -34,15 +34,8 @@ source bench/common.sh
 data="$(mktemp -d)"
 hec_port=$(port); api_port=$(port)
 cat > "$data/bench.toml" <<TOML
-[api]
-listen = "127.0.0.1:$api_port"
-# The benchmarks read /metrics and /api/v1/health without a credential (bench/auth.sh
-# measures what access control costs); loopback only.
-[api.auth]
-open_health = true
-open_metrics = true
-[sources.hec]
-listen = "127.0.0.1:$hec_port"
+$(api_config "$api_port")
+$(sources_config "$hec_port")
 TOML
 
 SECUREWATCH_DATAFLOW__WORKERS="$workers" SECUREWATCH_DATAFLOW__LATENESS_SECS="$lateness" \

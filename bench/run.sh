@@ -45,18 +45,8 @@ start_server() {
   data="$(mktemp -d)"
   hec_port=$(port); syslog_port=$(port); api_port=$(port)
   cat > "$data/bench.toml" <<TOML
-[api]
-listen = "127.0.0.1:$api_port"
-# The benchmarks read /metrics and /api/v1/health without a credential (bench/auth.sh
-# measures what access control costs); loopback only.
-[api.auth]
-open_health = true
-open_metrics = true
-[sources.hec]
-listen = "127.0.0.1:$hec_port"
-[sources.syslog]
-udp_listen = "127.0.0.1:$syslog_port"
-tcp_listen = "127.0.0.1:$syslog_port"
+$(api_config "$api_port")
+$(sources_config "$hec_port" "$syslog_port")
 TOML
   SECUREWATCH_DATAFLOW__WORKERS="$1" SECUREWATCH_HEC_TOKEN=bench RUST_LOG=warn \
     "$bin/securewatch" run --config "$data/bench.toml" --data-dir "$data" &

@@ -1,14 +1,13 @@
 //! `securewatch backup` under load and `securewatch restore` into a fresh directory: nothing acknowledged before the backup is lost.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::collections::BTreeSet;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use securewatch_tests::instance::{binary, Instance};
+use securewatch_tests::instance::{binary, post_hec, Instance};
+use securewatch_tests::store::{events_and_rollups_per_bucket, sqlite};
 
 /// Events per HEC request.
 const PER_REQUEST: usize = 200;
@@ -29,43 +28,13 @@ fn load(instance: &Instance, stop: Arc<AtomicBool>, acknowledged: Arc<Mutex<BTre
                         .iter()
                         .map(|seq| format!("{{\"host\":\"host-{}\",\"event\":\"seq={seq}\"}}\n", seq % 7))
                         .collect();
-                    if post(&url, &token, body.as_bytes()) {
+                    if post_hec(&url, &token, body.as_bytes()) {
                         acknowledged.lock().unwrap().extend(numbers);
                     }
                     request += 2;
                 }
             })
         })
-        .collect()
-}
-
-/// `true` when HEC answered 200.
-fn post(url: &str, token: &str, body: &[u8]) -> bool {
-    let mut child = Command::new("curl")
-        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30", "-H"])
-        .arg(format!("Authorization: Splunk {token}"))
-        .args(["--data-binary", "@-", url])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("curl");
-    let written = child.stdin.take().expect("stdin").write_all(body).is_ok();
-    let output = child.wait_with_output().expect("curl");
-    written && output.stdout == b"200"
-}
-
-fn sqlite(store: &Path, sql: &str) -> String {
-    let output = Command::new("sqlite3").arg("-readonly").arg(store).arg(sql).output().expect("sqlite3");
-    assert!(output.status.success(), "sqlite3 {sql}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).expect("utf-8")
-}
-
-/// `bucket|count` lines as a map.
-fn per_bucket(text: &str) -> BTreeMap<i64, i64> {
-    text.lines()
-        .filter_map(|line| line.split_once('|'))
-        .map(|(bucket, count)| (bucket.parse().expect("bucket"), count.parse().expect("count")))
         .collect()
 }
 
@@ -131,12 +100,7 @@ fn backup_under_load(config: &str) {
     assert!(missing.is_empty(), "{} events acknowledged before the backup are missing, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
 
     // Rollups (plus late counts) per bucket equal the stored events: the counts came back intact.
-    let events = per_bucket(&sqlite(&store, "SELECT (time_us / 60000000) * 60000, count(*) FROM events GROUP BY 1"));
-    let mut counted = per_bucket(&sqlite(&store, "SELECT bucket_start_ms, sum(count) FROM rollup_source GROUP BY 1"));
-    for (bucket, count) in per_bucket(&sqlite(&store, "SELECT bucket_start_ms, sum(count) FROM rollup_late GROUP BY 1")) {
-        *counted.entry(bucket).or_default() += count;
-    }
-    counted.retain(|_, count| *count != 0);
+    let (events, counted) = events_and_rollups_per_bucket(&store);
     assert_eq!(counted, events, "rollups + late counts per bucket equal the stored events");
     eprintln!("{} acknowledged before the backup, {after} in all; {} restored", before.len(), stored.len());
 }

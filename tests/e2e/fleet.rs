@@ -8,15 +8,15 @@
 //! free loopback port, so freezing it disturbs no other test. Without one the tests are skipped,
 //! unless `SECUREWATCH_REQUIRE_REDIS=1` / `SECUREWATCH_REQUIRE_KAFKA=1` make that a failure.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use securewatch_tests::instance::{free_port, Instance, Ports};
+use securewatch_tests::instance::{free_port, post_hec, Instance, Ports};
+use securewatch_tests::store::{events_and_rollups_per_bucket, per_bucket, sqlite};
 
 /// Events per test, as the issue asks.
 const EVENTS: usize = 200_000;
@@ -177,24 +177,6 @@ fn request_body(request: usize, time: f64) -> Vec<u8> {
     body
 }
 
-/// Sends `body` with curl; `true` when HEC answered 200.
-fn post(url: &str, body: &[u8]) -> bool {
-    let child = Command::new("curl")
-        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30", "-H"])
-        .arg(format!("Authorization: Splunk {TOKEN}"))
-        .args(["--data-binary", "@-", url])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn();
-    let Ok(mut child) = child else { return false };
-    if child.stdin.take().expect("stdin").write_all(body).is_err() {
-        let _ = child.wait();
-        return false;
-    }
-    child.wait_with_output().is_ok_and(|output| output.stdout == b"200")
-}
-
 /// Sends every request until HEC acknowledged it, two at a time; returns when all are.
 fn send_all(url: String, progress: Arc<AtomicUsize>, retries: Arc<AtomicUsize>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
@@ -210,7 +192,7 @@ fn send_all(url: String, progress: Arc<AtomicUsize>, retries: Arc<AtomicUsize>) 
                     }
                     let time = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
                     let body = request_body(request, time);
-                    while !post(&url, &body) {
+                    while !post_hec(&url, TOKEN, &body) {
                         retries.fetch_add(1, Ordering::Relaxed);
                         std::thread::sleep(Duration::from_millis(200));
                     }
@@ -309,26 +291,12 @@ fn print_worker_counters(worker: &Instance, trouble: Trouble) {
     }
 }
 
-fn sqlite(store: &Path, sql: &str) -> String {
-    let output = Command::new("sqlite3").arg("-readonly").arg(store).arg(sql).output().expect("sqlite3");
-    assert!(output.status.success(), "sqlite3 {sql}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).expect("utf-8")
-}
-
 fn count_events(store: &Path) -> usize {
     if !store.exists() {
         return 0;
     }
     let output = Command::new("sqlite3").arg("-readonly").arg(store).arg("SELECT count(*) FROM events").output();
     output.ok().and_then(|output| String::from_utf8(output.stdout).ok()).and_then(|text| text.trim().parse().ok()).unwrap_or(0)
-}
-
-/// `bucket|count` lines as a map.
-fn per_bucket(text: &str) -> BTreeMap<i64, i64> {
-    text.lines()
-        .filter_map(|line| line.split_once('|'))
-        .map(|(bucket, count)| (bucket.parse().expect("bucket"), count.parse().expect("count")))
-        .collect()
 }
 
 /// Zero lost, zero duplicates, exact rollups.
@@ -345,14 +313,8 @@ fn check_store(store: &Path, trouble: Trouble) {
     let missing = EVENTS - seen.len();
     assert_eq!((missing, duplicates), (0, 0), "{trouble:?}: lost and doubled events");
 
-    let events = per_bucket(&sqlite(store, "SELECT (time_us / 60000000) * 60000, count(*) FROM events GROUP BY 1"));
-    let rollups = per_bucket(&sqlite(store, "SELECT bucket_start_ms, sum(count) FROM rollup_source GROUP BY 1"));
-    let late = per_bucket(&sqlite(store, "SELECT bucket_start_ms, count FROM rollup_late"));
-    let mut counted = rollups.clone();
-    for (bucket, count) in &late {
-        *counted.entry(*bucket).or_default() += count;
-    }
-    counted.retain(|_, count| *count != 0);
+    let (events, counted) = events_and_rollups_per_bucket(store);
+    let late = per_bucket(&sqlite(store, "SELECT bucket_start_ms, sum(count) FROM rollup_late GROUP BY 1"));
     assert_eq!(counted, events, "{trouble:?}: rollups + late counts per bucket equal the stored events");
     let hosts = per_bucket(&sqlite(store, "SELECT bucket_start_ms, distinct_hosts FROM rollup_hosts"));
     let stored_hosts = per_bucket(&sqlite(
@@ -410,13 +372,13 @@ fn a_worker_stopped_right_after_a_resent_request_counts_each_event_once() {
     let mut fleet = Fleet::start_ticking(root.path(), &broker, 2000, "");
     let time = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
     let body = request_body(0, time);
-    assert!(post(&fleet.hec_url(), &body), "first copy acknowledged");
+    assert!(post_hec(&fleet.hec_url(), TOKEN, &body), "first copy acknowledged");
     let deadline = Instant::now() + Duration::from_secs(30);
     while count_events(&fleet.store()) < PER_REQUEST {
         assert!(Instant::now() < deadline, "the first copy was not stored");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(post(&fleet.hec_url(), &body), "second copy acknowledged (on the bus)");
+    assert!(post_hec(&fleet.hec_url(), TOKEN, &body), "second copy acknowledged (on the bus)");
     std::thread::sleep(Duration::from_millis(300)); // read by the worker, epoch still open
     let worker = fleet.worker.take().expect("worker");
     print_worker_counters(&worker, Trouble::KillWorker);

@@ -208,7 +208,7 @@ fn a_caller_of_one_tenant_sees_only_its_tenant_on_every_read_route() {
     }
 
     let tokens: Vec<(&str, String)> = ["acme", "globex"].into_iter().map(|tenant| (tenant, token_of(instance, tenant, "admin"))).collect();
-    for (tenant, token) in &tokens {
+    for (_, token) in &tokens {
         // A state-changing call of each tenant, for the audit log.
         let (status, body) = curl(&["-X", "POST", "-H", &format!("Authorization: Bearer {token}"), &instance.api_url("/api/v1/rules/reload")]).unwrap();
         assert_eq!(status, 200, "{body}");

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::collections::HashMap;
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -291,6 +291,25 @@ pub fn curl(args: &[&str]) -> anyhow::Result<(u16, String)> {
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     let (body, status) = text.rsplit_once('\n').context("curl printed no status")?;
     Ok((status.trim().parse()?, body.to_string()))
+}
+
+/// Posts `body` to the HEC `url` with `token` through curl's standard input; `true` when HEC
+/// answered 200 (a refused or failed request is `false`, for the caller to count or retry).
+pub fn post_hec(url: &str, token: &str, body: &[u8]) -> bool {
+    let child = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30", "-H"])
+        .arg(format!("Authorization: Splunk {token}"))
+        .args(["--data-binary", "@-", url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else { return false };
+    if child.stdin.take().expect("stdin").write_all(body).is_err() {
+        let _ = child.wait();
+        return false;
+    }
+    child.wait_with_output().is_ok_and(|output| output.stdout == b"200")
 }
 
 /// Runs `logger` with `args`, failing when it fails.

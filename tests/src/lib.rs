@@ -6,3 +6,4 @@
 pub mod conformance;
 pub mod instance;
 pub mod postgres;
+pub mod store;
