@@ -29,3 +29,5 @@ pub use timescale::TimescaleJob;
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tenant_migration_tests;
