@@ -95,6 +95,7 @@ fn postgres_sink_stores_events_rollups_and_alerts_once_and_the_api_reads_them() 
     let instance = Instance::start(dir.path(), &config, &env).unwrap();
     let health = get_ok(&instance, "/api/v1/health");
     assert_eq!(health["sinks"], json!({"sqlite": "ok", "postgres": "ok"}), "{health}");
+    assert_eq!(health["phase"], "ready", "restored and running: {health}");
 
     // 40 sender-timed events on 4 hosts, 10 of them failed logins; the same request twice.
     let now = chrono::Utc::now().timestamp();

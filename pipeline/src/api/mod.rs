@@ -53,6 +53,8 @@ pub struct ApiState {
     pub data_dir: Arc<std::path::PathBuf>,
     /// Largest request body ([api] max_body_bytes).
     pub max_body_bytes: usize,
+    /// Starting, ready or stopping: what `/api/v1/health/ready` answers from.
+    pub readiness: health::Readiness,
 }
 
 /// The router of `/api/v1/...` and `/metrics`, every route behind the access guard.

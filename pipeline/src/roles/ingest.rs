@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 use super::lifecycle::{drain_sources, flatten, serve_api, shutdown_signal};
 use super::publish;
 use crate::access::Access;
+use crate::api::health::{Phase, Readiness};
 use crate::config::Config;
 use crate::intake::BusKind;
 
@@ -33,6 +34,8 @@ struct IngestState {
     started: Instant,
     bus: &'static str,
     listeners: Arc<Vec<(String, SocketAddr)>>,
+    /// Ready once the bus is connected, stopping from the shutdown signal on.
+    readiness: Readiness,
 }
 
 /// Runs the ingest role until SIGINT/SIGTERM or a source failure.
@@ -65,11 +68,13 @@ pub async fn run(
         BusKind::None => unreachable!("checked by the caller"),
     };
     let started = Instant::now();
+    let readiness = Readiness::ready();
     let api = serve_api(api_listener, config.api.http_settings(), &mut listeners, |listeners| {
-        let state = IngestState { queue, metrics, started, bus: bus_name, listeners: Arc::new(listeners) };
+        let listeners = Arc::new(listeners);
+        let state = IngestState { queue, metrics, started, bus: bus_name, listeners, readiness: readiness.clone() };
         let routes = Router::new()
             .route("/api/v1/health/live", get(crate::api::health::live))
-            .route("/api/v1/health/ready", get(crate::api::health::live))
+            .route("/api/v1/health/ready", get(|State(state): State<IngestState>| async move { state.readiness.status() }))
             .route("/api/v1/health", get(health))
             .route("/metrics", get(|State(state): State<IngestState>| async move { state.metrics.render() }))
             .with_state(state);
@@ -84,6 +89,7 @@ pub async fn run(
             failure = Some(flatten(result).err().unwrap_or_else(|| anyhow::anyhow!("a source stopped")));
         }
     }
+    readiness.set(Phase::Stopping);
     shutdown.cancel();
     drain_sources(&mut sources).await;
     publisher.await.context("publisher task")?;
@@ -102,8 +108,10 @@ async fn health(State(state): State<IngestState>) -> Json<Value> {
         .iter()
         .map(|(name, address)| (name.clone(), Value::String(address.to_string())))
         .collect();
+    let phase = state.readiness.phase();
     Json(json!({
-        "status": "ok",
+        "status": if phase == Phase::Stopping { "degraded" } else { "ok" },
+        "phase": phase.as_str(),
         "role": "ingest",
         "bus": state.bus,
         "queue": {"depth": state.queue.depth(), "capacity": state.queue.capacity()},

@@ -26,6 +26,7 @@ use tokio::task::JoinSet;
 use super::lifecycle::{bind_api, drain_sources, fit_connections_to_open_files, flatten, serve_api, shutdown_signal};
 use crate::access::tokens;
 use crate::access::{Access, AccessSettings, AuthMode};
+use crate::api::health::{Phase, Readiness};
 use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::intake::{consume, journal, BusKind};
@@ -97,6 +98,26 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
     } else {
         receiver
     };
+    // The API answers from here on: liveness at once, readiness once the state is restored.
+    let readiness = Readiness::starting();
+    let state = ApiState {
+        reader: reader.clone(),
+        queue: monitor,
+        metrics,
+        started: Instant::now(),
+        listeners: Arc::new(Vec::new()),
+        ip_fields: config.enrichment.ip_fields.iter().cloned().collect(),
+        max_answer_bytes: api::events::MAX_ANSWER_BYTES,
+        rules: reloader.clone(),
+        access,
+        data_dir: Arc::new(data_dir.clone()),
+        max_body_bytes: config.api.max_body_bytes,
+        readiness: readiness.clone(),
+    };
+    let api = serve_api(api_listener, config.api.http_settings(), &mut listeners, |listeners| {
+        api::router(ApiState { listeners: Arc::new(listeners), ..state })
+    })
+    .await?;
     let (restore, _) = restore_feeds(
         &reader,
         config.dataflow.lateness_secs.saturating_mul(1000),
@@ -109,27 +130,10 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
         Dataflow::start(&config.dataflow, &config.enrichment, rules, receiver, sinks.clone(), restore, shutdown.clone())
             .await?;
     if let Some(reloader) = &reloader {
-        reloader.attach_backfill(reader.clone(), dataflow.control());
+        reloader.attach_backfill(reader, dataflow.control());
         tokio::spawn(Arc::clone(reloader).watch(shutdown.clone()));
     }
-
-    let state = ApiState {
-        reader,
-        queue: monitor,
-        metrics,
-        started: Instant::now(),
-        listeners: Arc::new(Vec::new()),
-        ip_fields: config.enrichment.ip_fields.iter().cloned().collect(),
-        max_answer_bytes: api::events::MAX_ANSWER_BYTES,
-        rules: reloader,
-        access,
-        data_dir: Arc::new(data_dir.clone()),
-        max_body_bytes: config.api.max_body_bytes,
-    };
-    let api = serve_api(api_listener, config.api.http_settings(), &mut listeners, |listeners| {
-        api::router(ApiState { listeners: Arc::new(listeners), ..state })
-    })
-    .await?;
+    readiness.set(Phase::Ready);
     tracing::info!(data_dir = %data_dir.display(), ?role, "SecureWatch is running; Ctrl-C stops it.");
 
     let mut failure = None;
@@ -142,6 +146,7 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
             failure = Some(anyhow::anyhow!("the dataflow workers stopped unexpectedly"));
         }
     }
+    readiness.set(Phase::Stopping);
     shutdown.cancel();
     drain_sources(&mut sources).await;
     dataflow.finish().await?;
