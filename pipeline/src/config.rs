@@ -305,6 +305,16 @@ impl Config {
             self.sinks.opensearch.validate().map_err(|error| invalid("sinks.opensearch", error.to_string()))?;
         }
         self.store.validate().map_err(|error| invalid("store", error.to_string()))?;
+        // Two buckets of margin beyond the longest a bucket stays open in the dataflow.
+        let open_buckets = self.dataflow.lateness_secs + self.dataflow.retention_secs + 120;
+        if self.store.retention_secs != 0 && self.store.retention_secs < open_buckets {
+            let message = format!(
+                "retention_secs = {} would delete rollup buckets the dataflow still updates: use at least {open_buckets} \
+                 ([dataflow] lateness_secs + retention_secs + 120)",
+                self.store.retention_secs
+            );
+            return Err(invalid("store", message));
+        }
         self.api.auth.validate().map_err(|error| invalid("api.auth", error))?;
         if self.api.auth.mode == AuthMode::Off && !self.api.listen.ip().is_loopback() {
             let message = format!(
@@ -378,206 +388,5 @@ fn located(origin: &str, text: &str, span: Option<std::ops::Range<usize>>, messa
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write(text: &str) -> tempfile::NamedTempFile {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), text).unwrap();
-        file
-    }
-
-    #[test]
-    fn defaults_without_a_file() {
-        let config = Config::load(None, []).unwrap();
-        assert_eq!(config.api.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(config.data_dir(), PathBuf::from("data"));
-    }
-
-    #[test]
-    fn unknown_key_reports_file_and_line() {
-        let file = write("[api]\nlisten = \"127.0.0.1:9000\"\n\n[queue]\ncapacity = 10\nbogus = 1\n");
-        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
-        assert!(error.contains(&format!("{}:6:", file.path().display())), "{error}");
-        assert!(error.contains("bogus"), "{error}");
-    }
-
-    /// The shipped example documents every key with its default value.
-    #[test]
-    fn example_config_is_the_defaults() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/securewatch.example.toml");
-        let example = Config::load(Some(&path), []).unwrap();
-        let defaults = Config { data_dir: Some(PathBuf::from("data")), ..Config::default() };
-        assert_eq!(example, defaults);
-    }
-
-    #[test]
-    fn source_rules_are_checked() {
-        let file = write("[sources.hec]\nmax_body_bytes = 0\n");
-        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
-        assert!(error.contains("[sources.hec]") && error.contains("max_body_bytes"), "{error}");
-        let file = write("[[sources.hec.tokens]]\nname = \"a\"\ntoken = \"x\"\n[[sources.hec.tokens]]\nname = \"a\"\ntoken = \"y\"\n");
-        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
-        assert!(error.contains("used twice"), "{error}");
-    }
-
-    #[test]
-    fn enrichment_section_parses_and_is_checked() {
-        let file = write(
-            "[enrichment]\nassets = \"assets.csv\"\npoll_interval_ms = 250\n\
-             [[enrichment.networks]]\nname = \"internal\"\npath = \"internal.txt\"\n",
-        );
-        let config = Config::load(Some(file.path()), []).unwrap();
-        assert_eq!(config.enrichment.assets, Some(PathBuf::from("assets.csv")));
-        assert_eq!(config.enrichment.networks[0].name, "internal");
-        assert_eq!(config.enrichment.poll_interval_ms, 250);
-        assert!(config.enrichment.ip_fields.iter().any(|field| field == "data.srcip"), "default fields");
-        let file = write("[[enrichment.networks]]\nname = \"a b\"\npath = \"x.txt\"\n");
-        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
-        assert!(error.contains("[enrichment]") && error.contains("a b"), "{error}");
-        let file = write("[[enrichment.networks]]\nname = \"a\"\n");
-        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
-        assert!(error.contains(":1:") && error.contains("path"), "{error}");
-    }
-
-    #[test]
-    fn optional_components_are_switched_by_enabled_and_old_spellings_warn() {
-        let config = Config::load(None, []).unwrap();
-        assert!(config.sinks.postgres_in_force().is_none() && config.detection.rules_dir_in_force().is_none());
-        assert!(config.deprecations().is_empty());
-
-        let file = write("[detection]\nenabled = true\nrules_dir = \"rules\"\n\n[sinks.postgres]\nenabled = true\n");
-        let config = Config::load(Some(file.path()), []).unwrap();
-        assert_eq!(config.detection.rules_dir_in_force(), Some(Path::new("rules")));
-        assert!(config.sinks.postgres_in_force().is_some());
-        assert!(config.deprecations().is_empty(), "{:?}", config.deprecations());
-
-        let file = write("[detection]\nenabled = false\nrules_dir = \"rules\"\n\n[sinks.postgres]\nenabled = false\n");
-        let config = Config::load(Some(file.path()), []).unwrap();
-        assert!(config.detection.rules_dir_in_force().is_none() && config.sinks.postgres_in_force().is_none());
-        assert!(config.deprecations().is_empty());
-
-        // The spellings before the convention keep working for one release, with a warning each.
-        let file = write("[detection]\nrules_dir = \"rules\"\n\n[sinks.postgres]\nurl = \"postgres://sw@db/sw\"\n");
-        let config = Config::load(Some(file.path()), []).unwrap();
-        assert_eq!(config.detection.rules_dir_in_force(), Some(Path::new("rules")));
-        assert!(config.sinks.postgres_in_force().is_some());
-        let warnings = config.deprecations();
-        assert_eq!(warnings.len(), 2, "{warnings:?}");
-        assert!(warnings[0].starts_with("[detection]") && warnings[1].starts_with("[sinks.postgres]"), "{warnings:?}");
-
-        let file = write("[detection]\nenabled = true\n");
-        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
-        assert!(error.contains("[detection]") && error.contains("rules_dir: must be set when enabled = true"), "{error}");
-    }
-
-    #[test]
-    fn sinks_parse_are_checked_and_take_environment_overrides() {
-        let config = Config::load(None, []).unwrap();
-        assert!(config.sinks.postgres.is_none() && !config.sinks.opensearch.enabled, "both off by default");
-        let file = write("[sinks.postgres]\nurl = \"postgres://sw@db:5432/sw\"\nschema = \"events_a\"\n");
-        let config = Config::load(Some(file.path()), []).unwrap();
-        let postgres = config.sinks.postgres.unwrap();
-        assert_eq!((postgres.url.as_str(), postgres.schema.as_deref()), ("postgres://sw@db:5432/sw", Some("events_a")));
-        let file = write("[sinks.postgres]\npool_size = 0\n");
-        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
-        assert!(error.contains("[sinks.postgres]") && error.contains("pool_size"), "{error}");
-        let file = write("[sinks.postgres]\nurl = \"http://db\"\n");
-        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
-        assert!(error.contains("[sinks.postgres]") && error.contains("url"), "{error}");
-        let file = write("[sinks.postgres]\nbogus = 1\n");
-        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
-        assert!(error.contains(":2:") && error.contains("bogus"), "{error}");
-        let file = write("[sinks.opensearch]\nenabled = true\nurls = [\"ftp://x\"]\n");
-        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
-        assert!(error.contains("[sinks.opensearch]") && error.contains("ftp://x"), "{error}");
-        let env = [
-            ("SECUREWATCH_SINKS__POSTGRES__URL".to_string(), "postgres://env@db/sw".to_string()),
-            ("SECUREWATCH_SINKS__POSTGRES__POOL_SIZE".to_string(), "3".to_string()),
-            ("SECUREWATCH_SINKS__OPENSEARCH__ENABLED".to_string(), "true".to_string()),
-            ("SECUREWATCH_SINKS__OPENSEARCH__URLS".to_string(), "[\"http://os:9200\"]".to_string()),
-        ];
-        let config = Config::load(None, env).unwrap();
-        let postgres = config.sinks.postgres.unwrap();
-        assert_eq!((postgres.url.as_str(), postgres.pool_size), ("postgres://env@db/sw", 3));
-        assert!(config.sinks.opensearch.enabled);
-        assert_eq!(config.sinks.opensearch.urls, ["http://os:9200"]);
-        let bad = [("SECUREWATCH_SINKS__POSTGRES__BATCH_ROWS".to_string(), "0".to_string())];
-        let error = Config::load(None, bad).unwrap_err().to_string();
-        assert!(error.contains("[sinks.postgres]") && error.contains("batch_rows"), "{error}");
-    }
-
-    #[test]
-    fn log_level_is_checked_with_the_valid_forms() {
-        for good in ["info", "DEBUG", "securewatch=debug,info", "warn,securewatch_connectors=trace", "off"] {
-            let file = write(&format!("[log]\nlevel = \"{good}\"\n"));
-            Config::load(Some(file.path()), []).unwrap_or_else(|error| panic!("{good}: {error}"));
-        }
-        for bad in ["loud", "", "securewatch=loud", "info,,debug", "3"] {
-            let file = write(&format!("[log]\nlevel = \"{bad}\"\n"));
-            let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
-            assert!(error.contains("[log]") && error.contains("trace, debug, info, warn, error, off"), "{bad}: {error}");
-        }
-    }
-
-    #[test]
-    fn syslog_with_nothing_to_listen_on_is_refused() {
-        let file = write("[sources.syslog]\nudp_listen = \"off\"\ntcp_listen = \"off\"\n");
-        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
-        assert!(error.contains("[sources.syslog]") && error.contains("nothing to listen on"), "{error}");
-        let file = write("[sources.syslog]\nenabled = false\nudp_listen = \"off\"\ntcp_listen = \"off\"\n");
-        Config::load(Some(file.path()), []).unwrap();
-    }
-
-    #[test]
-    fn what_cannot_run_is_refused() {
-        // Issue 24 finding 6: each of these passed `config check`.
-        let cases = [
-            ("[dataflow]\nworkers = 10000\n", "[dataflow]", "workers (10000) must be at most 64"),
-            ("[sources.syslog]\nmax_connections = 1000000\n", "[sources.syslog]", "max_connections (1000000) must be at most 65536"),
-            ("[journal]\nsegment_mib = 100000\n", "[journal]", "segment_mib (100000) must be at most 1024"),
-            ("[store]\nfile = \"../../x.db\"\n", "[store]", "inside the data directory"),
-            ("[store]\nfile = \"/tmp/x.db\"\n", "[store]", "inside the data directory"),
-            ("[api]\nmax_connections = 100000\n", "[api]", "max_connections (100000) must be at most 65536"),
-            ("[api]\nheader_read_timeout_ms = 0\n", "[api]", "header_read_timeout_ms must be at least 1"),
-            ("[sources.hec]\nbody_min_bytes_per_sec = 0\n", "[sources.hec]", "body_min_bytes_per_sec must be at least 1"),
-        ];
-        for (text, section, message) in cases {
-            let error = Config::load(Some(write(text).path()), []).unwrap_err().to_string();
-            assert!(error.contains(section) && error.contains(message), "{text}: {error}");
-        }
-        let limits = "[dataflow]\nworkers = 64\n[sources.syslog]\nmax_connections = 65536\n[journal]\nsegment_mib = 1024\n[store]\nfile = \"db/sw.db\"\n";
-        Config::load(Some(write(limits).path()), []).unwrap();
-    }
-
-    #[test]
-    fn wrong_type_and_syntax_errors_are_located() {
-        let file = write("[queue]\ncapacity = \"many\"\n");
-        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
-        assert!(error.contains(":2:"), "{error}");
-        let file = write("[api\n");
-        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
-        assert!(error.contains(":1:"), "{error}");
-    }
-
-    #[test]
-    fn environment_overrides_apply_and_are_checked() {
-        let env = [
-            ("SECUREWATCH_API__LISTEN".to_string(), "127.0.0.1:9999".to_string()),
-            ("SECUREWATCH_QUEUE__CAPACITY".to_string(), "42".to_string()),
-            ("SECUREWATCH_DATA_DIR".to_string(), "/tmp/sw".to_string()),
-            ("SECUREWATCH_HEC_TOKEN".to_string(), "ignored-here".to_string()),
-            ("OTHER".to_string(), "x".to_string()),
-        ];
-        let config = Config::load(None, env).unwrap();
-        assert_eq!(config.api.listen.port(), 9999);
-        assert_eq!(config.queue.capacity, 42);
-        assert_eq!(config.data_dir(), PathBuf::from("/tmp/sw"));
-        let zero = [("SECUREWATCH_QUEUE__CAPACITY".to_string(), "0".to_string())];
-        let error = Config::load(None, zero).unwrap_err().to_string();
-        assert!(error.contains("[queue]") && error.contains("capacity"), "{error}");
-        let bad = [("SECUREWATCH_QUEUE__NOPE".to_string(), "1".to_string())];
-        let error = Config::load(None, bad).unwrap_err().to_string();
-        assert!(error.contains("SECUREWATCH_QUEUE__NOPE") && error.contains("nope"), "{error}");
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

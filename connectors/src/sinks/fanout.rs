@@ -83,6 +83,11 @@ impl Sinks {
         Sinks { sqlite, postgres, opensearch, reader }
     }
 
+    /// Keeps the embedded store within `retention` from now on (see `SqliteStore::start_retention`).
+    pub fn start_retention(&self, retention: std::time::Duration) {
+        self.sqlite.start_retention(retention);
+    }
+
     /// The read side over the same stores (clones share one set of read turns).
     pub fn reader(&self) -> StoreReader {
         self.reader.clone()

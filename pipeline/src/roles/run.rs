@@ -79,6 +79,10 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
     let opensearch = Some(&config.sinks.opensearch).filter(|opensearch| opensearch.enabled);
     let sinks = Sinks::open(&data_dir, &config.store, config.sinks.postgres_in_force(), opensearch).await?;
     let reader = sinks.reader();
+    if let Some(retention) = config.store.retention() {
+        sinks.start_retention(retention);
+        tracing::info!(retention_secs = retention.as_secs(), "The embedded store keeps this much history.");
+    }
     let access = Access::start(access_settings(&config), &data_dir, Some(sinks.audit_log())).await?;
     let monitor = queue.monitor();
     if role == Role::Worker {

@@ -11,6 +11,7 @@ use sqlx::sqlite::SqliteArguments;
 use sqlx::{Arguments, Sqlite, SqliteConnection};
 
 use super::config::{SqliteConfig, Synchronous};
+use crate::CancellationToken;
 use crate::sinks::{DeadLetter, WriteSummary};
 
 /// Rows per multi-row INSERT statement (13 bound values each, below SQLite's 32766 limit).
@@ -61,6 +62,8 @@ pub struct SqliteStore {
     pub(super) writer: SqlitePool,
     checkpointer: SqlitePool,
     checkpointing: Arc<AtomicBool>,
+    /// Cancelled by [`SqliteStore::close`]: background tasks (retention) end with it.
+    closed: CancellationToken,
 }
 
 impl SqliteStore {
@@ -91,7 +94,8 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(open_error)?;
-        Ok(SqliteStore { pool, writer, checkpointer, checkpointing: Arc::new(AtomicBool::new(false)) })
+        let checkpointing = Arc::new(AtomicBool::new(false));
+        Ok(SqliteStore { pool, writer, checkpointer, checkpointing, closed: CancellationToken::new() })
     }
 
     /// The read-only connection pool, for queries.
@@ -120,8 +124,19 @@ impl SqliteStore {
         });
     }
 
+    /// Whether [`SqliteStore::close`] was called.
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// Completes when [`SqliteStore::close`] is called.
+    pub(super) async fn closing(&self) {
+        self.closed.cancelled().await
+    }
+
     /// Closes the pools after a final WAL checkpoint.
     pub async fn close(&self) {
+        self.closed.cancel();
         self.pool.close().await;
         let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.writer).await;
         self.writer.close().await;
