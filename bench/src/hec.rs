@@ -6,12 +6,13 @@
 //! the rollup rows that count the batch are durable.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 
 use crate::metrics;
+use crate::pacer::Pacer;
 
 pub struct Options {
     pub url: String,
@@ -53,42 +54,6 @@ fn fixed_time_ms(sequence: u64) -> u64 {
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
-
-/// A token bucket over batches: one token every `interval`, at most `capacity` saved up.
-/// Kept as the time the next token becomes available (never earlier than `capacity - 1`
-/// intervals before now), so a caller reserves a token and sleeps until it is due.
-struct Pacer {
-    interval: Duration,
-    capacity: u32,
-    next: Mutex<Option<Instant>>,
-}
-
-impl Pacer {
-    fn new(events_per_sec: f64, batch: u64, capacity: u32) -> anyhow::Result<Self> {
-        if !(events_per_sec.is_finite() && events_per_sec > 0.0) {
-            bail!("--rate must be a positive number of events per second");
-        }
-        Ok(Pacer {
-            interval: Duration::from_secs_f64(batch as f64 / events_per_sec),
-            capacity: capacity.max(1),
-            next: Mutex::new(None),
-        })
-    }
-
-    /// Reserves the next token; returns the instant it is due.
-    fn reserve(&self, now: Instant) -> Instant {
-        let saved = self.interval * (self.capacity - 1);
-        let earliest = now.checked_sub(saved).unwrap_or(now);
-        let mut next = self.next.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let due = match *next {
-            Some(next) if next > earliest => next,
-            Some(_) => earliest,
-            None => now,
-        };
-        *next = Some(due + self.interval);
-        due
-    }
 }
 
 /// What one connection measured.
@@ -235,21 +200,6 @@ mod tests {
         let event = hec_event(1234, fixed_time_ms(1234), 200);
         assert!(event.starts_with(r#"{"time":1700000001.234,"host":"host-034""#), "{event}");
         serde_json::from_str::<serde_json::Value>(&event).unwrap();
-    }
-
-    #[test]
-    fn pacer_spaces_tokens_and_saves_at_most_capacity() {
-        let pacer = Pacer::new(1000.0, 100, 3).unwrap(); // one batch per 100 ms
-        let start = Instant::now();
-        assert_eq!(pacer.reserve(start), start);
-        assert_eq!(pacer.reserve(start), start + Duration::from_millis(100));
-        assert_eq!(pacer.reserve(start), start + Duration::from_millis(200));
-        // After a long pause, `capacity` tokens are due at once (up to now), then pacing resumes.
-        let later = start + Duration::from_secs(10);
-        assert_eq!(pacer.reserve(later), later - Duration::from_millis(200));
-        assert_eq!(pacer.reserve(later), later - Duration::from_millis(100));
-        assert_eq!(pacer.reserve(later), later);
-        assert_eq!(pacer.reserve(later), later + Duration::from_millis(100));
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod detection;
 mod hec;
 mod idle;
 mod metrics;
+mod pacer;
 mod pg;
 mod syslog;
 
@@ -73,6 +74,12 @@ enum Command {
         events: u64,
         #[arg(long, default_value_t = 4)]
         connections: u64,
+        /// Messages per second over all connections (default: as fast as possible).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Stamp each message with the time it is sent instead of fixed 2024 times.
+        #[arg(long)]
+        now_times: bool,
     },
     /// Writes synthetic events into PostgreSQL through the sink (`write_epochs`), once by binary
     /// COPY and once by multi-row INSERT into the staging table, then again as duplicates.
@@ -157,7 +164,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Hec { url, token, api, events, batch, concurrency, rate, now_times, hosts } => {
             hec::run(hec::Options { url, token, api, events, batch, concurrency, rate, now_times, hosts }).await
         }
-        Command::SyslogTcp { addr, api, events, connections } => syslog::run(&addr, &api, events, connections).await,
+        Command::SyslogTcp { addr, api, events, connections, rate, now_times } => {
+            syslog::run(syslog::Options { addr, api, events, connections, rate, now_times }).await
+        }
         Command::PgDashboard { url, events, hours, hosts, rounds, reuse } => {
             let span = std::time::Duration::from_secs(hours * 3600);
             dashboard::run(dashboard::Options { url, events, span, hosts, rounds, reuse }).await
