@@ -9,6 +9,7 @@
 //! outside services at load time.
 
 use std::path::Path;
+use std::sync::LazyLock;
 
 use rsigma_eval::pipeline::{parse_pipeline, Pipeline};
 use securewatch_schemas::SourceKind;
@@ -22,6 +23,11 @@ const BUILTIN: [(&str, &str); 4] = [
     ("hec", include_str!("../pipelines/hec.yml")),
     ("evtx_json", include_str!("../pipelines/evtx_json.yml")),
 ];
+
+/// The built-in pipelines, each parsed once: every rules compile (start, reload, `rules test`)
+/// takes one per source kind.
+static PARSED_BUILTIN: LazyLock<Vec<(&'static str, Result<Pipeline, String>)>> =
+    LazyLock::new(|| BUILTIN.iter().map(|(name, yaml)| (*name, parse_pipeline(yaml).map_err(|e| e.to_string()))).collect());
 
 /// An ordered set of processing pipelines (applied by ascending `priority`, then in the order
 /// given).
@@ -61,13 +67,16 @@ impl Pipelines {
 
     /// Adds the built-in pipeline `name`.
     pub fn add_builtin(&mut self, name: &str) -> Result<(), DetectionError> {
-        let (_, yaml) = BUILTIN.iter().find(|(known, _)| *known == name).ok_or_else(|| {
+        let origin = format!("builtin:{name}");
+        let (_, parsed) = PARSED_BUILTIN.iter().find(|(known, _)| *known == name).ok_or_else(|| {
             DetectionError::Pipeline {
-                origin: format!("builtin:{name}"),
+                origin: origin.clone(),
                 reason: format!("no such built-in pipeline (known: {})", Pipelines::builtin_names().join(", ")),
             }
         })?;
-        self.add_yaml(&format!("builtin:{name}"), yaml)
+        let pipeline = parsed.clone().map_err(|reason| DetectionError::Pipeline { origin: origin.clone(), reason })?;
+        self.items.push((origin, pipeline));
+        Ok(())
     }
 
     /// Adds a pipeline file.
@@ -124,6 +133,7 @@ mod tests {
         for name in Pipelines::builtin_names() {
             let pipelines = Pipelines::builtin(name).unwrap();
             assert_eq!(pipelines.origins(), [format!("builtin:{name}")]);
+            assert!(!pipelines.items[0].1.is_dynamic(), "{name}: built-ins fetch nothing at load time");
         }
         assert!(Pipelines::for_source(SourceKind::Kafka).is_empty());
         assert!(!Pipelines::for_source(SourceKind::Wazuh).is_empty());
