@@ -283,7 +283,7 @@ impl Aggregate {
         match self {
             Aggregate::Count | Aggregate::DistinctCount(_) => Type::Int,
             Aggregate::Avg(_) => Type::Float,
-            Aggregate::Sum(expr) if expr.ty == Type::Dynamic => Type::Float,
+            Aggregate::Sum(expr) | Aggregate::Percentile(expr, _) if expr.ty == Type::Dynamic => Type::Float,
             Aggregate::Min(expr) | Aggregate::Max(expr) | Aggregate::Sum(expr) | Aggregate::Percentile(expr, _) => {
                 expr.ty
             }
