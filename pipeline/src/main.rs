@@ -13,6 +13,7 @@ mod backup;
 mod config;
 mod errors;
 mod intake;
+mod jobs;
 mod roles;
 mod rules;
 mod runtime;

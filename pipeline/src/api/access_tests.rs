@@ -53,6 +53,7 @@ pub(crate) fn state(store: &SqliteStore, access: Arc<Access>, data_dir: &std::pa
         access,
         data_dir: Arc::new(data_dir.to_path_buf()),
         max_body_bytes: 64 * 1024,
+        jobs: crate::jobs::Jobs::start(data_dir, crate::jobs::JobLimits::default()).unwrap(),
     }
 }
 
