@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use securewatch_schemas::TenantScope;
 use serde_json::json;
@@ -24,11 +25,16 @@ pub async fn job_socket(
     State(state): State<ApiState>,
     Extension(scope): Extension<TenantScope>,
     Path(id): Path<String>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    match find(&state, &scope, &id) {
-        Ok(job) => upgrade.on_upgrade(move |socket| stream(socket, job)),
-        Err(response) => response,
+    // The job first: another tenant's job is absent whether or not the request upgrades.
+    let job = match find(&state, &scope, &id) {
+        Ok(job) => job,
+        Err(response) => return response,
+    };
+    match upgrade {
+        Ok(upgrade) => upgrade.on_upgrade(move |socket| stream(socket, job)),
+        Err(rejection) => rejection.into_response(),
     }
 }
 

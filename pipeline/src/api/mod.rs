@@ -11,6 +11,8 @@ mod tokens;
 #[cfg(test)]
 mod access_tests;
 #[cfg(test)]
+mod jobs_tests;
+#[cfg(test)]
 mod hardening_tests;
 
 use std::net::SocketAddr;
