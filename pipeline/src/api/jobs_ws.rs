@@ -48,10 +48,17 @@ async fn stream(mut socket: WebSocket, job: Arc<Job>) {
     let _hold = job.hold();
     let mut updates = job.subscribe();
     let mut previewed = 0;
+    let mut first = true;
     loop {
         updates.borrow_and_update();
         let status = job.status();
         let preview = job.preview();
+        // Progress first, also on connecting to a finished job: a client always sees where
+        // the job stands before its end.
+        if (!status.state.is_final() || first) && !send(&mut socket, json!({ "type": "progress", "job": status })).await {
+            return;
+        }
+        first = false;
         if preview.len() > previewed {
             let rows: Vec<serde_json::Value> = preview[previewed..]
                 .iter()
@@ -65,9 +72,6 @@ async fn stream(mut socket: WebSocket, job: Arc<Job>) {
         if status.state.is_final() {
             let _ = send(&mut socket, json!({ "type": "end", "job": status })).await;
             let _ = socket.send(Message::Close(None)).await;
-            return;
-        }
-        if !send(&mut socket, json!({ "type": "progress", "job": status })).await {
             return;
         }
         let next_message = tokio::time::Instant::now() + PROGRESS_EVERY;

@@ -7,6 +7,8 @@ pub(crate) mod events;
 pub(crate) mod health;
 mod jobs;
 mod jobs_ws;
+
+pub use jobs::csv_cell;
 mod tokens;
 #[cfg(test)]
 mod access_tests;

@@ -4,6 +4,7 @@
 //!
 //! The runner is generic over a [`JobKind`]; [`search::SearchJob`] is the first kind.
 
+pub mod cli;
 mod output;
 pub mod record;
 pub mod results;

@@ -17,7 +17,7 @@ pub enum SearchPath {
     SlicedScan,
     /// Reading stored rows in one statement (progress jumps to 1 at the end).
     Scan,
-    /// From the minute rollups: buckets starting within the range, whole minutes.
+    /// From the minute rollups: the whole minutes the range touches.
     Rollup,
 }
 
@@ -155,13 +155,14 @@ pub fn compile_search(
     let mut filters = Vec::new();
     let (table_name, time_sql) = match rollup {
         Some(source) if !source.has_time_column() => {
-            let (low, high) = (params.bind(Param::Int(floor_minute_ms(from))), params.bind(Param::Int(floor_minute_ms(to))));
+            // Buckets from the minute `from` falls in to the last that starts before `to`.
+            let (low, high) = (params.bind(Param::Int(floor_minute_ms(from))), params.bind(Param::Int(to.timestamp_millis())));
             filters.push(format!("bucket_start_ms >= {low} AND bucket_start_ms < {high}"));
             (source.table().to_owned(), String::new())
         }
         Some(source) => {
             let whole_minutes = |time: DateTime<Utc>| DateTime::from_timestamp_millis(floor_minute_ms(time)).unwrap_or(time);
-            let (low, high) = (params.bind(Param::Time(whole_minutes(from))), params.bind(Param::Time(whole_minutes(to))));
+            let (low, high) = (params.bind(Param::Time(whole_minutes(from))), params.bind(Param::Time(to)));
             filters.push(format!("time >= {low} AND time < {high}"));
             (source.table().to_owned(), String::new())
         }
