@@ -2,6 +2,7 @@
 //! run with the caller's tenant scope and time range, its rows streamed to a sink.
 
 mod expr;
+mod level;
 mod percentile;
 mod run;
 mod sql;

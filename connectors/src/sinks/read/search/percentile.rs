@@ -5,7 +5,7 @@
 use securewatch_schemas::query::{Aggregate, Output, Table, Type};
 
 use super::expr::{Dialect, ExprCompiler};
-use super::sql::{wrap, Group, Level};
+use super::level::{wrap, Group, Level};
 
 /// Folds a `summarize` holding percentiles into `level`: hidden key, value, rank and count
 /// columns in a subquery, the aggregations over them.
