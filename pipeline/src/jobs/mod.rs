@@ -55,8 +55,9 @@ pub struct JobLimits {
 impl Default for JobLimits {
     fn default() -> Self {
         JobLimits {
-            per_tenant: 2,
-            global: 3,
+            per_tenant: 1,
+            // Below the store's read turns (3), so dashboards and event reads keep one.
+            global: 2,
             row_cap: 100_000,
             byte_cap: 64 << 20,
             total_bytes: 1 << 30,

@@ -133,7 +133,7 @@ async fn the_row_cap_truncates() {
 #[tokio::test]
 async fn an_unread_job_expires_stops_and_frees_its_results() {
     let dir = tempfile::tempdir().unwrap();
-    let jobs = Jobs::start(dir.path(), JobLimits::default()).unwrap();
+    let jobs = Jobs::start(dir.path(), JobLimits { per_tenant: 3, global: 3, ..JobLimits::default() }).unwrap();
     let gate = Arc::new(Semaphore::new(0));
     let done = jobs.submit(Submission { keep_alive: Some(Duration::from_secs(1)), ..submission("acme") }, steered(2, &gate)).unwrap();
     gate.add_permits(1);
