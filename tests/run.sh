@@ -44,6 +44,13 @@ if ! python3 -c 'import mmdb_writer, netaddr' 2>/dev/null; then
     || python3 -m pip install --quiet --break-system-packages mmdb-writer netaddr
 fi
 export SECUREWATCH_REQUIRE_GEOIP_TEST=1
+# The jobs' WebSocket is read by a real client: Python's websockets.
+if ! python3 -c 'import websockets' 2>/dev/null; then
+  say "installing websockets (PyPI, for the jobs' WebSocket test)"
+  python3 -m pip install --quiet websockets 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages websockets
+fi
+export SECUREWATCH_REQUIRE_WEBSOCKETS_TEST=1
 # The Kubernetes manifests are validated against the Kubernetes schemas with kubernetes-validate.
 if ! python3 -c 'import kubernetes_validate' 2>/dev/null; then
   say "installing kubernetes-validate (PyPI, for the Kubernetes manifests)"

@@ -33,13 +33,13 @@ const WRITE_EVENTS: u64 = 50_000;
 
 /// The rollup rows of the events seen so far, as absolute counts: what the dataflow upserts.
 #[derive(Default)]
-struct Rollups {
+pub(crate) struct Rollups {
     counts: HashMap<(RollupKey, u64), i64>,
 }
 
 impl Rollups {
     /// Counts `events` and returns every row they touched, once, with its count after them.
-    fn add(&mut self, events: &[Event]) -> Vec<RollupChange> {
+    pub(crate) fn add(&mut self, events: &[Event]) -> Vec<RollupChange> {
         let mut touched = std::collections::BTreeSet::new();
         for event in events {
             let bucket = bucket_start(event.time.timestamp_millis() as u64);

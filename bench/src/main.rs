@@ -8,6 +8,7 @@
 //! the command used.
 
 mod dashboard;
+mod search;
 mod detection;
 mod hec;
 mod idle;
@@ -121,6 +122,24 @@ enum Command {
         #[arg(long)]
         reuse: bool,
     },
+    /// Loads events over 24 h into SQLite (and PostgreSQL with a URL) with their rollups, then
+    /// times search-language queries: a selective take, a rollup summary, a full scan against
+    /// the same SQL by hand through `sqlite3` / `psql`.
+    Search {
+        /// PostgreSQL URL (schema `bench_search`, dropped first); SQLite only without it.
+        #[arg(long, env = "SECUREWATCH_BENCH_POSTGRES_URL")]
+        url: Option<String>,
+        /// Data directory of the SQLite store (its securewatch.db is written there).
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 200)]
+        hosts: u64,
+        /// Runs of each timed query.
+        #[arg(long, default_value_t = 200)]
+        rounds: usize,
+    },
     /// Writes the detection benchmark's events: the SigmaHQ regression samples of the corpus,
     /// flattened and replicated with varied hosts, users and times, as JSON lines.
     DetectionEvents {
@@ -170,6 +189,9 @@ async fn main() -> anyhow::Result<()> {
         Command::PgDashboard { url, events, hours, hosts, rounds, reuse } => {
             let span = std::time::Duration::from_secs(hours * 3600);
             dashboard::run(dashboard::Options { url, events, span, hosts, rounds, reuse }).await
+        }
+        Command::Search { url, data_dir, events, hosts, rounds } => {
+            search::run(search::Options { url, data_dir, events, hosts, rounds }).await
         }
         Command::Idle { pid, seconds } => idle::run(pid, seconds).await,
         Command::DetectionEvents { corpus, out, events, hosts, users } => {

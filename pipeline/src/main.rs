@@ -13,6 +13,7 @@ mod backup;
 mod config;
 mod errors;
 mod intake;
+mod jobs;
 mod roles;
 mod rules;
 mod runtime;
@@ -117,6 +118,9 @@ enum Command {
         #[command(subcommand)]
         command: rules::cli::RulesCommand,
     },
+    /// Runs a query of the search language on a running API as a job: a progress bar on
+    /// stderr, the rows on stdout; Ctrl-C cancels the job.
+    Search(jobs::cli::SearchArgs),
     /// API tokens of a data directory: create (shown once), list, revoke.
     Token {
         #[command(subcommand)]
@@ -190,6 +194,13 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Token { command } => access::cli::run(command),
+        Command::Search(args) => match jobs::cli::run(args) {
+            Ok(code) => return code,
+            Err(error) => {
+                eprintln!("error: {}", errors::error_chain(&error));
+                return ExitCode::from(2);
+            }
+        },
         Command::Run { config, data_dir, cluster } => run_command(config, data_dir, Some(cluster), Role::All),
         Command::Ingest { config, data_dir } => run_command(config, data_dir, None, Role::Ingest),
         Command::Worker { config, data_dir, cluster } => run_command(config, data_dir, Some(cluster), Role::Worker),

@@ -19,6 +19,7 @@ mod event;
 mod hec_time;
 mod id;
 mod record;
+pub mod query;
 pub mod rollup;
 mod severity;
 mod tenant;

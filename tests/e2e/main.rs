@@ -15,6 +15,7 @@ mod journal;
 mod lifecycle;
 mod readme;
 mod rules;
+mod search;
 mod sinks;
 mod syslog;
 mod tenants;

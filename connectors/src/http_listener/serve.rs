@@ -186,7 +186,8 @@ async fn connection<A: StreamAcceptor>(shared: Arc<Shared<A>>, stream: TcpStream
         })
     };
     let io = WriteStallGuard::new(io, shared.limits.header_read_timeout, Arc::clone(&shared.name));
-    let served = shared.http.serve_connection(TokioIo::new(io), service);
+    // Upgrades: the API's job WebSockets take the connection over once answered 101.
+    let served = shared.http.serve_connection(TokioIo::new(io), service).with_upgrades();
     tokio::pin!(served);
     let mut closing = false;
     loop {

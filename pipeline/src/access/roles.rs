@@ -117,7 +117,7 @@ const fn route(method: Method, path: &'static str, need: Need) -> Route {
 
 /// Every route of the API with its permission: the one place access is decided. A route the
 /// router serves but this table lacks is refused (403) for everyone.
-pub const ROUTES: [Route; 15] = [
+pub const ROUTES: [Route; 22] = [
     route(Method::GET, "/api/v1/health/live", Need::Open),
     route(Method::GET, "/api/v1/health/ready", Need::Open),
     route(Method::GET, "/api/v1/health", Need::HealthDetail),
@@ -133,6 +133,13 @@ pub const ROUTES: [Route; 15] = [
     route(Method::GET, "/api/v1/tokens", Need::Permission("tokens:read")),
     route(Method::POST, "/api/v1/tokens", Need::Permission("tokens:write")),
     route(Method::DELETE, "/api/v1/tokens/{name}", Need::Permission("tokens:write")),
+    route(Method::GET, "/api/v1/jobs", Need::Permission("jobs:run")),
+    route(Method::POST, "/api/v1/jobs", Need::Permission("jobs:run")),
+    route(Method::GET, "/api/v1/jobs/{id}", Need::Permission("jobs:run")),
+    route(Method::DELETE, "/api/v1/jobs/{id}", Need::Permission("jobs:run")),
+    route(Method::GET, "/api/v1/jobs/{id}/results", Need::Permission("jobs:run")),
+    route(Method::GET, "/api/v1/jobs/{id}/ws", Need::Permission("jobs:run")),
+    route(Method::POST, "/api/v1/search", Need::Permission("jobs:run")),
 ];
 
 /// What `method` on the registered route `path` needs; `None` when the table lacks it.

@@ -54,6 +54,7 @@ pub(crate) fn state(store: &SqliteStore, access: Arc<Access>, data_dir: &std::pa
         data_dir: Arc::new(data_dir.to_path_buf()),
         max_body_bytes: 64 * 1024,
         readiness: super::health::Readiness::ready(),
+        jobs: crate::jobs::Jobs::start(data_dir, crate::jobs::JobLimits::default()).unwrap(),
     }
 }
 

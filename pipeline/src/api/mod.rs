@@ -1,13 +1,19 @@
-//! The HTTP API: health, events, dead letters, dashboards, alerts, audit log, tokens and Prometheus metrics, every route behind the access guard.
+//! The HTTP API: health, events, dead letters, dashboards, alerts, search jobs, audit log, tokens and Prometheus metrics, every route behind the access guard.
 
 mod alerts;
 mod audit;
 mod dashboards;
 pub(crate) mod events;
 pub(crate) mod health;
+mod jobs;
+mod jobs_ws;
+
+pub use jobs::csv_cell;
 mod tokens;
 #[cfg(test)]
 mod access_tests;
+#[cfg(test)]
+mod jobs_tests;
 #[cfg(test)]
 mod hardening_tests;
 
@@ -55,6 +61,8 @@ pub struct ApiState {
     pub max_body_bytes: usize,
     /// Starting, ready or stopping: what `/api/v1/health/ready` answers from.
     pub readiness: health::Readiness,
+    /// The job runner (searches).
+    pub jobs: Arc<crate::jobs::Jobs>,
 }
 
 /// The router of `/api/v1/...` and `/metrics`, every route behind the access guard.
@@ -75,6 +83,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/audit", get(audit::list_audit))
         .route("/api/v1/tokens", get(tokens::list_tokens).post(tokens::create_token))
         .route("/api/v1/tokens/{name}", axum::routing::delete(tokens::revoke_token))
+        .route("/api/v1/jobs", get(jobs::list_jobs).post(jobs::create_job))
+        .route("/api/v1/jobs/{id}", get(jobs::get_job).delete(jobs::cancel_job))
+        .route("/api/v1/jobs/{id}/results", get(jobs::job_results))
+        .route("/api/v1/jobs/{id}/ws", get(jobs_ws::job_socket))
+        .route("/api/v1/search", post(jobs::search))
         .route("/metrics", get(render_metrics))
         .with_state(state);
     protect(routes, &access, max_body_bytes)

@@ -117,6 +117,8 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
         data_dir: Arc::new(data_dir.clone()),
         max_body_bytes: config.api.max_body_bytes,
         readiness: readiness.clone(),
+        jobs: crate::jobs::Jobs::start(&data_dir, crate::jobs::JobLimits::default())
+            .context("the jobs folder of the data directory")?,
     };
     let api = serve_api(api_listener, config.api.http_settings(), &mut listeners, |listeners| {
         api::router(ApiState { listeners: Arc::new(listeners), ..state })

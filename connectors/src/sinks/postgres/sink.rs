@@ -140,6 +140,14 @@ impl PostgresSink {
         Ok(())
     }
 
+    /// The rollup tables searches may be answered from.
+    pub fn rollup_store(&self) -> crate::sinks::read::search::RollupStore {
+        match self.flavour {
+            Flavour::Plain => crate::sinks::read::search::RollupStore::PostgresPlain,
+            Flavour::Timescale => crate::sinks::read::search::RollupStore::Timescale,
+        }
+    }
+
     /// The flavour chosen at start-up.
     pub fn flavour(&self) -> Flavour {
         self.flavour

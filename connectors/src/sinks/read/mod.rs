@@ -13,11 +13,14 @@ mod alerts;
 mod dashboards;
 mod enrichment;
 mod events;
+pub mod search;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use securewatch_schemas::query::Plan;
 use securewatch_schemas::{Alert, Event, EventId, TenantScope};
 use tokio::sync::Semaphore;
 
@@ -152,6 +155,38 @@ impl StoreReader {
         match &self.postgres {
             Some(postgres) => self.in_turn(postgres.alert(id, scope)).await,
             None => self.in_turn(self.sqlite.alert(id, scope)).await,
+        }
+    }
+
+    /// `plan` compiled for the store that answers searches (PostgreSQL when configured, else
+    /// SQLite) over `[from, to)` and the tenants of `scope`: what [`StoreReader::search`] runs
+    /// and `explain` shows.
+    pub fn compile_search(&self, plan: &Plan, scope: &TenantScope, from: DateTime<Utc>, to: DateTime<Utc>) -> search::CompiledSearch {
+        let (dialect, rollups) = match &self.postgres {
+            Some(postgres) => (search::Dialect::Postgres, postgres.rollup_store()),
+            None => (search::Dialect::Sqlite, search::RollupStore::Sqlite),
+        };
+        search::compile_search(plan, dialect, Some(rollups), scope, from, to)
+    }
+
+    /// Runs a search compiled by [`StoreReader::compile_search`] over `[from, to)`, streaming
+    /// its rows into `sink`. It takes a read turn for as long as it runs (no read budget: jobs
+    /// bound their own time and number).
+    pub async fn search(
+        &self,
+        compiled: &search::CompiledSearch,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        sink: &mut dyn search::SearchSink,
+    ) -> Result<search::SearchOutcome, ReadError> {
+        let _turn = self.turns.acquire().await.expect("the turns are never closed");
+        match &self.postgres {
+            Some(postgres) => search::run(search::Pool::Postgres(postgres.pool()), compiled, from, to, sink)
+                .await
+                .map_err(|error| ReadError::Postgres(PostgresError::Sql(error))),
+            None => search::run(search::Pool::Sqlite(self.sqlite.pool()), compiled, from, to, sink)
+                .await
+                .map_err(|error| ReadError::Sqlite(StoreError::Sql(error))),
         }
     }
 

@@ -91,7 +91,7 @@ impl SqliteStore {
         sqlx::migrate!("../schemas/sql/sqlite").run(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.read_only(true))
+            .connect_with(options.read_only(true).with_regexp()) // `REGEXP`: the search language's `has`, `matches regex`
             .await
             .map_err(open_error)?;
         let checkpointing = Arc::new(AtomicBool::new(false));

@@ -1,0 +1,182 @@
+//! Runs a compiled search on a pool: binds the parameters, streams rows one by one into the
+//! caller's sink, and reports the share of the time range scanned.
+
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use securewatch_schemas::query::Type;
+use securewatch_schemas::Severity;
+use serde_json::Value as Json;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{AssertSqlSafe, PgPool, Row, SqlitePool};
+
+use super::expr::Param;
+use super::sql::{CompiledSearch, SearchPath};
+
+/// Time slices a sliced scan divides its range into: progress moves by this share.
+pub const SLICES: u32 = 20;
+
+/// Where the rows of a running search go.
+pub trait SearchSink: Send {
+    /// One result row, its values in column order. Answers `false` to stop reading.
+    fn row(&mut self, row: Vec<Json>) -> bool;
+    /// The share of the time range scanned so far (0–1).
+    fn progress(&mut self, scanned: f64);
+}
+
+/// How a search ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SearchOutcome {
+    /// Rows handed to the sink.
+    pub rows: u64,
+    /// The sink stopped the reading before the end.
+    pub stopped: bool,
+}
+
+/// A pool to run on.
+pub(in crate::sinks::read) enum Pool<'a> {
+    Sqlite(&'a SqlitePool),
+    Postgres(&'a PgPool),
+}
+
+/// Runs `search` over `[from, to)`; a sliced scan reads newest slice first.
+pub(in crate::sinks::read) async fn run(
+    pool: Pool<'_>,
+    search: &CompiledSearch,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    sink: &mut dyn SearchSink,
+) -> Result<SearchOutcome, sqlx::Error> {
+    let mut outcome = SearchOutcome { rows: 0, stopped: false };
+    if search.path != SearchPath::SlicedScan {
+        read(&pool, search, &search.params, sink, &mut outcome).await?;
+        sink.progress(1.0);
+        return Ok(outcome);
+    }
+    let span = (to - from).num_microseconds().unwrap_or(i64::MAX).max(0);
+    let slices = if span == 0 { 1 } else { SLICES };
+    let mut params = search.params.clone();
+    for slice in 0..slices {
+        let remaining = search.take.map_or(i64::MAX, |take| take.saturating_sub(outcome.rows) as i64);
+        if remaining == 0 {
+            break;
+        }
+        let high = to - chrono::Duration::microseconds(span / i64::from(slices) * i64::from(slice));
+        let low = if slice + 1 == slices { from } else { to - chrono::Duration::microseconds(span / i64::from(slices) * i64::from(slice + 1)) };
+        params[0] = Param::Time(low);
+        params[1] = Param::Time(high);
+        *params.last_mut().expect("a sliced scan binds its limit last") = Param::Int(remaining);
+        read(&pool, search, &params, sink, &mut outcome).await?;
+        sink.progress(f64::from(slice + 1) / f64::from(slices));
+        if outcome.stopped {
+            break;
+        }
+    }
+    sink.progress(1.0);
+    Ok(outcome)
+}
+
+async fn read(
+    pool: &Pool<'_>,
+    search: &CompiledSearch,
+    params: &[Param],
+    sink: &mut dyn SearchSink,
+    outcome: &mut SearchOutcome,
+) -> Result<(), sqlx::Error> {
+    match pool {
+        Pool::Sqlite(pool) => {
+            let mut query = sqlx::query(AssertSqlSafe(search.sql.clone()));
+            for param in params {
+                query = match param {
+                    Param::Text(text) => query.bind(text.clone()),
+                    Param::Int(number) => query.bind(*number),
+                    Param::Float(number) => query.bind(*number),
+                    Param::Time(time) => query.bind(time.timestamp_micros()),
+                };
+            }
+            let mut rows = query.fetch(*pool);
+            while let Some(row) = rows.try_next().await? {
+                outcome.rows += 1;
+                if !sink.row(sqlite_values(&row, &search.columns)?) {
+                    outcome.stopped = true;
+                    break;
+                }
+            }
+        }
+        Pool::Postgres(pool) => {
+            let mut query = sqlx::query(AssertSqlSafe(search.sql.clone()));
+            for param in params {
+                query = match param {
+                    Param::Text(text) => query.bind(text.clone()),
+                    Param::Int(number) => query.bind(*number),
+                    Param::Float(number) => query.bind(*number),
+                    Param::Time(time) => query.bind(*time),
+                };
+            }
+            let mut rows = query.fetch(*pool);
+            while let Some(row) = rows.try_next().await? {
+                outcome.rows += 1;
+                if !sink.row(postgres_values(&row, &search.columns)?) {
+                    outcome.stopped = true;
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A time as results show it: RFC 3339, UTC, microseconds when there are any.
+fn time_json(time: DateTime<Utc>) -> Json {
+    Json::String(time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+}
+
+fn severity_json(code: Option<i64>) -> Json {
+    code.map_or(Json::Null, |code| Json::String(Severity::from_code(code.clamp(0, 7) as u8).name().to_owned()))
+}
+
+fn float_json(number: Option<f64>) -> Json {
+    number.and_then(serde_json::Number::from_f64).map_or(Json::Null, Json::Number)
+}
+
+/// The `fields` column (a JSON object) as JSON; any other text as a string.
+fn text_json(name: &str, text: Option<String>) -> Json {
+    match text {
+        Some(text) if name == "fields" => serde_json::from_str(&text).unwrap_or(Json::String(text)),
+        Some(text) => Json::String(text),
+        None => Json::Null,
+    }
+}
+
+fn sqlite_values(row: &SqliteRow, columns: &[(String, Type)]) -> Result<Vec<Json>, sqlx::Error> {
+    let mut values = Vec::with_capacity(columns.len());
+    for (index, (name, ty)) in columns.iter().enumerate() {
+        values.push(match ty {
+            Type::Text | Type::Dynamic => text_json(name, row.try_get::<Option<String>, _>(index)?),
+            Type::Int | Type::Timespan => row.try_get::<Option<i64>, _>(index)?.map_or(Json::Null, Json::from),
+            Type::Float => float_json(row.try_get(index)?),
+            Type::Bool => row.try_get::<Option<bool>, _>(index)?.map_or(Json::Null, Json::Bool),
+            Type::Time => row
+                .try_get::<Option<i64>, _>(index)?
+                .and_then(DateTime::from_timestamp_micros)
+                .map_or(Json::Null, time_json),
+            Type::Severity => severity_json(row.try_get(index)?),
+        });
+    }
+    Ok(values)
+}
+
+fn postgres_values(row: &PgRow, columns: &[(String, Type)]) -> Result<Vec<Json>, sqlx::Error> {
+    let mut values = Vec::with_capacity(columns.len());
+    for (index, (name, ty)) in columns.iter().enumerate() {
+        values.push(match ty {
+            Type::Text | Type::Dynamic => text_json(name, row.try_get::<Option<String>, _>(index)?),
+            Type::Int | Type::Timespan => row.try_get::<Option<i64>, _>(index)?.map_or(Json::Null, Json::from),
+            Type::Float => float_json(row.try_get(index)?),
+            Type::Bool => row.try_get::<Option<bool>, _>(index)?.map_or(Json::Null, Json::Bool),
+            Type::Time => row.try_get::<Option<DateTime<Utc>>, _>(index)?.map_or(Json::Null, time_json),
+            Type::Severity => severity_json(row.try_get(index)?),
+        });
+    }
+    Ok(values)
+}
