@@ -44,6 +44,13 @@ if ! python3 -c 'import mmdb_writer, netaddr' 2>/dev/null; then
     || python3 -m pip install --quiet --break-system-packages mmdb-writer netaddr
 fi
 export SECUREWATCH_REQUIRE_GEOIP_TEST=1
+# A real HEC client library: the PyPI logging handler splunk-hec-handler (tests/e2e/hec_acks.rs).
+if ! python3 -c 'import splunk_hec_handler' 2>/dev/null; then
+  say "installing splunk-hec-handler (PyPI, for the HEC client test)"
+  python3 -m pip install --quiet splunk-hec-handler==1.2.0 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages splunk-hec-handler==1.2.0
+fi
+export SECUREWATCH_REQUIRE_PYTHON_HEC=1
 # The Kubernetes manifests are validated against the Kubernetes schemas with kubernetes-validate.
 if ! python3 -c 'import kubernetes_validate' 2>/dev/null; then
   say "installing kubernetes-validate (PyPI, for the Kubernetes manifests)"
