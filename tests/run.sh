@@ -36,27 +36,26 @@ need docker-compose docker-compose
 need kubectl kubernetes-client # renders the Kubernetes kustomizations (kubectl kustomize)
 command -v cargo >/dev/null || { echo "error: cargo (Rust 1.95) is required" >&2; exit 1; }
 need python3 python3
-# The GeoIP test writes a small MaxMind database with the PyPI package mmdb-writer.
-if ! python3 -c 'import mmdb_writer, netaddr' 2>/dev/null; then
-  say "installing mmdb-writer (PyPI, for the GeoIP test)"
+# pip_need MODULES PACKAGES...: installs the PyPI PACKAGES unless python3 imports MODULES
+# (comma-separated); the system Python needs --break-system-packages on Debian 12.
+pip_need() {
+  local modules=$1; shift
+  python3 -c "import $modules" 2>/dev/null && return
+  say "installing $* (PyPI)"
   python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
-  python3 -m pip install --quiet mmdb-writer netaddr 2>/dev/null \
-    || python3 -m pip install --quiet --break-system-packages mmdb-writer netaddr
-fi
+  python3 -m pip install --quiet "$@" 2>/dev/null || python3 -m pip install --quiet --break-system-packages "$@"
+}
+# The GeoIP test writes a small MaxMind database with mmdb-writer.
+pip_need mmdb_writer,netaddr mmdb-writer netaddr
 export SECUREWATCH_REQUIRE_GEOIP_TEST=1
 # The jobs' WebSocket is read by a real client: Python's websockets.
-if ! python3 -c 'import websockets' 2>/dev/null; then
-  say "installing websockets (PyPI, for the jobs' WebSocket test)"
-  python3 -m pip install --quiet websockets 2>/dev/null \
-    || python3 -m pip install --quiet --break-system-packages websockets
-fi
+pip_need websockets websockets
 export SECUREWATCH_REQUIRE_WEBSOCKETS_TEST=1
+# A real HEC client library: the logging handler splunk-hec-handler (tests/e2e/hec_acks.rs).
+pip_need splunk_hec_handler splunk-hec-handler==1.2.0
+export SECUREWATCH_REQUIRE_PYTHON_HEC=1
 # The Kubernetes manifests are validated against the Kubernetes schemas with kubernetes-validate.
-if ! python3 -c 'import kubernetes_validate' 2>/dev/null; then
-  say "installing kubernetes-validate (PyPI, for the Kubernetes manifests)"
-  python3 -m pip install --quiet kubernetes-validate==1.37.0 2>/dev/null \
-    || python3 -m pip install --quiet --break-system-packages kubernetes-validate==1.37.0
-fi
+pip_need kubernetes_validate kubernetes-validate==1.37.0
 
 # free_port: prints a free TCP port on the loopback interface.
 free_port() {

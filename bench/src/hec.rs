@@ -34,7 +34,7 @@ const FIXED_TIME_BASE_SECS: u64 = 1_700_000_000;
 
 /// One synthetic event of about 250 bytes, unique by `sequence`, at `time_ms`, from one of
 /// `hosts` hosts.
-fn hec_event(sequence: u64, time_ms: u64, hosts: u64) -> String {
+pub(crate) fn hec_event(sequence: u64, time_ms: u64, hosts: u64) -> String {
     format!(
         r#"{{"time":{}.{:03},"host":"host-{:03}","sourcetype":"bench","event":{{"message":"Failed password for user{} from 198.51.100.{} port {} ssh2","seq":{},"severity":"warning"}}}}"#,
         time_ms / 1000,
@@ -67,7 +67,7 @@ struct Measured {
     last_send: Duration,
 }
 
-fn percentile(sorted: &[Duration], quantile: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], quantile: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -75,7 +75,7 @@ fn percentile(sorted: &[Duration], quantile: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
-fn ms(duration: Duration) -> f64 {
+pub(crate) fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
 }
 

@@ -1,7 +1,7 @@
-//! Load generators and probes for SecureWatch benchmarks: HEC batches (flat out or paced),
-//! syslog over TCP, the idle CPU of a running server, rows/s into PostgreSQL, dashboard query
-//! latency on PostgreSQL, and events/s through detection (Sigma rules and correlations,
-//! in-process).
+//! Load generators and probes for SecureWatch benchmarks: HEC batches (flat out or paced; with
+//! indexer acknowledgement on and off), syslog over TCP, the idle CPU of a running server,
+//! rows/s into PostgreSQL, dashboard query latency on PostgreSQL, and events/s through
+//! detection (Sigma rules and correlations, in-process).
 //!
 //! Each command prints one line of results; `bench/run.sh` and `bench/long_run.sh` start the
 //! server, run them and add the server's memory figures. Figures go to `bench/README.md` with
@@ -11,6 +11,7 @@ mod dashboard;
 mod search;
 mod detection;
 mod hec;
+mod hec_acks;
 mod idle;
 mod metrics;
 mod pacer;
@@ -64,6 +65,27 @@ enum Command {
         /// Distinct `host` values, i.e. rows per bucket of the per-host rollups.
         #[arg(long, default_value_t = 200)]
         hosts: u64,
+    },
+    /// HEC indexer acknowledgement off and on, side by side: one sequential client sends
+    /// `--events` in batches with a token without acks, then with one with `ack = true`
+    /// (polling `/services/collector/ack` every `--poll-ms`), `--rounds` times.
+    HecAcks {
+        #[arg(long, default_value = "http://127.0.0.1:8088")]
+        url: String,
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        api: String,
+        #[arg(long)]
+        plain_token: String,
+        #[arg(long)]
+        ack_token: String,
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+        #[arg(long, default_value_t = 100)]
+        batch: u64,
+        #[arg(long, default_value_t = 10)]
+        poll_ms: u64,
+        #[arg(long, default_value_t = 2)]
+        rounds: u64,
     },
     /// Writes newline-framed RFC 5424 messages over TCP and waits until all are stored.
     SyslogTcp {
@@ -182,6 +204,9 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Hec { url, token, api, events, batch, concurrency, rate, now_times, hosts } => {
             hec::run(hec::Options { url, token, api, events, batch, concurrency, rate, now_times, hosts }).await
+        }
+        Command::HecAcks { url, api, plain_token, ack_token, events, batch, poll_ms, rounds } => {
+            hec_acks::run(hec_acks::Options { url, api, plain_token, ack_token, events, batch, poll_ms, rounds }).await
         }
         Command::SyslogTcp { addr, api, events, connections, rate, now_times } => {
             syslog::run(syslog::Options { addr, api, events, connections, rate, now_times }).await

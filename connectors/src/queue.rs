@@ -5,7 +5,8 @@
 //! A HEC request that does not fit is refused at once ([`IngestSender::try_send`] → 503 code 9);
 //! stream sources (syslog TCP, file tailers) wait instead ([`IngestSender::send`]), which stops
 //! them reading — backpressure. A batch can carry an ack that fires once its records are durable
-//! in the store (or failed), so HEC answers and file positions follow durability.
+//! in the store (or failed), so HEC answers and file positions follow durability, and a signal
+//! that fires once it is journaled (HEC with indexer acknowledgement answers then).
 
 use std::sync::Arc;
 
@@ -45,6 +46,9 @@ pub struct IngestBatch {
     pub ack: Option<oneshot::Sender<BatchOutcome>>,
     /// Bus positions this batch closes (empty for batches of the direct sources).
     pub positions: Vec<SourcePosition>,
+    /// Told once the batch is synced to the embedded journal (`securewatch run`); dropped
+    /// untold where there is no journal or appending failed.
+    journaled: Option<oneshot::Sender<()>>,
     reservation: Option<Reservation>,
 }
 
@@ -66,13 +70,29 @@ impl Drop for Reservation {
 impl IngestBatch {
     /// A batch without an ack.
     pub fn new(records: Vec<RawRecord>) -> Self {
-        IngestBatch { records, ack: None, positions: Vec::new(), reservation: None }
+        IngestBatch { records, ack: None, positions: Vec::new(), journaled: None, reservation: None }
     }
 
     /// A batch and the receiver of its durability ack.
     pub fn with_ack(records: Vec<RawRecord>) -> (Self, oneshot::Receiver<BatchOutcome>) {
         let (sender, receiver) = oneshot::channel();
-        (IngestBatch { records, ack: Some(sender), positions: Vec::new(), reservation: None }, receiver)
+        let batch = IngestBatch { records, ack: Some(sender), positions: Vec::new(), journaled: None, reservation: None };
+        (batch, receiver)
+    }
+
+    /// A receiver told once the batch is journaled; it hears nothing (an error) when the batch
+    /// completes or is dropped without being journaled.
+    pub fn when_journaled(&mut self) -> oneshot::Receiver<()> {
+        let (sender, receiver) = oneshot::channel();
+        self.journaled = Some(sender);
+        receiver
+    }
+
+    /// Tells whoever waits in [`IngestBatch::when_journaled`] that the batch is journaled.
+    pub fn journaled(&mut self) {
+        if let Some(journaled) = self.journaled.take() {
+            let _ = journaled.send(());
+        }
     }
 
     /// Reports the outcome to the sender (if it still listens) and frees the queue capacity.
@@ -295,6 +315,14 @@ mod tests {
         receiver.recv().await.unwrap().complete(BatchOutcome::Durable);
         assert_eq!(ack.await.unwrap(), BatchOutcome::Durable);
         waiting.await.unwrap().unwrap();
+        let (mut batch, _) = IngestBatch::with_ack(records(1));
+        let told = batch.when_journaled();
+        batch.journaled();
+        told.await.unwrap();
+        let (mut batch, _) = IngestBatch::with_ack(records(1));
+        let untold = batch.when_journaled();
+        batch.complete(BatchOutcome::Durable);
+        assert!(untold.await.is_err(), "completed without a journal: no signal");
         assert_eq!(receiver.recv().await.unwrap().records.len(), 1);
     }
 

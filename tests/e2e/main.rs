@@ -11,6 +11,7 @@ mod enrichment;
 mod first_hour;
 mod fleet;
 mod hec;
+mod hec_acks;
 mod journal;
 mod lifecycle;
 mod readme;

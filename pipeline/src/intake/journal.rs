@@ -6,7 +6,9 @@
 //! `journal`) and is committed in the store's transaction with the batch's outputs, like a
 //! worker's Kafka offsets. Senders are still acknowledged only once the outputs are stored (HEC
 //! answers, Wazuh positions), so the journal adds durability for what has no acknowledgement:
-//! syslog lines read but not stored yet, and batches in flight when the process died.
+//! syslog lines read but not stored yet, and batches in flight when the process died. HEC
+//! tokens with indexer acknowledgement are answered once their batch is journaled; their
+//! `ackId` turns `true` once it is stored.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -157,6 +159,7 @@ async fn run(journal: Arc<Mutex<Journal>>, mut sources: IngestReceiver, relay: I
         for (mut batch, end) in batches.into_iter().zip(ends) {
             metrics::counter!(APPENDED).increment(batch.records.len() as u64);
             batch.positions.push(position(end));
+            batch.journaled(); // HEC with indexer acknowledgement answers now
             // Learn when the batch is stored (to delete its segment), then tell its sender.
             let (ack, stored) = oneshot::channel();
             let sender = batch.ack.replace(ack);

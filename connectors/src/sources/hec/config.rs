@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use securewatch_schemas::Tenant;
 use serde::{Deserialize, Serialize};
 
+use super::acks::HecAckConfig;
 use super::HecError;
 use crate::http_listener::HttpSettings;
 
@@ -44,6 +45,8 @@ pub struct HecConfig {
     /// Body bytes that earn one more second (default 16384): a client sending at least this
     /// fast is never cut off.
     pub body_min_bytes_per_sec: u64,
+    /// `[sources.hec.acks]`: bounds of indexer acknowledgement, for the tokens with `ack = true`.
+    pub acks: HecAckConfig,
 }
 
 impl Default for HecConfig {
@@ -59,6 +62,7 @@ impl Default for HecConfig {
             header_read_timeout_ms: HTTP_DEFAULTS.header_read_timeout_ms,
             body_read_timeout_ms: HTTP_DEFAULTS.body_read_timeout_ms,
             body_min_bytes_per_sec: HTTP_DEFAULTS.body_min_bytes_per_sec,
+            acks: HecAckConfig::default(),
         }
     }
 }
@@ -83,6 +87,10 @@ pub struct HecTokenConfig {
     /// The tenant of every event sent with this token (default `default`; 1–64 characters of
     /// `a-z 0-9 - _`, starting with a letter or digit).
     pub tenant: Tenant,
+    /// Indexer acknowledgement (default `false`): requests must name a channel, answers carry
+    /// an `ackId`, come once the batch is journaled, and `/services/collector/ack` tells when
+    /// it is durable.
+    pub ack: bool,
 }
 
 impl Default for HecTokenConfig {
@@ -95,6 +103,7 @@ impl Default for HecTokenConfig {
             sourcetype: None,
             index: None,
             tenant: Tenant::default(),
+            ack: false,
         }
     }
 }
@@ -110,6 +119,7 @@ impl fmt::Debug for HecTokenConfig {
             .field("sourcetype", &self.sourcetype)
             .field("index", &self.index)
             .field("tenant", &self.tenant)
+            .field("ack", &self.ack)
             .finish()
     }
 }
@@ -144,6 +154,7 @@ impl HecConfig {
         if self.max_events_per_request == 0 || u32::try_from(self.max_events_per_request).is_err() {
             return invalid(format!("max_events_per_request must be in 1..={}", u32::MAX));
         }
+        self.acks.validate().map_err(|error| HecError::InvalidConfig(error.to_string()))?;
         self.http_settings().validate().map_err(|error| HecError::InvalidConfig(error.to_string()))
     }
 
@@ -177,6 +188,7 @@ mod tests {
         assert!(serde_json::from_str::<HecConfig>(r#"{"listen_addr":"0.0.0.0:1"}"#).is_err());
         assert!(serde_json::from_str::<HecTokenConfig>(r#"{"token":"a","tenants":"x"}"#).is_err());
         assert!(config.tokens[0].tenant.is_default());
+        assert!(!config.tokens[0].ack, "acks are off unless a token turns them on");
         let acme: HecTokenConfig = serde_json::from_str(r#"{"token":"a","tenant":"acme"}"#).unwrap();
         assert_eq!(acme.tenant.as_str(), "acme");
         let refused = serde_json::from_str::<HecTokenConfig>(r#"{"token":"a","tenant":"Acme Inc"}"#).unwrap_err();

@@ -4,10 +4,14 @@
 //! decoded (gzip, capped while decompressing), cut into one [`RawRecord`] per envelope or
 //! line and enqueued as one batch. The answer — Splunk's status codes and JSON bodies — is
 //! given only once the batch is durable: `200 {"text":"Success","code":0}` then means stored.
-//! A request that does not fit the ingest queue gets `503 {"text":"Server is busy","code":9}`.
+//! A token with `ack = true` (indexer acknowledgement) needs a channel, is answered once the
+//! batch is journaled with an `ackId`, and `POST /services/collector/ack` tells when that id's
+//! batch is durable. A request that does not fit the ingest queue gets
+//! `503 {"text":"Server is busy","code":9}`.
 //!
 //! [`RawRecord`]: securewatch_schemas::RawRecord
 
+mod acks;
 mod config;
 mod request;
 mod response;
@@ -17,6 +21,7 @@ pub mod token;
 
 use std::net::SocketAddr;
 
+pub use acks::{HecAckConfig, ACK_BATCHES, ACK_CHANNELS, ACK_IDLE_CHANNELS, ACK_PENDING};
 pub use config::{HecConfig, HecTokenConfig};
 pub use server::HecSource;
 
@@ -36,5 +41,7 @@ pub enum HecError {
     },
 }
 
+#[cfg(test)]
+mod ack_tests;
 #[cfg(test)]
 mod tests;

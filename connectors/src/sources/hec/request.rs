@@ -72,7 +72,7 @@ pub(super) fn authorise<'a>(
 }
 
 /// The channel from the `X-Splunk-Request-Channel` header, else `?channel=`; `None` when
-/// neither is given (channels are optional while indexer acks are not offered).
+/// neither is given (tokens with indexer acknowledgement require one).
 pub(super) fn channel(headers: &HeaderMap, query: &HecQuery) -> Result<Option<String>, Refusal> {
     let invalid = || Refusal::request(HecReply::INVALID_CHANNEL, "invalid_channel");
     let text = match headers.get(CHANNEL_HEADER) {

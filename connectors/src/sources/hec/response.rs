@@ -7,7 +7,7 @@ use super::split::HecBodyError;
 use serde::Serialize;
 
 /// One HEC answer. The JSON body keeps Splunk's key order: `text`, `code`, then
-/// `invalid-event-number` when an envelope is at fault.
+/// `invalid-event-number` when an envelope is at fault, or `ackId` on a token with acks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct HecReply {
     #[serde(skip)]
@@ -16,11 +16,18 @@ pub(crate) struct HecReply {
     pub code: u16,
     #[serde(rename = "invalid-event-number", skip_serializing_if = "Option::is_none")]
     pub invalid_event_number: Option<usize>,
+    #[serde(rename = "ackId", skip_serializing_if = "Option::is_none")]
+    pub ack_id: Option<u64>,
 }
 
 impl HecReply {
     const fn new(status: StatusCode, text: &'static str, code: u16) -> Self {
-        HecReply { status, text, code, invalid_event_number: None }
+        HecReply { status, text, code, invalid_event_number: None, ack_id: None }
+    }
+
+    /// Success with the request's indexer-acknowledgement id.
+    pub fn success_with_ack(ack_id: u64) -> HecReply {
+        HecReply { ack_id: Some(ack_id), ..HecReply::SUCCESS }
     }
 
     pub const SUCCESS: HecReply = HecReply::new(StatusCode::OK, "Success", 0);
@@ -36,6 +43,8 @@ impl HecReply {
         HecReply::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error", 8);
     pub const SERVER_BUSY: HecReply =
         HecReply::new(StatusCode::SERVICE_UNAVAILABLE, "Server is busy", 9);
+    pub const CHANNEL_MISSING: HecReply =
+        HecReply::new(StatusCode::BAD_REQUEST, "Data channel is missing", 10);
     pub const INVALID_CHANNEL: HecReply =
         HecReply::new(StatusCode::BAD_REQUEST, "Invalid data channel", 11);
     pub const ACK_DISABLED: HecReply =
@@ -127,6 +136,8 @@ mod tests {
             body,
             r#"{"text":"Event field cannot be blank","code":13,"invalid-event-number":2}"#
         );
+        let (_, body, _) = body_text(HecReply::success_with_ack(7)).await;
+        assert_eq!(body, r#"{"text":"Success","code":0,"ackId":7}"#);
         let (status, body, retry) = body_text(HecReply::SERVER_BUSY).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body, r#"{"text":"Server is busy","code":9}"#);

@@ -1,14 +1,16 @@
-//! The HEC HTTP server: routes, the request flow from body to durable ack, graceful shutdown.
+//! The HEC HTTP server: routes, the request flow from body to durable answer (or to the journal
+//! and an `ackId`), the indexer-acknowledgement poll, graceful shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use securewatch_schemas::parse_epoch_seconds;
 
@@ -19,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use super::acks::{AckRegistry, ChannelKey};
 use super::request::{self, Encoding, HecQuery};
 use super::response::{HecReply, Refusal};
 use super::{HecConfig, HecError};
@@ -55,6 +58,8 @@ struct HecState {
     store_failures: SharedWarnLimiter,
     /// The warning of a batch the bus refused, at most once per interval.
     bus_failures: SharedWarnLimiter,
+    /// Indexer-acknowledgement ids of the tokens with `ack = true`.
+    acks: Arc<AckRegistry>,
 }
 
 /// Gzip bodies inflated at once; peak memory for inflation is this many times `max_body_bytes`.
@@ -69,6 +74,8 @@ struct TokenEntry {
     name: String,
     tenant: Tenant,
     defaults: HecDefaults,
+    /// Indexer acknowledgement on.
+    ack: bool,
 }
 
 impl std::fmt::Debug for TokenEntry {
@@ -101,6 +108,7 @@ impl HecSource {
                 secret: token.token.into_bytes(),
                 name: token.name,
                 tenant: token.tenant,
+                ack: token.ack,
                 defaults: HecDefaults {
                     host: token.host,
                     source: token.source,
@@ -120,6 +128,7 @@ impl HecSource {
             inflating: Arc::new(Semaphore::new(INFLATING_AT_ONCE)),
             store_failures: SharedWarnLimiter::new("batch_not_stored", DEFAULT_INTERVAL),
             bus_failures: SharedWarnLimiter::new("batch_not_published", DEFAULT_INTERVAL),
+            acks: AckRegistry::new(config.acks.clone(), &config.name),
         };
         Ok(HecSource { listener, local_addr, state: Arc::new(state) })
     }
@@ -140,6 +149,9 @@ impl HecSource {
     /// waits for their batches to be durable).
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), HecError> {
         tracing::info!(source = %self.state.source_name, listen = %self.local_addr, "HEC source listening.");
+        if self.state.tokens.iter().any(|token| token.ack) {
+            tokio::spawn(sweep_idle_channels(Arc::clone(&self.state.acks), shutdown.clone()));
+        }
         self.listener.serve(router(self.state), shutdown).await;
         Ok(())
     }
@@ -190,19 +202,66 @@ async fn health(State(state): State<Arc<HecState>>) -> HecReply {
     }
 }
 
-/// Indexer acknowledgement is not offered yet: authorised clients learn so with code 14.
-/// Ack polls carry no records, so they are not counted.
-async fn ack(State(state): State<Arc<HecState>>, headers: HeaderMap, uri: Uri) -> HecReply {
-    let query = HecQuery::from_uri(&uri).unwrap_or_default();
-    match request::authorise(&headers, &query, state.secrets()) {
-        Ok(_) => HecReply::ACK_DISABLED,
-        Err(refusal) => refusal.reply,
+/// Removes idle ack channels now and then, until shutdown.
+async fn sweep_idle_channels(acks: Arc<AckRegistry>, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(acks.sweep_interval());
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                acks.remove_idle(Instant::now());
+            }
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// `{"acks":[0,1,2]}`, the body of an ack poll.
+#[derive(serde::Deserialize)]
+struct AckQuery {
+    acks: Vec<u64>,
+}
+
+/// `{"acks":{"0":true,"1":false}}`, the answer to an ack poll.
+#[derive(serde::Serialize)]
+struct AckStatus {
+    acks: std::collections::BTreeMap<u64, bool>,
+}
+
+/// Most ids one poll may ask about.
+const MAX_IDS_PER_POLL: usize = 100_000;
+
+/// `POST /services/collector/ack`: which of the channel's ack ids are durable. Code 14 for a
+/// token without acks, 10 without a channel, 6 for a body that is not `{"acks":[ids]}`. Polls
+/// carry no records, so they are not counted as records.
+async fn ack(State(state): State<Arc<HecState>>, headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
+    match state.poll_acks(&headers, &uri, &body) {
+        Ok(status) => Json(status).into_response(),
+        Err(refusal) => refusal.reply.into_response(),
     }
 }
 
 impl HecState {
     fn secrets(&self) -> impl Iterator<Item = &[u8]> {
         self.tokens.iter().map(|token| token.secret.as_slice())
+    }
+
+    fn poll_acks(&self, headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Result<AckStatus, Refusal> {
+        let query = HecQuery::from_uri(uri);
+        let fallback = HecQuery::default();
+        let position = request::authorise(headers, query.as_ref().unwrap_or(&fallback), self.secrets())?;
+        let query = query?;
+        if !self.tokens.get(position).is_some_and(|token| token.ack) {
+            return Err(Refusal::request(HecReply::ACK_DISABLED, "ack_disabled"));
+        }
+        let channel = request::channel(headers, &query)?
+            .ok_or_else(|| Refusal::request(HecReply::CHANNEL_MISSING, "no_channel"))?;
+        let invalid = || Refusal::request(HecReply::INVALID_DATA_FORMAT, "invalid_ack_query");
+        let asked: AckQuery = serde_json::from_slice(body).map_err(|_| invalid())?;
+        if asked.acks.len() > MAX_IDS_PER_POLL {
+            return Err(invalid());
+        }
+        let answers = self.acks.query(&(position, channel), &asked.acks, Instant::now());
+        Ok(AckStatus { acks: answers.into_iter().collect() })
     }
 
     /// Counts a refused request and gives its answer.
@@ -213,7 +272,9 @@ impl HecState {
         refusal.reply
     }
 
-    /// The whole flow of an ingest request; the answer comes once the batch is durable.
+    /// The whole flow of an ingest request; the answer comes once the batch is durable, or —
+    /// on a token with acks — once it is journaled, with an `ackId` that turns `true` once the
+    /// batch is durable.
     async fn accept(
         &self,
         endpoint: Endpoint,
@@ -222,13 +283,22 @@ impl HecState {
         uri: &Uri,
         body: Body,
     ) -> HecReply {
-        let (records, bytes) = match self.prepare(endpoint, peer, headers, uri, body).await {
+        let (records, bytes, ack_channel) = match self.prepare(endpoint, peer, headers, uri, body).await {
             Ok(prepared) => prepared,
             Err(refusal) => return self.refuse(refusal),
         };
         let count = records.len() as u64;
+        let reservation = match ack_channel.map(|key| self.acks.reserve(key, Instant::now())) {
+            None => None,
+            Some(Ok(reservation)) => Some(reservation),
+            Some(Err(refusal)) => {
+                let reply = HecReply::SERVER_BUSY;
+                return self.refuse(Refusal { reply, reason: refusal.reason(), records: count, bytes: bytes as u64 });
+            }
+        };
         self.labels.received(count, bytes as u64);
-        let (batch, ack) = IngestBatch::with_ack(records);
+        let (mut batch, mut ack) = IngestBatch::with_ack(records);
+        let journaled = reservation.as_ref().map(|_| batch.when_journaled());
         if let Err(error) = self.queue.try_send(batch) {
             let reason = match error {
                 QueueError::Closed(_) => "shutting_down",
@@ -239,9 +309,35 @@ impl HecState {
             return HecReply::SERVER_BUSY;
         }
         self.labels.accepted(count);
-        // A failing store or bus fails every request: one line per interval, the rest counted.
+        let (Some(reservation), Some(journaled)) = (reservation, journaled) else {
+            return self.answer(ack.await, count);
+        };
+        tokio::select! {
+            biased;
+            outcome = &mut ack => {
+                // Durable (or failed) before any journal told: no journal here (`ingest`,
+                // `[journal] enabled = false`), so the answer waited for the bus or the store.
+                let reply = self.answer(outcome, count);
+                if reply != HecReply::SUCCESS {
+                    return reply; // the reservation's room is given back
+                }
+                reservation.issue(true).map_or(reply, HecReply::success_with_ack)
+            }
+            Ok(()) = journaled => match reservation.key().cloned().zip(reservation.issue(false)) {
+                Some((key, id)) => {
+                    tokio::spawn(settle_when_done(Arc::clone(&self.acks), key, id, ack));
+                    HecReply::success_with_ack(id)
+                }
+                None => HecReply::SUCCESS,
+            },
+        }
+    }
+
+    /// The answer for a batch's outcome. A failing store or bus fails every request: one line
+    /// per interval, the rest counted.
+    fn answer(&self, outcome: Result<BatchOutcome, tokio::sync::oneshot::error::RecvError>, count: u64) -> HecReply {
         let kind = self.labels.kind.as_str();
-        match ack.await {
+        match outcome {
             Ok(BatchOutcome::Durable) => HecReply::SUCCESS,
             Ok(BatchOutcome::Failed(error)) => {
                 if let Some(suppressed) = self.store_failures.admit(&self.source_name, kind) {
@@ -281,7 +377,7 @@ impl HecState {
         headers: &HeaderMap,
         uri: &Uri,
         body: Body,
-    ) -> Result<(Vec<RawRecord>, usize), Refusal> {
+    ) -> Result<(Vec<RawRecord>, usize, Option<ChannelKey>), Refusal> {
         let query = HecQuery::from_uri(uri);
         // The token is checked first, so a stranger learns nothing about the rest.
         let fallback = HecQuery::default();
@@ -293,6 +389,11 @@ impl HecState {
             .get(position)
             .ok_or_else(|| Refusal::request(HecReply::INTERNAL_ERROR, "internal_error"))?;
         let channel = request::channel(headers, &query)?;
+        let ack_channel = match (&channel, token.ack) {
+            (_, false) => None,
+            (Some(channel), true) => Some((position, channel.clone())),
+            (None, true) => return Err(Refusal::request(HecReply::CHANNEL_MISSING, "no_channel")),
+        };
         let encoding = request::content_encoding(headers)?;
         let defaults = match endpoint {
             Endpoint::Event => token.defaults.clone(),
@@ -320,8 +421,22 @@ impl HecState {
             .await
             .map_err(|_| Refusal::request(HecReply::INTERNAL_ERROR, "internal_error"))?
             .map_err(|refusal| refusal.with_bytes(bytes))?;
-        Ok((records, bytes))
+        Ok((records, bytes, ack_channel))
     }
+}
+
+/// Waits for the outcome of an acknowledged batch and records it against its id.
+async fn settle_when_done(
+    acks: Arc<AckRegistry>,
+    key: ChannelKey,
+    id: u64,
+    outcome: tokio::sync::oneshot::Receiver<BatchOutcome>,
+) {
+    let durable = matches!(outcome.await, Ok(BatchOutcome::Durable));
+    if !durable {
+        tracing::debug!(ack_id = id, "An acknowledged HEC batch failed; its ackId reads false.");
+    }
+    acks.settle(&key, id, durable);
 }
 
 /// Raw requests: the query string's `host`, `source`, `sourcetype`, `index` override the
