@@ -25,5 +25,6 @@ pub mod settings;
 pub mod sinks;
 pub mod sources;
 pub mod telemetry;
+pub mod tls;
 
 pub use tokio_util::sync::CancellationToken;
