@@ -88,10 +88,11 @@ impl TlsAcceptor {
         match outcome {
             Ok(None) => Reload::Unchanged,
             Ok(Some((read, server))) => {
+                let certificate = read.describe();
                 *inner.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = server;
                 *files = (read, None);
                 metrics::counter!(RELOADS, "listener" => listener.clone(), "result" => "loaded").increment(1);
-                tracing::info!(listener = %listener, cert_file = %inner.config.cert_file.display(), "TLS certificate reloaded; new connections use it.");
+                tracing::info!(listener = %listener, cert_file = %inner.config.cert_file.display(), %certificate, "TLS certificate reloaded; new connections use it.");
                 Reload::Loaded
             }
             Err(error) => {

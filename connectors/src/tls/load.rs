@@ -74,6 +74,15 @@ impl FileSet {
             client_ca: config.client_ca_file.as_deref().map(read).transpose()?,
         })
     }
+
+    /// The subject and end of validity of the server certificate, for logs.
+    pub fn describe(&self) -> String {
+        let first = CertificateDer::pem_slice_iter(&self.cert).next().and_then(Result::ok);
+        let parsed = first.as_ref().and_then(|der| x509_parser::parse_x509_certificate(der.as_ref()).ok());
+        parsed.map_or_else(String::new, |(_, certificate)| {
+            format!("{} (valid until {})", certificate.subject(), certificate.validity().not_after)
+        })
+    }
 }
 
 /// The process's one crypto provider for listeners: ring, as reqwest and sqlx use.

@@ -65,7 +65,7 @@ pub async fn run(
         BusKind::None => unreachable!("checked by the caller"),
     };
     let started = Instant::now();
-    let api = serve_api(api_listener, config.api.http_settings(), &mut listeners, |listeners| {
+    let api = serve_api(api_listener, config.api.http_settings(), config.api.tls.as_ref(), &mut listeners, |listeners| {
         let state = IngestState { queue, metrics, started, bus: bus_name, listeners: Arc::new(listeners) };
         let routes = Router::new()
             .route("/api/v1/health/live", get(crate::api::health::live))
