@@ -126,7 +126,7 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
         data_dir: Arc::new(data_dir.clone()),
         max_body_bytes: config.api.max_body_bytes,
     };
-    let api = serve_api(api_listener, config.api.http_settings(), &mut listeners, |listeners| {
+    let api = serve_api(api_listener, config.api.http_settings(), config.api.tls.as_ref(), &mut listeners, |listeners| {
         api::router(ApiState { listeners: Arc::new(listeners), ..state })
     })
     .await?;
@@ -254,6 +254,7 @@ impl BoundSources {
             let suffix = if name == config.sources.syslog.name { String::new() } else { format!(".{name}") };
             listeners.extend(syslog.udp_addr().map(|address| (format!("syslog_udp{suffix}"), address)));
             listeners.extend(syslog.tcp_addr().map(|address| (format!("syslog_tcp{suffix}"), address)));
+            listeners.extend(syslog.tls_addr().map(|address| (format!("syslog_tls{suffix}"), address)));
             let stop = shutdown.clone();
             sources.spawn(async move { syslog.run(stop).await.with_context(|| format!("syslog source {name}")) });
         }
