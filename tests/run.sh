@@ -31,7 +31,24 @@ need curl curl
 need logger bsdutils
 need gzip gzip
 need hostname hostname
-need openssl openssl # the JWT tests make RSA keys with it
+need openssl openssl # the JWT tests make RSA keys with it; the TLS tests make certificates and run s_client
+# TLS syslog clients: rsyslog with its OpenSSL driver, installed; syslog-ng's Debian package
+# conflicts with rsyslog's, so it is unpacked (with the libraries it needs installed) into a
+# cache and run from there.
+need rsyslogd rsyslog
+[ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so ] || [ -n "$(find /usr/lib -name lmnsd_ossl.so 2>/dev/null)" ] \
+  || { say "installing rsyslog-openssl (TLS driver)"; apt_install rsyslog-openssl; }
+SYSLOG_NG_ROOT="$HOME/.cache/securewatch/syslog-ng"
+if [ ! -x "$SYSLOG_NG_ROOT/usr/sbin/syslog-ng" ]; then
+  say "unpacking syslog-ng-core into $SYSLOG_NG_ROOT (it conflicts with rsyslog)"
+  apt_install libivykis0 libnet1 libjson-c5 libpcre3 libwrap0
+  SYSLOG_NG_DEB="$(mktemp -d)"
+  (cd "$SYSLOG_NG_DEB" && apt-get download -qq syslog-ng-core 2>/dev/null)
+  mkdir -p "$SYSLOG_NG_ROOT" && dpkg -x "$SYSLOG_NG_DEB"/syslog-ng-core_*.deb "$SYSLOG_NG_ROOT"
+  rm -rf "$SYSLOG_NG_DEB"
+fi
+export SECUREWATCH_TEST_SYSLOG_NG="$SYSLOG_NG_ROOT"
+export SECUREWATCH_REQUIRE_TLS_CLIENTS=1
 need docker-compose docker-compose
 need kubectl kubernetes-client # renders the Kubernetes kustomizations (kubectl kustomize)
 command -v cargo >/dev/null || { echo "error: cargo (Rust 1.95) is required" >&2; exit 1; }

@@ -18,4 +18,5 @@ mod rules;
 mod sinks;
 mod syslog;
 mod tenants;
+mod tls;
 mod wazuh;
