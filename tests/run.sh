@@ -152,7 +152,7 @@ source tests/services/postgres.sh
 source tests/services/timescale.sh
 trap 'timescale_stop; postgres_stop; stop_services' EXIT # keeps stopping Redis and tansu too
 say "services"
-postgres_start
+POSTGRES_TLS=1 postgres_start
 export SECUREWATCH_REQUIRE_POSTGRES=1
 timescale_start && export SECUREWATCH_REQUIRE_TIMESCALE=1 || echo "TimescaleDB (PGlite) did not start: its test is skipped"
 

@@ -21,6 +21,7 @@ pub mod fd_limit;
 pub mod http_listener;
 pub mod log_limit;
 pub mod queue;
+pub mod secret;
 pub mod settings;
 pub mod sinks;
 pub mod sources;

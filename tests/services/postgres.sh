@@ -2,6 +2,8 @@
 # SECUREWATCH_TEST_POSTGRES_URL; `postgres_stop` (called from the caller's EXIT trap) stops it.
 # Usage: source tests/services/postgres.sh; postgres_start; trap postgres_stop EXIT
 # POSTGRES_FSYNC=on keeps PostgreSQL's durable defaults (benchmarks); tests run with fsync off.
+# POSTGRES_TLS=1 also serves TLS (ssl=on) with a certificate for 127.0.0.1 from a throw-away CA
+# made here with openssl, and exports its file as SECUREWATCH_TEST_POSTGRES_CA.
 
 postgres_bin() {
   local dir
@@ -31,13 +33,35 @@ postgres_start() {
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   "${run_as[@]}" "$bin/initdb" -D "$POSTGRES_DIR/data" -U securewatch --auth=trust -E UTF8 --locale=C.UTF-8 >"$POSTGRES_DIR/initdb.log" 2>&1 \
     || { cat "$POSTGRES_DIR/initdb.log" >&2; return 1; }
+  local tls_options=""
+  if [ "${POSTGRES_TLS:-0}" = 1 ]; then
+    postgres_tls_files "$POSTGRES_DIR/tls" || return 1
+    [ "${#run_as[@]}" -eq 0 ] || chown -R postgres: "$POSTGRES_DIR/tls"
+    tls_options="-c ssl=on -c ssl_cert_file=$POSTGRES_DIR/tls/server.pem -c ssl_key_file=$POSTGRES_DIR/tls/server.key"
+    export SECUREWATCH_TEST_POSTGRES_CA="$POSTGRES_DIR/tls/ca.pem"
+  fi
   "${run_as[@]}" "$bin/pg_ctl" -D "$POSTGRES_DIR/data" -l "$POSTGRES_DIR/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $POSTGRES_DIR -c fsync=${POSTGRES_FSYNC:-off} -c max_connections=200 -c shared_buffers=${POSTGRES_SHARED_BUFFERS:-128MB} -c max_wal_size=${POSTGRES_MAX_WAL_SIZE:-1GB}" start >/dev/null \
+    -o "$tls_options -c listen_addresses=127.0.0.1 -p $port -k $POSTGRES_DIR -c fsync=${POSTGRES_FSYNC:-off} -c max_connections=200 -c shared_buffers=${POSTGRES_SHARED_BUFFERS:-128MB} -c max_wal_size=${POSTGRES_MAX_WAL_SIZE:-1GB}" start >/dev/null \
     || { cat "$POSTGRES_DIR/server.log" >&2; return 1; }
   POSTGRES_RUN_AS=("${run_as[@]}")
   POSTGRES_BIN_DIR=$bin
   export SECUREWATCH_TEST_POSTGRES_URL="postgres://securewatch@127.0.0.1:$port/postgres"
   echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (data in $POSTGRES_DIR)"
+}
+
+# postgres_tls_files DIR: a CA and a server certificate for 127.0.0.1 and localhost (EC P-256).
+postgres_tls_files() {
+  local dir=$1
+  mkdir -p "$dir"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=securewatch test PostgreSQL CA" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+    -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null || return 1
+  printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$dir/server.ext"
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null || return 1
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -days 2 \
+    -extfile "$dir/server.ext" -out "$dir/server.pem" 2>/dev/null || return 1
+  chmod 600 "$dir/server.key"
 }
 
 postgres_stop() {
