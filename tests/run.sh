@@ -92,8 +92,15 @@ need redis-server redis-server
 need sqlite3 sqlite3 # the fleet crash tests' checker reads the worker's store with it
 need redis-cli redis-tools
 REDIS_PORT="$(free_port)"
+REDIS_TLS_PORT="$(free_port)"
 mkdir -p "$SERVICE_DIR/redis"
+# The same server also speaks TLS on a second port, requiring a client certificate there.
+source tests/services/tls.sh
+make_test_pki "$SERVICE_DIR/redis/tls"
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+  --tls-port "$REDIS_TLS_PORT" --tls-cert-file "$SERVICE_DIR/redis/tls/server.pem" \
+  --tls-key-file "$SERVICE_DIR/redis/tls/server.key" --tls-ca-cert-file "$SERVICE_DIR/redis/tls/ca.pem" \
+  --tls-auth-clients yes \
   --dir "$SERVICE_DIR/redis" --logfile "$SERVICE_DIR/redis/redis.log" &
 SERVICE_PIDS+=("$!")
 for _ in $(seq 100); do
@@ -103,6 +110,8 @@ done
 [ "$(redis-cli -p "$REDIS_PORT" PING 2>/dev/null)" = PONG ] \
   || { echo "error: redis-server did not start on port $REDIS_PORT" >&2; cat "$SERVICE_DIR/redis/redis.log" >&2; exit 1; }
 export SECUREWATCH_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+export SECUREWATCH_TEST_REDIS_TLS_URL="rediss://127.0.0.1:$REDIS_TLS_PORT"
+export SECUREWATCH_TEST_REDIS_TLS_DIR="$SERVICE_DIR/redis/tls" # ca.pem, client.pem, client.key
 export SECUREWATCH_REQUIRE_REDIS=1
 echo "redis-server $(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p') on $SECUREWATCH_TEST_REDIS_URL"
 

@@ -35,7 +35,8 @@ postgres_start() {
     || { cat "$POSTGRES_DIR/initdb.log" >&2; return 1; }
   local tls_options=""
   if [ "${POSTGRES_TLS:-0}" = 1 ]; then
-    postgres_tls_files "$POSTGRES_DIR/tls" || return 1
+    source "$(dirname "${BASH_SOURCE[0]}")/tls.sh"
+    make_test_pki "$POSTGRES_DIR/tls" || return 1
     [ "${#run_as[@]}" -eq 0 ] || chown -R postgres: "$POSTGRES_DIR/tls"
     tls_options="-c ssl=on -c ssl_cert_file=$POSTGRES_DIR/tls/server.pem -c ssl_key_file=$POSTGRES_DIR/tls/server.key"
     export SECUREWATCH_TEST_POSTGRES_CA="$POSTGRES_DIR/tls/ca.pem"
@@ -47,21 +48,6 @@ postgres_start() {
   POSTGRES_BIN_DIR=$bin
   export SECUREWATCH_TEST_POSTGRES_URL="postgres://securewatch@127.0.0.1:$port/postgres"
   echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (data in $POSTGRES_DIR)"
-}
-
-# postgres_tls_files DIR: a CA and a server certificate for 127.0.0.1 and localhost (EC P-256).
-postgres_tls_files() {
-  local dir=$1
-  mkdir -p "$dir"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=securewatch test PostgreSQL CA" \
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
-    -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null || return 1
-  printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$dir/server.ext"
-  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
-    -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null || return 1
-  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -days 2 \
-    -extfile "$dir/server.ext" -out "$dir/server.pem" 2>/dev/null || return 1
-  chmod 600 "$dir/server.key"
 }
 
 postgres_stop() {
