@@ -52,6 +52,8 @@ export SECUREWATCH_REQUIRE_TLS_CLIENTS=1
 need docker-compose docker-compose
 need kubectl kubernetes-client # renders the Kubernetes kustomizations (kubectl kustomize)
 command -v cargo >/dev/null || { echo "error: cargo (Rust 1.95) is required" >&2; exit 1; }
+# librdkafka is built with OpenSSL (Kafka over TLS, SASL SCRAM).
+[ -e /usr/include/openssl/ssl.h ] || { say "installing libssl-dev (librdkafka's TLS)"; apt_install libssl-dev pkg-config; }
 need python3 python3
 # The GeoIP test writes a small MaxMind database with the PyPI package mmdb-writer.
 if ! python3 -c 'import mmdb_writer, netaddr' 2>/dev/null; then
