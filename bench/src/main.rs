@@ -62,6 +62,9 @@ enum Command {
         /// Distinct `host` values, i.e. rows per bucket of the per-host rollups.
         #[arg(long, default_value_t = 200)]
         hosts: u64,
+        /// For an `https://` URL: trust this PEM CA file (besides the built-in roots).
+        #[arg(long)]
+        ca_file: Option<std::path::PathBuf>,
     },
     /// Writes newline-framed RFC 5424 messages over TCP and waits until all are stored.
     SyslogTcp {
@@ -73,6 +76,9 @@ enum Command {
         events: u64,
         #[arg(long, default_value_t = 4)]
         connections: u64,
+        /// Syslog over TLS (RFC 5425 port), trusting this PEM CA file; server name `localhost`.
+        #[arg(long)]
+        tls_ca: Option<std::path::PathBuf>,
     },
     /// Writes synthetic events into PostgreSQL through the sink (`write_epochs`), once by binary
     /// COPY and once by multi-row INSERT into the staging table, then again as duplicates.
@@ -154,10 +160,12 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Hec { url, token, api, events, batch, concurrency, rate, now_times, hosts } => {
-            hec::run(hec::Options { url, token, api, events, batch, concurrency, rate, now_times, hosts }).await
+        Command::Hec { url, token, api, events, batch, concurrency, rate, now_times, hosts, ca_file } => {
+            hec::run(hec::Options { url, token, api, events, batch, concurrency, rate, now_times, hosts, ca_file }).await
         }
-        Command::SyslogTcp { addr, api, events, connections } => syslog::run(&addr, &api, events, connections).await,
+        Command::SyslogTcp { addr, api, events, connections, tls_ca } => {
+            syslog::run(&addr, &api, events, connections, tls_ca.as_deref()).await
+        }
         Command::PgDashboard { url, events, hours, hosts, rounds, reuse } => {
             let span = std::time::Duration::from_secs(hours * 3600);
             dashboard::run(dashboard::Options { url, events, span, hosts, rounds, reuse }).await

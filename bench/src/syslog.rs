@@ -1,21 +1,49 @@
-//! Syslog over TCP: newline-framed RFC 5424 messages over a few connections.
+//! Syslog over TCP or TLS: newline-framed RFC 5424 messages over a few connections.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::metrics;
 
-pub async fn run(addr: &str, api: &str, events: u64, connections: u64) -> anyhow::Result<()> {
+/// A TLS client trusting the CAs of `ca_file` (PEM).
+fn tls_connector(ca_file: &Path) -> anyhow::Result<tokio_rustls::TlsConnector> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in rustls::pki_types::CertificateDer::pem_file_iter(ca_file)? {
+        roots.add(certificate?)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// Sends `events` messages to `addr` over `connections` connections, over TLS (server name
+/// `localhost`) when `tls_ca` names the CA file to trust.
+pub async fn run(addr: &str, api: &str, events: u64, connections: u64, tls_ca: Option<&Path>) -> anyhow::Result<()> {
+    let connector = tls_ca.map(tls_connector).transpose()?;
     let client = reqwest::Client::new();
     let before = metrics::stored_total(&client, api).await.context("cannot read /metrics")?;
     let started = Instant::now();
     let mut writers = Vec::new();
     for connection in 0..connections {
         let addr = addr.to_string();
+        let connector = connector.clone();
         writers.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(&addr).await?;
+            let tcp = tokio::net::TcpStream::connect(&addr).await?;
+            tcp.set_nodelay(true)?;
+            let stream: Box<dyn AsyncWrite + Unpin + Send> = match connector {
+                Some(connector) => {
+                    let name = rustls::pki_types::ServerName::try_from("localhost")?;
+                    Box::new(connector.connect(name, tcp).await?)
+                }
+                None => Box::new(tcp),
+            };
             let mut stream = tokio::io::BufWriter::with_capacity(256 * 1024, stream);
             let mut sequence = connection;
             while sequence < events {
@@ -38,8 +66,9 @@ pub async fn run(addr: &str, api: &str, events: u64, connections: u64) -> anyhow
     let written = started.elapsed();
     metrics::wait_stored(&client, api, before + events).await?;
     let stored = started.elapsed();
+    let transport = if tls_ca.is_some() { "syslog-tls" } else { "syslog-tcp" };
     println!(
-        "syslog-tcp: {events} messages over {connections} connections: written in {:.2}s, all stored in {:.2}s ({:.0} events/s)",
+        "{transport}: {events} messages over {connections} connections: written in {:.2}s, all stored in {:.2}s ({:.0} events/s)",
         written.as_secs_f64(),
         stored.as_secs_f64(),
         events as f64 / stored.as_secs_f64(),
