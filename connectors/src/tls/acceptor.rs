@@ -12,6 +12,7 @@ use super::config::TlsConfig;
 use super::load::{server_config, FileSet, TlsError};
 use super::peer::PeerPolicy;
 use super::{HANDSHAKE_FAILURES, PEERS_REFUSED, RELOADS};
+use crate::log_limit::{SharedWarnLimiter, DEFAULT_INTERVAL};
 
 /// A TLS server for one listener, cheap to clone. New handshakes use the configuration last
 /// loaded; [`TlsAcceptor::watch`] reloads it when the files change or on SIGHUP.
@@ -29,6 +30,8 @@ struct Inner {
     current: RwLock<Arc<ServerConfig>>,
     /// The files in use, and the last set refused (not logged again until it changes).
     files: Mutex<(FileSet, Option<FileSet>)>,
+    /// The warning of a refused client, at most once per interval (a scan would flood the log).
+    refusals: SharedWarnLimiter,
 }
 
 /// A TLS connection and the client's certificate subject (`None` without a certificate).
@@ -63,6 +66,7 @@ impl TlsAcceptor {
             policy,
             current: RwLock::new(server),
             files: Mutex::new((files, None)),
+            refusals: SharedWarnLimiter::new("tls_client_refused", DEFAULT_INTERVAL),
         };
         Ok(TlsAcceptor { inner: Arc::new(inner) })
     }
@@ -149,7 +153,9 @@ impl TlsAcceptor {
                 let fingerprint = end_entity.map(|der| super::peer::fingerprint_text(der.as_ref())).unwrap_or_default();
                 let peer = stream.get_ref().0.peer_addr().map(|address| address.to_string()).unwrap_or_default();
                 metrics::counter!(PEERS_REFUSED, "listener" => self.inner.listener.to_string(), "reason" => refusal.reason()).increment(1);
-                tracing::warn!(listener = %self.inner.listener, %peer, reason = refusal.reason(), %fingerprint, "TLS client refused.");
+                if let Some(suppressed) = self.inner.refusals.admit(&self.inner.listener, "tls") {
+                    tracing::warn!(listener = %self.inner.listener, %peer, reason = refusal.reason(), %fingerprint, suppressed, "TLS client refused (`suppressed`: refusals not logged since the last line).");
+                }
                 Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, format!("TLS client refused: {}", refusal.reason())))
             }
         }
