@@ -31,10 +31,29 @@ need curl curl
 need logger bsdutils
 need gzip gzip
 need hostname hostname
-need openssl openssl # the JWT tests make RSA keys with it
+need openssl openssl # the JWT tests make RSA keys with it; the TLS tests make certificates and run s_client
+# TLS syslog clients: rsyslog with its OpenSSL driver, installed; syslog-ng's Debian package
+# conflicts with rsyslog's, so it is unpacked (with the libraries it needs installed) into a
+# cache and run from there.
+need rsyslogd rsyslog
+[ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so ] || [ -n "$(find /usr/lib -name lmnsd_ossl.so 2>/dev/null)" ] \
+  || { say "installing rsyslog-openssl (TLS driver)"; apt_install rsyslog-openssl; }
+SYSLOG_NG_ROOT="$HOME/.cache/securewatch/syslog-ng"
+if [ ! -x "$SYSLOG_NG_ROOT/usr/sbin/syslog-ng" ]; then
+  say "unpacking syslog-ng-core into $SYSLOG_NG_ROOT (it conflicts with rsyslog)"
+  apt_install libivykis0 libnet1 libjson-c5 libpcre3 libwrap0
+  SYSLOG_NG_DEB="$(mktemp -d)"
+  (cd "$SYSLOG_NG_DEB" && apt-get download -qq syslog-ng-core 2>/dev/null)
+  mkdir -p "$SYSLOG_NG_ROOT" && dpkg -x "$SYSLOG_NG_DEB"/syslog-ng-core_*.deb "$SYSLOG_NG_ROOT"
+  rm -rf "$SYSLOG_NG_DEB"
+fi
+export SECUREWATCH_TEST_SYSLOG_NG="$SYSLOG_NG_ROOT"
+export SECUREWATCH_REQUIRE_TLS_CLIENTS=1
 need docker-compose docker-compose
 need kubectl kubernetes-client # renders the Kubernetes kustomizations (kubectl kustomize)
 command -v cargo >/dev/null || { echo "error: cargo (Rust 1.95) is required" >&2; exit 1; }
+# librdkafka is built with OpenSSL (Kafka over TLS, SASL SCRAM).
+[ -e /usr/include/openssl/ssl.h ] || { say "installing libssl-dev (librdkafka's TLS)"; apt_install libssl-dev pkg-config; }
 need python3 python3
 # pip_need MODULES PACKAGES...: installs the PyPI PACKAGES unless python3 imports MODULES
 # (comma-separated); the system Python needs --break-system-packages on Debian 12.
@@ -81,8 +100,15 @@ need redis-server redis-server
 need sqlite3 sqlite3 # the fleet crash tests' checker reads the worker's store with it
 need redis-cli redis-tools
 REDIS_PORT="$(free_port)"
+REDIS_TLS_PORT="$(free_port)"
 mkdir -p "$SERVICE_DIR/redis"
+# The same server also speaks TLS on a second port, requiring a client certificate there.
+source tests/services/tls.sh
+make_test_pki "$SERVICE_DIR/redis/tls"
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+  --tls-port "$REDIS_TLS_PORT" --tls-cert-file "$SERVICE_DIR/redis/tls/server.pem" \
+  --tls-key-file "$SERVICE_DIR/redis/tls/server.key" --tls-ca-cert-file "$SERVICE_DIR/redis/tls/ca.pem" \
+  --tls-auth-clients yes \
   --dir "$SERVICE_DIR/redis" --logfile "$SERVICE_DIR/redis/redis.log" &
 SERVICE_PIDS+=("$!")
 for _ in $(seq 100); do
@@ -92,6 +118,8 @@ done
 [ "$(redis-cli -p "$REDIS_PORT" PING 2>/dev/null)" = PONG ] \
   || { echo "error: redis-server did not start on port $REDIS_PORT" >&2; cat "$SERVICE_DIR/redis/redis.log" >&2; exit 1; }
 export SECUREWATCH_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+export SECUREWATCH_TEST_REDIS_TLS_URL="rediss://127.0.0.1:$REDIS_TLS_PORT"
+export SECUREWATCH_TEST_REDIS_TLS_DIR="$SERVICE_DIR/redis/tls" # ca.pem, client.pem, client.key
 export SECUREWATCH_REQUIRE_REDIS=1
 echo "redis-server $(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p') on $SECUREWATCH_TEST_REDIS_URL"
 
@@ -141,7 +169,7 @@ source tests/services/postgres.sh
 source tests/services/timescale.sh
 trap 'timescale_stop; postgres_stop; stop_services' EXIT # keeps stopping Redis and tansu too
 say "services"
-postgres_start
+POSTGRES_TLS=1 postgres_start
 export SECUREWATCH_REQUIRE_POSTGRES=1
 timescale_start && export SECUREWATCH_REQUIRE_TIMESCALE=1 || echo "TimescaleDB (PGlite) did not start: its test is skipped"
 

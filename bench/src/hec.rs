@@ -27,6 +27,8 @@ pub struct Options {
     pub now_times: bool,
     /// Distinct `host` values (the cardinality of the per-host rollups).
     pub hosts: u64,
+    /// A PEM CA file to trust for an `https://` URL.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Fixed event times start here (2023-11-14T22:13:20Z) and advance one second per 1000 events.
@@ -80,7 +82,7 @@ pub(crate) fn ms(duration: Duration) -> f64 {
 }
 
 pub async fn run(options: Options) -> anyhow::Result<()> {
-    let Options { url, token, api, events, batch, concurrency, rate, now_times, hosts } = options;
+    let Options { url, token, api, events, batch, concurrency, rate, now_times, hosts, ca_file } = options;
     if batch == 0 || concurrency == 0 || hosts == 0 {
         bail!("--batch, --concurrency and --hosts must be at least 1");
     }
@@ -88,7 +90,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         Some(rate) => Some(Arc::new(Pacer::new(rate, batch, u32::try_from(concurrency).unwrap_or(u32::MAX))?)),
         None => None,
     };
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency as usize).build()?;
+    let mut builder = reqwest::Client::builder().pool_max_idle_per_host(concurrency as usize);
+    if let Some(ca_file) = &ca_file {
+        let pem = std::fs::read(ca_file).with_context(|| format!("cannot read {}", ca_file.display()))?;
+        builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+    }
+    let client = builder.build()?;
     let before = metrics::stored_total(&client, &api).await.context("cannot read /metrics")?;
     let counters_before = metrics::Counters::read(&client, &api).await?;
     let next = Arc::new(AtomicU64::new(0));

@@ -65,6 +65,9 @@ enum Command {
         /// Distinct `host` values, i.e. rows per bucket of the per-host rollups.
         #[arg(long, default_value_t = 200)]
         hosts: u64,
+        /// For an `https://` URL: trust this PEM CA file (besides the built-in roots).
+        #[arg(long)]
+        ca_file: Option<std::path::PathBuf>,
     },
     /// HEC indexer acknowledgement off and on, side by side: one sequential client sends
     /// `--events` in batches with a token without acks, then with one with `ack = true`
@@ -103,6 +106,9 @@ enum Command {
         /// Stamp each message with the time it is sent instead of fixed 2024 times.
         #[arg(long)]
         now_times: bool,
+        /// Syslog over TLS (RFC 5425 port), trusting this PEM CA file; server name `localhost`.
+        #[arg(long)]
+        tls_ca: Option<std::path::PathBuf>,
     },
     /// Writes synthetic events into PostgreSQL through the sink (`write_epochs`), once by binary
     /// COPY and once by multi-row INSERT into the staging table, then again as duplicates.
@@ -202,14 +208,14 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Hec { url, token, api, events, batch, concurrency, rate, now_times, hosts } => {
-            hec::run(hec::Options { url, token, api, events, batch, concurrency, rate, now_times, hosts }).await
+        Command::Hec { url, token, api, events, batch, concurrency, rate, now_times, hosts, ca_file } => {
+            hec::run(hec::Options { url, token, api, events, batch, concurrency, rate, now_times, hosts, ca_file }).await
         }
         Command::HecAcks { url, api, plain_token, ack_token, events, batch, poll_ms, rounds } => {
             hec_acks::run(hec_acks::Options { url, api, plain_token, ack_token, events, batch, poll_ms, rounds }).await
         }
-        Command::SyslogTcp { addr, api, events, connections, rate, now_times } => {
-            syslog::run(syslog::Options { addr, api, events, connections, rate, now_times }).await
+        Command::SyslogTcp { addr, api, events, connections, rate, now_times, tls_ca } => {
+            syslog::run(syslog::Options { addr, api, events, connections, rate, now_times, tls_ca }).await
         }
         Command::PgDashboard { url, events, hours, hosts, rounds, reuse } => {
             let span = std::time::Duration::from_secs(hours * 3600);

@@ -1,10 +1,12 @@
-//! Syslog over TCP: newline-framed RFC 5424 messages over a few connections, flat out or paced.
+//! Syslog over TCP or TLS: newline-framed RFC 5424 messages over a few connections, flat out or
+//! paced.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::metrics;
 use crate::pacer::Pacer;
@@ -22,6 +24,22 @@ pub struct Options {
     pub rate: Option<f64>,
     /// Stamp messages with the send time instead of fixed 2024 times.
     pub now_times: bool,
+    /// Syslog over TLS (server name `localhost`), trusting the CAs of this PEM file.
+    pub tls_ca: Option<std::path::PathBuf>,
+}
+
+/// A TLS client trusting the CAs of `ca_file` (PEM).
+fn tls_connector(ca_file: &Path) -> anyhow::Result<tokio_rustls::TlsConnector> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in rustls::pki_types::CertificateDer::pem_file_iter(ca_file)? {
+        roots.add(certificate?)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
 /// Message `sequence`: a failed SSH login of one of 200 hosts, 5,000 users, 250 addresses.
@@ -42,7 +60,8 @@ fn message(sequence: u64, now_times: bool) -> String {
 }
 
 pub async fn run(options: Options) -> anyhow::Result<()> {
-    let Options { addr, api, events, connections, rate, now_times } = options;
+    let Options { addr, api, events, connections, rate, now_times, tls_ca } = options;
+    let connector = tls_ca.as_deref().map(tls_connector).transpose()?;
     let client = reqwest::Client::new();
     let before = metrics::stored_total(&client, &api).await.context("cannot read /metrics")?;
     let pacer = match rate {
@@ -52,9 +71,17 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut writers = Vec::new();
     for connection in 0..connections {
-        let (addr, pacer) = (addr.clone(), pacer.clone());
+        let (addr, pacer, connector) = (addr.clone(), pacer.clone(), connector.clone());
         writers.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(&addr).await?;
+            let tcp = tokio::net::TcpStream::connect(&addr).await?;
+            tcp.set_nodelay(true)?;
+            let stream: Box<dyn AsyncWrite + Unpin + Send> = match connector {
+                Some(connector) => {
+                    let name = rustls::pki_types::ServerName::try_from("localhost")?;
+                    Box::new(connector.connect(name, tcp).await?)
+                }
+                None => Box::new(tcp),
+            };
             let mut stream = tokio::io::BufWriter::with_capacity(256 * 1024, stream);
             let mut sequence = connection;
             while sequence < events {
@@ -86,8 +113,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     metrics::wait_stored(&client, &api, before + events).await?;
     let stored = started.elapsed();
     let pacing = rate.map_or(String::new(), |rate| format!(", paced at {rate:.0} messages/s"));
+    let transport = if tls_ca.is_some() { "syslog-tls" } else { "syslog-tcp" };
     println!(
-        "syslog-tcp: {events} messages over {connections} connections{pacing}: written in {:.2}s, all stored in {:.2}s ({:.0} events/s)",
+        "{transport}: {events} messages over {connections} connections{pacing}: written in {:.2}s, all stored in {:.2}s ({:.0} events/s)",
         written.as_secs_f64(),
         stored.as_secs_f64(),
         events as f64 / stored.as_secs_f64(),

@@ -21,9 +21,11 @@ pub mod fd_limit;
 pub mod http_listener;
 pub mod log_limit;
 pub mod queue;
+pub mod secret;
 pub mod settings;
 pub mod sinks;
 pub mod sources;
 pub mod telemetry;
+pub mod tls;
 
 pub use tokio_util::sync::CancellationToken;

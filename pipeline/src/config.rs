@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use securewatch_connectors::enrichment::EnrichmentConfig;
 use securewatch_connectors::http_listener::HttpSettings;
 use securewatch_connectors::settings::SettingError;
+use securewatch_connectors::tls::TlsConfig;
 
 use crate::access::config::{AuthConfig, AuthMode};
 use crate::rules::DetectionConfig;
@@ -73,6 +74,10 @@ pub struct SinksConfig {
 pub struct ApiConfig {
     /// Address of the API and `/metrics`.
     pub listen: SocketAddr,
+    /// HTTPS on `listen` (`[api.tls]`): certificate, key, client certificates; plain HTTP
+    /// without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
     /// Most connections open at once (default 256, at most 65536; also bounded by the
     /// open-files limit at start). Past it a new connection closes the one idle longest, or is
     /// refused when every one has a request in flight.
@@ -105,6 +110,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls: None,
             max_connections: API_HTTP_DEFAULTS.max_connections,
             header_read_timeout_ms: API_HTTP_DEFAULTS.header_read_timeout_ms,
             body_read_timeout_ms: API_HTTP_DEFAULTS.body_read_timeout_ms,
@@ -275,6 +281,9 @@ impl Config {
             message,
         };
         self.api.http_settings().validate().map_err(|error| invalid("api", error.to_string()))?;
+        if let Some(tls) = &self.api.tls {
+            tls.validate().map_err(|error| invalid("api", error.to_string()))?;
+        }
         let hec = &self.sources.hec;
         if hec.enabled {
             let mut checked = hec.clone();

@@ -28,7 +28,7 @@ pub struct RawRecord {
 /// Transport metadata per kind of record.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RecordMeta {
-    /// Nothing beyond the common fields (syslog).
+    /// Nothing beyond the common fields (syslog over UDP, TCP, or TLS without a client certificate).
     None,
     /// One JSON envelope of `/services/collector/event`; `index` is its position in the request.
     HecEvent {
@@ -43,6 +43,11 @@ pub enum RecordMeta {
         meta: Arc<HecMeta>,
         /// Position of the line in the request.
         index: u32,
+    },
+    /// A message received over TLS from a client that presented a certificate (syslog).
+    TlsPeer {
+        /// The client certificate's subject, e.g. `CN=relay.example.com,O=Example`.
+        identity: Arc<str>,
     },
     /// One line of a tailed file: file identity (`dev:inode`) and the line's byte offset.
     File {

@@ -20,4 +20,5 @@ mod search;
 mod sinks;
 mod syslog;
 mod tenants;
+mod tls;
 mod wazuh;

@@ -7,3 +7,4 @@ pub mod conformance;
 pub mod instance;
 pub mod postgres;
 pub mod store;
+pub mod tls;

@@ -9,10 +9,11 @@
 //! | `b` | body bytes, as received (binary safe) | always |
 //! | `p` | peer (`ip:port` or file path) | when known |
 //! | `n` | tenant name | unless `default` (absent reads as `default`, as layout-1 records written before tenants do) |
-//! | `m` | meta kind: `hec_event`, `hec_raw` or `file` | unless no meta |
-//! | `i` | HEC: index in the request; file: byte offset | with `m` |
+//! | `m` | meta kind: `hec_event`, `hec_raw`, `file` or `tls` | unless no meta |
+//! | `i` | HEC: index in the request; file: byte offset | HEC, file |
 //! | `h` | HEC: request metadata as compact JSON (token name, channel, defaults) | HEC |
 //! | `f` | file: identity (`dev:inode`) | file |
+//! | `c` | TLS: the client certificate's subject | tls |
 //!
 //! Values are binary strings, so the body needs no escaping and the layout round-trips every
 //! record exactly. Redis writes the fields as the fields of a stream entry
@@ -164,6 +165,10 @@ pub fn for_each_field(record: &RawRecord, mut visit: impl FnMut(&'static str, &[
             visit("i", index.to_string().as_bytes());
             visit("h", hec_meta_json(meta).as_bytes());
         }
+        RecordMeta::TlsPeer { identity } => {
+            visit("m", b"tls");
+            visit("c", identity.as_bytes());
+        }
         RecordMeta::File { identity, offset } => {
             visit("m", b"file");
             visit("i", offset.to_string().as_bytes());
@@ -242,6 +247,7 @@ impl Decoder {
                 identity: text("f", required("f")?)?.to_string(),
                 offset: number("i", required("i")?)?,
             },
+            Some(b"tls") => RecordMeta::TlsPeer { identity: Arc::from(text("c", required("c")?)?) },
             Some(tag @ (b"hec_event" | b"hec_raw")) => {
                 let index = number("i", required("i")?)?;
                 let meta = self.hec_meta(required("h")?)?;
@@ -350,6 +356,15 @@ pub(crate) mod tests {
                 received: DateTime::from_timestamp(1_483_228_799, 1_500_000_000).unwrap(),
                 body: Vec::new(),
                 meta: RecordMeta::File { identity: "2049:131".into(), offset: u64::MAX },
+            },
+            RawRecord {
+                kind: SourceKind::Syslog,
+                source_name: "syslog-tls".into(),
+                tenant: Tenant::default(),
+                peer: Some("192.0.2.11:50514".into()),
+                received,
+                body: b"<13>1 2024-03-01T10:00:00Z relay app - - - over TLS".to_vec(),
+                meta: RecordMeta::TlsPeer { identity: "CN=relay.example.com,O=Example \"Corp\"".into() },
             },
         ]
     }

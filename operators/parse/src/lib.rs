@@ -15,4 +15,4 @@ mod record;
 pub mod syslog;
 pub mod wazuh;
 
-pub use record::{normalise, ParseError};
+pub use record::{normalise, ParseError, PEER_IDENTITY_FIELD};

@@ -43,7 +43,19 @@ impl ParseError {
 /// Syslog, with Wazuh's JSON syslog output (`ossec: {alert JSON}`) mapped like an alerts.json
 /// line, so a manager's `<syslog_output>` can feed the syslog source. A message that only looks
 /// like one (invalid JSON, no `rule`) stays a syslog event, with the reason in `parse_warning`.
+/// A message from a TLS client with a certificate keeps its subject as `source.peer_identity`.
 fn normalise_syslog(record: &RawRecord) -> Event {
+    let mut event = syslog_or_wazuh(record);
+    if let RecordMeta::TlsPeer { identity } = &record.meta {
+        event.fields.insert(PEER_IDENTITY_FIELD.into(), identity.to_string().into());
+    }
+    event
+}
+
+/// The field holding the subject of the client certificate a message came with (syslog over TLS).
+pub const PEER_IDENTITY_FIELD: &str = "source.peer_identity";
+
+fn syslog_or_wazuh(record: &RawRecord) -> Event {
     let mut event = crate::syslog::normalise(record);
     let from_wazuh = event.fields.get("appname").and_then(|app| app.as_str()) == Some("ossec");
     if from_wazuh && event.message.trim_start().starts_with('{') {
@@ -122,6 +134,17 @@ mod tests {
         let event = normalise(&syslog("<33>Mar  1 10:00:01 mgr ossec: {\"rule\": oops")).unwrap();
         assert_eq!(event.fields["appname"].as_str(), Some("ossec"));
         assert!(event.fields["parse_warning"].as_text().contains("not a Wazuh alert"));
+    }
+
+    #[test]
+    fn the_tls_client_identity_is_kept_as_a_field() {
+        let mut record = syslog("<13>Mar  1 10:00:01 web sshd: hi");
+        let plain = normalise(&record).unwrap();
+        assert!(!plain.fields.contains_key(PEER_IDENTITY_FIELD));
+        record.meta = RecordMeta::TlsPeer { identity: "CN=relay.example.com".into() };
+        let event = normalise(&record).unwrap();
+        assert_eq!(event.fields[PEER_IDENTITY_FIELD].as_str(), Some("CN=relay.example.com"));
+        assert_eq!(event.id, plain.id, "the identity does not change the id");
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub async fn run(
     };
     let started = Instant::now();
     let readiness = Readiness::ready();
-    let api = serve_api(api_listener, config.api.http_settings(), &mut listeners, |listeners| {
+    let api = serve_api(api_listener, config.api.http_settings(), config.api.tls.as_ref(), &mut listeners, |listeners| {
         let listeners = Arc::new(listeners);
         let state = IngestState { queue, metrics, started, bus: bus_name, listeners, readiness: readiness.clone() };
         let routes = Router::new()

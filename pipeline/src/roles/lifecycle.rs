@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use securewatch_connectors::fd_limit;
 use securewatch_connectors::http_listener::{HttpListener, HttpSettings};
+use securewatch_connectors::tls::{TlsAcceptor, TlsConfig};
 use securewatch_connectors::CancellationToken;
 use tokio::task::JoinSet;
 
@@ -54,7 +55,9 @@ pub fn fit_connections_to_open_files(config: &mut Config, with_sources: bool) {
     if with_sources && config.sources.hec.enabled {
         listeners.push(("sources.hec", &mut config.sources.hec.max_connections));
     }
-    if with_sources && config.sources.syslog.enabled && config.sources.syslog.tcp_listen.is_some() {
+    if with_sources && config.sources.syslog.enabled
+        && (config.sources.syslog.tcp_listen.is_some() || config.sources.syslog.tls_listen.is_some())
+    {
         listeners.push(("sources.syslog", &mut config.sources.syslog.max_connections));
     }
     let lowered = fd_limit::fit_connection_limits(&mut listeners, limit.connection_budget());
@@ -72,10 +75,11 @@ pub async fn bind_api(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListe
 }
 
 /// Adds the bound API to `listeners`, logs every listener and serves the router `router`
-/// builds from them, within the `[api]` limits `http`.
+/// builds from them, within the `[api]` limits `http`, over HTTPS when `tls` is set.
 pub async fn serve_api(
     api_listener: tokio::net::TcpListener,
     http: HttpSettings,
+    tls: Option<&TlsConfig>,
     listeners: &mut Vec<(String, SocketAddr)>,
     router: impl FnOnce(Vec<(String, SocketAddr)>) -> axum::Router,
 ) -> anyhow::Result<RunningApi> {
@@ -83,12 +87,21 @@ pub async fn serve_api(
     for (name, address) in listeners.iter() {
         tracing::info!(listener = %name, %address, "Listening.");
     }
+    let tls = tls.map(|tls| TlsAcceptor::new("api", tls, &[b"http/1.1"])).transpose().context("[api.tls]")?;
     let app = router(listeners.clone());
     let stop = CancellationToken::new();
     let task = {
         let stop = stop.clone();
         tokio::spawn(async move {
-            HttpListener::new(api_listener, "api", http.limits(API_DRAIN_TIMEOUT)).serve(app, stop).await
+            let listener = HttpListener::new(api_listener, "api", http.limits(API_DRAIN_TIMEOUT));
+            match tls {
+                Some(tls) => {
+                    let watcher = tls.watch(stop.clone());
+                    listener.serve_with(tls, app, stop).await;
+                    watcher.abort();
+                }
+                None => listener.serve(app, stop).await,
+            }
         })
     };
     Ok(RunningApi { stop, task })

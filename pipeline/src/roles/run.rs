@@ -120,7 +120,7 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
         jobs: crate::jobs::Jobs::start(&data_dir, crate::jobs::JobLimits::default())
             .context("the jobs folder of the data directory")?,
     };
-    let api = serve_api(api_listener, config.api.http_settings(), &mut listeners, |listeners| {
+    let api = serve_api(api_listener, config.api.http_settings(), config.api.tls.as_ref(), &mut listeners, |listeners| {
         api::router(ApiState { listeners: Arc::new(listeners), ..state })
     })
     .await?;
@@ -265,6 +265,7 @@ impl BoundSources {
             let suffix = if name == config.sources.syslog.name { String::new() } else { format!(".{name}") };
             listeners.extend(syslog.udp_addr().map(|address| (format!("syslog_udp{suffix}"), address)));
             listeners.extend(syslog.tcp_addr().map(|address| (format!("syslog_tcp{suffix}"), address)));
+            listeners.extend(syslog.tls_addr().map(|address| (format!("syslog_tls{suffix}"), address)));
             let stop = shutdown.clone();
             sources.spawn(async move { syslog.run(stop).await.with_context(|| format!("syslog source {name}")) });
         }

@@ -55,6 +55,10 @@ fn record_value(record: &RawRecord) -> Value {
         RecordMeta::None => null(),
         RecordMeta::HecEvent { meta, index } => hec_value(meta, true, *index),
         RecordMeta::HecRaw { meta, index } => hec_value(meta, false, *index),
+        RecordMeta::TlsPeer { identity } => Value::Union(
+            3,
+            Box::new(Value::Record(vec![("peer_identity".into(), Value::String(identity.to_string()))])),
+        ),
         RecordMeta::File { identity, offset } => Value::Union(
             2,
             Box::new(Value::Record(vec![
@@ -187,6 +191,9 @@ impl Decoder {
         };
         let meta = match fields.optional("meta")? {
             None => RecordMeta::None,
+            Some(Value::Record(meta)) if meta.iter().any(|(name, _)| name == "peer_identity") => {
+                RecordMeta::TlsPeer { identity: Arc::from(Fields(meta).string("peer_identity")?) }
+            }
             Some(Value::Record(meta)) if meta.iter().any(|(name, _)| name == "identity") => {
                 let mut meta = Fields(meta);
                 RecordMeta::File { identity: meta.string("identity")?, offset: meta.long("offset")? as u64 }

@@ -2,6 +2,7 @@
 //! consumer (worker), and the librdkafka properties it turns into.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -98,9 +99,84 @@ pub struct KafkaBusConfig {
     /// Partitions of the topic when `securewatch ingest` / `worker` create it because it does
     /// not exist yet (default 6; 0: never create it). An existing topic keeps its partitions.
     pub create_partitions: i32,
-    /// Further librdkafka properties (`"security.protocol" = "ssl"` …), applied before the
-    /// settings above. The delivery guarantees cannot be overridden here.
+    /// `plaintext` (default), `ssl`, `sasl_plaintext` or `sasl_ssl` (librdkafka's
+    /// `security.protocol`). With TLS the brokers' names are checked against their certificates.
+    pub security_protocol: SecurityProtocol,
+    /// PEM file of the CA(s) the brokers' certificates chain to (`ssl.ca.location`; default:
+    /// the system's trusted roots).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate, for brokers that authenticate clients by certificate.
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM key of `client_cert_file`.
+    pub client_key_file: Option<PathBuf>,
+    /// SASL mechanism with `sasl_*` protocols: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub sasl_mechanism: Option<SaslMechanism>,
+    /// SASL user name.
+    pub sasl_username: Option<String>,
+    /// Environment variable holding the SASL password.
+    pub sasl_password_env: Option<String>,
+    /// File holding the SASL password, trailing line break ignored.
+    pub sasl_password_file: Option<PathBuf>,
+    /// Further librdkafka properties, applied before the settings above. The delivery
+    /// guarantees cannot be overridden here, nor a password written (`sasl.password`).
     pub properties: BTreeMap<String, String>,
+}
+
+/// `security_protocol`: librdkafka's `security.protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityProtocol {
+    /// Plain TCP.
+    Plaintext,
+    /// TLS.
+    Ssl,
+    /// SASL over plain TCP (the password crosses in clear with `PLAIN`).
+    SaslPlaintext,
+    /// SASL over TLS.
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    fn as_str(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "plaintext",
+            SecurityProtocol::Ssl => "ssl",
+            SecurityProtocol::SaslPlaintext => "sasl_plaintext",
+            SecurityProtocol::SaslSsl => "sasl_ssl",
+        }
+    }
+
+    fn tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    fn sasl(self) -> bool {
+        matches!(self, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
+    }
+}
+
+/// `sasl_mechanism`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum SaslMechanism {
+    /// User name and password as they are (use it over TLS only).
+    #[serde(rename = "PLAIN")]
+    Plain,
+    /// Salted challenge-response, SHA-256.
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    /// Salted challenge-response, SHA-512.
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    fn as_str(self) -> &'static str {
+        match self {
+            SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
 }
 
 impl Default for KafkaBusConfig {
@@ -121,13 +197,22 @@ impl Default for KafkaBusConfig {
             fetch_wait_ms: 100,
             start_rewind: 10_000,
             create_partitions: 6,
+            security_protocol: SecurityProtocol::Plaintext,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password_env: None,
+            sasl_password_file: None,
             properties: BTreeMap::new(),
         }
     }
 }
 
-/// Properties the bus sets itself: they carry its delivery guarantees.
-const RESERVED: [&str; 8] = [
+/// Properties the bus sets itself: they carry its delivery guarantees or a secret.
+const RESERVED: [&str; 9] = [
+    "sasl.password",
     "enable.idempotence",
     "acks",
     "request.required.acks",
@@ -168,7 +253,21 @@ impl KafkaBusConfig {
             return invalid("key_field must not be empty".to_string());
         }
         if let Some(name) = self.properties.keys().find(|name| RESERVED.contains(&name.as_str())) {
-            return invalid(format!("properties: {name:?} is set by the bus itself"));
+            return invalid(format!("properties: {name:?} is set by the bus itself (passwords: sasl_password_env or sasl_password_file)"));
+        }
+        let protocol = self.security_protocol;
+        if !protocol.tls() && (self.ca_file.is_some() || self.client_cert_file.is_some()) {
+            return invalid("ca_file and client_cert_file need security_protocol = \"ssl\" or \"sasl_ssl\"".to_string());
+        }
+        if self.client_cert_file.is_some() != self.client_key_file.is_some() {
+            return invalid("set both client_cert_file and client_key_file, or neither".to_string());
+        }
+        let sasl_set = self.sasl_mechanism.is_some() || self.sasl_username.is_some();
+        if protocol.sasl() != sasl_set || (protocol.sasl() && (self.sasl_mechanism.is_none() || self.sasl_username.is_none())) {
+            return invalid("sasl_plaintext and sasl_ssl need sasl_mechanism and sasl_username; other protocols take neither".to_string());
+        }
+        if protocol.sasl() && self.sasl_password_env.is_none() && self.sasl_password_file.is_none() {
+            return invalid("SASL needs sasl_password_env or sasl_password_file".to_string());
         }
         Ok(())
     }
@@ -177,13 +276,35 @@ impl KafkaBusConfig {
         Duration::from_millis(self.request_timeout_ms)
     }
 
-    pub(crate) fn client_config(&self) -> ClientConfig {
+    /// The properties every client shares: brokers, id, security.
+    pub(crate) fn client_config(&self) -> Result<ClientConfig, KafkaBusError> {
         let mut client = ClientConfig::new();
         for (name, value) in &self.properties {
             client.set(name, value);
         }
         client.set("bootstrap.servers", &self.brokers).set("client.id", &self.client_id);
-        client
+        if self.security_protocol != SecurityProtocol::Plaintext || !self.properties.contains_key("security.protocol") {
+            client.set("security.protocol", self.security_protocol.as_str());
+        }
+        let path = |path: &PathBuf| path.display().to_string();
+        if let Some(ca) = &self.ca_file {
+            client.set("ssl.ca.location", path(ca));
+        }
+        if let (Some(cert), Some(key)) = (&self.client_cert_file, &self.client_key_file) {
+            client.set("ssl.certificate.location", path(cert)).set("ssl.key.location", path(key));
+        }
+        if let (Some(mechanism), Some(user)) = (self.sasl_mechanism, &self.sasl_username) {
+            let password = crate::secret::resolve(
+                "sasl_password_env",
+                self.sasl_password_env.as_deref(),
+                "sasl_password_file",
+                self.sasl_password_file.as_deref(),
+            )
+            .map_err(|error| KafkaBusError::Config(error.to_string()))?
+            .unwrap_or_default();
+            client.set("sasl.mechanism", mechanism.as_str()).set("sasl.username", user).set("sasl.password", password);
+        }
+        Ok(client)
     }
 
     /// The idempotent producer's properties.
@@ -192,7 +313,7 @@ impl KafkaBusConfig {
         if self.format == ValueFormat::Json {
             return Err(KafkaBusError::Config("format json is for consumers only".to_string()));
         }
-        let mut client = self.client_config();
+        let mut client = self.client_config()?;
         client
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -206,7 +327,7 @@ impl KafkaBusConfig {
     /// The statically assigned consumer's properties: no auto-commit, nothing stored by itself.
     pub(crate) fn consumer_config(&self) -> Result<ClientConfig, KafkaBusError> {
         self.validate()?;
-        let mut client = self.client_config();
+        let mut client = self.client_config()?;
         client
             .set("group.id", &self.group)
             .set("enable.auto.commit", "false")

@@ -30,11 +30,13 @@ mod topic;
 mod tests;
 #[cfg(test)]
 mod tests_consumer;
+#[cfg(test)]
+mod tests_tls;
 
 use rdkafka::error::KafkaError;
 
 pub use super::{BusCounts, BusProducer, BusStats, DecodeError};
-pub use config::{Compression, KafkaBusConfig, ValueFormat};
+pub use config::{Compression, KafkaBusConfig, SaslMechanism, SecurityProtocol, ValueFormat};
 pub use consumer::{commit_positions, KafkaConsumer, KafkaEntry, PartitionLag, StartOffset};
 pub use producer::{Delivered, KafkaProducer};
 pub use topic::{ensure_topic, partition_count};

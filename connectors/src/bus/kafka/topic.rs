@@ -15,7 +15,7 @@ pub async fn ensure_topic(config: &KafkaBusConfig) -> Result<(), KafkaBusError> 
     if config.create_partitions <= 0 {
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> = config.client_config().create()?;
+    let admin: AdminClient<DefaultClientContext> = config.client_config()?.create()?;
     let topic = NewTopic::new(&config.topic, config.create_partitions, TopicReplication::Fixed(1));
     let options = AdminOptions::new().operation_timeout(Some(config.request_timeout()));
     for result in admin.create_topics([&topic], &options).await? {
@@ -32,7 +32,7 @@ pub async fn ensure_topic(config: &KafkaBusConfig) -> Result<(), KafkaBusError> 
 /// The number of partitions of `config.topic`, as the brokers' metadata says; an error when the
 /// topic does not exist.
 pub async fn partition_count(config: &KafkaBusConfig) -> Result<i32, KafkaBusError> {
-    let client = config.client_config();
+    let client = config.client_config()?;
     let topic = config.topic.clone();
     let timeout: Duration = config.request_timeout();
     let count = tokio::task::spawn_blocking(move || -> Result<i32, KafkaBusError> {

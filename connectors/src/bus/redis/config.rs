@@ -1,6 +1,7 @@
 //! Configuration of the Redis Streams bus (`[bus.redis]`), shared by the producer (ingest) and
 //! the consumer (worker).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -11,8 +12,20 @@ use super::RedisBusError;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisBusConfig {
-    /// Server URL, `redis://[user:password@]host:port[/db]` (default `redis://127.0.0.1:6379`).
+    /// Server URL, `redis://[user:password@]host:port[/db]` (default `redis://127.0.0.1:6379`);
+    /// `rediss://` for TLS.
     pub url: String,
+    /// `rediss://`: PEM file of the CA(s) the server certificate must chain to (default: the
+    /// system's trusted roots).
+    pub ca_file: Option<PathBuf>,
+    /// `rediss://`: PEM client certificate, for servers with `tls-auth-clients yes`.
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM key of `client_cert_file`.
+    pub client_key_file: Option<PathBuf>,
+    /// Environment variable holding the password (instead of writing it in `url`).
+    pub password_env: Option<String>,
+    /// File holding the password, trailing line break ignored.
+    pub password_file: Option<PathBuf>,
     /// Stream key (default `securewatch:raw`).
     pub stream: String,
     /// Approximate cap on the stream's length: every `XADD` carries `MAXLEN ~ max_len`, so Redis
@@ -47,6 +60,11 @@ impl Default for RedisBusConfig {
     fn default() -> Self {
         RedisBusConfig {
             url: "redis://127.0.0.1:6379".to_string(),
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            password_env: None,
+            password_file: None,
             stream: "securewatch:raw".to_string(),
             max_len: 1_000_000,
             group: "securewatch".to_string(),
@@ -86,9 +104,46 @@ impl RedisBusConfig {
         if self.claim_min_idle_ms == 0 {
             return invalid("claim_min_idle_ms must be above 0 (0 would steal live consumers' entries)");
         }
+        let tls_files = self.ca_file.is_some() || self.client_cert_file.is_some();
+        if tls_files && !self.url.starts_with("rediss://") {
+            return invalid("ca_file and client_cert_file need a rediss:// url (TLS)");
+        }
+        if self.client_cert_file.is_some() != self.client_key_file.is_some() {
+            return invalid("set both client_cert_file and client_key_file, or neither");
+        }
+        if self.password_env.is_some() && self.password_file.is_some() {
+            return invalid("set password_env or password_file, not both");
+        }
         ::redis::Client::open(self.url.as_str())
             .map(drop)
             .map_err(|error| RedisBusError::Config(format!("url: {error}")))
+    }
+
+    /// A client for `url` with the password and TLS files applied.
+    pub(crate) fn client(&self) -> Result<::redis::Client, RedisBusError> {
+        use ::redis::IntoConnectionInfo;
+        let mut info = self.url.as_str().into_connection_info()?;
+        let password = crate::secret::resolve("password_env", self.password_env.as_deref(), "password_file", self.password_file.as_deref())
+            .map_err(|error| RedisBusError::Config(error.to_string()))?;
+        if let Some(password) = password {
+            let settings = info.redis_settings().clone().set_password(password);
+            info = info.set_redis_settings(settings);
+        }
+        if self.ca_file.is_none() && self.client_cert_file.is_none() {
+            return Ok(::redis::Client::open(info)?);
+        }
+        let read = |key: &str, path: &PathBuf| {
+            std::fs::read(path).map_err(|error| RedisBusError::Config(format!("{key}: cannot read {}: {error}", path.display())))
+        };
+        let client_tls = match (&self.client_cert_file, &self.client_key_file) {
+            (Some(cert), Some(key)) => Some(::redis::ClientTlsConfig {
+                client_cert: read("client_cert_file", cert)?,
+                client_key: read("client_key_file", key)?,
+            }),
+            _ => None,
+        };
+        let root_cert = self.ca_file.as_ref().map(|path| read("ca_file", path)).transpose()?;
+        Ok(::redis::Client::build_with_tls(info, ::redis::TlsCertificates { client_tls, root_cert })?)
     }
 
     pub(crate) fn block(&self) -> Duration {
@@ -129,5 +184,9 @@ mod tests {
         assert!(no_batch.validate().is_err());
         let steal = RedisBusConfig { claim_min_idle_ms: 0, ..RedisBusConfig::default() };
         assert!(steal.validate().is_err());
+        let plain_with_ca = RedisBusConfig { ca_file: Some("ca.pem".into()), ..RedisBusConfig::default() };
+        assert!(plain_with_ca.validate().unwrap_err().to_string().contains("need a rediss:// url"));
+        let half = RedisBusConfig { url: "rediss://r:6380".into(), client_cert_file: Some("c.pem".into()), ..RedisBusConfig::default() };
+        assert!(half.validate().unwrap_err().to_string().contains("client_key_file"));
     }
 }

@@ -48,7 +48,7 @@ pub(crate) async fn connect(
     response_timeout: std::time::Duration,
 ) -> Result<::redis::aio::ConnectionManager, RedisBusError> {
     config.validate()?;
-    let client = ::redis::Client::open(config.url.as_str())?;
+    let client = config.client()?;
     let manager_config = ::redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(config.connect_timeout()))
         .set_response_timeout(Some(response_timeout))

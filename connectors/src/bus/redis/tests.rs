@@ -331,3 +331,41 @@ async fn producer_fails_while_redis_is_down_and_recovers_after_restart() {
     assert_eq!(xlen(&url, &config.stream), 200);
     drop(server);
 }
+
+/// Records round-trip over `rediss://` with the test CA and a client certificate; without the
+/// certificate, or trusting another CA, the connection is refused.
+#[tokio::test]
+async fn records_round_trip_over_tls_with_a_client_certificate() {
+    let Some(url) = test_service("SECUREWATCH_TEST_REDIS_TLS_URL", "SECUREWATCH_REQUIRE_REDIS", "a Redis with TLS") else { return };
+    let Some(dir) = test_service("SECUREWATCH_TEST_REDIS_TLS_DIR", "SECUREWATCH_REQUIRE_REDIS", "a Redis with TLS") else { return };
+    let dir = std::path::PathBuf::from(dir);
+    let config = RedisBusConfig {
+        ca_file: Some(dir.join("ca.pem")),
+        client_cert_file: Some(dir.join("client.pem")),
+        client_key_file: Some(dir.join("client.key")),
+        ..config(&url, "tls")
+    };
+    config.validate().unwrap();
+    let producer = RedisProducer::connect(&config).await.unwrap();
+    let mut consumer = RedisConsumer::connect(&config, StartPosition::Beginning).await.unwrap();
+    let sent = numbered_records(0, 100);
+    producer.send(&sent).await.unwrap();
+    let entries = poll_until(&mut consumer, 100, Duration::from_secs(10)).await;
+    assert!(records_of(&entries) == sent, "records differ after the round trip over TLS");
+    assert_eq!(consumer.ack(&ids_of(&entries)).await.unwrap(), 100);
+
+    let quick = |config: RedisBusConfig| RedisBusConfig { connect_timeout_ms: 500, ..config };
+    let without_certificate = quick(RedisBusConfig { client_cert_file: None, client_key_file: None, ..config.clone() });
+    assert!(RedisProducer::connect(&without_certificate).await.is_err(), "tls-auth-clients yes refuses it");
+    let other_ca = {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem()
+    };
+    let other = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(other.path(), other_ca).unwrap();
+    let untrusted = quick(RedisBusConfig { ca_file: Some(other.path().to_path_buf()), ..config.clone() });
+    assert!(RedisProducer::connect(&untrusted).await.is_err(), "a server certificate of another CA is refused");
+    let plain = redis_cli(test_url().as_deref().unwrap_or(&url), &["DEL", &config.stream]);
+    assert!(plain == "1" || plain == "0");
+}

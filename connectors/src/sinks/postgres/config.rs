@@ -1,5 +1,7 @@
 //! Configuration of the PostgreSQL / TimescaleDB sink (`[sinks.postgres]`).
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use crate::settings::SettingError;
@@ -35,6 +37,36 @@ pub struct PostgresConfig {
     pub compress_after_days: Option<u32>,
     /// TimescaleDB: drop event chunks older than this many days (`None`: keep everything).
     pub retention_days: Option<u32>,
+    /// TLS as libpq names it: `disable`, `prefer`, `require`, `verify-ca` or `verify-full`
+    /// (default: the URL's `sslmode`, else `prefer`). `verify-*` check the server certificate
+    /// against `ssl_root_cert_file` (else the public web roots); `verify-full` also its name.
+    pub sslmode: Option<PgSslMode>,
+    /// PEM file of the CA(s) the server certificate must chain to.
+    pub ssl_root_cert_file: Option<PathBuf>,
+    /// PEM client certificate, for servers that authenticate clients by certificate.
+    pub ssl_client_cert_file: Option<PathBuf>,
+    /// PEM key of `ssl_client_cert_file`.
+    pub ssl_client_key_file: Option<PathBuf>,
+    /// Environment variable holding the password (instead of writing it in `url`).
+    pub password_env: Option<String>,
+    /// File holding the password (e.g. a mounted secret), trailing line break ignored.
+    pub password_file: Option<PathBuf>,
+}
+
+/// `sslmode`: how the sink protects its connections to PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PgSslMode {
+    /// Plain TCP.
+    Disable,
+    /// TLS when the server offers it, without checking its certificate.
+    Prefer,
+    /// TLS, without checking the server certificate.
+    Require,
+    /// TLS with a server certificate that chains to a trusted CA.
+    VerifyCa,
+    /// As `verify-ca`, and the certificate names the host connected to.
+    VerifyFull,
 }
 
 impl std::fmt::Debug for PostgresConfig {
@@ -53,6 +85,12 @@ impl std::fmt::Debug for PostgresConfig {
             .field("partitions_behind_days", &self.partitions_behind_days)
             .field("compress_after_days", &self.compress_after_days)
             .field("retention_days", &self.retention_days)
+            .field("sslmode", &self.sslmode)
+            .field("ssl_root_cert_file", &self.ssl_root_cert_file)
+            .field("ssl_client_cert_file", &self.ssl_client_cert_file)
+            .field("ssl_client_key_file", &self.ssl_client_key_file)
+            .field("password_env", &self.password_env)
+            .field("password_file", &self.password_file)
             .finish()
     }
 }
@@ -123,6 +161,12 @@ impl PostgresConfig {
         if self.compress_after_days == Some(0) {
             return Err(SettingError::invalid("compress_after_days", "must be above 0 (leave it out for no compression)"));
         }
+        if self.ssl_client_cert_file.is_some() != self.ssl_client_key_file.is_some() {
+            return Err(SettingError::invalid("ssl_client_cert_file", "set both ssl_client_cert_file and ssl_client_key_file, or neither"));
+        }
+        if self.password_env.is_some() && self.password_file.is_some() {
+            return Err(SettingError::invalid("password_env", "set password_env or password_file, not both"));
+        }
         Ok(())
     }
 }
@@ -142,6 +186,12 @@ impl Default for PostgresConfig {
             partitions_behind_days: 1,
             compress_after_days: Some(7),
             retention_days: Some(30),
+            sslmode: None,
+            ssl_root_cert_file: None,
+            ssl_client_cert_file: None,
+            ssl_client_key_file: None,
+            password_env: None,
+            password_file: None,
         }
     }
 }

@@ -18,7 +18,7 @@ mod sink;
 mod timescale;
 mod transaction;
 
-pub use config::{LoadMethod, PostgresConfig, TimescaleMode};
+pub use config::{LoadMethod, PgSslMode, PostgresConfig, TimescaleMode};
 pub use rows::REJECTED_REASON;
 pub use alerts::apply_alert_changes;
 pub use enrichment::apply_enrichment_changes;

@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::AssertSqlSafe;
 
-use super::config::{PostgresConfig, TimescaleMode};
+use super::config::{PgSslMode, PostgresConfig, TimescaleMode};
 use super::rows::CREATE_STAGING;
 
 /// Sink failures.
@@ -52,6 +52,32 @@ impl Flavour {
     }
 }
 
+/// `options` with the `sslmode`, CA, client certificate and password of `config` applied.
+fn with_tls_and_password(mut options: PgConnectOptions, config: &PostgresConfig) -> Result<PgConnectOptions, PostgresError> {
+    use sqlx::postgres::PgSslMode as Mode;
+    if let Some(mode) = config.sslmode {
+        options = options.ssl_mode(match mode {
+            PgSslMode::Disable => Mode::Disable,
+            PgSslMode::Prefer => Mode::Prefer,
+            PgSslMode::Require => Mode::Require,
+            PgSslMode::VerifyCa => Mode::VerifyCa,
+            PgSslMode::VerifyFull => Mode::VerifyFull,
+        });
+    }
+    if let Some(path) = &config.ssl_root_cert_file {
+        options = options.ssl_root_cert(path);
+    }
+    if let (Some(cert), Some(key)) = (&config.ssl_client_cert_file, &config.ssl_client_key_file) {
+        options = options.ssl_client_cert(cert).ssl_client_key(key);
+    }
+    let password = crate::secret::resolve("password_env", config.password_env.as_deref(), "password_file", config.password_file.as_deref())
+        .map_err(|error| PostgresError::Config(error.to_string()))?;
+    if let Some(password) = password {
+        options = options.password(&password);
+    }
+    Ok(options)
+}
+
 /// The PostgreSQL / TimescaleDB sink. Cheap to share (`Arc`) across tasks: writes take a pooled
 /// connection each.
 #[derive(Debug)]
@@ -70,6 +96,7 @@ impl PostgresSink {
         let options = PgConnectOptions::from_str(&config.url)
             .map_err(PostgresError::Connect)?
             .statement_cache_capacity(config.statement_cache_capacity);
+        let options = with_tls_and_password(options, config)?;
         // Set per connection rather than as a start-up parameter, which some servers ignore
         // (PGlite's socket server). `public` stays on the path: TimescaleDB's functions live there.
         let search_path = match &config.schema {

@@ -505,3 +505,43 @@ async fn audit_entries_are_appended_and_never_changed() {
     }
     assert_eq!(scalar(&sink, "SELECT count(*) FROM audit_log").await, 2);
 }
+
+// ===== TLS =====
+
+#[tokio::test]
+async fn verify_full_goes_over_tls_with_the_ca_file_and_refuses_another_ca() {
+    let Some(url) = server_url("SECUREWATCH_TEST_POSTGRES_URL", "SECUREWATCH_REQUIRE_POSTGRES") else { return };
+    let Some(ca) = server_url("SECUREWATCH_TEST_POSTGRES_CA", "SECUREWATCH_REQUIRE_POSTGRES") else { return };
+    let sink = sink_at(&url, "tls_verify_full", |config| {
+        config.sslmode = Some(PgSslMode::VerifyFull);
+        config.ssl_root_cert_file = Some(ca.clone().into());
+    })
+    .await;
+    let query = "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    let (ssl, version): (bool, Option<String>) = sqlx::query_as(query).fetch_one(&sink.pool).await.unwrap();
+    assert!(ssl, "verify-full connects over TLS");
+    assert!(version.is_some_and(|version| version == "TLSv1.3" || version == "TLSv1.2"));
+    let plain = sink_at(&url, "tls_disabled", |config| config.sslmode = Some(PgSslMode::Disable)).await;
+    let (ssl,): (bool,) = sqlx::query_as("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetch_one(&plain.pool).await.unwrap();
+    assert!(!ssl);
+    // A CA that did not sign the server's certificate: refused, the path of nothing leaked.
+    let other_ca = {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem()
+    };
+    let other = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(other.path(), other_ca).unwrap();
+    let config = PostgresConfig {
+        url: url.clone(),
+        sslmode: Some(PgSslMode::VerifyFull),
+        ssl_root_cert_file: Some(other.path().to_path_buf()),
+        ..PostgresConfig::default()
+    };
+    let error = PostgresSink::connect(&config).await.unwrap_err().to_string();
+    assert!(error.to_lowercase().contains("certificate") || error.contains("UnknownIssuer"), "{error}");
+    // The password comes from a file; a file that is missing is named in the error.
+    let missing = PostgresConfig { password_file: Some("/nonexistent/pg-password".into()), ..config };
+    let error = PostgresSink::connect(&missing).await.unwrap_err().to_string();
+    assert!(error.contains("password_file: cannot read /nonexistent/pg-password"), "{error}");
+}

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::acks::HecAckConfig;
 use super::HecError;
 use crate::http_listener::HttpSettings;
+use crate::tls::TlsConfig;
 
 /// The HTTP defaults of `[sources.hec]`: 1024 connections.
 const HTTP_DEFAULTS: HttpSettings = HttpSettings::with_max_connections(1024);
@@ -24,6 +25,10 @@ pub struct HecConfig {
     pub name: String,
     /// Listen address (default `127.0.0.1:8088`, Splunk's HEC port).
     pub listen: SocketAddr,
+    /// HTTPS on `listen` (`[sources.hec.tls]`): certificate, key, client certificates; plain
+    /// HTTP without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
     /// Accepted tokens (`Authorization: Splunk <token>`), each with its default metadata. At
     /// least one is required.
     pub tokens: Vec<HecTokenConfig>,
@@ -55,6 +60,7 @@ impl Default for HecConfig {
             enabled: true,
             name: "hec".to_string(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8088)),
+            tls: None,
             tokens: Vec::new(),
             max_body_bytes: 100 * 1024 * 1024,
             max_events_per_request: 100_000,
@@ -155,6 +161,9 @@ impl HecConfig {
             return invalid(format!("max_events_per_request must be in 1..={}", u32::MAX));
         }
         self.acks.validate().map_err(|error| HecError::InvalidConfig(error.to_string()))?;
+        if let Some(tls) = &self.tls {
+            tls.validate().map_err(|error| HecError::InvalidConfig(error.to_string()))?;
+        }
         self.http_settings().validate().map_err(|error| HecError::InvalidConfig(error.to_string()))
     }
 

@@ -39,6 +39,9 @@ pub enum HecError {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// The TLS certificate, key or CA file is unusable.
+    #[error("HEC {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use super::request::{self, Encoding, HecQuery};
 use super::response::{HecReply, Refusal};
 use super::{HecConfig, HecError};
 use crate::http_listener::HttpListener;
+use crate::tls::TlsAcceptor;
 use crate::log_limit::{SharedWarnLimiter, DEFAULT_INTERVAL};
 use crate::queue::{BatchOutcome, IngestBatch, IngestSender, QueueError};
 use crate::telemetry::SourceLabels;
@@ -35,6 +36,7 @@ use crate::telemetry::SourceLabels;
 pub struct HecSource {
     listener: HttpListener,
     local_addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
     state: Arc<HecState>,
 }
 
@@ -101,6 +103,7 @@ impl HecSource {
             TcpListener::bind(addr).await.map_err(|source| HecError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| HecError::Bind { addr, source })?;
         let listener = HttpListener::new(listener, &config.name, config.http_settings().limits(SHUTDOWN_GRACE));
+        let tls = config.tls.as_ref().map(|tls| TlsAcceptor::new(&config.name, tls, &[b"http/1.1"])).transpose()?;
         let tokens = config
             .tokens
             .into_iter()
@@ -130,7 +133,7 @@ impl HecSource {
             bus_failures: SharedWarnLimiter::new("batch_not_published", DEFAULT_INTERVAL),
             acks: AckRegistry::new(config.acks.clone(), &config.name),
         };
-        Ok(HecSource { listener, local_addr, state: Arc::new(state) })
+        Ok(HecSource { listener, local_addr, tls, state: Arc::new(state) })
     }
 
     /// The address actually bound (useful with port 0).
@@ -148,11 +151,18 @@ impl HecSource {
     /// ones and waits up to [`SHUTDOWN_GRACE`] for requests in flight to be answered (which
     /// waits for their batches to be durable).
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), HecError> {
-        tracing::info!(source = %self.state.source_name, listen = %self.local_addr, "HEC source listening.");
+        tracing::info!(source = %self.state.source_name, listen = %self.local_addr, tls = self.tls.is_some(), "HEC source listening.");
         if self.state.tokens.iter().any(|token| token.ack) {
             tokio::spawn(sweep_idle_channels(Arc::clone(&self.state.acks), shutdown.clone()));
         }
-        self.listener.serve(router(self.state), shutdown).await;
+        match self.tls {
+            Some(tls) => {
+                let watcher = tls.watch(shutdown.clone());
+                self.listener.serve_with(tls, router(self.state), shutdown).await;
+                watcher.abort();
+            }
+            None => self.listener.serve(router(self.state), shutdown).await,
+        }
         Ok(())
     }
 }

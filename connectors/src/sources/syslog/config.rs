@@ -1,4 +1,4 @@
-//! Configuration of the syslog source (UDP and TCP listeners).
+//! Configuration of the syslog source (UDP, TCP and TLS listeners).
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -6,6 +6,7 @@ use securewatch_schemas::Tenant;
 use serde::{Deserialize, Serialize};
 
 use crate::settings::SettingError;
+use crate::tls::TlsConfig;
 
 /// The default listen address for both UDP and TCP: loopback, unprivileged port.
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 5514);
@@ -28,6 +29,14 @@ pub struct SyslogConfig {
     /// TCP address to listen on (default `127.0.0.1:5514`); `""` or `"off"` disables TCP.
     #[serde(with = "optional_address")]
     pub tcp_listen: Option<SocketAddr>,
+    /// TCP address for syslog over TLS (RFC 5425; 6514 is its port), or `"off"` (the
+    /// default). Needs `[sources.syslog.tls]`.
+    #[serde(with = "optional_address")]
+    pub tls_listen: Option<SocketAddr>,
+    /// Certificate, key and client authentication of `tls_listen` (`[sources.syslog.tls]`);
+    /// also used by the `[[sources.syslog.listeners]]` that have no `tls` of their own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
     /// Longest accepted message in bytes (default 65536). Longer datagrams and TCP frames are
     /// skipped and counted as rejected with reason `too_large`.
     pub max_message_bytes: usize,
@@ -67,6 +76,12 @@ pub struct SyslogListenerConfig {
     /// TCP address, or `"off"` (the default).
     #[serde(with = "optional_address", default)]
     pub tcp_listen: Option<SocketAddr>,
+    /// TLS address (RFC 5425), or `"off"` (the default).
+    #[serde(with = "optional_address", default)]
+    pub tls_listen: Option<SocketAddr>,
+    /// TLS settings of `tls_listen` (default: those of `[sources.syslog.tls]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
     /// The tenant of every message received here (required).
     pub tenant: Tenant,
 }
@@ -78,6 +93,8 @@ impl Default for SyslogConfig {
             name: "syslog".to_string(),
             udp_listen: Some(DEFAULT_LISTEN),
             tcp_listen: Some(DEFAULT_LISTEN),
+            tls_listen: None,
+            tls: None,
             max_message_bytes: 65536,
             max_connections: 1024,
             batch_size: 512,
@@ -95,9 +112,9 @@ impl SyslogConfig {
         if self.name.trim().is_empty() {
             return Err(SettingError::invalid("name", "must not be empty"));
         }
-        if self.enabled && self.udp_listen.is_none() && self.tcp_listen.is_none() && self.listeners.is_empty() {
-            let reason = "udp_listen and tcp_listen are both \"off\": the source would have nothing to listen \
-                          on; set one of them, or enabled = false";
+        if self.enabled && !self.listens() && self.listeners.is_empty() {
+            let reason = "udp_listen, tcp_listen and tls_listen are all \"off\": the source would have nothing to \
+                          listen on; set one of them, or enabled = false";
             return Err(SettingError::invalid("enabled", reason));
         }
         SettingError::positive("max_message_bytes", self.max_message_bytes as u64)?;
@@ -112,8 +129,8 @@ impl SyslogConfig {
                 if instance.name.trim().is_empty() {
                     return Err(SettingError::invalid("listeners.name", "must not be empty"));
                 }
-                if instance.udp_listen.is_none() && instance.tcp_listen.is_none() {
-                    let reason = format!("listener {} has neither udp_listen nor tcp_listen", instance.name);
+                if !instance.listens() {
+                    let reason = format!("listener {} has none of udp_listen, tcp_listen, tls_listen", instance.name);
                     return Err(SettingError::invalid("listeners", reason));
                 }
                 if !names.insert(instance.name.clone()) {
@@ -121,7 +138,15 @@ impl SyslogConfig {
                     return Err(SettingError::invalid("listeners.name", reason));
                 }
             }
-            let used = [("udp", instance.udp_listen), ("tcp", instance.tcp_listen)];
+            match (&instance.tls_listen, &instance.tls) {
+                (Some(address), None) => {
+                    let reason = format!("tls_listen {address} needs a certificate: add [sources.syslog.tls]");
+                    return Err(SettingError::invalid("tls", reason));
+                }
+                (_, Some(tls)) => tls.validate()?,
+                (None, None) => {}
+            }
+            let used = [("udp", instance.udp_listen), ("tcp", instance.tcp_listen), ("tcp", instance.tls_listen)];
             for (protocol, address) in used.into_iter().filter_map(|(p, a)| a.map(|a| (p, a))) {
                 if !addresses.insert((protocol, address)) {
                     let reason = format!("{protocol} {address} is listened on twice");
@@ -137,8 +162,13 @@ impl SyslogConfig {
     /// A pair with both addresses off is left out.
     pub fn instances(&self) -> Vec<SyslogConfig> {
         let main = SyslogConfig { listeners: Vec::new(), ..self.clone() };
-        let main = (main.udp_listen.is_some() || main.tcp_listen.is_some()).then_some(main);
+        let main = main.listens().then_some(main);
         main.into_iter().chain(self.extra_instances()).collect()
+    }
+
+    /// Whether this instance has an address of its own to listen on.
+    fn listens(&self) -> bool {
+        self.udp_listen.is_some() || self.tcp_listen.is_some() || self.tls_listen.is_some()
     }
 
     /// The `[[sources.syslog.listeners]]` entries as configurations of their own.
@@ -147,6 +177,8 @@ impl SyslogConfig {
             name: listener.name.clone().unwrap_or_else(|| format!("{}-{}", self.name, listener.tenant)),
             udp_listen: listener.udp_listen,
             tcp_listen: listener.tcp_listen,
+            tls_listen: listener.tls_listen,
+            tls: listener.tls.clone().or_else(|| self.tls.clone()),
             tenant: listener.tenant.clone(),
             listeners: Vec::new(),
             ..self.clone()
@@ -250,7 +282,7 @@ mod tests {
         let bad_name = serde_json::from_str::<SyslogConfig>(r#"{"tenant": "ACME"}"#).unwrap_err();
         assert!(bad_name.to_string().contains("tenant name"), "{bad_name}");
         let parse = |text: &str| serde_json::from_str::<SyslogConfig>(text).unwrap().validate().unwrap_err().to_string();
-        assert!(parse(r#"{"listeners": [{"tenant": "a"}]}"#).contains("neither udp_listen nor tcp_listen"));
+        assert!(parse(r#"{"listeners": [{"tenant": "a"}]}"#).contains("none of udp_listen, tcp_listen, tls_listen"));
         let twice = parse(r#"{"listeners": [{"tenant": "a", "tcp_listen": "127.0.0.1:5514"}]}"#);
         assert!(twice.contains("tcp 127.0.0.1:5514 is listened on twice"), "{twice}");
         let names = parse(
@@ -265,6 +297,27 @@ mod tests {
         .unwrap();
         only_extra.validate().unwrap();
         assert_eq!(only_extra.instances().len(), 1);
+    }
+
+    #[test]
+    fn tls_listeners_need_a_certificate_and_inherit_the_main_one() {
+        let parse = |text: &str| serde_json::from_str::<SyslogConfig>(text).unwrap();
+        let missing = parse(r#"{"tls_listen": "127.0.0.1:6514"}"#).validate().unwrap_err().to_string();
+        assert!(missing.contains("needs a certificate"), "{missing}");
+        let config = parse(
+            r#"{"udp_listen": "off", "tcp_listen": "off", "tls_listen": "127.0.0.1:6514",
+                "tls": {"cert_file": "s.pem", "key_file": "s.key"},
+                "listeners": [{"tenant": "acme", "tls_listen": "127.0.0.1:6515"},
+                    {"tenant": "globex", "tls_listen": "127.0.0.1:6516",
+                     "tls": {"cert_file": "g.pem", "key_file": "g.key", "client_ca_file": "ca.pem"}}]}"#,
+        );
+        config.validate().unwrap();
+        let files: Vec<String> = config.instances().iter().map(|c| c.tls.as_ref().unwrap().cert_file.display().to_string()).collect();
+        assert_eq!(files, ["s.pem", "s.pem", "g.pem"]);
+        let same_port = parse(
+            r#"{"tls_listen": "127.0.0.1:5514", "tls": {"cert_file": "s.pem", "key_file": "s.key"}}"#,
+        );
+        assert!(same_port.validate().unwrap_err().to_string().contains("listened on twice"));
     }
 
     #[test]

@@ -1,10 +1,13 @@
-//! Syslog source: RFC 5424 / RFC 3164 messages over UDP (one per datagram) and TCP (RFC 6587).
+//! Syslog source: RFC 5424 / RFC 3164 messages over UDP (one per datagram), TCP (RFC 6587) and TLS (RFC 5425).
 //!
 //! Both sockets are bound by [`SyslogSource::bind`], so a busy port fails at start-up with its
 //! address. Messages become one [`RawRecord`] each (peer `ip:port`, receive time, the bytes) and
 //! are enqueued in batches; parsing happens after the queue. UDP never blocks the socket: a
 //! batch that does not fit the queue is counted as rejected (`queue_full`). TCP waits for room
 //! instead, so a full queue stops reading and the sender's TCP window closes (backpressure).
+//! TLS is TCP after a handshake ([`crate::tls`]): same framing (octet counting, or LF as many
+//! senders use), and the subject of a client certificate kept on each record
+//! ([`RecordMeta::TlsPeer`]).
 
 mod config;
 mod framing;
@@ -29,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::queue::IngestSender;
 use crate::telemetry::SourceLabels;
+use crate::tls::TlsAcceptor;
 
 pub use config::{SyslogConfig, SyslogListenerConfig};
 pub use framing::{SyslogDecoder, SyslogFrame};
@@ -49,13 +53,16 @@ pub enum SyslogError {
     /// A listen address could not be bound.
     #[error("syslog cannot listen on {protocol} {addr}: {source}")]
     Bind {
-        /// `udp` or `tcp`.
+        /// `udp`, `tcp` or `tls`.
         protocol: &'static str,
         /// The configured address.
         addr: SocketAddr,
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// The TLS certificate, key or CA file is unusable.
+    #[error("syslog {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// A listener task ended abnormally (a bug: it panicked).
     #[error("syslog {protocol} listener failed: {detail}")]
     Listener {
@@ -71,6 +78,7 @@ pub enum SyslogError {
 pub struct SyslogSource {
     udp: Option<UdpSocket>,
     tcp: Option<TcpListener>,
+    tls: Option<(TcpListener, TlsAcceptor)>,
     max_connections: usize,
     evict_idle_after: Duration,
     context: Arc<SourceContext>,
@@ -95,9 +103,9 @@ impl SyslogSource {
         queue: IngestSender,
     ) -> Result<SyslogSource, SyslogError> {
         config.validate().map_err(SyslogError::InvalidConfig)?;
-        let (udp_listen, tcp_listen) = match config.enabled {
-            true => (config.udp_listen, config.tcp_listen),
-            false => (None, None),
+        let (udp_listen, tcp_listen, tls_listen) = match config.enabled {
+            true => (config.udp_listen, config.tcp_listen, config.tls_listen),
+            false => (None, None, None),
         };
         let udp = match udp_listen {
             Some(addr) => {
@@ -121,6 +129,14 @@ impl SyslogSource {
             }
             None => None,
         };
+        let tls = match (tls_listen, &config.tls) {
+            (Some(addr), Some(tls)) => {
+                let acceptor = TlsAcceptor::new(&config.name, tls, &[])?;
+                let listener = TcpListener::bind(addr).await.map_err(|source| SyslogError::Bind { protocol: "tls", addr, source })?;
+                Some((listener, acceptor))
+            }
+            _ => None,
+        };
         let batch_limit = config.batch_size.min(queue.capacity()).max(1);
         let context = SourceContext {
             source_name: Arc::from(config.name.as_str()),
@@ -133,6 +149,7 @@ impl SyslogSource {
         Ok(SyslogSource {
             udp,
             tcp,
+            tls,
             max_connections: config.max_connections,
             evict_idle_after: Duration::from_millis(config.evict_idle_after_ms),
             context: Arc::new(context),
@@ -149,6 +166,11 @@ impl SyslogSource {
         self.tcp.as_ref().and_then(|listener| listener.local_addr().ok())
     }
 
+    /// The bound TLS address (with the actual port when 0 was configured).
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().and_then(|(listener, _)| listener.local_addr().ok())
+    }
+
     /// Receives until `shutdown` is cancelled, then returns once every TCP connection has
     /// enqueued what it had read. Returns at once when no socket is bound.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), SyslogError> {
@@ -160,10 +182,16 @@ impl SyslogSource {
             let task = listeners.spawn(udp::receive(socket, context, shutdown));
             udp_task = Some(task.id());
         }
+        let limits = tcp::Limits { max_connections: self.max_connections, evict_idle_after: self.evict_idle_after };
         if let Some(listener) = self.tcp {
             let context = Arc::clone(&self.context);
-            let limits = tcp::Limits { max_connections: self.max_connections, evict_idle_after: self.evict_idle_after };
-            listeners.spawn(tcp::accept(listener, context, limits, shutdown));
+            listeners.spawn(tcp::accept(listener, None, context, limits, shutdown.clone()));
+        }
+        let mut watcher = None;
+        if let Some((listener, acceptor)) = self.tls {
+            let context = Arc::clone(&self.context);
+            watcher = Some(acceptor.watch(shutdown.clone()));
+            listeners.spawn(tcp::accept(listener, Some(acceptor), context, limits, shutdown));
         }
         drop(self.context);
         while let Some(result) = listeners.join_next().await {
@@ -172,12 +200,15 @@ impl SyslogSource {
                 return Err(SyslogError::Listener { protocol, detail: error.to_string() });
             }
         }
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
         Ok(())
     }
 }
 
 impl SourceContext {
-    fn record(&self, peer: &str, received: DateTime<Utc>, body: Vec<u8>) -> RawRecord {
+    fn record(&self, peer: &str, identity: Option<&Arc<str>>, received: DateTime<Utc>, body: Vec<u8>) -> RawRecord {
         RawRecord {
             kind: SourceKind::Syslog,
             source_name: Arc::clone(&self.source_name),
@@ -185,7 +216,7 @@ impl SourceContext {
             peer: Some(peer.to_string()),
             received,
             body,
-            meta: RecordMeta::None,
+            meta: identity.map_or(RecordMeta::None, |identity| RecordMeta::TlsPeer { identity: Arc::clone(identity) }),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Syslog over TCP: RFC 6587 framing per connection, waiting for queue room (backpressure).
+//! Syslog over TCP and TLS: RFC 6587 / RFC 5425 framing per connection, waiting for queue room (backpressure).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use securewatch_schemas::RawRecord;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -17,12 +17,16 @@ use super::idle::{Activity, IdleRegistry};
 use super::{ReceiveClock, SourceContext, SyslogDecoder, SyslogFrame, CONNECTIONS_REFUSED, IDLE_CONNECTIONS_CLOSED};
 use crate::log_limit::{count_suppressed, WarnLimiter, DEFAULT_INTERVAL, LOGS_SUPPRESSED};
 use crate::queue::{IngestBatch, QueueError};
+use crate::tls::TlsAcceptor;
 
 /// Bytes requested from the socket per read.
 const READ_CHUNK: usize = 16 * 1024;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// How long a TLS client has to complete its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a connection admitted by closing an idle one waits for that one's slot.
 const EVICTION_WAIT: Duration = Duration::from_secs(5);
@@ -37,8 +41,15 @@ pub(super) struct Limits {
     pub evict_idle_after: Duration,
 }
 
-/// Accepts connections until `shutdown`, then waits for every connection to finish.
-pub(super) async fn accept(listener: TcpListener, context: Arc<SourceContext>, limits: Limits, shutdown: CancellationToken) {
+/// Accepts connections (TLS ones when `tls` is set) until `shutdown`, then waits for every
+/// connection to finish.
+pub(super) async fn accept(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    context: Arc<SourceContext>,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut connections = JoinSet::new();
     let mut registry = IdleRegistry::new();
@@ -71,6 +82,7 @@ pub(super) async fn accept(listener: TcpListener, context: Arc<SourceContext>, l
                     let (activity, close) = registry.open(&shutdown);
                     let context = Arc::clone(&context);
                     let slots = Arc::clone(&slots);
+                    let tls = tls.clone();
                     let task = connections.spawn({
                         let close = close.clone();
                         let activity = activity.clone();
@@ -83,7 +95,23 @@ pub(super) async fn accept(listener: TcpListener, context: Arc<SourceContext>, l
                                     _ => return,
                                 },
                             };
-                            serve(stream, peer, context, close, activity, slot).await
+                            let Some(tls) = tls else {
+                                return serve(stream, peer, None, context, close, activity, slot).await;
+                            };
+                            let handshake = tokio::select! {
+                                _ = close.cancelled() => return,
+                                handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.handshake(stream)) => handshake,
+                            };
+                            match handshake {
+                                Ok(Ok((stream, identity))) => {
+                                    let identity = identity.map(Arc::from);
+                                    serve(stream, peer, identity, context, close, activity, slot).await
+                                }
+                                Ok(Err(error)) => {
+                                    tracing::debug!(source = %context.source_name, %peer, %error, "Syslog TLS handshake failed.");
+                                }
+                                Err(_) => tls.count_timeout(),
+                            }
                         }
                     });
                     registry.register(task.id(), activity, close);
@@ -132,9 +160,10 @@ fn refuse(context: &SourceContext, stream: TcpStream, peer: SocketAddr, max_conn
 /// Reads one connection until EOF, an error or `shutdown` (the listener's, or its own when it is
 /// closed for being idle); what was read by then is framed and enqueued (an incomplete last
 /// frame included) before the connection closes.
-async fn serve(
-    mut stream: TcpStream,
+async fn serve<S: AsyncRead + Unpin>(
+    mut stream: S,
     peer: SocketAddr,
+    identity: Option<Arc<str>>,
     context: Arc<SourceContext>,
     shutdown: CancellationToken,
     activity: Activity,
@@ -142,6 +171,7 @@ async fn serve(
 ) {
     let mut connection = Connection {
         peer: peer.to_string(),
+        identity,
         decoder: SyslogDecoder::new(context.max_message_bytes),
         buffer: BytesMut::with_capacity(READ_CHUNK),
         clock: ReceiveClock::default(),
@@ -174,6 +204,8 @@ async fn serve(
 /// One connection's framing state.
 struct Connection {
     peer: String,
+    /// The TLS client certificate's subject.
+    identity: Option<Arc<str>>,
     decoder: SyslogDecoder,
     buffer: BytesMut,
     clock: ReceiveClock,
@@ -196,7 +228,7 @@ impl Connection {
             match frame {
                 Ok(Some(SyslogFrame::Message(body))) => {
                     frames += 1;
-                    records.push(context.record(&self.peer, self.clock.now(), body));
+                    records.push(context.record(&self.peer, self.identity.as_ref(), self.clock.now(), body));
                     if records.len() >= context.batch_limit {
                         queue_open = enqueue(&context, std::mem::take(&mut records)).await;
                         if !queue_open {

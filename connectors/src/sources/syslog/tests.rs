@@ -357,7 +357,7 @@ async fn enabled_source_with_nothing_to_listen_on_is_refused() {
     let (sender, _receiver) = ingest_queue(10);
     let config = SyslogConfig { enabled: true, udp_listen: None, tcp_listen: None, ..loopback("nothing") };
     let error = SyslogSource::bind(config, sender).await.unwrap_err().to_string();
-    assert!(error.contains("udp_listen and tcp_listen are both \"off\"") && error.contains("enabled = false"), "{error}");
+    assert!(error.contains("udp_listen, tcp_listen and tls_listen are all \"off\"") && error.contains("enabled = false"), "{error}");
 }
 
 #[tokio::test]

@@ -97,7 +97,7 @@ impl DatagramBatch {
             context.labels.rejected("empty", 1);
             return;
         }
-        let record = context.record(&peer.to_string(), clock.now(), datagram[..kept].to_vec());
+        let record = context.record(&peer.to_string(), None, clock.now(), datagram[..kept].to_vec());
         self.records.push(record);
     }
 
