@@ -19,13 +19,6 @@ cd "$(dirname "$0")/.."
 seconds="${1:-30}"
 source bench/common.sh
 
-server=""
-data=""
-stop_server() {
-  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
-  if [ -n "$data" ]; then rm -rf "$data"; fi
-  server=""; data=""
-}
 trap stop_server EXIT
 
 data="$(mktemp -d)"

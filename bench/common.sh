@@ -1,6 +1,6 @@
 # Shared by the bench scripts (sourced from the repository root): resolves the release binaries
-# into $bin (BIN_DIR, else a fresh release build) and defines port(), api_config() and
-# sources_config().
+# into $bin (BIN_DIR, else a fresh release build) and defines port(), api_config(),
+# sources_config() and stop_server().
 if [ -n "${BIN_DIR:-}" ]; then
   bin="$(cd "$BIN_DIR" && pwd)"
 else
@@ -20,4 +20,13 @@ api_config() {
 sources_config() {
   printf '[sources.hec]\nlisten = "127.0.0.1:%s"\n' "$1"
   [ -z "${2:-}" ] || printf '[sources.syslog]\nudp_listen = "127.0.0.1:%s"\ntcp_listen = "127.0.0.1:%s"\n' "$2" "$2"
+}
+# stop_server: stops the benchmark server $server (when one runs) and removes its data
+# directory $data; a script sets both when it starts a server and traps EXIT with this.
+server=""
+data=""
+stop_server() {
+  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+  if [ -n "$data" ]; then rm -rf "$data"; fi
+  server=""; data=""
 }

@@ -31,13 +31,6 @@ now_times=()
 
 source bench/common.sh
 
-server=""
-data=""
-stop_server() {
-  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
-  if [ -n "$data" ]; then rm -rf "$data"; fi
-  server=""; data=""
-}
 trap stop_server EXIT
 
 # start_server WORKERS: sets $server, $data, $hec_port, $syslog_port, $api_port

@@ -16,13 +16,6 @@ source tests/services/tls.sh
 
 pki="$(mktemp -d)"
 make_test_pki "$pki"
-server=""
-data=""
-stop_server() {
-  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
-  if [ -n "$data" ]; then rm -rf "$data"; fi
-  server=""; data=""
-}
 trap 'stop_server; rm -rf "$pki"' EXIT
 
 tls_table() {

@@ -20,17 +20,6 @@ const LIMITS: [(&str, &str); 4] = [
     ("SECUREWATCH_SOURCES__SYSLOG__MAX_CONNECTIONS", "50"),
 ];
 
-/// The value of the `/metrics` sample `name` with every label of `labels` (0 when absent).
-fn metric(instance: &Instance, name: &str, labels: &[&str]) -> f64 {
-    let (_, text) = curl(&[&instance.api_url("/metrics")]).unwrap();
-    let prefix = format!("{name}{{");
-    text.lines()
-        .filter(|line| line.starts_with(&prefix))
-        .find(|line| labels.iter().all(|label| line.contains(label)))
-        .and_then(|line| line.rsplit_once(' '))
-        .map_or(0.0, |(_, value)| value.parse().unwrap())
-}
-
 fn open_idle(port: u16, count: usize) -> Vec<TcpStream> {
     (0..count).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect()
 }
@@ -46,7 +35,7 @@ fn idle_connections_by_the_hundred_do_not_lock_out_hec_the_api_or_syslog() {
         .collect();
     // Every idle connection accepted (each past syslog's 50 refused, or closing one idle 1 s),
     // then long enough for syslog's to count as idle, far below the HTTP header timeout.
-    let syslog = |name: &str| metric(&instance, name, &["source=\"syslog\""]);
+    let syslog = |name: &str| instance.metric(name, &["source=\"syslog\""]);
     let past_the_limit =
         || syslog("securewatch_source_connections_refused_total") + syslog("securewatch_source_idle_connections_closed_total");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -72,15 +61,15 @@ fn idle_connections_by_the_hundred_do_not_lock_out_hec_the_api_or_syslog() {
     // Each HTTP listener kept 50 open: every connection past them closed the idlest one.
     let evicted = |listener: &str| {
         let listener = format!("listener=\"{listener}\"");
-        metric(&instance, "securewatch_http_connections_closed_total", &[&listener, "reason=\"idle_evicted\""])
+        instance.metric("securewatch_http_connections_closed_total", &[&listener, "reason=\"idle_evicted\""])
     };
     assert!(evicted("hec") >= (IDLE_PER_LISTENER - 50) as f64, "hec evicted {}", evicted("hec"));
     assert!(evicted("api") >= (IDLE_PER_LISTENER - 50) as f64, "api evicted {}", evicted("api"));
     for listener in ["hec", "api"] {
-        let open = metric(&instance, "securewatch_http_connections_open", &[&format!("listener=\"{listener}\"")]);
+        let open = instance.metric("securewatch_http_connections_open", &[&format!("listener=\"{listener}\"")]);
         assert!(open <= 51.0, "{listener} has {open} connections open");
     }
-    let syslog_closed = metric(&instance, "securewatch_source_idle_connections_closed_total", &["source=\"syslog\""]);
+    let syslog_closed = instance.metric("securewatch_source_idle_connections_closed_total", &["source=\"syslog\""]);
     assert!(syslog_closed >= 1.0, "idle connections made room: {syslog_closed}");
 }
 

@@ -13,17 +13,6 @@ use serde_json::Value;
 
 const TOKEN: &str = "e2e-tls-token-1234";
 
-/// The value of the `/metrics` sample `name` with every label of `labels` (0 when absent).
-fn metric(instance: &Instance, name: &str, labels: &[&str]) -> f64 {
-    let (_, text) = curl(&[&instance.api_url("/metrics")]).unwrap();
-    let prefix = format!("{name}{{");
-    text.lines()
-        .filter(|line| line.starts_with(&prefix))
-        .find(|line| labels.iter().all(|label| line.contains(label)))
-        .and_then(|line| line.rsplit_once(' '))
-        .map_or(0.0, |(_, value)| value.parse().unwrap())
-}
-
 /// The stored syslog event whose message is `message`, waiting for it.
 fn wait_message(instance: &Instance, message: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -105,11 +94,11 @@ fn hec_over_https_and_syslog_over_tls_with_real_clients() {
     s_client(tls_port, &ca, Some(&unlisted), b"5 <13>x", &[]).unwrap();
     let old_protocol = s_client(tls_port, &ca, Some(&relay), b"5 <13>x", &["-tls1_1"]).unwrap();
     assert!(old_protocol.server_subject.is_none(), "TLS 1.1 is refused: {old_protocol:?}");
-    let failures = |reason: &str| metric(&instance, "securewatch_tls_handshake_failures_total", &["listener=\"syslog\"", &format!("reason=\"{reason}\"")]);
+    let failures = |reason: &str| instance.metric("securewatch_tls_handshake_failures_total", &["listener=\"syslog\"", &format!("reason=\"{reason}\"")]);
     assert_eq!(failures("no_client_certificate"), 1.0);
     assert_eq!(failures("bad_client_certificate"), 1.0);
     assert!(failures("incompatible_client") + failures("protocol_violation") + failures("other") >= 1.0);
-    assert_eq!(metric(&instance, "securewatch_tls_peers_refused_total", &["reason=\"name_not_permitted\""]), 1.0);
+    assert_eq!(instance.metric("securewatch_tls_peers_refused_total", &["reason=\"name_not_permitted\""]), 1.0);
     let stored = instance.events("source=syslog&limit=200").unwrap();
     assert!(stored.iter().all(|event| event["message"] != "x"), "no refused client got a message in");
 
@@ -177,7 +166,7 @@ fn hec_over_https_and_syslog_over_tls_with_real_clients() {
     std::fs::write(&server.cert, "-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n").unwrap();
     assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(10);
-    while metric(&instance, "securewatch_tls_reloads_total", &["listener=\"syslog\"", "result=\"failed\""]) < 1.0 {
+    while instance.metric("securewatch_tls_reloads_total", &["listener=\"syslog\"", "result=\"failed\""]) < 1.0 {
         assert!(Instant::now() < deadline, "the broken certificate was not counted");
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -190,6 +190,17 @@ impl Instance {
         format!("http://127.0.0.1:{}{path}", self.ports.api)
     }
 
+    /// The value of the `/metrics` sample `name` with every label of `labels` (0 when absent).
+    pub fn metric(&self, name: &str, labels: &[&str]) -> f64 {
+        let (_, text) = curl(&[&self.api_url("/metrics")]).unwrap();
+        let prefix = format!("{name}{{");
+        text.lines()
+            .filter(|line| line.starts_with(&prefix))
+            .find(|line| labels.iter().all(|label| line.contains(label)))
+            .and_then(|line| line.rsplit_once(' '))
+            .map_or(0.0, |(_, value)| value.parse().unwrap())
+    }
+
     /// `http://127.0.0.1:<hec>/<path>`.
     pub fn hec_url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.ports.hec)
