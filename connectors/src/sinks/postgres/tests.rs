@@ -419,7 +419,8 @@ async fn timescale_hypertable_continuous_aggregates_and_policies() {
     })
     .await;
     assert_eq!(sink.flavour(), Flavour::Timescale);
-    let hypertables = scalar(&sink, "SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name = 'events'").await;
+    let hypertables = scalar(&sink, "SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name = 'events' \
+         AND hypertable_schema = current_schema()").await;
     assert_eq!(hypertables, 1);
     let aggregates: Vec<String> = sqlx::query_scalar(
         "SELECT view_name::text FROM timescaledb_information.continuous_aggregates \
