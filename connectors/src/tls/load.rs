@@ -120,6 +120,13 @@ pub(super) fn server_config(config: &TlsConfig, files: &FileSet, alpn: &[&[u8]])
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
     server.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+    if alpn.is_empty() {
+        // Syslog: the server never writes after the handshake, and its senders never read. A
+        // TLS 1.3 session ticket sent anyway sits unread in the sender's socket, so the sender's
+        // close becomes a reset, which discards what the server had not read yet (measured:
+        // 5,076 of 20,000 messages stored over one connection).
+        server.send_tls13_tickets = 0;
+    }
     Ok(Arc::new(server))
 }
 

@@ -226,3 +226,45 @@ fn missing_and_mismatched_files_fail_at_start_with_the_path() {
     assert!(error.contains("no PEM private key"), "{error}");
     assert!(!error.contains("PRIVATE KEY"));
 }
+
+/// A syslog sender writes, closes and never reads. Were a TLS 1.3 session ticket sent to it, the
+/// unread ticket would turn its close into a reset, and the reset would discard what the server
+/// had not read yet. Without ALPN (syslog) the acceptor sends none, so every byte arrives.
+#[tokio::test]
+async fn a_sender_that_never_reads_loses_nothing_when_it_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let servers = Authority::new("servers");
+    let acceptor = TlsAcceptor::new("test", &tls_config(dir.path(), &servers.issue(&["localhost"], "server"), None), &[]).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let (mut stream, _) = acceptor.handshake(stream).await.unwrap();
+        // Read slowly at first, so the sender is done and closed long before the server is.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let mut received = Vec::new();
+        let read = stream.read_to_end(&mut received).await;
+        (read.map(|_| ()).map_err(|error| error.to_string()), received.len())
+    });
+    let mut roots = RootCertStore::empty();
+    roots.add(servers.issuer.der().clone()).unwrap();
+    let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(address).await.unwrap();
+    let mut stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let message = vec![b'x'; 64 * 1024];
+    for _ in 0..32 {
+        stream.write_all(&message).await.unwrap();
+    }
+    stream.shutdown().await.unwrap();
+    drop(stream);
+    let (read, received) = server.await.unwrap();
+    assert_eq!(read, Ok(()), "the server reads to a clean end");
+    assert_eq!(received, 32 * 64 * 1024);
+}
