@@ -33,3 +33,15 @@ pub const RELOADS: &str = "securewatch_tls_reloads_total";
 
 #[cfg(test)]
 mod tests;
+
+/// Tests: a PEM file holding a throw-away CA that signed nothing, for checking that a peer
+/// certificate of another CA is refused.
+#[cfg(test)]
+pub(crate) fn unrelated_ca_file() -> tempfile::NamedTempFile {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let pem = params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), pem).unwrap();
+    file
+}

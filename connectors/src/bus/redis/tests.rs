@@ -357,13 +357,7 @@ async fn records_round_trip_over_tls_with_a_client_certificate() {
     let quick = |config: RedisBusConfig| RedisBusConfig { connect_timeout_ms: 500, ..config };
     let without_certificate = quick(RedisBusConfig { client_cert_file: None, client_key_file: None, ..config.clone() });
     assert!(RedisProducer::connect(&without_certificate).await.is_err(), "tls-auth-clients yes refuses it");
-    let other_ca = {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem()
-    };
-    let other = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(other.path(), other_ca).unwrap();
+    let other = crate::tls::unrelated_ca_file();
     let untrusted = quick(RedisBusConfig { ca_file: Some(other.path().to_path_buf()), ..config.clone() });
     assert!(RedisProducer::connect(&untrusted).await.is_err(), "a server certificate of another CA is refused");
     let plain = redis_cli(test_url().as_deref().unwrap_or(&url), &["DEL", &config.stream]);

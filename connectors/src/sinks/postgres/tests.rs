@@ -526,13 +526,7 @@ async fn verify_full_goes_over_tls_with_the_ca_file_and_refuses_another_ca() {
     let (ssl,): (bool,) = sqlx::query_as("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetch_one(&plain.pool).await.unwrap();
     assert!(!ssl);
     // A CA that did not sign the server's certificate: refused, the path of nothing leaked.
-    let other_ca = {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem()
-    };
-    let other = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(other.path(), other_ca).unwrap();
+    let other = crate::tls::unrelated_ca_file();
     let config = PostgresConfig {
         url: url.clone(),
         sslmode: Some(PgSslMode::VerifyFull),
