@@ -4,6 +4,8 @@
 # Usage: tests/fuzz/run.sh [SECONDS] [TARGET...]     (default 10 s, every target)
 #        FUZZ_RUNS=N tests/fuzz/run.sh [TARGET...]    (N inputs each from seed 1 and a fresh corpus:
 #                                                      the same inputs on every machine; what CI runs)
+#        FUZZ_RUNS=N FUZZ_KEEP_CORPUS=1 tests/fuzz/run.sh [TARGET...]
+#                                                     (N inputs each, growing the kept corpus: long runs)
 # New inputs go to tests/fuzz/corpus/<target> (kept between runs, not committed), crashes to
 # tests/fuzz/artifacts/<target>; the seeds are tests/fuzz/seeds/<target> plus, when it exists,
 # the matching part of ../shared/corpus, read in place. Exits non-zero when a target crashed.
@@ -12,7 +14,8 @@ cd "$(dirname "$0")/../.."
 
 CARGO_FUZZ_VERSION=0.13.2
 if [ -n "${FUZZ_RUNS:-}" ]; then
-  budget=(-runs="$FUZZ_RUNS" -seed=1)
+  budget=(-runs="$FUZZ_RUNS")
+  [ -n "${FUZZ_KEEP_CORPUS:-}" ] || budget+=(-seed=1)
 else
   seconds="${1:-10}"
   shift || true
@@ -43,7 +46,9 @@ printf '%-12s %12s %10s %8s  %s\n' target executions exec/s seconds result
 SECONDS=0
 for target in "${targets[@]}"; do
   corpus="tests/fuzz/corpus/$target"
-  [ -z "${FUZZ_RUNS:-}" ] || corpus="$(mktemp -d)"
+  fresh_corpus=""
+  [ -z "${FUZZ_RUNS:-}" ] || [ -n "${FUZZ_KEEP_CORPUS:-}" ] || fresh_corpus=1
+  [ -z "$fresh_corpus" ] || corpus="$(mktemp -d)"
   mkdir -p "$corpus" "tests/fuzz/artifacts/$target"
   log="$(mktemp)"
   # shellcheck disable=SC2046 # each shared seed directory is an argument of its own
@@ -61,6 +66,6 @@ for target in "${targets[@]}"; do
   printf '%-12s %12s %10s %8s  %s\n' "$target" "${executions:-?}" "${rate:-?}" "$took" "$result"
   [ "$result" = ok ] || tail -40 "$log"
   rm -f "$log"
-  [ -z "${FUZZ_RUNS:-}" ] || rm -rf "$corpus"
+  [ -z "$fresh_corpus" ] || rm -rf "$corpus"
 done
 exit "$failed"
