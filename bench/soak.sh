@@ -8,6 +8,8 @@
 # Usage: bench/soak.sh [MINUTES]   (default 120)
 # Environment:
 #   RATE            events/s in all (default 20000), split evenly between HEC and syslog
+#   HEC_CONCURRENCY HEC connections (default 32: each answer waits for the epoch's commit, about
+#                   100 ms, so one connection carries about 10 batches of 100 a second)
 #   RETENTION_SECS  [store] retention_secs (default 900: the store stops growing after 15 min)
 #   WARMUP_SECS     samples before this are left out of the trends (default RETENTION_SECS + 600)
 #   SAMPLE_SECS     sampling interval (default 60)
@@ -66,7 +68,7 @@ sum() { awk -v name="$1" '$1 == name || index($1, name "{") == 1 { s += $NF } EN
 
 echo "== soak: $minutes min at $rate events/s ($half_rate HEC + $half_rate syslog TCP, event time = send time), rules $rule_note, store retention ${retention}s, sample every ${every}s, trends after ${warmup}s"
 "$bin/securewatch-bench" hec --url "http://127.0.0.1:$hec_port" --api "http://127.0.0.1:$api_port" --token bench \
-  --events "$half_events" --batch 100 --concurrency 8 --rate "$half_rate" --now-times --hosts 200 > "$data/hec.out" &
+  --events "$half_events" --batch 100 --concurrency "${HEC_CONCURRENCY:-32}" --rate "$half_rate" --now-times --hosts 200 > "$data/hec.out" &
 loads+=($!)
 "$bin/securewatch-bench" syslog-tcp --addr "127.0.0.1:$syslog_port" --api "http://127.0.0.1:$api_port" \
   --events "$half_events" --connections 4 --rate "$half_rate" --now-times > "$data/syslog.out" &
