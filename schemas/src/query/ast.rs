@@ -214,3 +214,28 @@ pub enum ExprKind {
     /// `-x`.
     Negate(Box<SyntaxExpr>),
 }
+
+impl ExprKind {
+    /// The expressions directly inside this one.
+    pub fn children(&self) -> Vec<&SyntaxExpr> {
+        match self {
+            ExprKind::Name(_)
+            | ExprKind::Field(_)
+            | ExprKind::Text(_)
+            | ExprKind::Int(_)
+            | ExprKind::Float(_)
+            | ExprKind::Bool(_)
+            | ExprKind::Timespan(_)
+            | ExprKind::Datetime(_) => Vec::new(),
+            ExprKind::Call(_, args) => args.iter().collect(),
+            ExprKind::Compare(_, left, right)
+            | ExprKind::And(left, right)
+            | ExprKind::Or(left, right)
+            | ExprKind::Arith(_, left, right)
+            | ExprKind::TextMatch { subject: left, pattern: right, .. } => vec![left, right],
+            ExprKind::In { subject, list, .. } => std::iter::once(&**subject).chain(list).collect(),
+            ExprKind::Between { subject, low, high, .. } => vec![subject, low, high],
+            ExprKind::Not(inner) | ExprKind::Negate(inner) => vec![inner],
+        }
+    }
+}

@@ -11,6 +11,7 @@ mod parse;
 mod plan;
 
 pub use error::QueryError;
+pub use parse::{MAX_DEPTH, MAX_NESTING};
 pub use plan::{Aggregate, ArithOp, Column, CompareOp, Expr, ExprKind, Order, Output, Plan, Stage, Table, TextOp, Type, Value};
 
 use chrono::{DateTime, Utc};

@@ -1,17 +1,19 @@
 //! The grammar: winnow combinators over the located query text, committing (`cut_err`) once an
-//! operator is recognised so an error points where the query went wrong.
+//! operator is recognised so an error points where the query went wrong. Nesting is bounded so
+//! no query can exhaust the stack of the thread that parses it.
 
 use winnow::ascii::digit1;
 use winnow::combinator::{alt, cut_err, delimited, eof, not, opt, preceded, repeat, separated, terminated};
 use winnow::error::{ContextError, ErrMode, ModalResult};
-use winnow::stream::{LocatingSlice, Location};
+use winnow::stream::{LocatingSlice, Location, Stateful};
 use winnow::token::{any, literal, one_of, take_till, take_while};
 use winnow::Parser;
 
 use super::ast::{ArithOp, CompareOp, ExprKind, Named, Order, StageKind, SyntaxExpr, SyntaxQuery, SyntaxStage, TextOp};
 use super::error::QueryError;
 
-type Input<'a> = LocatingSlice<&'a str>;
+/// The query text with its byte positions, and how deeply the parser is nested in it.
+type Input<'a> = Stateful<LocatingSlice<&'a str>, usize>;
 type Error = ContextError<&'static str>;
 type Parsed<T> = ModalResult<T, Error>;
 
@@ -21,13 +23,72 @@ const AN_OPERATOR: &str =
 /// What the parser expects where a value goes.
 const A_VALUE: &str = "a value: a column, a field, a string, a number, a timespan or a function call";
 
+/// How deeply parentheses, function arguments, `not` and unary `-` may nest.
+pub const MAX_NESTING: usize = 32;
+/// What a query nested deeper than [`MAX_NESTING`] is told.
+const LESS_NESTING: &str = "at most 32 levels of parentheses, arguments, `not` and `-` inside each other";
+/// How deep the syntax tree may grow, chains of operators included (`a + b + c` is 3 deep; `and`
+/// and `or` chains are balanced, so 1,000 alternatives are 11 deep). The checker and the SQL
+/// compiler recurse once per level.
+pub const MAX_DEPTH: usize = 64;
+
 /// Parses `text` into its syntax tree, or says where and what was expected.
 pub fn parse_syntax(text: &str) -> Result<SyntaxQuery, QueryError> {
-    query.parse(LocatingSlice::new(text)).map_err(|error| {
+    let parsed = query.parse(Stateful { input: LocatingSlice::new(text), state: 0 }).map_err(|error| {
         let expected = error.inner().context().next().copied().unwrap_or("something else");
         let found = text[error.offset()..].chars().next().map_or("the end of the query".to_owned(), |c| format!("{c:?}"));
         QueryError::at(text, error.offset(), format!("expected {expected}, found {found}"))
-    })
+    })?;
+    match too_deep(&parsed) {
+        Some(position) => Err(QueryError::at(
+            text,
+            position,
+            format!("this expression is nested too deeply: at most {MAX_DEPTH} operators inside each other"),
+        )),
+        None => Ok(parsed),
+    }
+}
+
+/// Where the syntax tree passes [`MAX_DEPTH`], walked without recursion.
+fn too_deep(query: &SyntaxQuery) -> Option<usize> {
+    let mut pending: Vec<(&SyntaxExpr, usize)> = query.stages.iter().flat_map(|stage| stage_exprs(&stage.kind)).map(|expr| (expr, 1)).collect();
+    while let Some((expr, depth)) = pending.pop() {
+        if depth > MAX_DEPTH {
+            return Some(expr.span.start);
+        }
+        pending.extend(expr.kind.children().into_iter().map(|child| (child, depth + 1)));
+    }
+    None
+}
+
+/// The expressions written in a stage.
+fn stage_exprs(stage: &StageKind) -> Vec<&SyntaxExpr> {
+    fn named(list: &[Named]) -> Vec<&SyntaxExpr> {
+        list.iter().map(|named| &named.expr).collect()
+    }
+    match stage {
+        StageKind::Where(expr) | StageKind::Top { by: expr, .. } => vec![expr],
+        StageKind::Project(list) | StageKind::Extend(list) | StageKind::Distinct(list) => named(list),
+        StageKind::Summarize { aggregates, by } => named(aggregates).into_iter().chain(named(by)).collect(),
+        StageKind::Sort(keys) => keys.iter().map(|(expr, _)| expr).collect(),
+        StageKind::Search(_) | StageKind::Take(_) | StageKind::Count => Vec::new(),
+    }
+}
+
+/// Runs `inner` one nesting level deeper, refusing to go past [`MAX_NESTING`].
+fn nested<'a, O>(input: &mut Input<'a>, inner: impl FnOnce(&mut Input<'a>) -> Parsed<O>) -> Parsed<O> {
+    if input.state >= MAX_NESTING {
+        return Err(ErrMode::Cut(ContextError::new().tap_push(LESS_NESTING)));
+    }
+    input.state += 1;
+    let result = inner(input);
+    input.state -= 1;
+    result
+}
+
+/// An expression inside parentheses or a call's argument list.
+fn nested_expression(input: &mut Input<'_>) -> Parsed<SyntaxExpr> {
+    nested(input, expression)
 }
 
 fn query(input: &mut Input<'_>) -> Parsed<SyntaxQuery> {
@@ -153,22 +214,32 @@ fn join(left: SyntaxExpr, right: SyntaxExpr, make: impl FnOnce(Box<SyntaxExpr>, 
     SyntaxExpr { kind: make(Box::new(left), Box::new(right)), span }
 }
 
+/// `a op b op c ...` of an associative operator as a balanced tree: as deep as the logarithm of
+/// its length, so long generated lists of alternatives stay shallow.
+fn balanced(mut operands: Vec<SyntaxExpr>, make: fn(Box<SyntaxExpr>, Box<SyntaxExpr>) -> ExprKind) -> SyntaxExpr {
+    if operands.len() == 1 {
+        return operands.pop().expect("one operand");
+    }
+    let right = operands.split_off(operands.len() / 2);
+    join(balanced(operands, make), balanced(right, make), make)
+}
+
 fn expression(input: &mut Input<'_>) -> Parsed<SyntaxExpr> {
     let first = conjunction(input)?;
     let rest: Vec<SyntaxExpr> = repeat(0.., preceded(word("or"), cut_err(conjunction))).parse_next(input)?;
-    Ok(rest.into_iter().fold(first, |left, right| join(left, right, ExprKind::Or)))
+    Ok(balanced([first].into_iter().chain(rest).collect(), ExprKind::Or))
 }
 
 fn conjunction(input: &mut Input<'_>) -> Parsed<SyntaxExpr> {
     let first = negation(input)?;
     let rest: Vec<SyntaxExpr> = repeat(0.., preceded(word("and"), cut_err(negation))).parse_next(input)?;
-    Ok(rest.into_iter().fold(first, |left, right| join(left, right, ExprKind::And)))
+    Ok(balanced([first].into_iter().chain(rest).collect(), ExprKind::And))
 }
 
 fn negation(input: &mut Input<'_>) -> Parsed<SyntaxExpr> {
     let start = input.current_token_start();
     if opt(terminated(keyword("not"), skip_space)).parse_next(input)?.is_some() {
-        let inner = cut_err(negation).parse_next(input)?;
+        let inner = nested(input, |input| cut_err(negation).parse_next(input))?;
         let span = start..inner.span.end;
         return Ok(SyntaxExpr { kind: ExprKind::Not(Box::new(inner)), span });
     }
@@ -280,7 +351,7 @@ fn multiplicative(input: &mut Input<'_>) -> Parsed<SyntaxExpr> {
 fn unary(input: &mut Input<'_>) -> Parsed<SyntaxExpr> {
     let start = input.current_token_start();
     if opt(symbol("-")).parse_next(input)?.is_some() {
-        let inner = cut_err(unary.context(A_VALUE)).parse_next(input)?;
+        let inner = nested(input, |input| cut_err(unary.context(A_VALUE)).parse_next(input))?;
         let span = start..inner.span.end;
         return Ok(SyntaxExpr { kind: ExprKind::Negate(Box::new(inner)), span });
     }
@@ -289,7 +360,7 @@ fn unary(input: &mut Input<'_>) -> Parsed<SyntaxExpr> {
 
 fn primary(input: &mut Input<'_>) -> Parsed<SyntaxExpr> {
     let (kind, span) = alt((
-        delimited(symbol("("), cut_err(expression), cut_err(literal(")").context("`)`"))).map(|inner| inner.kind),
+        delimited(symbol("("), cut_err(nested_expression), cut_err(literal(")").context("`)`"))).map(|inner| inner.kind),
         string.map(ExprKind::Text),
         number_or_timespan,
         delimited(symbol("["), cut_err(string.context("a quoted field name")), cut_err(literal("]").context("`]`")))
@@ -367,7 +438,7 @@ fn name_or_call(input: &mut Input<'_>) -> Parsed<ExprKind> {
     }
     if input.starts_with('(') {
         symbol("(").parse_next(input)?;
-        let args = cut_err(separated(0.., expression, symbol(","))).parse_next(input)?;
+        let args = cut_err(separated(0.., nested_expression, symbol(","))).parse_next(input)?;
         cut_err(literal(")").context("`,` or `)`")).parse_next(input)?;
         return Ok(ExprKind::Call(name.to_owned(), args));
     }

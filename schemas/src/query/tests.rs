@@ -264,3 +264,44 @@ proptest::proptest! {
         }
     }
 }
+
+/// Parses and checks `text` on a thread with a 1 MiB stack (tokio's workers have 2 MiB): a
+/// query that recursed without bound would overflow it and abort the test run.
+fn compile_on_a_small_stack(text: String) -> Result<Plan, QueryError> {
+    std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(move || compile(&text, now()))
+        .unwrap()
+        .join()
+        .expect("compiling does not panic")
+}
+
+#[test]
+fn nesting_deeper_than_the_limit_is_refused_where_it_passes_the_limit() {
+    let prefix = "events | where ";
+    for (open, close) in [("(", ")"), ("not ", ""), ("-", ""), ("tolower(", ")")] {
+        let text = format!("{prefix}{}host{}", open.repeat(100_000), close.repeat(100_000));
+        let error = compile_on_a_small_stack(text).expect_err(open);
+        assert!(error.message.contains("at most 32 levels"), "{open}: {}", error.message);
+        // The caret is at the expression that sits one level too deep.
+        assert_eq!(error.position, prefix.len() + open.len() * (parse::MAX_NESTING + 1), "{open}: {}", error.position);
+    }
+    let deepest = format!("{prefix}{}host == 'a'{}", "(".repeat(parse::MAX_NESTING), ")".repeat(parse::MAX_NESTING));
+    compile_on_a_small_stack(deepest).expect("32 levels of parentheses are allowed");
+}
+
+#[test]
+fn long_and_or_chains_stay_shallow_and_long_arithmetic_is_refused() {
+    let alternatives: Vec<String> = (0..5000).map(|n| format!("host == 'h-{n}'")).collect();
+    let text = format!("events | where {} and severity != 'debug'", alternatives.join(" or "));
+    match compile_on_a_small_stack(text).expect("5,000 alternatives compile").stages.as_slice() {
+        [Stage::Where(predicate)] => assert!(matches!(predicate.kind, ExprKind::Or(..)), "`or` binds loosest"),
+        _ => panic!("one where stage"),
+    }
+    let sum = format!("events | extend n = {}", vec!["1"; 100].join(" + "));
+    let error = compile_on_a_small_stack(sum).expect_err("100 chained additions");
+    assert!(error.message.contains("nested too deeply"), "{}", error.message);
+    assert!(error.position > "events | extend n = ".len(), "the caret is inside the sum: {}", error.position);
+    compile_on_a_small_stack(format!("events | extend n = {}", vec!["1"; parse::MAX_DEPTH].join(" + "))).expect("64 chained additions compile");
+}
+

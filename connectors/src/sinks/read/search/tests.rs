@@ -261,3 +261,34 @@ async fn timescale_answers_every_readme_query_as_sqlite_does() {
     .await;
     same_as_sqlite(postgres).await;
 }
+
+#[tokio::test]
+async fn the_deepest_queries_the_parser_accepts_compile_on_a_small_stack_and_run() {
+    let depth = securewatch_schemas::query::MAX_DEPTH;
+    let sum = format!("events | extend n = {} | where n == {depth} | count", vec!["1"; depth].join(" + "));
+    let negations = format!("events | where {}host == 'web-01' | count", "not not ".repeat(16));
+    let (_dir, _store, reader) = sqlite_reader().await;
+    for text in [sum, negations] {
+        let plan = compile(&text, now()).unwrap_or_else(|error| panic!("{error}"));
+        let (from, to) = (start(), now() + Duration::seconds(1));
+        // The SQL compiler recurses once per level: 1 MiB of stack (tokio's workers have 2) is
+        // enough for the deepest plan, for either dialect.
+        let on_small_stack = |dialect| {
+            let plan = plan.clone();
+            std::thread::Builder::new()
+                .stack_size(1 << 20)
+                .spawn(move || compile_search(&plan, dialect, None, &acme(), from, to).sql)
+                .unwrap()
+                .join()
+                .expect("compiles")
+        };
+        assert!(on_small_stack(Dialect::Postgres).contains("SELECT"));
+        assert!(on_small_stack(Dialect::Sqlite).contains("SELECT"));
+        let compiled = reader.compile_search(&plan, &acme(), from, to);
+        let mut rows = Rows::default();
+        reader.search(&compiled, from, to, &mut rows).await.unwrap_or_else(|error| panic!("{error}\n{}", compiled.sql));
+        let web_01 = (0..70).map(|n| event("acme", n)).filter(|e| e.host.as_deref() == Some("web-01")).count();
+        let expected = if text.contains("extend") { 70 } else { web_01 };
+        assert_eq!(rows.rows, vec![vec![Json::from(expected)]], "{text}");
+    }
+}
