@@ -5,26 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { printf '\n== %s\n' "$*"; }
-
-# apt_install PACKAGE...: installs Debian packages (as root, or through sudo).
-apt_install() {
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  if [ -z "${APT_UPDATED:-}" ]; then
-    $sudo apt-get update -qq
-    APT_UPDATED=1
-  fi
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
-
-# need COMMAND PACKAGE: makes sure COMMAND exists, installing PACKAGE if not.
-need() {
-  command -v "$1" >/dev/null 2>&1 && return 0
-  say "installing $2 (for $1)"
-  apt_install "$2"
-  command -v "$1" >/dev/null 2>&1 || { echo "error: $1 still missing after installing $2" >&2; exit 1; }
-}
+source tests/services/install.sh
 
 say "tools"
 need curl curl
@@ -38,15 +19,7 @@ need openssl openssl # the JWT tests make RSA keys with it; the TLS tests make c
 need rsyslogd rsyslog
 [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so ] || [ -n "$(find /usr/lib -name lmnsd_ossl.so 2>/dev/null)" ] \
   || { say "installing rsyslog-openssl (TLS driver)"; apt_install rsyslog-openssl; }
-SYSLOG_NG_ROOT="$HOME/.cache/securewatch/syslog-ng"
-if [ ! -x "$SYSLOG_NG_ROOT/usr/sbin/syslog-ng" ]; then
-  say "unpacking syslog-ng-core into $SYSLOG_NG_ROOT (it conflicts with rsyslog)"
-  apt_install libivykis0 libnet1 libjson-c5 libpcre3 libwrap0
-  SYSLOG_NG_DEB="$(mktemp -d)"
-  (cd "$SYSLOG_NG_DEB" && apt-get download -qq syslog-ng-core 2>/dev/null)
-  mkdir -p "$SYSLOG_NG_ROOT" && dpkg -x "$SYSLOG_NG_DEB"/syslog-ng-core_*.deb "$SYSLOG_NG_ROOT"
-  rm -rf "$SYSLOG_NG_DEB"
-fi
+unpack_syslog_ng
 export SECUREWATCH_TEST_SYSLOG_NG="$SYSLOG_NG_ROOT"
 export SECUREWATCH_REQUIRE_TLS_CLIENTS=1
 need docker-compose docker-compose
