@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use securewatch_connectors::sinks::postgres::{PostgresConfig, PostgresSink, TimescaleMode};
-use securewatch_connectors::sinks::read::search::SearchSink;
+use securewatch_connectors::sinks::read::search::{compile_search, Dialect, SearchSink};
 use securewatch_connectors::sinks::sqlite::{SqliteConfig, SqliteStore};
 use securewatch_connectors::sinks::{EpochWrite, StoreReader};
 use securewatch_schemas::query::compile;
@@ -33,6 +33,18 @@ const SCHEMA: &str = "bench_search";
 const WRITE_EVENTS: u64 = 50_000;
 /// One event in this many has "needle" in its message.
 const NEEDLE_EVERY: u64 = 1000;
+
+/// Keeps rows.
+struct Keep<'a>(&'a mut Vec<Vec<Value>>);
+
+impl SearchSink for Keep<'_> {
+    fn row(&mut self, row: Vec<Value>) -> bool {
+        self.0.push(row);
+        true
+    }
+
+    fn progress(&mut self, _scanned: f64) {}
+}
 
 /// Counts rows.
 struct Count(u64);
@@ -173,6 +185,22 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 ms(*latencies.last().expect("rounds > 0")),
             );
         }
+        // The summary's rows equal the same summary over the events (no rollups), row for row.
+        let summary = "events | summarize count() by bin(time, 1h), severity";
+        let plan = compile(summary, end).map_err(|error| anyhow::anyhow!("{error}"))?;
+        let dialect = if *store == "sqlite" { Dialect::Sqlite } else { Dialect::Postgres };
+        let mut answers_by_path = Vec::new();
+        for compiled in [reader.compile_search(&plan, &TenantScope::All, start, end), compile_search(&plan, dialect, None, &TenantScope::All, start, end)] {
+            let mut rows = Vec::new();
+            reader.search(&compiled, start, end, &mut Keep(&mut rows)).await?;
+            let total: u64 = rows.iter().filter_map(|row| row[2].as_u64()).sum();
+            let mut rows: Vec<String> = rows.iter().map(|row| Value::Array(row.clone()).to_string()).collect();
+            rows.sort();
+            answers_by_path.push((format!("{:?}", compiled.path), total, rows));
+        }
+        let [(path, total, rows), (_, scanned_total, scanned_rows)] = &answers_by_path[..] else { unreachable!() };
+        anyhow::ensure!(rows == scanned_rows, "{store}: {summary} from {path} differs from the event scan ({total} vs {scanned_total} events)");
+        println!("search {store:<8} {summary}: {path} rows equal the event scan's ({} rows, {total} events)", rows.len());
         // The full scan, ours then by hand, three times each, alternating.
         let text = "events | where message has \"needle\" | count";
         let (mut ours, mut hand) = (Vec::new(), Vec::new());
@@ -187,14 +215,6 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         let plan = compile(text, end).map_err(|error| anyhow::anyhow!("{error}"))?;
         let compiled = reader.compile_search(&plan, &TenantScope::All, start, end);
         let mut rows = Vec::new();
-        struct Keep<'a>(&'a mut Vec<Vec<Value>>);
-        impl SearchSink for Keep<'_> {
-            fn row(&mut self, row: Vec<Value>) -> bool {
-                self.0.push(row);
-                true
-            }
-            fn progress(&mut self, _scanned: f64) {}
-        }
         reader.search(&compiled, start, end, &mut Keep(&mut rows)).await?;
         answers.0 = rows[0][0].as_u64().unwrap_or_default();
         ours.sort();

@@ -95,7 +95,7 @@ pub struct JobStatus {
     pub truncated: bool,
     /// Result columns.
     pub columns: Vec<String>,
-    /// How the store answers (`sliced_scan`, `scan`, `rollup`).
+    /// How the store answers (`sliced_scan`, `scan`, `rollup`, `hour_rollup`).
     pub path: String,
     /// Who submitted it.
     pub owner: String,

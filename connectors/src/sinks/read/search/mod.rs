@@ -2,6 +2,7 @@
 //! run with the caller's tenant scope and time range, its rows streamed to a sink.
 
 mod expr;
+mod hours;
 mod level;
 mod percentile;
 mod run;
@@ -13,5 +14,7 @@ pub use sql::{compile_search, CompiledSearch, RollupStore, SearchPath};
 
 pub(super) use run::{run, Pool};
 
+#[cfg(test)]
+mod hour_tests;
 #[cfg(test)]
 mod tests;

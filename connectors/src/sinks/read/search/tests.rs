@@ -24,7 +24,7 @@ use crate::sinks::{DeadLetter, EpochWrite};
 /// The README, whose `kql` block lists the examples.
 const README: &str = include_str!("../../../../../README.md");
 
-fn start() -> DateTime<Utc> {
+pub(super) fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
 }
 
@@ -42,7 +42,7 @@ fn readme_queries() -> Vec<&'static str> {
 
 /// Event `n` of `tenant`: hosts, severities, categories, messages and fields in rotation, one
 /// every 47 seconds from [`start`].
-fn event(tenant: &str, n: u32) -> Event {
+pub(super) fn event(tenant: &str, n: u32) -> Event {
     let messages = [
         "Failed password for root from 203.0.113.9 port 4711 ssh2",
         "login failed for alice",
@@ -75,7 +75,7 @@ fn event(tenant: &str, n: u32) -> Event {
 }
 
 /// The rollup rows the dataflow would write for `events`.
-fn rollups(events: &[Event]) -> Vec<RollupChange> {
+pub(super) fn rollups(events: &[Event]) -> Vec<RollupChange> {
     let mut counts: BTreeMap<(Tenant, RollupKey, u64), i64> = BTreeMap::new();
     for event in events {
         let bucket = securewatch_schemas::bucket_start(event.time.timestamp_millis() as u64);
@@ -125,8 +125,8 @@ use securewatch_schemas::Alert;
 
 /// Collects rows.
 #[derive(Default)]
-struct Rows {
-    rows: Vec<Vec<Json>>,
+pub(super) struct Rows {
+    pub(super) rows: Vec<Vec<Json>>,
     progress: Vec<f64>,
     cap: Option<usize>,
 }
