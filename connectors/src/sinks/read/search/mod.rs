@@ -4,6 +4,7 @@
 mod expr;
 mod hours;
 mod level;
+mod newest;
 mod percentile;
 mod run;
 mod sql;

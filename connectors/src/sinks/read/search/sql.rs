@@ -40,6 +40,11 @@ pub struct CompiledSearch {
     pub columns: Vec<(String, Type)>,
     /// Most rows the query itself asks for (`take`), when it ends with one.
     pub take: Option<u64>,
+    /// SQLite's sliced scans of events: the same statement reading the rows stored last first
+    /// (by `seq`, from a bound in one more parameter after the others), each row followed by its
+    /// `seq` and `time_us`; the newest slice tries it before the time index (see
+    /// [`super::newest`]).
+    pub newest_stored_sql: Option<String>,
 }
 
 /// Which rollup tables a store keeps, when any.
@@ -64,6 +69,9 @@ impl RollupStore {
 }
 
 const MINUTE_MICROS: i64 = 60_000_000;
+/// The names of the columns [`CompiledSearch::newest_stored_sql`] appends.
+const STORED_SEQ: &str = "#stored_seq";
+const STORED_TIME: &str = "#stored_time";
 const HOUR_MICROS: i64 = 60 * MINUTE_MICROS;
 
 /// The rollup that answers `plan`, when one does: only `where`s and one `summarize` of
@@ -209,16 +217,32 @@ fn finish(
         add_stage(plan.table, rollup, &mut params, &mut level, &mut depth, stage);
     }
     let mut take = None;
+    let mut newest_level = None;
     if sliced {
         take = level.limit.take();
+        let stored_order = dialect == Dialect::Sqlite && plan.table == Table::Events;
+        let free = |name: &str| !plan.columns.iter().any(|(column, _)| column == name);
+        if stored_order && free(STORED_SEQ) && free(STORED_TIME) {
+            newest_level = Some(level.clone());
+        }
         level.order.push(format!("{time_sql} DESC"));
     }
     let mut sql = select(plan.table, rollup, dialect, &level, &plan.columns, true);
+    let mut newest_stored_sql = None;
     if sliced {
         let limit = params.bind(Param::Int(0));
         sql.push_str(&format!(" LIMIT {limit}"));
+        if let Some(mut newest) = newest_level {
+            newest.filters.push(format!("seq > ?{}", params.values.len() + 1));
+            newest.order = vec!["seq DESC".to_owned()];
+            newest.named.push((STORED_SEQ.to_owned(), "seq".to_owned(), Type::Int));
+            newest.named.push((STORED_TIME.to_owned(), "time_us".to_owned(), Type::Int));
+            let mut columns = plan.columns.clone();
+            columns.extend([(STORED_SEQ.to_owned(), Type::Int), (STORED_TIME.to_owned(), Type::Int)]);
+            newest_stored_sql = Some(format!("{} LIMIT {limit}", select(plan.table, None, dialect, &newest, &columns, true)));
+        }
     }
-    CompiledSearch { sql, params: params.values, path, columns: plan.columns.clone(), take }
+    CompiledSearch { sql, params: params.values, path, columns: plan.columns.clone(), take, newest_stored_sql }
 }
 
 fn floor_minute_ms(time: DateTime<Utc>) -> i64 {

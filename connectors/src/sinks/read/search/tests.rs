@@ -261,3 +261,43 @@ async fn timescale_answers_every_readme_query_as_sqlite_does() {
     .await;
     same_as_sqlite(postgres).await;
 }
+
+/// The newest `n` of `events` whose host is web-01, as `[time, message]`, newest first.
+fn newest_web01(events: &[Event], n: usize) -> Vec<Vec<Json>> {
+    let mut matching: Vec<&Event> = events.iter().filter(|e| e.host.as_deref() == Some("web-01")).collect();
+    matching.sort_by_key(|e| std::cmp::Reverse(e.time));
+    let time = |e: &Event| Json::from(e.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+    matching.iter().take(n).map(|e| vec![time(e), Json::from(e.message.clone())]).collect()
+}
+
+#[tokio::test]
+async fn a_small_take_reads_the_rows_stored_last_only_when_they_are_the_newest() {
+    let query = r#"events | where host == "web-01" | project time, message | take 10"#;
+    let plan = compile(query, now()).unwrap();
+    let (from, to) = (start(), now() + Duration::seconds(1));
+    let in_order: Vec<Event> = (0..70).map(|n| event("acme", n)).collect();
+    // Stored newest first: the rows stored last are the oldest.
+    let reversed: Vec<Event> = in_order.iter().rev().cloned().collect();
+    for (events, short_cut) in [(in_order.clone(), true), (reversed, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), &SqliteConfig::default()).await.unwrap();
+        store.write_epochs(&EpochWrite { events: events.clone(), ..EpochWrite::default() }).await.unwrap();
+        let reader = StoreReader::new(store.clone(), None, None);
+        let compiled = reader.compile_search(&plan, &acme(), from, to);
+        assert!(compiled.newest_stored_sql.is_some(), "{query}");
+        let mut params = compiled.params.clone();
+        params[0] = Param::Time(from);
+        params[1] = Param::Time(to);
+        *params.last_mut().unwrap() = Param::Int(10);
+        let found = newest::newest_stored(store.pool(), &compiled, &params, to, 10).await.unwrap();
+        assert_eq!(found.is_some(), short_cut, "the short cut is taken only when proven");
+        if let Some(rows) = found {
+            assert_eq!(rows, newest_web01(&events, 10));
+        }
+        // Either way the search answers the newest ten by time.
+        let mut rows = Rows::default();
+        reader.search(&compiled, from, to, &mut rows).await.unwrap();
+        assert_eq!(rows.rows, newest_web01(&events, 10));
+        store.close().await;
+    }
+}
