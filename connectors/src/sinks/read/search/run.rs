@@ -23,6 +23,13 @@ pub trait SearchSink: Send {
     fn row(&mut self, row: Vec<Json>) -> bool;
     /// The share of the time range scanned so far (0–1).
     fn progress(&mut self, scanned: f64);
+    /// Whether it wants the stored rows read counted ([`SearchSink::scanned`]): a count
+    /// statement per slice read, so only jobs ask.
+    fn wants_scanned(&self) -> bool {
+        false
+    }
+    /// The stored rows read so far: the events (or rollup rows) in the time slices read.
+    fn scanned(&mut self, _rows: u64) {}
 }
 
 /// How a search ended.
@@ -51,9 +58,14 @@ pub(in crate::sinks::read) async fn run(
     let mut outcome = SearchOutcome { rows: 0, stopped: false };
     if search.path != SearchPath::SlicedScan {
         read(&pool, search, &search.params, sink, &mut outcome).await?;
+        if sink.wants_scanned() {
+            let scanned = count_scanned(&pool, search, &search.params).await?;
+            sink.scanned(scanned);
+        }
         sink.progress(1.0);
         return Ok(outcome);
     }
+    let mut scanned = 0;
     let span = (to - from).num_microseconds().unwrap_or(i64::MAX).max(0);
     let slices = if span == 0 { 1 } else { SLICES };
     let mut params = search.params.clone();
@@ -85,6 +97,10 @@ pub(in crate::sinks::read) async fn run(
             }
             None => read(&pool, search, &params, sink, &mut outcome).await?,
         }
+        if sink.wants_scanned() {
+            scanned += count_scanned(&pool, search, &params).await?;
+            sink.scanned(scanned);
+        }
         sink.progress(f64::from(slice + 1) / f64::from(slices));
         if outcome.stopped {
             break;
@@ -92,6 +108,38 @@ pub(in crate::sinks::read) async fn run(
     }
     sink.progress(1.0);
     Ok(outcome)
+}
+
+/// The stored rows `search` reads with `params` (see [`CompiledSearch::scanned_sql`]).
+async fn count_scanned(pool: &Pool<'_>, search: &CompiledSearch, params: &[Param]) -> Result<u64, sqlx::Error> {
+    let params = &params[..search.scanned_params.min(params.len())];
+    let count: i64 = match pool {
+        Pool::Sqlite(pool) => {
+            let mut query = sqlx::query_scalar(AssertSqlSafe(search.scanned_sql.clone()));
+            for param in params {
+                query = match param {
+                    Param::Text(text) => query.bind(text.clone()),
+                    Param::Int(number) => query.bind(*number),
+                    Param::Float(number) => query.bind(*number),
+                    Param::Time(time) => query.bind(time.timestamp_micros()),
+                };
+            }
+            query.fetch_one(*pool).await?
+        }
+        Pool::Postgres(pool) => {
+            let mut query = sqlx::query_scalar(AssertSqlSafe(search.scanned_sql.clone()));
+            for param in params {
+                query = match param {
+                    Param::Text(text) => query.bind(text.clone()),
+                    Param::Int(number) => query.bind(*number),
+                    Param::Float(number) => query.bind(*number),
+                    Param::Time(time) => query.bind(*time),
+                };
+            }
+            query.fetch_one(*pool).await?
+        }
+    };
+    Ok(count.max(0) as u64)
 }
 
 async fn read(

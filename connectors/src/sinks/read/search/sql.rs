@@ -40,6 +40,12 @@ pub struct CompiledSearch {
     pub columns: Vec<(String, Type)>,
     /// Most rows the query itself asks for (`take`), when it ends with one.
     pub take: Option<u64>,
+    /// A statement counting the stored rows the query reads (its time range and tenants, none
+    /// of its conditions): the events, or the rollup rows on a rollup path. It takes the first
+    /// `scanned_params` parameters.
+    pub scanned_sql: String,
+    /// How many of [`CompiledSearch::params`] `scanned_sql` takes.
+    pub scanned_params: usize,
     /// SQLite's sliced scans of events: the same statement reading the rows stored last first
     /// (by `seq`, from a bound in one more parameter after the others), each row followed by its
     /// `seq` and `time_us`; the newest slice tries it before the time index (see
@@ -161,8 +167,9 @@ pub fn compile_search(
     if let (Some(source), Some(hours)) = (rollup, hours) {
         let tenants = tenant_filter(&mut params, scope);
         let from_table = derived_table(hours, source, &mut params, tenants.as_deref(), from, to);
+        let scanned = (format!("SELECT COUNT(*) FROM {from_table}"), params.values.len());
         let level = Level { from: from_table, filters, named: Vec::new(), base: true, group: None, order: Vec::new(), limit: None };
-        return finish(plan, rollup, params, level, path, false, String::new());
+        return finish(plan, rollup, params, level, path, false, String::new(), scanned);
     }
     let (table_name, time_sql) = match rollup {
         Some(source) if !source.has_time_column() => {
@@ -185,8 +192,9 @@ pub fn compile_search(
         }
     };
     filters.extend(tenant_filter(&mut params, scope));
+    let scanned = (format!("SELECT COUNT(*) FROM {table_name} WHERE {}", filters.join(" AND ")), params.values.len());
     let level = Level { from: table_name, filters, named: Vec::new(), base: true, group: None, order: Vec::new(), limit: None };
-    finish(plan, rollup, params, level, path, sliced, time_sql)
+    finish(plan, rollup, params, level, path, sliced, time_sql, scanned)
 }
 
 /// The condition that keeps `scope`'s tenants, its names bound; `None` for every tenant.
@@ -202,6 +210,7 @@ fn tenant_filter(params: &mut Params, scope: &TenantScope) -> Option<String> {
 }
 
 /// Adds the plan's stages to the base `level` and writes the statement.
+#[allow(clippy::too_many_arguments)]
 fn finish(
     plan: &Plan,
     rollup: Option<RollupSource>,
@@ -210,6 +219,7 @@ fn finish(
     path: SearchPath,
     sliced: bool,
     time_sql: String,
+    (scanned_sql, scanned_params): (String, usize),
 ) -> CompiledSearch {
     let dialect = params.dialect;
     let mut depth = 0;
@@ -242,7 +252,7 @@ fn finish(
             newest_stored_sql = Some(format!("{} LIMIT {limit}", select(plan.table, None, dialect, &newest, &columns, true)));
         }
     }
-    CompiledSearch { sql, params: params.values, path, columns: plan.columns.clone(), take, newest_stored_sql }
+    CompiledSearch { sql, params: params.values, path, columns: plan.columns.clone(), take, scanned_sql, scanned_params, newest_stored_sql }
 }
 
 fn floor_minute_ms(time: DateTime<Utc>) -> i64 {
