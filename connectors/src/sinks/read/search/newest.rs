@@ -1,16 +1,17 @@
-//! SQLite's short cut for the newest slice of a sliced scan with a small `take`: read the rows
-//! stored last (the end of the table, in `seq` order, no index) instead of walking the time index
-//! and looking each entry's row up, and use them only when the time index proves they are the
-//! newest by time.
+//! SQLite's short cut for a sliced scan with a small `take`: read the rows stored last (the end
+//! of the table, in `seq` order, no index) instead of walking the time index slice by slice and
+//! looking each entry's row up, and use them only when the time index proves they are the newest
+//! matches of the whole range by time.
 //!
 //! The events are stored roughly in time order, so the newest rows of a range sit at the end of
 //! the table. Reading from the end costs one sequential pass over the rows examined; the time
 //! index costs a B-tree seek per row examined. The answer is the same: when the read finds the
-//! `remaining` rows the slice needs, with `s` the smallest `seq` and `t` the oldest time among
+//! `remaining` rows the take needs, with `s` the smallest `seq` and `t` the oldest time among
 //! them, and no stored row of `[t, high)` has a `seq` below `s` (an index-only check), then every
-//! row of `[t, high)` was examined, so the rows found are the slice's newest matches. Otherwise
+//! row of `[t, high)` was examined, so the rows found are the range's newest matches. Otherwise
 //! (fewer found, or older-stored rows in that range: late or replayed events) the caller reads
-//! the slice through the time index as always.
+//! the range slice by slice through the time index as always. The statement reads the table
+//! `NOT INDEXED`, so the planner cannot trade the `seq` order for the time index and a sort.
 
 use std::cmp::Reverse;
 
@@ -22,20 +23,21 @@ use super::expr::Param;
 use super::run::sqlite_values;
 use super::sql::CompiledSearch;
 
-/// Rows examined from the end of the table at most: past it the time index reads the slice.
+/// Rows examined from the end of the table at most: past it the time index reads the range.
 const MOST_EXAMINED: i64 = 32_768;
 /// Largest `take` the short cut serves (it holds the rows it found before they are checked).
 pub(super) const MOST_ROWS: i64 = 1_000;
 
-/// The newest `remaining` matches of the slice `params` binds (its range ends at `high`), newest
-/// first, when the rows stored last prove to hold them; `None`: read the slice as always.
+/// The newest `remaining` matches of the range `params` binds (it ends at `high`), newest first,
+/// with the oldest time among them, when the rows stored last prove to hold them; `None`: read
+/// the range as always.
 pub(super) async fn newest_stored(
     pool: &SqlitePool,
     search: &CompiledSearch,
     params: &[Param],
     high: DateTime<Utc>,
     remaining: i64,
-) -> Result<Option<Vec<Vec<Json>>>, sqlx::Error> {
+) -> Result<Option<(Vec<Vec<Json>>, DateTime<Utc>)>, sqlx::Error> {
     let Some(sql) = &search.newest_stored_sql else { return Ok(None) };
     let Some(last) = sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(seq) FROM events").fetch_one(pool).await? else {
         return Ok(None);
@@ -72,5 +74,6 @@ pub(super) async fn newest_stored(
         return Ok(None);
     }
     found.sort_by_key(|(time, seq, _)| (Reverse(*time), Reverse(*seq)));
-    Ok(Some(found.into_iter().map(|(_, _, values)| values).collect()))
+    let oldest = DateTime::from_timestamp_micros(oldest).unwrap_or(high);
+    Ok(Some((found.into_iter().map(|(_, _, values)| values).collect(), oldest)))
 }

@@ -65,10 +65,34 @@ pub(in crate::sinks::read) async fn run(
         sink.progress(1.0);
         return Ok(outcome);
     }
+    let mut params = search.params.clone();
+    if let (Pool::Sqlite(sqlite), Some(take)) = (&pool, search.take) {
+        if take as i64 <= newest::MOST_ROWS {
+            params[0] = Param::Time(from);
+            params[1] = Param::Time(to);
+            *params.last_mut().expect("a sliced scan binds its limit last") = Param::Int(take as i64);
+            if let Some((rows, oldest)) = newest::newest_stored(sqlite, search, &params, to, take as i64).await? {
+                for row in rows {
+                    outcome.rows += 1;
+                    if !sink.row(row) {
+                        outcome.stopped = true;
+                        break;
+                    }
+                }
+                if sink.wants_scanned() {
+                    // The part of the range read: every stored row from the oldest found on.
+                    params[0] = Param::Time(oldest);
+                    let scanned = count_scanned(&pool, search, &params).await?;
+                    sink.scanned(scanned);
+                }
+                sink.progress(1.0);
+                return Ok(outcome);
+            }
+        }
+    }
     let mut scanned = 0;
     let span = (to - from).num_microseconds().unwrap_or(i64::MAX).max(0);
     let slices = if span == 0 { 1 } else { SLICES };
-    let mut params = search.params.clone();
     for slice in 0..slices {
         let remaining = search.take.map_or(i64::MAX, |take| take.saturating_sub(outcome.rows) as i64);
         if remaining == 0 {
@@ -79,24 +103,7 @@ pub(in crate::sinks::read) async fn run(
         params[0] = Param::Time(low);
         params[1] = Param::Time(high);
         *params.last_mut().expect("a sliced scan binds its limit last") = Param::Int(remaining);
-        let newest = match &pool {
-            Pool::Sqlite(sqlite) if slice == 0 && remaining <= newest::MOST_ROWS => {
-                newest::newest_stored(sqlite, search, &params, high, remaining).await?
-            }
-            _ => None,
-        };
-        match newest {
-            Some(rows) => {
-                for row in rows {
-                    outcome.rows += 1;
-                    if !sink.row(row) {
-                        outcome.stopped = true;
-                        break;
-                    }
-                }
-            }
-            None => read(&pool, search, &params, sink, &mut outcome).await?,
-        }
+        read(&pool, search, &params, sink, &mut outcome).await?;
         if sink.wants_scanned() {
             scanned += count_scanned(&pool, search, &params).await?;
             sink.scanned(scanned);

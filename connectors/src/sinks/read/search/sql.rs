@@ -48,7 +48,7 @@ pub struct CompiledSearch {
     pub scanned_params: usize,
     /// SQLite's sliced scans of events: the same statement reading the rows stored last first
     /// (by `seq`, from a bound in one more parameter after the others), each row followed by its
-    /// `seq` and `time_us`; the newest slice tries it before the time index (see
+    /// `seq` and `time_us`; a small `take` tries it before the time index (see
     /// [`super::newest`]).
     pub newest_stored_sql: Option<String>,
 }
@@ -243,6 +243,7 @@ fn finish(
         let limit = params.bind(Param::Int(0));
         sql.push_str(&format!(" LIMIT {limit}"));
         if let Some(mut newest) = newest_level {
+            newest.from = "events NOT INDEXED".to_owned();
             newest.filters.push(format!("seq > ?{}", params.values.len() + 1));
             newest.order = vec!["seq DESC".to_owned()];
             newest.named.push((STORED_SEQ.to_owned(), "seq".to_owned(), Type::Int));

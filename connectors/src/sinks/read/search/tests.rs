@@ -291,8 +291,9 @@ async fn a_small_take_reads_the_rows_stored_last_only_when_they_are_the_newest()
         *params.last_mut().unwrap() = Param::Int(10);
         let found = newest::newest_stored(store.pool(), &compiled, &params, to, 10).await.unwrap();
         assert_eq!(found.is_some(), short_cut, "the short cut is taken only when proven");
-        if let Some(rows) = found {
+        if let Some((rows, oldest)) = found {
             assert_eq!(rows, newest_web01(&events, 10));
+            assert_eq!(Json::from(oldest.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)), rows[9][0]);
         }
         // Either way the search answers the newest ten by time.
         let mut rows = Rows::default();
