@@ -8,6 +8,7 @@ mod newest;
 mod percentile;
 mod run;
 mod sql;
+mod values;
 
 pub use expr::{Dialect, Param, RollupSource};
 pub use run::{SearchOutcome, SearchSink, SLICES};

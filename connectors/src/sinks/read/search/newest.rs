@@ -20,8 +20,8 @@ use serde_json::Value as Json;
 use sqlx::{AssertSqlSafe, Row, SqlitePool};
 
 use super::expr::Param;
-use super::run::sqlite_values;
 use super::sql::CompiledSearch;
+use super::values::sqlite_values;
 
 /// Rows examined from the end of the table at most: past it the time index reads the range.
 const MOST_EXAMINED: i64 = 32_768;

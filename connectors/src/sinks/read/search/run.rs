@@ -3,16 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
-use securewatch_schemas::query::Type;
-use securewatch_schemas::Severity;
 use serde_json::Value as Json;
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{AssertSqlSafe, PgPool, Row, SqlitePool};
+use sqlx::{AssertSqlSafe, PgPool, SqlitePool};
 
 use super::expr::Param;
 use super::newest;
 use super::sql::{CompiledSearch, SearchPath};
+use super::values::{postgres_values, sqlite_values};
 
 /// Time slices a sliced scan divides its range into: progress moves by this share.
 pub const SLICES: u32 = 20;
@@ -197,59 +194,4 @@ async fn read(
         }
     }
     Ok(())
-}
-
-/// A time as results show it: RFC 3339, UTC, microseconds when there are any.
-fn time_json(time: DateTime<Utc>) -> Json {
-    Json::String(time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-}
-
-fn severity_json(code: Option<i64>) -> Json {
-    code.map_or(Json::Null, |code| Json::String(Severity::from_code(code.clamp(0, 7) as u8).name().to_owned()))
-}
-
-fn float_json(number: Option<f64>) -> Json {
-    number.and_then(serde_json::Number::from_f64).map_or(Json::Null, Json::Number)
-}
-
-/// The `fields` column (a JSON object) as JSON; any other text as a string.
-fn text_json(name: &str, text: Option<String>) -> Json {
-    match text {
-        Some(text) if name == "fields" => serde_json::from_str(&text).unwrap_or(Json::String(text)),
-        Some(text) => Json::String(text),
-        None => Json::Null,
-    }
-}
-
-pub(super) fn sqlite_values(row: &SqliteRow, columns: &[(String, Type)]) -> Result<Vec<Json>, sqlx::Error> {
-    let mut values = Vec::with_capacity(columns.len());
-    for (index, (name, ty)) in columns.iter().enumerate() {
-        values.push(match ty {
-            Type::Text | Type::Dynamic => text_json(name, row.try_get::<Option<String>, _>(index)?),
-            Type::Int | Type::Timespan => row.try_get::<Option<i64>, _>(index)?.map_or(Json::Null, Json::from),
-            Type::Float => float_json(row.try_get(index)?),
-            Type::Bool => row.try_get::<Option<bool>, _>(index)?.map_or(Json::Null, Json::Bool),
-            Type::Time => row
-                .try_get::<Option<i64>, _>(index)?
-                .and_then(DateTime::from_timestamp_micros)
-                .map_or(Json::Null, time_json),
-            Type::Severity => severity_json(row.try_get(index)?),
-        });
-    }
-    Ok(values)
-}
-
-fn postgres_values(row: &PgRow, columns: &[(String, Type)]) -> Result<Vec<Json>, sqlx::Error> {
-    let mut values = Vec::with_capacity(columns.len());
-    for (index, (name, ty)) in columns.iter().enumerate() {
-        values.push(match ty {
-            Type::Text | Type::Dynamic => text_json(name, row.try_get::<Option<String>, _>(index)?),
-            Type::Int | Type::Timespan => row.try_get::<Option<i64>, _>(index)?.map_or(Json::Null, Json::from),
-            Type::Float => float_json(row.try_get(index)?),
-            Type::Bool => row.try_get::<Option<bool>, _>(index)?.map_or(Json::Null, Json::Bool),
-            Type::Time => row.try_get::<Option<DateTime<Utc>>, _>(index)?.map_or(Json::Null, time_json),
-            Type::Severity => severity_json(row.try_get(index)?),
-        });
-    }
-    Ok(values)
 }
