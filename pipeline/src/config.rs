@@ -18,6 +18,7 @@ use securewatch_connectors::sources::syslog::SyslogConfig;
 use securewatch_connectors::sources::wazuh::WazuhConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::jobs::config::JobsConfig;
 use crate::runtime::DataflowConfig;
 use crate::intake::journal::JournalConfig;
 use crate::intake::BusConfig;
@@ -55,6 +56,8 @@ pub struct Config {
     pub bus: BusConfig,
     /// The embedded bus of `securewatch run`: a journal of accepted batches.
     pub journal: JournalConfig,
+    /// Asynchronous jobs (searches): concurrency, row cap, keep-alive, results space.
+    pub jobs: JobsConfig,
 }
 
 /// `[sinks.*]`: external stores every completed run of epochs is written to (before the

@@ -213,3 +213,27 @@ fn a_store_retention_must_outlast_the_open_buckets() {
         }
     }
 }
+
+#[test]
+fn jobs_section_sets_the_limits_and_bad_values_name_their_line() {
+    let file = write("[jobs]\nconcurrency_per_tenant = 2\nconcurrency = 4\nrow_cap = 500\nkeep_alive_secs = 60\nresults_max_bytes = 2097152\n");
+    let limits = Config::load(Some(file.path()), []).unwrap().jobs.limits();
+    assert_eq!((limits.per_tenant, limits.global, limits.row_cap), (2, 4, 500));
+    assert_eq!((limits.default_keep_alive.as_secs(), limits.total_bytes, limits.byte_cap), (60, 2 << 20, 2 << 20));
+    for (body, wanted) in [
+        ("concurrency = 0", "at least 1"),
+        ("concurrency_per_tenant = 3\nconcurrency = 2", "above concurrency"),
+        ("row_cap = 0", "row_cap = 0"),
+        ("keep_alive_secs = 90000", "max_keep_alive_secs"),
+        ("results_max_bytes = 1000", "1 MiB"),
+        ("rows = 5", "rows"),
+    ] {
+        let file = write(&format!("[queue]\ncapacity = 10\n\n[jobs]\n{body}\n"));
+        let error = Config::load(Some(file.path()), []).unwrap_err().to_string();
+        assert!(error.contains(&format!("{}:", file.path().display())) && error.contains(wanted), "{body}: {error}");
+        let line: usize = error.split(':').nth(1).and_then(|line| line.parse().ok()).unwrap_or_else(|| panic!("{body}: no line in {error}"));
+        assert!(line >= 4, "{body}: the [jobs] table or its key, not line {line}: {error}");
+    }
+    let error = Config::load(None, [("SECUREWATCH_JOBS__CONCURRENCY".to_owned(), "0".to_owned())]).unwrap_err().to_string();
+    assert!(error.contains("environment override") && error.contains("at least 1"), "{error}");
+}

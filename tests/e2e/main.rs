@@ -17,6 +17,7 @@ mod lifecycle;
 mod readme;
 mod rules;
 mod search;
+mod search_jobs;
 mod sinks;
 mod syslog;
 mod tenants;

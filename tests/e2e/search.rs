@@ -51,6 +51,8 @@ fn the_cli_prints_rows_in_each_format_and_points_at_errors() {
 
     let (code, stdout, _) = search(&instance, &["events | summarize count() by bin(time, 1h), host", "--explain"]);
     assert_eq!(code, 0);
+    assert!(stdout.starts_with("path: hour_rollup\nsql: SELECT"), "{stdout}");
+    let (_, stdout, _) = search(&instance, &["events | summarize count() by bin(time, 5m), host", "--explain"]);
     assert!(stdout.starts_with("path: rollup\nsql: SELECT"), "{stdout}");
 
     let (code, _, stderr) = search(&instance, &["events | where host = 'a'"]);

@@ -65,6 +65,7 @@ async fn a_job_runs_to_done_and_pages_its_rows_in_every_format() {
     let job = finished(&api, &analyst, &id).await;
     assert_eq!((job["state"].as_str(), job["rows_matched"].as_u64(), job["progress"].as_f64()), (Some("done"), Some(30), Some(1.0)));
     assert_eq!(job["path"], "sliced_scan");
+    assert_eq!(job["rows_scanned"], 30, "acme's events in the hour, every slice read: {job}");
     assert_eq!(job["columns"], json!(["time", "host", "message"]));
 
     // JSON pages of 7 follow the cursor to every row, newest first.
@@ -168,6 +169,7 @@ async fn a_tenant_cannot_see_read_or_cancel_another_tenants_job() {
     let id = parse(&body)["id"].as_str().unwrap().to_owned();
     let job = finished(&api, &acme, &id).await;
     assert_eq!(job["tenants"], json!(["acme"]));
+    assert_eq!((job["rows_scanned"].as_u64(), job["rows_matched"].as_u64()), (Some(30), Some(1)), "a count scans acme's 30 events: {job}");
     for (method, path) in [
         (Method::GET, format!("/api/v1/jobs/{id}")),
         (Method::GET, format!("/api/v1/jobs/{id}/results")),

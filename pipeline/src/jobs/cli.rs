@@ -118,6 +118,15 @@ async fn run_async(args: SearchArgs) -> anyhow::Result<ExitCode> {
         println!("path: {}\nsql: {}\nparams: {}", answer["path"].as_str().unwrap_or_default(), answer["sql"].as_str().unwrap_or_default(), answer["params"]);
         return Ok(ExitCode::SUCCESS);
     }
+    // Ctrl-C is caught from here on (a first poll installs the handler): one pressed while the
+    // job is being submitted cancels it as soon as its id is known, instead of ending this
+    // process and leaving the job running.
+    let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
+    let interrupted_early = tokio::select! {
+        biased;
+        _ = &mut interrupt => true,
+        () = std::future::ready(()) => false,
+    };
     let answer = call(reqwest::Method::POST, "/api/v1/jobs".into()).json(&body).send().await.context("cannot reach the API")?;
     let (status, job): (_, Value) = (answer.status(), answer.json().await?);
     if status == reqwest::StatusCode::BAD_REQUEST && job.get("state").is_some() {
@@ -130,7 +139,11 @@ async fn run_async(args: SearchArgs) -> anyhow::Result<ExitCode> {
     let id = job["id"].as_str().context("the job has no id")?.to_owned();
     let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(1000) };
     bar.set_style(ProgressStyle::with_template("{spinner} [{bar:30}] {percent:>3}% {msg}")?.progress_chars("=> "));
-    let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
+    if interrupted_early {
+        let cancelled: Value = call(reqwest::Method::DELETE, format!("/api/v1/jobs/{id}")).send().await?.json().await?;
+        eprintln!("cancelled job {id} ({} rows kept)", cancelled["rows_matched"]);
+        return Ok(ExitCode::from(130));
+    }
     let job = loop {
         let job: Value = call(reqwest::Method::GET, format!("/api/v1/jobs/{id}")).send().await?.json().await?;
         bar.set_position((job["progress"].as_f64().unwrap_or(0.0) * 1000.0) as u64);

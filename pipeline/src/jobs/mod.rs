@@ -5,6 +5,7 @@
 //! The runner is generic over a [`JobKind`]; [`search::SearchJob`] is the first kind.
 
 pub mod cli;
+pub mod config;
 mod output;
 pub mod record;
 pub mod results;

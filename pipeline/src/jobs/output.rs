@@ -101,4 +101,12 @@ impl SearchSink for JobOutput {
         self.job.update(|status| status.progress = scanned.clamp(0.0, 1.0));
         self.publish();
     }
+
+    fn wants_scanned(&self) -> bool {
+        true
+    }
+
+    fn scanned(&mut self, rows: u64) {
+        self.job.update(|status| status.rows_scanned = Some(rows));
+    }
 }

@@ -87,7 +87,9 @@ pub struct JobStatus {
     pub to: DateTime<Utc>,
     /// Share of the time range scanned, 0 to 1.
     pub progress: f64,
-    /// Rows the store read to answer, when the path measures it (`null`: not measured).
+    /// Stored rows read so far: the events in the time slices read (all the query's tenants'
+    /// rows there, whatever its conditions), or the rollup rows read on a rollup path (`null`
+    /// until the first slice, or the whole range, was read).
     pub rows_scanned: Option<u64>,
     /// Result rows produced so far.
     pub rows_matched: u64,
@@ -95,7 +97,7 @@ pub struct JobStatus {
     pub truncated: bool,
     /// Result columns.
     pub columns: Vec<String>,
-    /// How the store answers (`sliced_scan`, `scan`, `rollup`).
+    /// How the store answers (`sliced_scan`, `scan`, `rollup`, `hour_rollup`).
     pub path: String,
     /// Who submitted it.
     pub owner: String,

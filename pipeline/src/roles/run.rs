@@ -117,7 +117,7 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
         data_dir: Arc::new(data_dir.clone()),
         max_body_bytes: config.api.max_body_bytes,
         readiness: readiness.clone(),
-        jobs: crate::jobs::Jobs::start(&data_dir, crate::jobs::JobLimits::default())
+        jobs: crate::jobs::Jobs::start(&data_dir, config.jobs.limits())
             .context("the jobs folder of the data directory")?,
     };
     let api = serve_api(api_listener, config.api.http_settings(), config.api.tls.as_ref(), &mut listeners, |listeners| {

@@ -42,6 +42,9 @@ const TRIMS: &[(&str, &str)] = &[
          (SELECT DISTINCT bucket_start_ms FROM rollup_category WHERE bucket_start_ms < ?2 ORDER BY bucket_start_ms LIMIT 1)",
     ),
     ("rollup_hosts", "DELETE FROM rollup_hosts WHERE bucket_start_ms < ?2"),
+    // The per-dimension counts: minutes before the cutoff, and hours that end by it.
+    ("dashboard_1m", "DELETE FROM dashboard_1m WHERE bucket_start_ms < ?2"),
+    ("dashboard_1h", "DELETE FROM dashboard_1h WHERE bucket_start_ms <= ?2 - 3600000"),
     ("rollup_late", "DELETE FROM rollup_late WHERE bucket_start_ms < ?2"),
     (
         "enrichment_tags",

@@ -6,6 +6,7 @@ use securewatch_schemas::query::{Table, Type};
 use super::expr::{column_sql, quote, Dialect, RollupSource};
 
 /// One `SELECT` being built.
+#[derive(Clone)]
 pub(super) struct Level {
     pub(super) from: String,
     pub(super) filters: Vec<String>,
@@ -19,6 +20,7 @@ pub(super) struct Level {
 }
 
 /// The `GROUP BY` of a level: keys and aggregations, each name, SQL, type.
+#[derive(Clone)]
 pub(super) struct Group {
     pub(super) keys: Vec<(String, String, Type)>,
     pub(super) aggregates: Vec<(String, String, Type)>,

@@ -3,15 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
-use securewatch_schemas::query::Type;
-use securewatch_schemas::Severity;
 use serde_json::Value as Json;
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{AssertSqlSafe, PgPool, Row, SqlitePool};
+use sqlx::{AssertSqlSafe, PgPool, SqlitePool};
 
 use super::expr::Param;
+use super::newest;
 use super::sql::{CompiledSearch, SearchPath};
+use super::values::{postgres_values, sqlite_values};
 
 /// Time slices a sliced scan divides its range into: progress moves by this share.
 pub const SLICES: u32 = 20;
@@ -22,6 +20,13 @@ pub trait SearchSink: Send {
     fn row(&mut self, row: Vec<Json>) -> bool;
     /// The share of the time range scanned so far (0–1).
     fn progress(&mut self, scanned: f64);
+    /// Whether it wants the stored rows read counted ([`SearchSink::scanned`]): a count
+    /// statement per slice read, so only jobs ask.
+    fn wants_scanned(&self) -> bool {
+        false
+    }
+    /// The stored rows read so far: the events (or rollup rows) in the time slices read.
+    fn scanned(&mut self, _rows: u64) {}
 }
 
 /// How a search ended.
@@ -50,12 +55,41 @@ pub(in crate::sinks::read) async fn run(
     let mut outcome = SearchOutcome { rows: 0, stopped: false };
     if search.path != SearchPath::SlicedScan {
         read(&pool, search, &search.params, sink, &mut outcome).await?;
+        if sink.wants_scanned() {
+            let scanned = count_scanned(&pool, search, &search.params).await?;
+            sink.scanned(scanned);
+        }
         sink.progress(1.0);
         return Ok(outcome);
     }
+    let mut params = search.params.clone();
+    if let (Pool::Sqlite(sqlite), Some(take)) = (&pool, search.take) {
+        if take as i64 <= newest::MOST_ROWS {
+            params[0] = Param::Time(from);
+            params[1] = Param::Time(to);
+            *params.last_mut().expect("a sliced scan binds its limit last") = Param::Int(take as i64);
+            if let Some((rows, oldest)) = newest::newest_stored(sqlite, search, &params, to, take as i64).await? {
+                for row in rows {
+                    outcome.rows += 1;
+                    if !sink.row(row) {
+                        outcome.stopped = true;
+                        break;
+                    }
+                }
+                if sink.wants_scanned() {
+                    // The part of the range read: every stored row from the oldest found on.
+                    params[0] = Param::Time(oldest);
+                    let scanned = count_scanned(&pool, search, &params).await?;
+                    sink.scanned(scanned);
+                }
+                sink.progress(1.0);
+                return Ok(outcome);
+            }
+        }
+    }
+    let mut scanned = 0;
     let span = (to - from).num_microseconds().unwrap_or(i64::MAX).max(0);
     let slices = if span == 0 { 1 } else { SLICES };
-    let mut params = search.params.clone();
     for slice in 0..slices {
         let remaining = search.take.map_or(i64::MAX, |take| take.saturating_sub(outcome.rows) as i64);
         if remaining == 0 {
@@ -67,6 +101,10 @@ pub(in crate::sinks::read) async fn run(
         params[1] = Param::Time(high);
         *params.last_mut().expect("a sliced scan binds its limit last") = Param::Int(remaining);
         read(&pool, search, &params, sink, &mut outcome).await?;
+        if sink.wants_scanned() {
+            scanned += count_scanned(&pool, search, &params).await?;
+            sink.scanned(scanned);
+        }
         sink.progress(f64::from(slice + 1) / f64::from(slices));
         if outcome.stopped {
             break;
@@ -74,6 +112,38 @@ pub(in crate::sinks::read) async fn run(
     }
     sink.progress(1.0);
     Ok(outcome)
+}
+
+/// The stored rows `search` reads with `params` (see [`CompiledSearch::scanned_sql`]).
+async fn count_scanned(pool: &Pool<'_>, search: &CompiledSearch, params: &[Param]) -> Result<u64, sqlx::Error> {
+    let params = &params[..search.scanned_params.min(params.len())];
+    let count: i64 = match pool {
+        Pool::Sqlite(pool) => {
+            let mut query = sqlx::query_scalar(AssertSqlSafe(search.scanned_sql.clone()));
+            for param in params {
+                query = match param {
+                    Param::Text(text) => query.bind(text.clone()),
+                    Param::Int(number) => query.bind(*number),
+                    Param::Float(number) => query.bind(*number),
+                    Param::Time(time) => query.bind(time.timestamp_micros()),
+                };
+            }
+            query.fetch_one(*pool).await?
+        }
+        Pool::Postgres(pool) => {
+            let mut query = sqlx::query_scalar(AssertSqlSafe(search.scanned_sql.clone()));
+            for param in params {
+                query = match param {
+                    Param::Text(text) => query.bind(text.clone()),
+                    Param::Int(number) => query.bind(*number),
+                    Param::Float(number) => query.bind(*number),
+                    Param::Time(time) => query.bind(*time),
+                };
+            }
+            query.fetch_one(*pool).await?
+        }
+    };
+    Ok(count.max(0) as u64)
 }
 
 async fn read(
@@ -124,59 +194,4 @@ async fn read(
         }
     }
     Ok(())
-}
-
-/// A time as results show it: RFC 3339, UTC, microseconds when there are any.
-fn time_json(time: DateTime<Utc>) -> Json {
-    Json::String(time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-}
-
-fn severity_json(code: Option<i64>) -> Json {
-    code.map_or(Json::Null, |code| Json::String(Severity::from_code(code.clamp(0, 7) as u8).name().to_owned()))
-}
-
-fn float_json(number: Option<f64>) -> Json {
-    number.and_then(serde_json::Number::from_f64).map_or(Json::Null, Json::Number)
-}
-
-/// The `fields` column (a JSON object) as JSON; any other text as a string.
-fn text_json(name: &str, text: Option<String>) -> Json {
-    match text {
-        Some(text) if name == "fields" => serde_json::from_str(&text).unwrap_or(Json::String(text)),
-        Some(text) => Json::String(text),
-        None => Json::Null,
-    }
-}
-
-fn sqlite_values(row: &SqliteRow, columns: &[(String, Type)]) -> Result<Vec<Json>, sqlx::Error> {
-    let mut values = Vec::with_capacity(columns.len());
-    for (index, (name, ty)) in columns.iter().enumerate() {
-        values.push(match ty {
-            Type::Text | Type::Dynamic => text_json(name, row.try_get::<Option<String>, _>(index)?),
-            Type::Int | Type::Timespan => row.try_get::<Option<i64>, _>(index)?.map_or(Json::Null, Json::from),
-            Type::Float => float_json(row.try_get(index)?),
-            Type::Bool => row.try_get::<Option<bool>, _>(index)?.map_or(Json::Null, Json::Bool),
-            Type::Time => row
-                .try_get::<Option<i64>, _>(index)?
-                .and_then(DateTime::from_timestamp_micros)
-                .map_or(Json::Null, time_json),
-            Type::Severity => severity_json(row.try_get(index)?),
-        });
-    }
-    Ok(values)
-}
-
-fn postgres_values(row: &PgRow, columns: &[(String, Type)]) -> Result<Vec<Json>, sqlx::Error> {
-    let mut values = Vec::with_capacity(columns.len());
-    for (index, (name, ty)) in columns.iter().enumerate() {
-        values.push(match ty {
-            Type::Text | Type::Dynamic => text_json(name, row.try_get::<Option<String>, _>(index)?),
-            Type::Int | Type::Timespan => row.try_get::<Option<i64>, _>(index)?.map_or(Json::Null, Json::from),
-            Type::Float => float_json(row.try_get(index)?),
-            Type::Bool => row.try_get::<Option<bool>, _>(index)?.map_or(Json::Null, Json::Bool),
-            Type::Time => row.try_get::<Option<DateTime<Utc>>, _>(index)?.map_or(Json::Null, time_json),
-            Type::Severity => severity_json(row.try_get(index)?),
-        });
-    }
-    Ok(values)
 }

@@ -8,6 +8,7 @@ use securewatch_schemas::TenantScope;
 use serde::Serialize;
 
 use super::expr::{column_sql, like_pattern, Dialect, ExprCompiler, Param, Params, RollupSource};
+use super::hours::{derived_table, HourCounts};
 use super::level::{select, wrap, Group, Level};
 
 /// How a query is answered.
@@ -20,6 +21,9 @@ pub enum SearchPath {
     Scan,
     /// From the minute rollups: the whole minutes the range touches.
     Rollup,
+    /// From the hour counts for the whole hours of the range and the minute counts at its ends:
+    /// the same minutes as [`SearchPath::Rollup`], for bins of whole hours.
+    HourRollup,
 }
 
 /// A compiled query: SQL, its parameters and how to read its rows.
@@ -36,6 +40,17 @@ pub struct CompiledSearch {
     pub columns: Vec<(String, Type)>,
     /// Most rows the query itself asks for (`take`), when it ends with one.
     pub take: Option<u64>,
+    /// A statement counting the stored rows the query reads (its time range and tenants, none
+    /// of its conditions): the events, or the rollup rows on a rollup path. It takes the first
+    /// `scanned_params` parameters.
+    pub scanned_sql: String,
+    /// How many of [`CompiledSearch::params`] `scanned_sql` takes.
+    pub scanned_params: usize,
+    /// SQLite's sliced scans of events: the same statement reading the rows stored last first
+    /// (by `seq`, from a bound in one more parameter after the others), each row followed by its
+    /// `seq` and `time_us`; a small `take` tries it before the time index (see
+    /// [`super::newest`]).
+    pub newest_stored_sql: Option<String>,
 }
 
 /// Which rollup tables a store keeps, when any.
@@ -60,10 +75,16 @@ impl RollupStore {
 }
 
 const MINUTE_MICROS: i64 = 60_000_000;
+/// The names of the columns [`CompiledSearch::newest_stored_sql`] appends.
+const STORED_SEQ: &str = "#stored_seq";
+const STORED_TIME: &str = "#stored_time";
+const HOUR_MICROS: i64 = 60 * MINUTE_MICROS;
 
 /// The rollup that answers `plan`, when one does: only `where`s and one `summarize` of
-/// `count()`s grouped by `bin(time, whole minutes)` and rolled-up columns, then anything.
-fn rollup_for(plan: &Plan, store: RollupStore) -> Option<RollupSource> {
+/// `count()`s grouped by `bin(time, whole minutes)` and rolled-up columns, then anything. With
+/// it, the hour counts that answer it too: when every bin is whole hours, no `where` reads the
+/// time, and the store keeps hour counts of those columns.
+fn rollup_for(plan: &Plan, store: RollupStore) -> Option<(RollupSource, Option<HourCounts>)> {
     if plan.table != Table::Events {
         return None;
     }
@@ -73,9 +94,12 @@ fn rollup_for(plan: &Plan, store: RollupStore) -> Option<RollupSource> {
         return None;
     }
     let mut columns = Vec::new();
+    let mut whole_hours = true;
     for key in keys {
         match &key.expr.kind {
-            ExprKind::BinTime(time, width) if time.kind == ExprKind::Column(Column::Time) && width % MINUTE_MICROS == 0 => {}
+            ExprKind::BinTime(time, width) if time.kind == ExprKind::Column(Column::Time) && width % MINUTE_MICROS == 0 => {
+                whole_hours &= width % HOUR_MICROS == 0;
+            }
             ExprKind::Column(column) if *column != Column::Time => columns.push(*column),
             _ => return None,
         }
@@ -86,7 +110,9 @@ fn rollup_for(plan: &Plan, store: RollupStore) -> Option<RollupSource> {
             return None;
         }
     }
-    store.sources().into_iter().find(|source| columns.iter().all(|column| source.answers(*column)))
+    let source = store.sources().into_iter().find(|source| columns.iter().all(|column| source.answers(*column)))?;
+    let hours = if whole_hours && !columns.contains(&Column::Time) { HourCounts::for_columns(source, &columns) } else { None };
+    Some((source, hours))
 }
 
 /// Collects the columns `expr` reads; false when it reads anything but stored columns and constants.
@@ -127,14 +153,24 @@ pub fn compile_search(
     to: DateTime<Utc>,
 ) -> CompiledSearch {
     let mut params = Params { dialect, values: Vec::new() };
-    let rollup = rollups.and_then(|store| rollup_for(plan, store));
+    let chosen = rollups.and_then(|store| rollup_for(plan, store));
+    let rollup = chosen.map(|(source, _)| source);
+    let hours = chosen.and_then(|(_, hours)| hours);
     let sliced = rollup.is_none() && sliceable(plan);
-    let path = match (rollup, sliced) {
+    let path = match (chosen, sliced) {
+        (Some((_, Some(_))), _) => SearchPath::HourRollup,
         (Some(_), _) => SearchPath::Rollup,
         (None, true) => SearchPath::SlicedScan,
         (None, false) => SearchPath::Scan,
     };
     let mut filters = Vec::new();
+    if let (Some(source), Some(hours)) = (rollup, hours) {
+        let tenants = tenant_filter(&mut params, scope);
+        let from_table = derived_table(hours, source, &mut params, tenants.as_deref(), from, to);
+        let scanned = (format!("SELECT COUNT(*) FROM {from_table}"), params.values.len());
+        let level = Level { from: from_table, filters, named: Vec::new(), base: true, group: None, order: Vec::new(), limit: None };
+        return finish(plan, rollup, params, level, path, false, String::new(), scanned);
+    }
     let (table_name, time_sql) = match rollup {
         Some(source) if !source.has_time_column() => {
             // Buckets from the minute `from` falls in to the last that starts before `to`.
@@ -155,30 +191,69 @@ pub fn compile_search(
             (plan.table.as_str().to_owned(), time.to_owned())
         }
     };
+    filters.extend(tenant_filter(&mut params, scope));
+    let scanned = (format!("SELECT COUNT(*) FROM {table_name} WHERE {}", filters.join(" AND ")), params.values.len());
+    let level = Level { from: table_name, filters, named: Vec::new(), base: true, group: None, order: Vec::new(), limit: None };
+    finish(plan, rollup, params, level, path, sliced, time_sql, scanned)
+}
+
+/// The condition that keeps `scope`'s tenants, its names bound; `None` for every tenant.
+fn tenant_filter(params: &mut Params, scope: &TenantScope) -> Option<String> {
     match scope.tenants() {
-        None => {}
-        Some([]) => filters.push("1 = 0".to_owned()),
+        None => None,
+        Some([]) => Some("1 = 0".to_owned()),
         Some(tenants) => {
             let placeholders: Vec<String> = tenants.iter().map(|tenant| params.bind(Param::Text(tenant.clone()))).collect();
-            filters.push(format!("tenant IN ({})", placeholders.join(", ")));
+            Some(format!("tenant IN ({})", placeholders.join(", ")))
         }
     }
-    let mut level = Level { from: table_name, filters, named: Vec::new(), base: true, group: None, order: Vec::new(), limit: None };
+}
+
+/// Adds the plan's stages to the base `level` and writes the statement.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    plan: &Plan,
+    rollup: Option<RollupSource>,
+    mut params: Params,
+    mut level: Level,
+    path: SearchPath,
+    sliced: bool,
+    time_sql: String,
+    (scanned_sql, scanned_params): (String, usize),
+) -> CompiledSearch {
+    let dialect = params.dialect;
     let mut depth = 0;
     for stage in &plan.stages {
         add_stage(plan.table, rollup, &mut params, &mut level, &mut depth, stage);
     }
     let mut take = None;
+    let mut newest_level = None;
     if sliced {
         take = level.limit.take();
+        let stored_order = dialect == Dialect::Sqlite && plan.table == Table::Events;
+        let free = |name: &str| !plan.columns.iter().any(|(column, _)| column == name);
+        if stored_order && free(STORED_SEQ) && free(STORED_TIME) {
+            newest_level = Some(level.clone());
+        }
         level.order.push(format!("{time_sql} DESC"));
     }
     let mut sql = select(plan.table, rollup, dialect, &level, &plan.columns, true);
+    let mut newest_stored_sql = None;
     if sliced {
         let limit = params.bind(Param::Int(0));
         sql.push_str(&format!(" LIMIT {limit}"));
+        if let Some(mut newest) = newest_level {
+            newest.from = "events NOT INDEXED".to_owned();
+            newest.filters.push(format!("seq > ?{}", params.values.len() + 1));
+            newest.order = vec!["seq DESC".to_owned()];
+            newest.named.push((STORED_SEQ.to_owned(), "seq".to_owned(), Type::Int));
+            newest.named.push((STORED_TIME.to_owned(), "time_us".to_owned(), Type::Int));
+            let mut columns = plan.columns.clone();
+            columns.extend([(STORED_SEQ.to_owned(), Type::Int), (STORED_TIME.to_owned(), Type::Int)]);
+            newest_stored_sql = Some(format!("{} LIMIT {limit}", select(plan.table, None, dialect, &newest, &columns, true)));
+        }
     }
-    CompiledSearch { sql, params: params.values, path, columns: plan.columns.clone(), take }
+    CompiledSearch { sql, params: params.values, path, columns: plan.columns.clone(), take, scanned_sql, scanned_params, newest_stored_sql }
 }
 
 fn floor_minute_ms(time: DateTime<Utc>) -> i64 {

@@ -24,7 +24,7 @@ use crate::sinks::{DeadLetter, EpochWrite};
 /// The README, whose `kql` block lists the examples.
 const README: &str = include_str!("../../../../../README.md");
 
-fn start() -> DateTime<Utc> {
+pub(super) fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
 }
 
@@ -42,7 +42,7 @@ fn readme_queries() -> Vec<&'static str> {
 
 /// Event `n` of `tenant`: hosts, severities, categories, messages and fields in rotation, one
 /// every 47 seconds from [`start`].
-fn event(tenant: &str, n: u32) -> Event {
+pub(super) fn event(tenant: &str, n: u32) -> Event {
     let messages = [
         "Failed password for root from 203.0.113.9 port 4711 ssh2",
         "login failed for alice",
@@ -75,7 +75,7 @@ fn event(tenant: &str, n: u32) -> Event {
 }
 
 /// The rollup rows the dataflow would write for `events`.
-fn rollups(events: &[Event]) -> Vec<RollupChange> {
+pub(super) fn rollups(events: &[Event]) -> Vec<RollupChange> {
     let mut counts: BTreeMap<(Tenant, RollupKey, u64), i64> = BTreeMap::new();
     for event in events {
         let bucket = securewatch_schemas::bucket_start(event.time.timestamp_millis() as u64);
@@ -125,8 +125,8 @@ use securewatch_schemas::Alert;
 
 /// Collects rows.
 #[derive(Default)]
-struct Rows {
-    rows: Vec<Vec<Json>>,
+pub(super) struct Rows {
+    pub(super) rows: Vec<Vec<Json>>,
     progress: Vec<f64>,
     cap: Option<usize>,
 }
@@ -290,5 +290,43 @@ async fn the_deepest_queries_the_parser_accepts_compile_on_a_small_stack_and_run
         let web_01 = (0..70).map(|n| event("acme", n)).filter(|e| e.host.as_deref() == Some("web-01")).count();
         let expected = if text.contains("extend") { 70 } else { web_01 };
         assert_eq!(rows.rows, vec![vec![Json::from(expected)]], "{text}");
+/// The newest `n` of `events` whose host is web-01, as `[time, message]`, newest first.
+fn newest_web01(events: &[Event], n: usize) -> Vec<Vec<Json>> {
+    let mut matching: Vec<&Event> = events.iter().filter(|e| e.host.as_deref() == Some("web-01")).collect();
+    matching.sort_by_key(|e| std::cmp::Reverse(e.time));
+    let time = |e: &Event| Json::from(e.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+    matching.iter().take(n).map(|e| vec![time(e), Json::from(e.message.clone())]).collect()
+}
+
+#[tokio::test]
+async fn a_small_take_reads_the_rows_stored_last_only_when_they_are_the_newest() {
+    let query = r#"events | where host == "web-01" | project time, message | take 10"#;
+    let plan = compile(query, now()).unwrap();
+    let (from, to) = (start(), now() + Duration::seconds(1));
+    let in_order: Vec<Event> = (0..70).map(|n| event("acme", n)).collect();
+    // Stored newest first: the rows stored last are the oldest.
+    let reversed: Vec<Event> = in_order.iter().rev().cloned().collect();
+    for (events, short_cut) in [(in_order.clone(), true), (reversed, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), &SqliteConfig::default()).await.unwrap();
+        store.write_epochs(&EpochWrite { events: events.clone(), ..EpochWrite::default() }).await.unwrap();
+        let reader = StoreReader::new(store.clone(), None, None);
+        let compiled = reader.compile_search(&plan, &acme(), from, to);
+        assert!(compiled.newest_stored_sql.is_some(), "{query}");
+        let mut params = compiled.params.clone();
+        params[0] = Param::Time(from);
+        params[1] = Param::Time(to);
+        *params.last_mut().unwrap() = Param::Int(10);
+        let found = newest::newest_stored(store.pool(), &compiled, &params, to, 10).await.unwrap();
+        assert_eq!(found.is_some(), short_cut, "the short cut is taken only when proven");
+        if let Some((rows, oldest)) = found {
+            assert_eq!(rows, newest_web01(&events, 10));
+            assert_eq!(Json::from(oldest.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)), rows[9][0]);
+        }
+        // Either way the search answers the newest ten by time.
+        let mut rows = Rows::default();
+        reader.search(&compiled, from, to, &mut rows).await.unwrap();
+        assert_eq!(rows.rows, newest_web01(&events, 10));
+        store.close().await;
     }
 }

@@ -4,6 +4,8 @@ use securewatch_schemas::{RollupChange, RollupKey, TenantScope};
 use securewatch_schemas::{Severity, SourceKind};
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqliteConnection};
 
+mod dashboard;
+
 use super::store::{SqliteStore, StoreError};
 use crate::sinks::rows::{
     bucket_of, latest_counts, none_if_empty, rows_to_series, rows_to_top, severity_of, source_kind_of, sql_ms, tenant_condition,
@@ -70,8 +72,9 @@ impl<'a> ChangesByTable<'a> {
 /// Applies rollup changes inside the caller's transaction: upserts each row's count, deleting
 /// rows whose count is zero. Idempotent: applying the same changes again leaves the tables as
 /// they are. When a row changes more than once in `changes`, its last change wins. Returns the
-/// number of rows upserted or deleted.
+/// number of rows upserted or deleted. The per-dimension counts follow (see [`dashboard`]).
 pub async fn apply_rollup_changes(tx: &mut SqliteConnection, changes: &[RollupChange]) -> Result<u64, StoreError> {
+    dashboard::add_differences(&mut *tx, &latest_counts(changes)).await?;
     let split = ChangesByTable::new(changes);
     let mut touched = 0;
     for chunk in split.source_upserts.chunks(ROWS_PER_STATEMENT) {

@@ -67,6 +67,7 @@ async fn store_matches_the_in_memory_table_and_reapplying_changes_nothing() {
         assert_eq!(store.rollup_rows().await.unwrap(), table_rows(&table), "after round {round}");
         store.apply_rollups(&batch, &[]).await.unwrap();
         assert_eq!(store.rollup_rows().await.unwrap(), table_rows(&table), "round {round} applied twice");
+        assert_dashboard_counts_follow_the_rollups(&store).await;
     }
     assert!(!table.is_empty());
 }
@@ -102,6 +103,31 @@ async fn batches_larger_than_one_statement_upsert_and_delete() {
     table.apply(&deletes);
     assert_eq!(store.rollup_rows().await.unwrap(), table_rows(&table));
     assert_eq!(table.len(), 3 * (rows as usize / 2));
+    assert_dashboard_counts_follow_the_rollups(&store).await;
+}
+
+/// `dashboard_1m` and `dashboard_1h` (their non-zero rows) hold the rollup rows summed per
+/// dimension value, per minute and per hour.
+async fn assert_dashboard_counts_follow_the_rollups(store: &SqliteStore) {
+    const PER_VALUE: &str = "SELECT 'source' AS dimension, bucket_start_ms AS bucket, tenant, source_kind AS value, count FROM rollup_source
+        UNION ALL SELECT 'host', bucket_start_ms, tenant, host, count FROM rollup_source
+        UNION ALL SELECT 'severity', bucket_start_ms, tenant, CAST(severity AS TEXT), count FROM rollup_source
+        UNION ALL SELECT 'category', bucket_start_ms, tenant, category, count FROM rollup_category";
+    for (table, width) in [("dashboard_1m", MINUTE), ("dashboard_1h", HOUR)] {
+        let expected: Vec<(String, i64, String, String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT dimension, bucket - bucket % {width}, tenant, value, SUM(count) FROM ({PER_VALUE}) GROUP BY 1, 2, 3, 4 HAVING SUM(count) <> 0 ORDER BY 1, 2, 3, 4"
+        )))
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let stored: Vec<(String, i64, String, String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT dimension, bucket_start_ms, tenant, value, count FROM {table} WHERE count <> 0 ORDER BY 1, 2, 3, 4"
+        )))
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(stored, expected, "{table}");
+    }
 }
 
 /// web-1 and web-2 over two hours, plus events without a host or category.
