@@ -1,0 +1,1 @@
+// The console page module alerts.js: written in the next commit.

@@ -1,0 +1,1 @@
+// The console page module api.js: written in the next commit.

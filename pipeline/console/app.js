@@ -1,0 +1,1 @@
+// The console page module app.js: written in the next commit.

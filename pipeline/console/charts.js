@@ -1,0 +1,1 @@
+// The console page module charts.js: written in the next commit.

@@ -1,0 +1,1 @@
+// The console page module overview.js: written in the next commit.

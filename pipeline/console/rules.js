@@ -1,0 +1,1 @@
+// The console page module rules.js: written in the next commit.

@@ -1,0 +1,1 @@
+// The console page module search.js: written in the next commit.
