@@ -46,6 +46,12 @@ export SECUREWATCH_REQUIRE_WEBSOCKETS_TEST=1
 # A real HEC client library: the logging handler splunk-hec-handler (tests/e2e/hec_acks.rs).
 pip_need splunk_hec_handler splunk-hec-handler==1.2.0
 export SECUREWATCH_REQUIRE_PYTHON_HEC=1
+# The web console is driven in a real headless Chromium: Debian's browser and driver, through
+# Selenium (its driver is the Debian one; nothing is downloaded at test time).
+need chromium chromium
+need chromedriver chromium-driver
+pip_need selenium selenium==4.51.0
+export SECUREWATCH_REQUIRE_BROWSER_TEST=1
 # The Kubernetes manifests are validated against the Kubernetes schemas with kubernetes-validate.
 pip_need kubernetes_validate kubernetes-validate==1.37.0
 

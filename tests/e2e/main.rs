@@ -5,6 +5,7 @@
 mod abuse;
 mod access;
 mod backup;
+mod console;
 mod dataflow;
 mod detection;
 mod enrichment;

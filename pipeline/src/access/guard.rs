@@ -20,6 +20,13 @@ use super::{entry, Access, AuthMode, Identity};
 #[derive(Debug, Clone)]
 pub struct AuditDetail(pub String);
 
+/// What the guard checks for a route that needs a credential and no permission.
+const SIGNED_IN: &str = "signed_in";
+
+/// The request header that narrows a caller who sees several tenants to one of them (the
+/// console's tenant picker).
+pub const TENANT_HEADER: &str = "x-securewatch-tenant";
+
 /// Host names a loopback API serves without an allow-list.
 const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
 
@@ -51,7 +58,8 @@ pub async fn guard(State(access): State<Arc<Access>>, mut request: Request, next
         None => {
             return refuse("unlisted_route", StatusCode::FORBIDDEN, format!("{method} {matched} is not in the route table"))
         }
-        Some(Need::Open) => None,
+        Some(Need::Open | Need::Console) => None,
+        Some(Need::SignedIn) => Some(SIGNED_IN),
         Some(Need::HealthDetail) => (!access.config.open_health).then_some("health:read"),
         Some(Need::Metrics) => (!access.config.open_metrics).then_some("metrics:read"),
         Some(Need::Permission(permission)) => Some(permission),
@@ -109,7 +117,15 @@ pub async fn guard(State(access): State<Arc<Access>>, mut request: Request, next
             }
         }
     };
-    if !identity.allows(permission) {
+    let mut identity = identity;
+    if let Some(tenant) = request.headers().get(TENANT_HEADER) {
+        let tenant = tenant.to_str().unwrap_or_default().trim().to_string();
+        if tenant.is_empty() || !identity.scope.allows(&tenant) {
+            return refuse("tenant", StatusCode::FORBIDDEN, format!("tenant {tenant:?} is not one this credential sees"));
+        }
+        identity.scope = TenantScope::Only(vec![tenant]);
+    }
+    if permission != SIGNED_IN && !identity.allows(permission) {
         let roles = if identity.roles.is_empty() { "none".to_string() } else { identity.roles.join(",") };
         audit_refusal(&identity, permission, format!("missing permission {permission} (roles: {roles})")).await;
         return refuse("forbidden", StatusCode::FORBIDDEN, format!("missing permission {permission}"));
@@ -130,11 +146,25 @@ pub async fn guard(State(access): State<Arc<Access>>, mut request: Request, next
     response
 }
 
-/// The bearer credential of the `Authorization` header (cookies are never read).
+/// The WebSocket subprotocol a browser offers, followed by its credential, since a browser's
+/// WebSocket cannot send an `Authorization` header: `Sec-WebSocket-Protocol: securewatch.bearer, <token>`.
+pub const WEBSOCKET_BEARER: &str = "securewatch.bearer";
+
+/// The bearer credential of the `Authorization` header, or on a WebSocket upgrade the one
+/// offered after [`WEBSOCKET_BEARER`] (cookies are never read).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, credential) = value.split_once(' ')?;
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return websocket_bearer(headers) };
+    let (scheme, credential) = value.to_str().ok()?.split_once(' ')?;
     (scheme.eq_ignore_ascii_case("bearer") && !credential.trim().is_empty()).then(|| credential.trim())
+}
+
+fn websocket_bearer(headers: &HeaderMap) -> Option<&str> {
+    let upgrade = headers.get(header::UPGRADE)?.to_str().ok()?;
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return None;
+    }
+    let mut offered = headers.get(header::SEC_WEBSOCKET_PROTOCOL)?.to_str().ok()?.split(',').map(str::trim);
+    (offered.next()? == WEBSOCKET_BEARER).then(|| offered.next()).flatten().filter(|credential| !credential.is_empty())
 }
 
 /// `Err(host)` when the API listens on loopback and the `Host` header names neither a loopback
@@ -158,8 +188,17 @@ fn host_allowed(access: &Access, headers: &HeaderMap) -> Result<(), String> {
     }
 }
 
+/// Whether `origin` is this server's own (the console's calls): `http(s)://` and the `Host`
+/// the request was sent to, which the Host check has already vetted.
+fn same_origin(origin: &str, headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|value| value.to_str().ok()) else { return false };
+    let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+    rest.is_some_and(|rest| rest.eq_ignore_ascii_case(host))
+}
+
 /// A state-changing call must not be one a web page can make on a visitor's behalf: a body is
-/// JSON (a form cannot send that without CORS), and an `Origin` is one of `cors_origins`.
+/// JSON (a form cannot send that without CORS), and an `Origin` is this server's own or one of
+/// `cors_origins`.
 fn cross_origin_safe(access: &Access, headers: &HeaderMap) -> Result<(), &'static str> {
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
         let json = content_type.to_str().is_ok_and(|value| {
@@ -170,7 +209,7 @@ fn cross_origin_safe(access: &Access, headers: &HeaderMap) -> Result<(), &'stati
         }
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
-        let allowed = origin.to_str().is_ok_and(|origin| access.cors_origins.iter().any(|allowed| allowed == origin));
+        let allowed = origin.to_str().is_ok_and(|origin| same_origin(origin, headers) || access.cors_origins.iter().any(|allowed| allowed == origin));
         if !allowed {
             return Err("Origin: cross-origin state-changing calls are refused (see [api] cors_origins)");
         }

@@ -24,7 +24,7 @@ use securewatch_connectors::sinks::{AuditEntry, AuditLog, AuditOutcome};
 use securewatch_schemas::TenantScope;
 
 pub use config::{AuthConfig, AuthMode};
-pub use guard::{guard, AuditDetail};
+pub use guard::{guard, AuditDetail, TENANT_HEADER, WEBSOCKET_BEARER};
 
 /// `response` with `detail` for the audit entry the guard writes for it.
 pub fn guard_detail(mut response: axum::response::Response, detail: String) -> axum::response::Response {
@@ -72,6 +72,11 @@ impl Identity {
             scope: TenantScope::All,
             grants: Arc::new(BTreeSet::from(["*".to_string()])),
         }
+    }
+
+    /// Every known permission the identity holds.
+    pub fn permissions(&self) -> Vec<&'static str> {
+        roles::PERMISSIONS.into_iter().filter(|permission| self.allows(permission)).collect()
     }
 
     /// Whether the identity holds `permission`.

@@ -92,6 +92,10 @@ pub fn grants_allow(grants: &BTreeSet<String>, permission: &str) -> bool {
 pub enum Need {
     /// Nothing: anyone who reaches the port.
     Open,
+    /// Nothing: the console's static files (they hold no data).
+    Console,
+    /// A valid credential, no particular permission (`/api/v1/whoami`).
+    SignedIn,
     /// This permission.
     Permission(&'static str),
     /// This permission, unless `[api.auth] open_health` opens it.
@@ -117,7 +121,7 @@ const fn route(method: Method, path: &'static str, need: Need) -> Route {
 
 /// Every route of the API with its permission: the one place access is decided. A route the
 /// router serves but this table lacks is refused (403) for everyone.
-pub const ROUTES: [Route; 22] = [
+pub const ROUTES: [Route; 26] = [
     route(Method::GET, "/api/v1/health/live", Need::Open),
     route(Method::GET, "/api/v1/health/ready", Need::Open),
     route(Method::GET, "/api/v1/health", Need::HealthDetail),
@@ -140,6 +144,10 @@ pub const ROUTES: [Route; 22] = [
     route(Method::GET, "/api/v1/jobs/{id}/results", Need::Permission("jobs:run")),
     route(Method::GET, "/api/v1/jobs/{id}/ws", Need::Permission("jobs:run")),
     route(Method::POST, "/api/v1/search", Need::Permission("jobs:run")),
+    route(Method::GET, "/api/v1/whoami", Need::SignedIn),
+    route(Method::GET, "/api/v1/rules", Need::Permission("alerts:read")),
+    route(Method::GET, "/", Need::Console),
+    route(Method::GET, "/console/{file}", Need::Console),
 ];
 
 /// What `method` on the registered route `path` needs; `None` when the table lacks it.

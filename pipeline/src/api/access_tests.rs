@@ -118,7 +118,8 @@ impl Drop for TestApi {
 fn request_for(method: &Method, path: &str, caller: &str) -> (String, Option<Value>) {
     let path = path
         .replace("{id}", "00000000000000000000000000000001")
-        .replace("{name}", &format!("no-such-token-{caller}"));
+        .replace("{name}", &format!("no-such-token-{caller}"))
+        .replace("{file}", "app.js");
     let body = (method == Method::POST && path == "/api/v1/tokens")
         .then(|| json!({"name": format!("made-by-{caller}"), "roles": ["viewer"], "tenants": ["default"]}));
     (path, body)
@@ -150,7 +151,7 @@ async fn every_route_answers_each_role_by_its_permission() {
             let (path, body) = request_for(&route.method, route.path, role);
             let (status, _, answer) = api.call(route.method.clone(), &path, Some(token), body).await;
             let permission = match route.need {
-                Need::Open => None,
+                Need::Open | Need::Console | Need::SignedIn => None,
                 Need::HealthDetail => Some("health:read"),
                 Need::Metrics => Some("metrics:read"),
                 Need::Permission(permission) => Some(permission),
@@ -176,6 +177,8 @@ async fn every_route_answers_each_role_by_its_permission() {
             let (status, headers, answer) = api.call(route.method.clone(), &path, credential, body.clone()).await;
             if route.need == Need::Open {
                 assert!(status.is_success() && answer.is_empty(), "{} {}: {status} {answer:?}", route.method, route.path);
+            } else if route.need == Need::Console {
+                assert!(status.is_success() && !answer.is_empty(), "{} {}: {status}", route.method, route.path);
             } else {
                 assert_eq!(status, StatusCode::UNAUTHORIZED, "{} {}: {answer}", route.method, route.path);
                 let challenge = headers[reqwest::header::WWW_AUTHENTICATE].to_str().unwrap();
@@ -205,7 +208,7 @@ async fn every_route_answers_each_role_by_its_permission() {
     assert_eq!(revoked["outcome"], "failed", "404: nothing revoked");
     // Refused credentials: a missing and an invalid one per protected route, with the peer.
     let refused: Vec<&Value> = audit.iter().filter(|entry| entry["action"] == "authenticate").collect();
-    let protected = ROUTES.iter().filter(|route| route.need != Need::Open).count();
+    let protected = ROUTES.iter().filter(|route| !matches!(route.need, Need::Open | Need::Console)).count();
     assert_eq!(refused.len(), protected * 2, "{refused:#?}");
     assert!(refused.iter().all(|entry| entry["outcome"] == "refused" && entry["tenant"] == "*"));
     assert!(refused.iter().all(|entry| entry["peer"].as_str().unwrap().starts_with("127.0.0.1:")));

@@ -1,5 +1,5 @@
 //! `GET /api/v1/alerts` (filtered, newest first), `GET /api/v1/alerts/{id}` (with the contributing
-//! events) and `POST /api/v1/rules/reload`. Alerts are read from PostgreSQL when it is configured.
+//! events), `GET /api/v1/rules` and `POST /api/v1/rules/reload`. Alerts are read from PostgreSQL when it is configured.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::events::{limit, non_empty, parse_time};
 use super::{ApiError, ApiState};
-use crate::rules::ReloadReport;
+use crate::rules::{ReloadReport, RulesListing};
 
 /// Query string of `/api/v1/alerts`.
 #[derive(Debug, Deserialize)]
@@ -130,4 +130,12 @@ pub async fn reload_rules(State(state): State<ApiState>) -> Result<(StatusCode, 
     }
     let status = if report.applied { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     Ok((status, Json(report)))
+}
+
+/// The rules in force and the rejected ones with reasons; 409 when detection is not configured.
+pub async fn list_rules(State(state): State<ApiState>) -> Result<Json<RulesListing>, ApiError> {
+    match &state.rules {
+        Some(reloader) => Ok(Json(reloader.listing())),
+        None => Err(ApiError::conflict("detection is not configured ([detection] rules_dir)")),
+    }
 }

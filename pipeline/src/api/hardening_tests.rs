@@ -1,4 +1,4 @@
-//! What probing the running API found (issue 17 §5): cross-origin form posts, foreign `Host` names, guessing tokens, oversized requests, CORS.
+//! What probing the running API found (issue 17 §5): cross-origin form posts, foreign `Host` names, guessing tokens, oversized requests, CORS; and the console's own calls.
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -105,5 +105,50 @@ async fn limits_and_cors_are_applied() {
         api.client.get(format!("{}/api/v1/events", api.base)).bearer_auth(&api.admin).header("Origin", "https://grafana.example").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers().get("access-control-allow-origin").is_none());
+    api.store.close().await;
+}
+
+/// The console's calls: a POST from the API's own origin passes (another origin still does
+/// not), the tenant header narrows a caller to one of its tenants and no further, and a
+/// WebSocket upgrade may carry its credential as the second offered subprotocol.
+#[tokio::test]
+async fn the_consoles_own_origin_tenant_header_and_websocket_credential() {
+    let api = TestApi::start(|_| {}).await;
+    let reload = format!("{}/api/v1/rules/reload", api.base);
+    let post_from = |origin: String| api.client.post(&reload).bearer_auth(&api.admin).header("Origin", origin).json(&Value::Null).send();
+    assert_eq!(post_from(api.base.clone()).await.unwrap().status(), StatusCode::OK);
+    let port = api.base.rsplit(':').next().unwrap();
+    assert_eq!(post_from(format!("http://localhost:{port}")).await.unwrap().status(), StatusCode::FORBIDDEN, "another origin");
+    assert_eq!(post_from(format!("{}.evil.example", api.base)).await.unwrap().status(), StatusCode::FORBIDDEN);
+
+    let two = api.token("two-tenants", &["viewer"], &["acme", "globex"]);
+    let whoami = |tenant: Option<&str>| {
+        let mut request = api.client.get(format!("{}/api/v1/whoami", api.base)).bearer_auth(&two);
+        if let Some(tenant) = tenant {
+            request = request.header(crate::access::TENANT_HEADER, tenant);
+        }
+        request.send()
+    };
+    let me: Value = serde_json::from_str(&whoami(None).await.unwrap().text().await.unwrap()).unwrap();
+    assert_eq!((me["tenants"].clone(), me["all_tenants"].clone()), (serde_json::json!(["acme", "globex"]), Value::Bool(false)));
+    assert_eq!(me["permissions"], serde_json::json!(["events:read", "dashboards:read", "alerts:read"]));
+    let narrowed: Value = serde_json::from_str(&whoami(Some("globex")).await.unwrap().text().await.unwrap()).unwrap();
+    assert_eq!(narrowed["tenants"], serde_json::json!(["globex"]));
+    assert_eq!(whoami(Some("initech")).await.unwrap().status(), StatusCode::FORBIDDEN, "a tenant it does not see");
+
+    // A WebSocket upgrade with the credential as a subprotocol reaches the job routes (404: no
+    // such job) instead of 401; without the marker protocol first it is not read.
+    let socket = |protocols: String| {
+        api.client
+            .get(format!("{}/api/v1/jobs/nosuchjob/ws", api.base))
+            .header("Connection", "Upgrade")
+            .header("Upgrade", "websocket")
+            .header("Sec-WebSocket-Version", "13")
+            .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("Sec-WebSocket-Protocol", protocols)
+            .send()
+    };
+    assert_eq!(socket(format!("securewatch.bearer, {}", api.admin)).await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(socket(format!("chat, {}", api.admin)).await.unwrap().status(), StatusCode::UNAUTHORIZED);
     api.store.close().await;
 }

@@ -33,7 +33,8 @@ pub async fn job_socket(
         Err(response) => return response,
     };
     match upgrade {
-        Ok(upgrade) => upgrade.on_upgrade(move |socket| stream(socket, job)),
+        // A browser offers its credential as a subprotocol: the answer names the protocol only.
+        Ok(upgrade) => upgrade.protocols([crate::access::WEBSOCKET_BEARER]).on_upgrade(move |socket| stream(socket, job)),
         Err(rejection) => rejection.into_response(),
     }
 }

@@ -1,12 +1,14 @@
-//! The HTTP API: health, events, dead letters, dashboards, alerts, search jobs, audit log, tokens and Prometheus metrics, every route behind the access guard.
+//! The HTTP API and the web console: health, events, dead letters, dashboards, alerts, search jobs, audit log, tokens and Prometheus metrics, every route behind the access guard.
 
 mod alerts;
 mod audit;
+mod console;
 mod dashboards;
 pub(crate) mod events;
 pub(crate) mod health;
 mod jobs;
 mod jobs_ws;
+mod whoami;
 
 pub use jobs::csv_cell;
 mod tokens;
@@ -88,7 +90,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/jobs/{id}/results", get(jobs::job_results))
         .route("/api/v1/jobs/{id}/ws", get(jobs_ws::job_socket))
         .route("/api/v1/search", post(jobs::search))
+        .route("/api/v1/whoami", get(whoami::whoami))
+        .route("/api/v1/rules", get(alerts::list_rules))
         .route("/metrics", get(render_metrics))
+        .route("/", get(console::index))
+        .route("/console/{file}", get(console::asset))
         .with_state(state);
     protect(routes, &access, max_body_bytes)
 }
@@ -106,7 +112,7 @@ pub fn protect(routes: Router, access: &Arc<Access>, max_body_bytes: usize) -> R
     let cors = tower_http::cors::CorsLayer::new()
         .allow_origin(origins)
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::HeaderName::from_static(access::TENANT_HEADER)]);
     guarded.layer(cors)
 }
 

@@ -86,6 +86,30 @@ pub struct RulesReloader {
 struct Running {
     rejected: BTreeSet<Rejection>,
     fingerprint: Vec<(PathBuf, SystemTime, u64)>,
+    /// What the set in force loaded (`GET /api/v1/rules`).
+    listing: RulesListing,
+}
+
+/// One rule of the set in force, as `GET /api/v1/rules` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadedRule {
+    /// The file, relative to the rules directory.
+    pub file: PathBuf,
+    /// The rule's id (its name when it has no id).
+    pub id: Option<String>,
+    pub title: String,
+    pub level: Option<&'static str>,
+    /// `detection` or `correlation`.
+    pub kind: &'static str,
+    pub tags: Vec<String>,
+}
+
+/// The rules in force and what was rejected, with reasons (paths relative to the directory).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RulesListing {
+    pub rules: Vec<LoadedRule>,
+    pub rejected: Vec<Rejection>,
+    pub warnings: Vec<LoadWarning>,
 }
 
 impl RulesReloader {
@@ -94,11 +118,11 @@ impl RulesReloader {
     pub fn start(config: &DetectionConfig) -> anyhow::Result<(Arc<RulesReloader>, RulesHandle)> {
         let directory = config.rules_dir.clone().ok_or_else(|| anyhow::anyhow!("detection: rules_dir is not set"))?;
         let fingerprint = fingerprint(&directory);
-        let (rules, mut report) = compile(config, &directory)?;
+        let (rules, mut report, listing) = compile(config, &directory)?;
         report.applied = true;
         log_report(&report, "Detection rules loaded.");
         let handle = RulesHandle::new(rules);
-        let running = Running { rejected: report.rejected.iter().cloned().collect(), fingerprint };
+        let running = Running { rejected: report.rejected.iter().cloned().collect(), fingerprint, listing };
         let reloader = RulesReloader {
             config: config.clone(),
             handle: handle.clone(),
@@ -116,6 +140,11 @@ impl RulesReloader {
     /// The rules directory.
     pub fn rules_dir(&self) -> Option<&std::path::Path> {
         self.config.rules_dir.as_deref()
+    }
+
+    /// The rules in force and the rejections of the loaded set.
+    pub fn listing(&self) -> RulesListing {
+        self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).listing.clone()
     }
 
     /// Loads the directory again and applies it unless it brings new rejections; then rebuilds
@@ -139,7 +168,7 @@ impl RulesReloader {
     fn swap(&self) -> anyhow::Result<(ReloadReport, Option<backfill::Swap>)> {
         let directory = self.config.rules_dir.clone().expect("started with a rules_dir");
         let fingerprint = fingerprint(&directory);
-        let (rules, mut report) = compile(&self.config, &directory)?;
+        let (rules, mut report, listing) = compile(&self.config, &directory)?;
         let mut running = self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         report.new_errors = report.rejected.iter().filter(|rejection| !running.rejected.contains(*rejection)).cloned().collect();
         running.fingerprint = fingerprint;
@@ -166,6 +195,7 @@ impl RulesReloader {
                 swapped = Some(backfill::Swap { rules, new_keys, at_ms: securewatch_dataflow::now_ms() });
             }
             running.rejected = report.rejected.iter().cloned().collect();
+            running.listing = listing;
             report.applied = true;
             metrics::counter!(RELOADS, "outcome" => "applied").increment(1);
             log_report(&report, "Detection rules reloaded.");
@@ -203,7 +233,7 @@ impl RulesReloader {
     }
 }
 
-fn compile(config: &DetectionConfig, directory: &Path) -> anyhow::Result<(Rules, ReloadReport)> {
+fn compile(config: &DetectionConfig, directory: &Path) -> anyhow::Result<(Rules, ReloadReport, RulesListing)> {
     let mut extra = Pipelines::none();
     for pipeline in &config.pipelines {
         if Pipelines::builtin_names().contains(&pipeline.as_str()) {
@@ -231,7 +261,42 @@ fn compile(config: &DetectionConfig, directory: &Path) -> anyhow::Result<(Rules,
         new_correlations: Vec::new(),
         backfill: None,
     };
-    Ok((Rules { detectors, correlations: Arc::new(correlations) }, report))
+    let listing = listing_of(&set, &report, directory);
+    Ok((Rules { detectors, correlations: Arc::new(correlations) }, report, listing))
+}
+
+/// The rules of `set` that were not rejected, and the report's rejections and warnings, with
+/// paths relative to `directory`.
+fn listing_of(set: &RuleSet, report: &ReloadReport, directory: &Path) -> RulesListing {
+    let relative = |file: &Path| file.strip_prefix(directory).unwrap_or(file).to_path_buf();
+    let rejected_ids: BTreeSet<(PathBuf, String)> =
+        report.rejected.iter().map(|rejection| (rejection.file.clone(), rejection.rule_id.clone().unwrap_or_default())).collect();
+    let kept = |file: &Path, id: &Option<String>| !rejected_ids.contains(&(file.to_path_buf(), id.clone().unwrap_or_default()));
+    let mut rules: Vec<LoadedRule> = set
+        .rules
+        .iter()
+        .filter(|loaded| kept(&loaded.file, &loaded.item.id.clone().or_else(|| loaded.item.name.clone())))
+        .map(|loaded| LoadedRule {
+            file: relative(&loaded.file),
+            id: loaded.item.id.clone().or_else(|| loaded.item.name.clone()),
+            title: loaded.item.title.clone(),
+            level: loaded.item.level.as_ref().map(|level| level.as_str()),
+            kind: "detection",
+            tags: loaded.item.tags.clone(),
+        })
+        .collect();
+    rules.extend(set.correlations.iter().filter(|loaded| kept(&loaded.file, &loaded.item.id.clone().or_else(|| loaded.item.name.clone()))).map(|loaded| LoadedRule {
+        file: relative(&loaded.file),
+        id: loaded.item.id.clone().or_else(|| loaded.item.name.clone()),
+        title: loaded.item.title.clone(),
+        level: loaded.item.level.as_ref().map(|level| level.as_str()),
+        kind: "correlation",
+        tags: loaded.item.tags.clone(),
+    }));
+    let mut listing = RulesListing { rules, rejected: report.rejected.clone(), warnings: report.warnings.clone() };
+    listing.rejected.iter_mut().for_each(|rejection| rejection.file = relative(&rejection.file));
+    listing.warnings.iter_mut().for_each(|warning| warning.file = relative(&warning.file));
+    listing
 }
 
 fn log_report(report: &ReloadReport, message: &str) {
