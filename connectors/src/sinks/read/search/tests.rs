@@ -290,6 +290,9 @@ async fn the_deepest_queries_the_parser_accepts_compile_on_a_small_stack_and_run
         let web_01 = (0..70).map(|n| event("acme", n)).filter(|e| e.host.as_deref() == Some("web-01")).count();
         let expected = if text.contains("extend") { 70 } else { web_01 };
         assert_eq!(rows.rows, vec![vec![Json::from(expected)]], "{text}");
+    }
+}
+
 /// The newest `n` of `events` whose host is web-01, as `[time, message]`, newest first.
 fn newest_web01(events: &[Event], n: usize) -> Vec<Vec<Json>> {
     let mut matching: Vec<&Event> = events.iter().filter(|e| e.host.as_deref() == Some("web-01")).collect();
