@@ -388,7 +388,10 @@ impl Checker<'_> {
             "ago" => {
                 arity(1)?;
                 match args[0].kind {
-                    ast::ExprKind::Timespan(micros) => time(self.now - chrono::Duration::microseconds(micros)),
+                    ast::ExprKind::Timespan(micros) => match self.now.checked_sub_signed(chrono::Duration::microseconds(micros)) {
+                        Some(then) => time(then),
+                        None => Err(self.error(&args[0].span, "`ago()` reaches outside the datetimes a query can name")),
+                    },
                     _ => Err(self.error(&args[0].span, "`ago()` takes a timespan such as 1h or 15m")),
                 }
             }

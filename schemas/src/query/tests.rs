@@ -305,3 +305,13 @@ fn long_and_or_chains_stay_shallow_and_long_arithmetic_is_refused() {
     compile_on_a_small_stack(format!("events | extend n = {}", vec!["1"; parse::MAX_DEPTH].join(" + "))).expect("64 chained additions compile");
 }
 
+
+#[test]
+fn a_timespan_beyond_the_calendar_is_an_error_not_a_panic() {
+    // Found by the query fuzz target: `now - 66...6h` overflowed chrono's subtraction.
+    let text = format!("alerts | where ago({}h) and ago(0h)", "6".repeat(50));
+    let refused = error(&text);
+    assert!(refused.message.contains("`ago()` reaches outside"), "{refused}");
+    assert_eq!(refused.position, "alerts | where ago(".len());
+    assert!(error("events | where time > ago(9223372036854775807us)").message.contains("`ago()` reaches outside"));
+}
