@@ -54,8 +54,8 @@ pub async fn restore_feeds(
     let from_ms = now_ms.saturating_sub(rollup_span.max(correlation_span));
     let from = Utc.timestamp_millis_opt(from_ms as i64).single().unwrap_or_else(Utc::now);
     let query = EventQuery { limit: max_events, from: Some(from), ..EventQuery::default() };
-    // A restore rebuilds every tenant's state.
-    let events = store.events(&query, &TenantScope::All).await?;
+    // A restore rebuilds every tenant's state, however long the store makes it wait.
+    let events = store.for_startup().events(&query, &TenantScope::All).await?;
     let truncated = events.len() as u64 >= u64::from(max_events);
     let mut report = RestoreReport { events: events.len(), matches: 0, truncated };
     if events.is_empty() {

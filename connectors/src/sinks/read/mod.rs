@@ -45,6 +45,11 @@ pub const CONCURRENT_READS: usize = 3;
 /// [`ReadError::OverBudget`].
 pub const READ_BUDGET: Duration = Duration::from_secs(10);
 
+/// Longest a read made while starting may take (restoring open buckets and windows): nothing
+/// waits on it but the start, and a restart under load, when tens of thousands of events are read
+/// back on a busy machine, is when it must not give up after an API read's budget.
+pub const STARTUP_READ_BUDGET: Duration = Duration::from_secs(300);
+
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -93,6 +98,11 @@ impl StoreReader {
     /// The same reader with another read budget (tests).
     pub fn with_budget(self, budget: Duration) -> Self {
         StoreReader { budget, ..self }
+    }
+
+    /// The same reader for the reads a start makes before it serves: [`STARTUP_READ_BUDGET`].
+    pub fn for_startup(&self) -> StoreReader {
+        self.clone().with_budget(STARTUP_READ_BUDGET)
     }
 
     /// Runs `read` in a turn, within the budget.
@@ -256,6 +266,27 @@ mod tests {
         assert!(matches!(error, ReadError::OverBudget { .. }), "{error}");
         drop(held);
         assert!(reader.dead_letters(10, &TenantScope::All).await.unwrap().is_empty(), "a turn free again: the read runs");
+        store.close().await;
+    }
+
+    /// The fleet's worker-kill tests failed at load average 15-25: the restart's restore read
+    /// waited longer than an API read's 10 s budget and the worker gave up starting.
+    #[tokio::test]
+    async fn a_start_up_read_waits_past_the_api_budget_for_its_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), &SqliteConfig::default()).await.unwrap();
+        let reader = StoreReader::new(store.clone(), None, None).with_budget(Duration::from_millis(200));
+        let held: Vec<_> = (0..CONCURRENT_READS).map(|_| reader.turns.clone().try_acquire_owned().unwrap()).collect();
+        let query = EventQuery { limit: 10, ..EventQuery::default() };
+        let error = reader.events(&query, &TenantScope::All).await.unwrap_err();
+        assert!(matches!(error, ReadError::OverBudget { .. }), "an API read gives up: {error}");
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            drop(held);
+        });
+        let startup = reader.for_startup();
+        assert!(startup.events(&query, &TenantScope::All).await.unwrap().is_empty(), "the start-up read waits for its turn");
+        release.await.unwrap();
         store.close().await;
     }
 }
