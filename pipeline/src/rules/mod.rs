@@ -204,6 +204,12 @@ impl RulesReloader {
 }
 
 fn compile(config: &DetectionConfig, directory: &Path) -> anyhow::Result<(Rules, ReloadReport)> {
+    compile_set(config, RuleSet::load(directory)?)
+}
+
+/// Compiles `set` as the live pipeline compiles its rules directory: the same extra pipelines
+/// of `config`, the same per-source detectors and correlations (backtests).
+pub(crate) fn compile_set(config: &DetectionConfig, set: RuleSet) -> anyhow::Result<(Rules, ReloadReport)> {
     let mut extra = Pipelines::none();
     for pipeline in &config.pipelines {
         if Pipelines::builtin_names().contains(&pipeline.as_str()) {
@@ -212,7 +218,6 @@ fn compile(config: &DetectionConfig, directory: &Path) -> anyhow::Result<(Rules,
             extra.add_file(Path::new(pipeline))?;
         }
     }
-    let set = RuleSet::load(directory)?;
     let detectors = SourceDetectors::compile(&set, &extra);
     let correlations = CompiledCorrelations::compile(&set);
     let mut rejected = set.rejected.clone();
