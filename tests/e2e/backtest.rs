@@ -6,13 +6,14 @@
 //! `--expect` with JUnit, `--data-dir` on a stopped instance).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use securewatch_tests::instance::{curl, Instance};
+use securewatch_tests::instance::{binary, curl, Instance};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "e2e-backtest-hec-token";
@@ -322,4 +323,155 @@ fn a_backtest_raises_the_live_alerts_and_a_changed_rule_shows_in_the_comparison(
     let (status, answer) = submit(&instance, None, json!({"rules": "title: broken\nlogsource: {product: linux}\ndetection: {}\n"}));
     assert_eq!(status, 400, "{answer}");
     assert!(answer["error"].as_str().unwrap().starts_with("rules: 1 rejected"), "{answer}");
+}
+
+/// A rule over the failures and a correlation, sent as YAML by the tenant tests.
+const FAILURE_RULES: &str = "title: Failed password
+id: 6b7a0000-0000-4000-8000-000000000021
+logsource: {product: linux, service: auth}
+detection:
+  selection:
+    message|contains: 'Failed password'
+  condition: selection
+level: low
+";
+
+/// Stores `count` failures of `tenant` (its HEC token), one every 100 ms from `start_ms`,
+/// over `hosts` hosts, in requests of 1000.
+fn store_failures(instance: &Instance, token: &str, count: usize, hosts: usize, start_ms: i64) {
+    let auth = format!("Authorization: Splunk {token}");
+    let url = instance.hec_url("/services/collector/event");
+    let all: Vec<usize> = (0..count).collect();
+    for batch in all.chunks(1000) {
+        let body: String = batch
+            .iter()
+            .map(|n| {
+                json!({
+                    "time": (start_ms + *n as i64 * 100) as f64 / 1000.0,
+                    "host": format!("host-{}", n % hosts),
+                    "sourcetype": "linux_secure",
+                    "event": {"message": format!("Failed password for user-{n}")},
+                })
+                .to_string()
+            })
+            .collect();
+        let (status, answer) = curl(&["-X", "POST", &url, "-H", &auth, "--data-binary", &body]).unwrap();
+        assert_eq!(status, 200, "{answer}");
+    }
+}
+
+/// Stored events of every tenant (the admin's search), once there are `count`.
+fn wait_stored(instance: &Instance, count: u64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let body = json!({"query": "events | count", "from": "-3h", "wait_ms": 10000}).to_string();
+        let url = instance.api_url("/api/v1/search");
+        let (status, answer) = curl(&["-X", "POST", &url, "-H", "Content-Type: application/json", "--data-binary", &body]).unwrap();
+        assert_eq!(status, 200, "{answer}");
+        let stored = serde_json::from_str::<Value>(&answer).unwrap()["rows"][0]["count_"].as_u64().unwrap_or(0);
+        if stored >= count {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{stored} of {count} events stored");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn token_of(instance: &Instance, tenant: &str, role: &str) -> String {
+    let output = Command::new(binary())
+        .args(["token", "create", "--name", &format!("{tenant}-{role}"), "--role", role, "--tenant", tenant, "--data-dir"])
+        .arg(&instance.data_dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn backtest_jobs_report_progress_keep_what_a_cancel_found_and_read_only_their_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = String::new();
+    for tenant in ["acme", "globex"] {
+        config.push_str(&format!("[[sources.hec.tokens]]\nname = \"{tenant}\"\ntoken = \"{tenant}-hec-token-0123456789\"\ntenant = \"{tenant}\"\n\n"));
+    }
+    let instance = Instance::start(dir.path(), &config, &[]).unwrap();
+    let start_ms = Utc::now().timestamp_millis() - 3_600_000;
+    let (acme_events, globex_events) = (20_000, 50);
+    store_failures(&instance, "acme-hec-token-0123456789", acme_events, 40, start_ms);
+    store_failures(&instance, "globex-hec-token-0123456789", globex_events, 3, start_ms);
+    wait_stored(&instance, (acme_events + globex_events) as u64);
+    let (acme, globex) = (token_of(&instance, "acme", "engineer"), token_of(&instance, "globex", "engineer"));
+    let (from, to) = ((start_ms - 1000) as f64 / 1000.0, Utc::now().timestamp_millis() as f64 / 1000.0);
+    let body = json!({"rules": FAILURE_RULES, "from": from, "to": to, "chunk_events": 100});
+
+    // Who may run one: a viewer has no jobs:run, an analyst no backtests:run.
+    let (status, _) = submit(&instance, Some(&token_of(&instance, "acme", "viewer")), body.clone());
+    assert_eq!(status, 403);
+    let (status, answer) = submit(&instance, Some(&token_of(&instance, "acme", "analyst")), body.clone());
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("backtests:run"), "{answer}");
+
+    // Progress while it runs, then a cancel that keeps what was found. A run that ends before
+    // the cancel lands is tried again.
+    let mut cancelled = None;
+    for _attempt in 0..4 {
+        let (status, job) = submit(&instance, Some(&acme), body.clone());
+        assert_eq!(status, 202, "{job}");
+        let id = job["id"].as_str().unwrap().to_string();
+        let mut seen: Vec<Value> = Vec::new();
+        loop {
+            let status = read_as(&instance, Some(&acme), &format!("/api/v1/jobs/{id}"));
+            let running = status["state"] == "running";
+            let read = status["backtest"]["events_read"].as_u64().unwrap_or(0);
+            seen.push(status);
+            if !running && read > 0 {
+                break;
+            }
+            if running && read >= 300 {
+                let url = instance.api_url(&format!("/api/v1/jobs/{id}"));
+                let (code, _) = curl(&["-X", "DELETE", &url, "-H", &format!("Authorization: Bearer {acme}")]).unwrap();
+                assert_eq!(code, 200);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for pair in seen.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            assert!(a["progress"].as_f64() <= b["progress"].as_f64(), "progress only grows: {a} {b}");
+            assert!(a["backtest"]["events_read"].as_u64() <= b["backtest"]["events_read"].as_u64(), "{a} {b}");
+            assert!(a["backtest"]["cursor"].as_str() <= b["backtest"]["cursor"].as_str(), "{a} {b}");
+        }
+        let end = finished(&instance, Some(&acme), &id);
+        if end["state"] == "cancelled" {
+            cancelled = Some((id, end));
+            break;
+        }
+        assert_eq!(end["state"], "done", "{end}");
+        assert_eq!(end["backtest"]["events_read"], acme_events, "a whole run reads every acme event: {end}");
+    }
+    let (id, end) = cancelled.expect("one of four runs was cancelled while running");
+    let read = end["backtest"]["events_read"].as_u64().unwrap();
+    assert!(read >= 300 && read < acme_events as u64, "{end}");
+    assert!(end["progress"].as_f64().unwrap() < 1.0, "{end}");
+    let records = results(&instance, Some(&acme), &id);
+    let summary = &records["summary"][0];
+    assert_eq!((summary["cancelled"].as_bool(), summary["events_read"].as_u64()), (Some(true), Some(read)), "{summary}");
+    let alerts = &records["alert"];
+    assert_eq!(alerts.len() as u64, read, "one alert per failure read, kept after the cancel");
+    assert!(alerts.iter().all(|alert| alert["tenant"] == "acme"));
+
+    // Tenant isolation: globex's backtest reads globex's 50 events only; acme's job is not
+    // globex's to see.
+    let (status, job) = submit(&instance, Some(&globex), body.clone());
+    assert_eq!(status, 202, "{job}");
+    let globex_id = job["id"].as_str().unwrap().to_string();
+    let end = finished(&instance, Some(&globex), &globex_id);
+    assert_eq!((end["state"].as_str(), end["backtest"]["events_read"].as_u64()), (Some("done"), Some(globex_events as u64)), "{end}");
+    assert_eq!(end["tenants"], json!(["globex"]));
+    let records = results(&instance, Some(&globex), &globex_id);
+    assert_eq!(records["alert"].len(), globex_events);
+    assert!(records["alert"].iter().all(|alert| alert["tenant"] == "globex" && alert["events"][0]["tenant"] == "globex"));
+    let url = instance.api_url(&format!("/api/v1/jobs/{id}"));
+    let (status, _) = curl(&[&url, "-H", &format!("Authorization: Bearer {globex}")]).unwrap();
+    assert_eq!(status, 404, "acme's job reads as absent to globex");
 }
