@@ -475,3 +475,86 @@ fn backtest_jobs_report_progress_keep_what_a_cancel_found_and_read_only_their_te
     let (status, _) = curl(&[&url, "-H", &format!("Authorization: Bearer {globex}")]).unwrap();
     assert_eq!(status, 404, "acme's job reads as absent to globex");
 }
+
+/// Runs `securewatch rules backtest` with `args`; answers the exit code, stdout and stderr.
+fn rules_backtest(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(binary()).args(["rules", "backtest"]).args(args).env_remove("SECUREWATCH_API_TOKEN").output().unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.code().unwrap_or(-1), text(&output.stdout), text(&output.stderr))
+}
+
+#[test]
+fn the_cli_prints_checks_expectations_with_junit_and_reads_a_stopped_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("auth.yml"), RULES).unwrap();
+    let config = format!(
+        "[detection]\nenabled = true\nrules_dir = \"{}\"\n[dataflow]\nlateness_secs = 1800\nretention_secs = 1800\n",
+        rules.display()
+    );
+    let instance = Instance::start(dir.path(), &config, &[("SECUREWATCH_HEC_TOKEN", TOKEN)]).unwrap();
+    let samples = history();
+    let start_ms = Utc::now().timestamp_millis() - 660_000;
+    send_shuffled(&instance, TOKEN, &samples, start_ms, 19);
+    instance.wait_events("limit=1000", samples.len()).unwrap();
+    let live = stable_live_alerts(&instance);
+    let (from, to) = range(start_ms);
+    let (from, to) = (format!("{from}"), format!("{to}"));
+    let rules_dir = rules.display().to_string();
+    let (server, token) = (instance.api_url(""), instance.api_token());
+    let remote = ["--from", from.as_str(), "--to", to.as_str(), "--server", server.as_str(), "--token", token.as_str()];
+
+    // The table: one line per rule, and the summary on stderr.
+    let (code, stdout, stderr) = rules_backtest(&[&[rules_dir.as_str(), "--quiet"][..], &remote[..]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("RULE") && lines[0].contains("ONLY LIVE"), "{stdout}");
+    assert_eq!(lines.len(), 1 + 10, "a header and the ten rules: {stdout}");
+    assert!(stderr.contains(&format!("{} events read from sqlite", samples.len())), "{stderr}");
+    assert!(stderr.contains(&format!("{} same, 0 only backtest, 0 only live", live.len())), "{stderr}");
+
+    // Expectations: met (exit 0), then broken (exit 1); JUnit either way.
+    let roots = samples.iter().filter(|sample| sample.message.contains("session opened for root")).count();
+    let expect = dir.path().join("expect.yml");
+    let junit = dir.path().join("junit.xml");
+    let (expect_arg, junit_arg) = (expect.display().to_string(), junit.display().to_string());
+    std::fs::write(
+        &expect,
+        format!(
+            "defaults:\n  unexpected_detections: fail\nexpectations:\n  - rule: Root session opened\n    exactly: {roots}\n  - rule: 6b7a0000-0000-4000-8000-000000000011\n    at_least: 1\n  - rule: Failures for many users on one host\n    at_least: 1\n  - rule: 6b7a0000-0000-4000-8000-000000000013\n    at_least: 1\n  - rule: 6b7a0000-0000-4000-8000-000000000014\n    at_least: 1\n  - rule: 6b7a0000-0000-4000-8000-000000000015\n    at_least: 1\n  - rule: 6b7a0000-0000-4000-8000-000000000016\n    at_most: 100\n"
+        ),
+    )
+    .unwrap();
+    let checked = [rules_dir.as_str(), "--quiet", "--expect", expect_arg.as_str(), "--junit", junit_arg.as_str(), "--format", "json"];
+    let (code, stdout, stderr) = rules_backtest(&[&checked[..], &remote[..]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["summary"]["same"], live.len());
+    assert_eq!(by_id(report["alerts"].as_array().unwrap()), by_id(&live));
+    assert_eq!(report["expectations"].as_array().unwrap().len(), 7);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("<testsuites tests=\"7\" failures=\"0\">"), "{xml}");
+    std::fs::write(&expect, format!("expectations:\n  - rule: Root session opened\n    exactly: {}\n", roots + 1)).unwrap();
+    let (code, _, stderr) = rules_backtest(&[&checked[..], &remote[..]].concat());
+    assert_eq!(code, 1, "a failed expectation is the verdict: {stderr}");
+    assert!(stderr.contains(&format!("FAILED Root session opened: expected exactly {}, got {roots}", roots + 1)), "{stderr}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(&format!("<failure message=\"expected exactly {}, got {roots}\">", roots + 1)), "{xml}");
+    assert!(xml.contains("classname=\"securewatch.backtest.unexpected\""), "unexpected rules are listed (warn): {xml}");
+
+    // A stopped instance's data directory, without the server: the same alerts, compared with
+    // the live alerts it stored.
+    let config_path = instance.config_path.display().to_string();
+    instance.terminate().unwrap();
+    let data_dir = dir.path().display().to_string();
+    let local = [rules_dir.as_str(), "--quiet", "--format", "json", "--from", from.as_str(), "--to", to.as_str(), "--data-dir", data_dir.as_str(), "--config", config_path.as_str()];
+    let (code, stdout, stderr) = rules_backtest(&local);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(by_id(report["alerts"].as_array().unwrap()), by_id(&live));
+    assert_eq!((report["summary"]["same"].as_u64(), report["summary"]["only_live"].as_u64()), (Some(live.len() as u64), Some(0)));
+    let (code, _, stderr) = rules_backtest(&["missing-rules", "--from", "-1h", "--data-dir", "/nonexistent"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("holds no store"), "{stderr}");
+}
