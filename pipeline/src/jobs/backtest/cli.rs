@@ -48,10 +48,13 @@ pub struct BacktestArgs {
     /// End of the range, exclusive (default now), in the same forms.
     #[arg(long, allow_hyphen_values = true)]
     pub to: Option<String>,
-    /// The API's base URL: run the backtest as a job of this server.
+    /// The API's base URL: run the backtest as a job of this server (the default, at
+    /// SECUREWATCH_SERVER, else http:// and SECUREWATCH_API__LISTEN, else
+    /// http://127.0.0.1:8080).
     #[arg(long, conflicts_with = "data_dir")]
     pub server: Option<String>,
-    /// An API token with jobs:run and backtests:run (default: SECUREWATCH_API_TOKEN).
+    /// An API token with jobs:run and backtests:run (default: SECUREWATCH_API_TOKEN, else
+    /// data/api_token).
     #[arg(long, env = "SECUREWATCH_API_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Run here over this data directory's store, without the server.
@@ -248,13 +251,25 @@ fn rules_text(path: &Path) -> anyhow::Result<String> {
 
 fn server_of(args: &BacktestArgs) -> String {
     let server = args.server.clone().or_else(|| std::env::var("SECUREWATCH_SERVER").ok());
-    server.unwrap_or_else(|| "http://127.0.0.1:8080".to_owned()).trim_end_matches('/').to_owned()
+    let listen = || std::env::var("SECUREWATCH_API__LISTEN").ok().map(|listen| format!("http://{listen}"));
+    server.or_else(listen).unwrap_or_else(|| "http://127.0.0.1:8080".to_owned()).trim_end_matches('/').to_owned()
+}
+
+/// `--token`, else the admin token `securewatch run` keeps in `data/api_token` here.
+fn token_of(args: &BacktestArgs) -> anyhow::Result<String> {
+    if let Some(token) = &args.token {
+        return Ok(token.clone());
+    }
+    let path = Path::new("data").join("api_token");
+    let token = std::fs::read_to_string(&path)
+        .with_context(|| format!("no --token given and cannot read {} (or run over a data directory with --data-dir)", path.display()))?;
+    Ok(token.trim().to_owned())
 }
 
 /// `--server`: a backtest job on the server; Ctrl-C cancels it (its results are kept).
 async fn remote(args: &BacktestArgs) -> anyhow::Result<(Collected, bool)> {
     let server = server_of(args);
-    let token = args.token.clone().context("give --token (or SECUREWATCH_API_TOKEN) with --server, or --data-dir")?;
+    let token = token_of(args)?;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
     let call = |method: reqwest::Method, path: String| client.request(method, format!("{server}{path}")).bearer_auth(&token);
     let mut body = json!({ "kind": "backtest", "rules": rules_text(&args.rules)?, "from": args.from });
