@@ -39,8 +39,13 @@ pub enum Format {
 /// Flags of `securewatch rules backtest`.
 #[derive(Debug, clap::Args)]
 pub struct BacktestArgs {
-    /// Rule file or directory (`.yml` / `.yaml`); with --server its YAML is sent to the server.
+    /// Rule file or directory (`.yml` / `.yaml`); with --server its YAML is sent to the server
+    /// (or, with --rules-on-server, the path is sent).
     pub rules: PathBuf,
+    /// With --server: RULES is a path inside the server's rules directory (`.` for all of
+    /// it), read there (for rule sets larger than the API's request body limit).
+    #[arg(long, conflicts_with = "data_dir")]
+    pub rules_on_server: bool,
     /// Start of the range (events before it are not read): RFC 3339, epoch seconds, or
     /// -<span> such as -24h, -7d.
     #[arg(long, allow_hyphen_values = true)]
@@ -272,12 +277,17 @@ async fn remote(args: &BacktestArgs) -> anyhow::Result<(Collected, bool)> {
     let token = token_of(args)?;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
     let call = |method: reqwest::Method, path: String| client.request(method, format!("{server}{path}")).bearer_auth(&token);
-    let mut body = json!({ "kind": "backtest", "rules": rules_text(&args.rules)?, "from": args.from });
+    let rules = if args.rules_on_server { args.rules.display().to_string() } else { rules_text(&args.rules)? };
+    let mut body = json!({ "kind": "backtest", "rules": rules, "from": args.from });
     if let Some(to) = &args.to {
         body["to"] = json!(to);
     }
     let answer = call(reqwest::Method::POST, "/api/v1/jobs".into()).json(&body).send().await.context("cannot reach the API")?;
-    let (status, job): (_, Value) = (answer.status(), answer.json().await?);
+    let status = answer.status();
+    let job: Value = answer.json().await.unwrap_or(Value::Null);
+    if status == reqwest::StatusCode::PAYLOAD_TOO_LARGE {
+        bail!("the rules are larger than the API accepts ([api] max_body_bytes); name them on the server with --rules-on-server");
+    }
     if status != reqwest::StatusCode::ACCEPTED {
         bail!("the API answered {status}: {}", job["error"].as_str().map_or_else(|| job.to_string(), str::to_owned));
     }

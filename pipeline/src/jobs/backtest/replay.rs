@@ -18,6 +18,9 @@ use crate::jobs::record::BacktestProgress;
 pub const CHUNK_EVENTS: u32 = 5_000;
 /// Matched events kept as evidence (beyond them, alerts list their event ids only).
 pub const MAX_EVIDENCE_EVENTS: usize = 200_000;
+/// Alerts kept in full (listed with their evidence and compared with live); single-rule
+/// alerts beyond them are counted per rule (volume, days, groups) only.
+pub const MAX_ALERTS_KEPT: usize = 100_000;
 /// Niceness of the backtest's worker thread: the live workers keep their pace.
 const WORKER_NICENESS: i32 = 10;
 
@@ -59,6 +62,8 @@ pub struct Found {
     pub alerts: Vec<Alert>,
     /// Matched events by id (at most [`MAX_EVIDENCE_EVENTS`]).
     pub evidence: HashMap<EventId, Event>,
+    /// Per rule, the single-rule alerts beyond [`MAX_ALERTS_KEPT`], counted only.
+    pub overflow: BTreeMap<String, super::report::RuleTally>,
     /// The reading stopped at a cancel before the range's end.
     pub cancelled: bool,
 }
@@ -68,6 +73,8 @@ struct Tally {
     matches: BTreeMap<String, u64>,
     alerts: BTreeMap<Alert, isize>,
     evidence: HashMap<EventId, Event>,
+    overflow: BTreeMap<String, super::report::RuleTally>,
+    overflowed: u64,
     events: u64,
     cursor_ms: Option<u64>,
 }
@@ -81,9 +88,18 @@ impl Tally {
         for (rule, count) in step.matches {
             *self.matches.entry(rule).or_insert(0) += count;
         }
+        let hosts: HashMap<EventId, Option<&str>> = step.evidence.iter().map(|event| (event.id, event.host.as_deref())).collect();
         for (alert, diff) in step.alerts {
+            // Single-rule alerts are never retracted: past the cap they are only counted.
+            if diff > 0 && alert.kind == "rule" && self.alerts.len() >= MAX_ALERTS_KEPT && !self.alerts.contains_key(&alert) {
+                let host = alert.event_ids.first().and_then(|id| hosts.get(id).copied().flatten());
+                self.overflow.entry(alert.rule_id.clone()).or_default().count_uncompared(&alert, host);
+                self.overflowed += 1;
+                continue;
+            }
             *self.alerts.entry(alert).or_insert(0) += diff;
         }
+        drop(hosts);
         for event in step.evidence {
             if self.evidence.len() < MAX_EVIDENCE_EVENTS {
                 self.evidence.insert(event.id, event);
@@ -97,7 +113,7 @@ impl Tally {
             cursor,
             events_read: self.events,
             matches: self.matches.values().sum(),
-            alerts: self.alerts.values().filter(|diff| **diff > 0).count() as u64,
+            alerts: self.alerts.values().filter(|diff| **diff > 0).count() as u64 + self.overflowed,
             store: plan.reader.history_store().to_owned(),
         }
     }
@@ -153,5 +169,5 @@ pub async fn run(plan: &Plan, progress: &mut dyn Progress) -> Result<Found, Stri
     let done = tally.progress(plan);
     progress.report(&done, if cancelled { share(plan, done.cursor) } else { 1.0 });
     let alerts = tally.alerts.into_iter().filter(|(_, diff)| *diff > 0).map(|(alert, _)| alert).collect();
-    Ok(Found { progress: done, matches: tally.matches, alerts, evidence: tally.evidence, cancelled })
+    Ok(Found { progress: done, matches: tally.matches, alerts, evidence: tally.evidence, overflow: tally.overflow, cancelled })
 }

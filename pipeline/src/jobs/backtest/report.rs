@@ -81,7 +81,8 @@ impl Report {
         let mut alerts = std::mem::take(&mut found.alerts);
         alerts.sort_by(|a, b| (&a.rule_id, a.window_start_ms, a.id).cmp(&(&b.rule_id, b.window_start_ms, b.id)));
         let days = ((plan.to - plan.from).num_milliseconds() as f64 / 86_400_000.0).max(1.0 / 24.0);
-        let mut per_rule: BTreeMap<&str, RuleTally> = BTreeMap::new();
+        let not_compared: u64 = found.overflow.values().map(|tally| tally.alerts).sum();
+        let mut per_rule: BTreeMap<String, RuleTally> = std::mem::take(&mut found.overflow);
         let mut rows = Vec::with_capacity(alerts.len());
         let mut totals = RuleTally::default();
         for alert in &alerts {
@@ -90,7 +91,7 @@ impl Report {
                 Some(_) => Comparison::EvidenceDiffers,
                 None => Comparison::OnlyBacktest,
             };
-            let tally = per_rule.entry(alert.rule_id.as_str()).or_default();
+            let tally = per_rule.entry(alert.rule_id.clone()).or_default();
             tally.count(alert, comparison, &found);
             totals.count(alert, comparison, &found);
             let evidence: Vec<_> =
@@ -103,7 +104,7 @@ impl Report {
         }
         let mut only_live = Vec::with_capacity(live.len());
         for alert in live.into_values() {
-            per_rule.entry(catalogue_id(plan, &alert.rule_id)).or_default().only_live += 1;
+            per_rule.entry(alert.rule_id.clone()).or_default().only_live += 1;
             totals.only_live += 1;
             only_live.push((alert.rule_id.clone(), serde_json::to_value(AlertBody::new(alert, None)).unwrap_or_default()));
         }
@@ -127,6 +128,7 @@ impl Report {
                     "alerts_per_day": tally.per_day, "alerts_per_day_average": tally.alerts as f64 / days,
                     "top_groups": top_groups,
                     "same": tally.same, "evidence_differs": tally.differs, "only_backtest": tally.only_backtest, "only_live": tally.only_live,
+                    "not_compared": tally.not_compared,
                 });
                 (entry.rule_id.clone(), detail)
             })
@@ -134,7 +136,8 @@ impl Report {
         let progress = &found.progress;
         let summary = json!({
             "from": plan.from, "to": plan.to, "store": progress.store, "cursor": progress.cursor,
-            "events_read": progress.events_read, "matches": progress.matches, "alerts": alerts.len(),
+            "events_read": progress.events_read, "matches": progress.matches, "alerts": alerts.len() as u64 + not_compared,
+            "not_compared": not_compared,
             "same": totals.same, "evidence_differs": totals.differs, "only_backtest": totals.only_backtest, "only_live": totals.only_live,
             "cancelled": found.cancelled,
             "evidence_capped": found.evidence.len() >= super::replay::MAX_EVIDENCE_EVENTS,
@@ -153,14 +156,11 @@ impl Report {
     }
 }
 
-/// The catalogue's spelling of a live alert's rule id (they are the same; kept as a borrow).
-fn catalogue_id<'a>(plan: &'a Plan, rule_id: &str) -> &'a str {
-    plan.rules.catalogue.iter().find(|entry| entry.rule_id == rule_id).map_or("", |entry| entry.rule_id.as_str())
-}
-
-#[derive(Default)]
-struct RuleTally {
+/// What the results count per rule.
+#[derive(Debug, Default)]
+pub struct RuleTally {
     alerts: u64,
+    not_compared: u64,
     per_day: BTreeMap<String, u64>,
     groups: BTreeMap<String, u64>,
     same: u64,
@@ -170,17 +170,27 @@ struct RuleTally {
 }
 
 impl RuleTally {
-    fn count(&mut self, alert: &Alert, comparison: Comparison, found: &Found) {
+    /// Counts an alert beyond the ones kept in full: in the volume and the groups only.
+    pub fn count_uncompared(&mut self, alert: &Alert, host: Option<&str>) {
+        self.aggregate(alert, host);
+        self.not_compared += 1;
+    }
+
+    fn aggregate(&mut self, alert: &Alert, host: Option<&str>) {
         self.alerts += 1;
         *self.per_day.entry(day_of(alert.fired_at_ms)).or_insert(0) += 1;
         let group = if alert.group_key.is_empty() {
             // A single-rule alert: its event's host.
-            let host = alert.event_ids.first().and_then(|id| found.evidence.get(id)).and_then(|event| event.host.clone());
             json!({"host": host}).to_string()
         } else {
             serde_json::to_string(&alert.group_key).unwrap_or_default()
         };
         *self.groups.entry(group).or_insert(0) += 1;
+    }
+
+    fn count(&mut self, alert: &Alert, comparison: Comparison, found: &Found) {
+        let host = alert.event_ids.first().and_then(|id| found.evidence.get(id)).and_then(|event| event.host.as_deref());
+        self.aggregate(alert, host);
         match comparison {
             Comparison::Same => self.same += 1,
             Comparison::EvidenceDiffers => self.differs += 1,
