@@ -86,10 +86,10 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 # Live HEC ingest alone, then during a backtest job of the same server.
-hec_port=$(port); api_port=$(port)
+hec_port=$(port); syslog_port=$(port); api_port=$(port)
 cat > "$WORK/live.toml" <<TOML
 $(api_config "$api_port")
-$(sources_config "$hec_port")
+$(sources_config "$hec_port" "$syslog_port")
 [detection]
 enabled = true
 rules_dir = "$WORK/rules"
@@ -98,6 +98,7 @@ TOML
 SECUREWATCH_HEC_TOKEN=bench RUST_LOG=warn "$bin/securewatch" run --config "$WORK/live.toml" --data-dir "$WORK/data" > "$WORK/run.log" 2>&1 &
 server=$!
 for _ in $(seq 600); do curl -sf "http://127.0.0.1:$api_port/api/v1/health/ready" >/dev/null && break; sleep 0.1; done
+curl -sf "http://127.0.0.1:$api_port/api/v1/health/ready" >/dev/null || { echo "the server did not become ready:" >&2; cat "$WORK/run.log" >&2; exit 1; }
 hec() {
   "$bin/securewatch-bench" hec --url "http://127.0.0.1:$hec_port" --api "http://127.0.0.1:$api_port" \
     --token bench --events "$INGEST_EVENTS" --batch 100 --concurrency 8 --now-times
