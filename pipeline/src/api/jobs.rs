@@ -19,7 +19,7 @@ use serde_json::{json, Value as Json_};
 use super::{ApiError, ApiState};
 use crate::access::{guard_detail, Identity};
 use crate::jobs::results::Cursor;
-use crate::jobs::backtest::replay::CHUNK_EVENTS;
+use crate::jobs::backtest::replay::{at_low_priority, CHUNK_EVENTS};
 use crate::jobs::backtest::{compile_rules, BacktestJob, RulesSource};
 use crate::jobs::search::{path_name, SearchJob};
 use crate::jobs::{Job, JobError, JobFailure, JobState, JobStatus, Submission};
@@ -155,7 +155,7 @@ async fn submit_backtest(state: &ApiState, caller: &Identity, body: JobRequest) 
     let (from, to) = range_of(&body, Utc::now())?;
     let settings = Arc::clone(&state.backtest);
     let source = RulesSource::from_request(&text, settings.detection.rules_dir.as_deref()).map_err(ApiError::bad_request)?;
-    let compiled = tokio::task::spawn_blocking(move || compile_rules(&settings.detection, &source))
+    let compiled = at_low_priority(move || compile_rules(&settings.detection, &source))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::bad_request)?;

@@ -136,6 +136,20 @@ fn lower_priority() {
     }
 }
 
+/// Runs `work` on a thread of its own at the backtest worker's lower priority (compiling a
+/// large rule set takes seconds of CPU the live pipeline keeps).
+pub async fn at_low_priority<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("securewatch-backtest-rules".into())
+        .spawn(move || {
+            lower_priority();
+            let _ = sender.send(work());
+        })
+        .map_err(|error| format!("cannot start a thread: {error}"))?;
+    receiver.await.map_err(|_| "the rules thread stopped".to_string())
+}
+
 /// Reads `plan`'s range chunk by chunk through the backtest dataflow.
 pub async fn run(plan: &Plan, progress: &mut dyn Progress) -> Result<Found, String> {
     let mut backtest =
