@@ -12,6 +12,7 @@ pub mod cli;
 pub mod expect;
 pub mod replay;
 pub mod report;
+pub mod tally;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

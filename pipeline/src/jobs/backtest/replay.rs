@@ -63,7 +63,7 @@ pub struct Found {
     /// Matched events by id (at most [`MAX_EVIDENCE_EVENTS`]).
     pub evidence: HashMap<EventId, Event>,
     /// Per rule, the single-rule alerts beyond [`MAX_ALERTS_KEPT`], counted only.
-    pub overflow: BTreeMap<String, super::report::RuleTally>,
+    pub overflow: BTreeMap<String, super::tally::RuleTally>,
     /// The reading stopped at a cancel before the range's end.
     pub cancelled: bool,
 }
@@ -73,7 +73,7 @@ struct Tally {
     matches: BTreeMap<String, u64>,
     alerts: BTreeMap<Alert, isize>,
     evidence: HashMap<EventId, Event>,
-    overflow: BTreeMap<String, super::report::RuleTally>,
+    overflow: BTreeMap<String, super::tally::RuleTally>,
     overflowed: u64,
     events: u64,
     cursor_ms: Option<u64>,

@@ -9,6 +9,7 @@ use securewatch_schemas::{Alert, EventId};
 use serde_json::{json, Value as Json};
 
 use super::replay::{Found, Plan};
+use super::tally::{Comparison, RuleTally};
 use crate::api::AlertBody;
 
 /// Live alerts read per rule for the comparison.
@@ -17,28 +18,6 @@ pub const LIVE_ALERTS_PER_RULE: u32 = 100_000;
 pub const EVIDENCE_PER_ALERT: usize = 100;
 /// Groups listed per rule.
 pub const TOP_GROUPS: usize = 10;
-
-/// How a backtest alert compares with the live alerts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Comparison {
-    /// Live raised it too (same id), with the same evidence.
-    Same,
-    /// Live raised the same alert id with other evidence events.
-    EvidenceDiffers,
-    /// Only the backtest raised it.
-    OnlyBacktest,
-}
-
-impl Comparison {
-    /// Its name in the results.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Comparison::Same => "same",
-            Comparison::EvidenceDiffers => "evidence_differs",
-            Comparison::OnlyBacktest => "only_backtest",
-        }
-    }
-}
 
 /// The results of a backtest, ready to be written as rows.
 pub struct Report {
@@ -52,9 +31,6 @@ fn sorted_ids(alert: &Alert) -> BTreeSet<EventId> {
     alert.event_ids.iter().copied().collect()
 }
 
-fn day_of(ms: u64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms as i64).unwrap_or_default().format("%Y-%m-%d").to_string()
-}
 
 impl Report {
     /// Builds the report of `found`, reading the live alerts of the emitting rules over the
@@ -92,8 +68,9 @@ impl Report {
                 None => Comparison::OnlyBacktest,
             };
             let tally = per_rule.entry(alert.rule_id.clone()).or_default();
-            tally.count(alert, comparison, &found);
-            totals.count(alert, comparison, &found);
+            let host = alert.event_ids.first().and_then(|id| found.evidence.get(id)).and_then(|event| event.host.as_deref());
+            tally.count(alert, comparison, host);
+            totals.count(alert, comparison, host);
             let evidence: Vec<_> =
                 alert.event_ids.iter().filter_map(|id| found.evidence.get(id)).take(EVIDENCE_PER_ALERT).cloned().collect();
             let truncated = evidence.len() < alert.event_ids.len();
@@ -153,48 +130,5 @@ impl Report {
             rows.into_iter().map(move |(rule, detail)| vec![json!(record), json!(rule), detail])
         };
         summary.chain(tagged("rule", self.rules)).chain(tagged("alert", self.alerts)).chain(tagged("only_live", self.only_live))
-    }
-}
-
-/// What the results count per rule.
-#[derive(Debug, Default)]
-pub struct RuleTally {
-    alerts: u64,
-    not_compared: u64,
-    per_day: BTreeMap<String, u64>,
-    groups: BTreeMap<String, u64>,
-    same: u64,
-    differs: u64,
-    only_backtest: u64,
-    only_live: u64,
-}
-
-impl RuleTally {
-    /// Counts an alert beyond the ones kept in full: in the volume and the groups only.
-    pub fn count_uncompared(&mut self, alert: &Alert, host: Option<&str>) {
-        self.aggregate(alert, host);
-        self.not_compared += 1;
-    }
-
-    fn aggregate(&mut self, alert: &Alert, host: Option<&str>) {
-        self.alerts += 1;
-        *self.per_day.entry(day_of(alert.fired_at_ms)).or_insert(0) += 1;
-        let group = if alert.group_key.is_empty() {
-            // A single-rule alert: its event's host.
-            json!({"host": host}).to_string()
-        } else {
-            serde_json::to_string(&alert.group_key).unwrap_or_default()
-        };
-        *self.groups.entry(group).or_insert(0) += 1;
-    }
-
-    fn count(&mut self, alert: &Alert, comparison: Comparison, found: &Found) {
-        let host = alert.event_ids.first().and_then(|id| found.evidence.get(id)).and_then(|event| event.host.as_deref());
-        self.aggregate(alert, host);
-        match comparison {
-            Comparison::Same => self.same += 1,
-            Comparison::EvidenceDiffers => self.differs += 1,
-            Comparison::OnlyBacktest => self.only_backtest += 1,
-        }
     }
 }
