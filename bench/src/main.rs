@@ -7,6 +7,7 @@
 //! server, run them and add the server's memory figures. Figures go to `bench/README.md` with
 //! the command used.
 
+mod backtest;
 mod dashboard;
 mod search;
 mod detection;
@@ -183,6 +184,19 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         users: u64,
     },
+    /// Stores the JSON lines of `detection-events` in a data directory's SQLite store (and
+    /// PostgreSQL schema `bench_backtest` with `--url`) for `securewatch rules backtest`.
+    BacktestLoad {
+        /// JSON lines (from `detection-events`).
+        #[arg(long)]
+        events: PathBuf,
+        /// Data directory of the SQLite store.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// PostgreSQL URL (schema `bench_backtest`, dropped first).
+        #[arg(long, env = "SECUREWATCH_BENCH_POSTGRES_URL")]
+        url: Option<String>,
+    },
     /// Events/s through detection in-process: JSON parsing, rule matching with log source
     /// routing, and the correlation operators, on `--workers` timely workers.
     Detection {
@@ -228,6 +242,7 @@ async fn main() -> anyhow::Result<()> {
         Command::DetectionEvents { corpus, out, events, hosts, users } => {
             detection::write_events(&corpus, &out, events, hosts, users)
         }
+        Command::BacktestLoad { events, data_dir, url } => backtest::load(backtest::Options { events, data_dir, url }).await,
         Command::Detection { rules, events, workers } => {
             tokio::task::block_in_place(|| detection::run(detection::Options { rules, events, workers }))
         }

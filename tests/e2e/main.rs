@@ -4,6 +4,7 @@
 
 mod abuse;
 mod access;
+mod backtest;
 mod backup;
 mod console;
 mod dataflow;

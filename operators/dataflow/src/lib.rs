@@ -59,6 +59,7 @@
 
 #![warn(missing_docs)]
 
+pub mod backtest;
 mod batch;
 pub mod correlate;
 mod enrich;

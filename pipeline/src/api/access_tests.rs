@@ -55,6 +55,10 @@ pub(crate) fn state(store: &SqliteStore, access: Arc<Access>, data_dir: &std::pa
         max_body_bytes: 64 * 1024,
         readiness: super::health::Readiness::ready(),
         jobs: crate::jobs::Jobs::start(data_dir, crate::jobs::JobLimits::default()).unwrap(),
+        backtest: Arc::new(crate::jobs::backtest::BacktestSettings {
+            detection: crate::rules::DetectionConfig::default(),
+            correlation: securewatch_dataflow::CorrelationConfig::default(),
+        }),
     }
 }
 

@@ -54,7 +54,7 @@ pub struct AlertBody {
 }
 
 impl AlertBody {
-    fn new(alert: Alert, events: Option<Vec<StoredEvent>>) -> AlertBody {
+    pub(crate) fn new(alert: Alert, events: Option<Vec<StoredEvent>>) -> AlertBody {
         let time = |ms: u64| DateTime::from_timestamp_millis(ms as i64).unwrap_or_default();
         AlertBody {
             id: alert.id.to_string(),

@@ -1,6 +1,6 @@
-//! `/api/v1/jobs` and `/api/v1/search` (`jobs:run`): submit a query as a job, follow it, page
-//! its results (JSON, NDJSON or CSV), cancel it; the search shortcut answers inline when the
-//! job is done within `wait_ms`.
+//! `/api/v1/jobs` and `/api/v1/search` (`jobs:run`): submit a query (or, with `backtests:run`,
+//! a backtest of rules) as a job, follow it, page its results (JSON, NDJSON or CSV), cancel it;
+//! the search shortcut answers inline when the job is done within `wait_ms`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +19,8 @@ use serde_json::{json, Value as Json_};
 use super::{ApiError, ApiState};
 use crate::access::{guard_detail, Identity};
 use crate::jobs::results::Cursor;
+use crate::jobs::backtest::replay::{at_low_priority, CHUNK_EVENTS};
+use crate::jobs::backtest::{compile_rules, BacktestJob, RulesSource};
 use crate::jobs::search::{path_name, SearchJob};
 use crate::jobs::{Job, JobError, JobFailure, JobState, JobStatus, Submission};
 
@@ -46,7 +48,16 @@ pub enum Span {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobRequest {
+    /// `search` (default) or `backtest`.
+    kind: Option<String>,
+    /// The search's query.
+    #[serde(default)]
     query: String,
+    /// A backtest's rules: YAML documents, or a path inside the server's rules directory.
+    rules: Option<String>,
+    /// A backtest's events per read from the store (default 5000; 100 to 100000): smaller
+    /// chunks report progress more often.
+    chunk_events: Option<u32>,
     from: Option<TimeBound>,
     to: Option<TimeBound>,
     keep_alive: Option<Span>,
@@ -75,7 +86,7 @@ fn span_of(text: &str) -> Option<chrono::Duration> {
     }
 }
 
-fn time_of(name: &str, bound: &TimeBound, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
+pub(crate) fn time_of(name: &str, bound: &TimeBound, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
     let invalid = || ApiError::bad_request(format!("{name}: expected RFC 3339, epoch seconds, `now` or `-<span>` such as -1h"));
     match bound {
         TimeBound::Number(seconds) if seconds.is_finite() => {
@@ -117,16 +128,81 @@ enum Submitted {
     Explained(Json_),
 }
 
-fn submit(state: &ApiState, caller: &Identity, body: JobRequest) -> Result<Submitted, ApiError> {
-    if body.query.len() > MAX_QUERY_BYTES {
-        return Err(ApiError::bad_request(format!("query of {} bytes; at most {MAX_QUERY_BYTES}", body.query.len())));
-    }
-    let now = Utc::now();
+/// The time range of a submission: `to` defaults to now, `from` to an hour before `to`.
+fn range_of(body: &JobRequest, now: DateTime<Utc>) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
     let to = body.to.as_ref().map(|bound| time_of("to", bound, now)).transpose()?.unwrap_or(now);
     let from = body.from.as_ref().map(|bound| time_of("from", bound, now)).transpose()?.unwrap_or(to - DEFAULT_RANGE);
     if from > to {
         return Err(ApiError::bad_request("from is after to"));
     }
+    Ok((from, to))
+}
+
+/// A backtest: `backtests:run`, the rules compiled as the live pipeline compiles them (a
+/// rejected rule refuses the submission), the caller's tenants.
+async fn submit_backtest(state: &ApiState, caller: &Identity, body: JobRequest) -> Result<Arc<Job>, ApiError> {
+    if !caller.allows("backtests:run") {
+        return Err(ApiError::forbidden("a backtest needs the backtests:run permission"));
+    }
+    if !body.query.is_empty() || body.explain || body.wait_ms.is_some() {
+        return Err(ApiError::bad_request("a backtest takes `rules`, not `query`, `explain` or `wait_ms`"));
+    }
+    let chunk_events = body.chunk_events.unwrap_or(CHUNK_EVENTS);
+    if !(100..=100_000).contains(&chunk_events) {
+        return Err(ApiError::bad_request("chunk_events: from 100 to 100000"));
+    }
+    let text = body.rules.clone().ok_or_else(|| ApiError::bad_request("rules: required for a backtest (YAML documents or a path in the rules directory)"))?;
+    let (from, to) = range_of(&body, Utc::now())?;
+    let settings = Arc::clone(&state.backtest);
+    let source = RulesSource::from_request(&text, settings.detection.rules_dir.as_deref()).map_err(ApiError::bad_request)?;
+    let compiled = at_low_priority(move || compile_rules(&settings.detection, &source))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::bad_request)?;
+    let names: Vec<&str> = compiled.catalogue.iter().map(|entry| entry.rule_id.as_str()).collect();
+    let mut description = format!("backtest of {} rules: {}", names.len(), names.join(", "));
+    if description.len() > 1000 {
+        let cut = (0..=1000).rev().find(|index| description.is_char_boundary(*index)).unwrap_or(0);
+        description.truncate(cut);
+        description.push('…');
+    }
+    let submission = Submission {
+        query: description,
+        from,
+        to,
+        keep_alive: keep_alive_of(&body.keep_alive)?,
+        owner: caller.name.clone(),
+        scope: caller.scope.clone(),
+    };
+    let kind = BacktestJob {
+        reader: state.reader.clone(),
+        rules: compiled,
+        scope: caller.scope.clone(),
+        from,
+        to,
+        correlation: state.backtest.correlation,
+        chunk_events,
+    };
+    state.jobs.submit(submission, Arc::new(kind)).map_err(job_error)
+}
+
+fn submit(state: &ApiState, caller: &Identity, body: JobRequest) -> Result<Submitted, ApiError> {
+    match body.kind.as_deref() {
+        None | Some("search") => {}
+        Some("backtest") => return Err(ApiError::bad_request("a backtest runs as a job: POST /api/v1/jobs")),
+        Some(other) => return Err(ApiError::bad_request(format!("kind: expected search or backtest, got {other:?}"))),
+    }
+    if body.rules.is_some() || body.chunk_events.is_some() {
+        return Err(ApiError::bad_request("rules, chunk_events: only a backtest takes them (\"kind\": \"backtest\")"));
+    }
+    if body.query.is_empty() {
+        return Err(ApiError::bad_request("query: required for a search"));
+    }
+    if body.query.len() > MAX_QUERY_BYTES {
+        return Err(ApiError::bad_request(format!("query of {} bytes; at most {MAX_QUERY_BYTES}", body.query.len())));
+    }
+    let now = Utc::now();
+    let (from, to) = range_of(&body, now)?;
     let submission = Submission {
         query: body.query.clone(),
         from,
@@ -167,7 +243,13 @@ pub async fn create_job(
     Extension(caller): Extension<Identity>,
     body: Result<Json<JobRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    match submit(&state, &caller, parse_body(body)?)? {
+    let body = parse_body(body)?;
+    if body.kind.as_deref() == Some("backtest") {
+        let job = submit_backtest(&state, &caller, body).await?;
+        let status = job.status();
+        return Ok(audited(StatusCode::ACCEPTED, Json(&status), &status, "created"));
+    }
+    match submit(&state, &caller, body)? {
         Submitted::Job(job) => {
             let status = job.status();
             Ok(audited(StatusCode::ACCEPTED, Json(&status), &status, "created"))

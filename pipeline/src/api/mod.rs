@@ -6,11 +6,12 @@ mod console;
 mod dashboards;
 pub(crate) mod events;
 pub(crate) mod health;
-mod jobs;
+pub(crate) mod jobs;
 mod jobs_ws;
 mod whoami;
 
 pub use jobs::csv_cell;
+pub(crate) use alerts::AlertBody;
 mod tokens;
 #[cfg(test)]
 mod access_tests;
@@ -63,8 +64,10 @@ pub struct ApiState {
     pub max_body_bytes: usize,
     /// Starting, ready or stopping: what `/api/v1/health/ready` answers from.
     pub readiness: health::Readiness,
-    /// The job runner (searches).
+    /// The job runner (searches, backtests).
     pub jobs: Arc<crate::jobs::Jobs>,
+    /// What backtests take from the configuration (rules directory, pipelines, lateness).
+    pub backtest: Arc<crate::jobs::backtest::BacktestSettings>,
 }
 
 /// The router of `/api/v1/...` and `/metrics`, every route behind the access guard.
@@ -135,6 +138,10 @@ impl ApiError {
         ApiError { status: StatusCode::BAD_REQUEST, message: message.into() }
     }
 
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::FORBIDDEN, message: message.into() }
+    }
+
     pub fn conflict(message: impl Into<String>) -> Self {
         ApiError { status: StatusCode::CONFLICT, message: message.into() }
     }
@@ -149,6 +156,11 @@ impl ApiError {
 
     pub fn unavailable(message: impl Into<String>) -> Self {
         ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: message.into() }
+    }
+
+    /// What went wrong, as the body says it.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     pub fn internal(error: impl std::fmt::Display) -> Self {

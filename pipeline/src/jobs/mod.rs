@@ -2,8 +2,10 @@
 //! results paged from the data directory, cancel keeping partial rows, a keep-alive after which
 //! it expires, and limits on how many run per tenant and in all (the rest wait in a queue).
 //!
-//! The runner is generic over a [`JobKind`]; [`search::SearchJob`] is the first kind.
+//! The runner is generic over a [`JobKind`]: [`search::SearchJob`] and
+//! [`backtest::BacktestJob`].
 
+pub mod backtest;
 pub mod cli;
 pub mod config;
 mod output;
@@ -80,6 +82,11 @@ pub trait JobKind: Send + Sync + 'static {
     fn path(&self) -> String;
     /// Runs to the end, writing rows and progress into `output`.
     fn run<'a>(&'a self, output: &'a mut JobOutput) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+    /// Whether it watches [`JobOutput::cancelled`] and ends by itself (writing what it found),
+    /// instead of being dropped at a cancel.
+    fn ends_on_cancel(&self) -> bool {
+        false
+    }
 }
 
 /// Why the runner refused a job.
@@ -313,6 +320,7 @@ impl Jobs {
             progress: 0.0,
             rows_scanned: None,
             rows_matched: 0,
+            backtest: None,
             truncated: false,
             columns,
             path,
@@ -412,9 +420,14 @@ impl Jobs {
         let outcome = match JobOutput::new(Arc::clone(&job), &self.limits) {
             Err(error) => Some(Err(error.to_string())),
             Ok(mut output) => {
-                let outcome = tokio::select! {
-                    outcome = kind.run(&mut output) => Some(outcome),
-                    _ = cancel.wait_for(|cancelled| *cancelled) => None,
+                let outcome = if kind.ends_on_cancel() {
+                    let outcome = kind.run(&mut output).await;
+                    if *cancel.borrow() { None } else { Some(outcome) }
+                } else {
+                    tokio::select! {
+                        outcome = kind.run(&mut output) => Some(outcome),
+                        _ = cancel.wait_for(|cancelled| *cancelled) => None,
+                    }
                 };
                 let outcome = match (outcome, output.finish()) {
                     (Some(Ok(())), Err(error)) => Some(Err(error.to_string())),

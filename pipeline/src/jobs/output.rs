@@ -56,6 +56,21 @@ impl JobOutput {
         self.last_publish = Instant::now();
     }
 
+    /// Whether the job was asked to stop (kinds that [`super::JobKind::ends_on_cancel`]).
+    pub fn cancelled(&self) -> bool {
+        *self.job.cancel.borrow()
+    }
+
+    /// Publishes a backtest's progress and the share of its range read.
+    pub fn backtest_progress(&mut self, progress: super::record::BacktestProgress, share: f64) {
+        let scanned = progress.events_read;
+        self.job.update(|status| {
+            status.progress = share.clamp(0.0, 1.0);
+            status.rows_scanned = Some(scanned);
+            status.backtest = Some(progress);
+        });
+    }
+
     /// Flushes the rest; the first write error if any happened.
     pub(super) fn finish(&mut self) -> std::io::Result<()> {
         self.publish();

@@ -75,7 +75,7 @@ impl From<&QueryError> for JobFailure {
 pub struct JobStatus {
     /// Its id (random, URL-safe).
     pub id: String,
-    /// What it does: `search` (backtests will be another kind).
+    /// What it does: `search` or `backtest`.
     pub kind: String,
     /// Its state.
     pub state: JobState,
@@ -93,6 +93,9 @@ pub struct JobStatus {
     pub rows_scanned: Option<u64>,
     /// Result rows produced so far.
     pub rows_matched: u64,
+    /// A backtest's progress: its event-time cursor, events read, matches, alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backtest: Option<BacktestProgress>,
     /// The job stopped at its row cap (or byte cap): there are more rows than kept.
     pub truncated: bool,
     /// Result columns.
@@ -115,6 +118,21 @@ pub struct JobStatus {
     pub expires: DateTime<Utc>,
     /// Why it failed.
     pub error: Option<JobFailure>,
+}
+
+/// How far a backtest got.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BacktestProgress {
+    /// Event time of the last event read (the range start before any).
+    pub cursor: DateTime<Utc>,
+    /// Stored events read.
+    pub events_read: u64,
+    /// Detection-rule matches.
+    pub matches: u64,
+    /// Alerts raised (single-rule and correlation).
+    pub alerts: u64,
+    /// The store read: `sqlite` or `postgres`.
+    pub store: String,
 }
 
 /// The file of a job's status in its folder.

@@ -119,6 +119,10 @@ pub async fn run(mut config: Config, role: Role) -> anyhow::Result<()> {
         readiness: readiness.clone(),
         jobs: crate::jobs::Jobs::start(&data_dir, config.jobs.limits())
             .context("the jobs folder of the data directory")?,
+        backtest: Arc::new(crate::jobs::backtest::BacktestSettings {
+            detection: config.detection.clone(),
+            correlation: config.dataflow.time_model().context("[dataflow]")?.into(),
+        }),
     };
     let api = serve_api(api_listener, config.api.http_settings(), config.api.tls.as_ref(), &mut listeners, |listeners| {
         api::router(ApiState { listeners: Arc::new(listeners), ..state })

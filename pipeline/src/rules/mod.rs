@@ -234,6 +234,15 @@ impl RulesReloader {
 }
 
 fn compile(config: &DetectionConfig, directory: &Path) -> anyhow::Result<(Rules, ReloadReport, RulesListing)> {
+    let set = RuleSet::load(directory)?;
+    let (rules, report) = compile_set(config, &set)?;
+    let listing = listing_of(&set, &report, directory);
+    Ok((rules, report, listing))
+}
+
+/// Compiles `set` as the live pipeline compiles its rules directory: the same extra pipelines
+/// of `config`, the same per-source detectors and correlations (backtests).
+pub(crate) fn compile_set(config: &DetectionConfig, set: &RuleSet) -> anyhow::Result<(Rules, ReloadReport)> {
     let mut extra = Pipelines::none();
     for pipeline in &config.pipelines {
         if Pipelines::builtin_names().contains(&pipeline.as_str()) {
@@ -242,9 +251,8 @@ fn compile(config: &DetectionConfig, directory: &Path) -> anyhow::Result<(Rules,
             extra.add_file(Path::new(pipeline))?;
         }
     }
-    let set = RuleSet::load(directory)?;
-    let detectors = SourceDetectors::compile(&set, &extra);
-    let correlations = CompiledCorrelations::compile(&set);
+    let detectors = SourceDetectors::compile(set, &extra);
+    let correlations = CompiledCorrelations::compile(set);
     let mut rejected = set.rejected.clone();
     rejected.extend(detectors.rejected());
     rejected.extend(correlations.rejected.iter().cloned());
@@ -261,8 +269,7 @@ fn compile(config: &DetectionConfig, directory: &Path) -> anyhow::Result<(Rules,
         new_correlations: Vec::new(),
         backfill: None,
     };
-    let listing = listing_of(&set, &report, directory);
-    Ok((Rules { detectors, correlations: Arc::new(correlations) }, report, listing))
+    Ok((Rules { detectors, correlations: Arc::new(correlations) }, report))
 }
 
 /// The rules of `set` that were not rejected, and the report's rejections and warnings, with

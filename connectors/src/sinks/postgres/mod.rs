@@ -9,6 +9,7 @@ mod config;
 mod dashboard;
 mod enrichment;
 mod events;
+mod history;
 mod partitions;
 mod progress;
 mod query;

@@ -13,6 +13,7 @@ mod alerts;
 mod dashboards;
 mod enrichment;
 mod events;
+mod history;
 pub mod search;
 
 use std::future::Future;
@@ -28,6 +29,7 @@ pub use alerts::AlertQuery;
 pub use dashboards::{BucketWidth, Point, Series, SeriesBy, TimeseriesQuery, TopEntry, TopField, TopQuery, HOUR_MS, MINUTE_MS};
 pub use enrichment::{AssetTag, EnrichmentLookup, EventEnrichment, GeoTag, NetworkTag};
 pub use events::{EventCursor, EventPage, EventQuery, StoredDeadLetter, StoredEvent};
+pub use history::{HistoryCursor, HistoryQuery};
 
 use super::audit::{AuditEntry, AuditQuery};
 use super::opensearch::OpenSearchSink;
@@ -123,6 +125,20 @@ impl StoreReader {
     /// A page of events of `scope`'s tenants, newest first, ended early by `query.max_bytes`.
     pub async fn event_page(&self, query: &EventQuery, scope: &TenantScope) -> Result<EventPage, ReadError> {
         self.in_turn(self.sqlite.event_page(query, scope)).await
+    }
+
+    /// A chunk of `scope`'s stored events of a range in event-time order (backtests), from
+    /// PostgreSQL when it is configured (as searches), else from the embedded store.
+    pub async fn history(&self, query: &HistoryQuery, scope: &TenantScope) -> Result<Vec<Event>, ReadError> {
+        match &self.postgres {
+            Some(postgres) => self.in_turn(postgres.history(query, scope)).await,
+            None => self.in_turn(self.sqlite.history(query, scope)).await,
+        }
+    }
+
+    /// Which store [`StoreReader::history`] reads: `postgres` or `sqlite`.
+    pub fn history_store(&self) -> &'static str {
+        if self.postgres.is_some() { "postgres" } else { "sqlite" }
     }
 
     /// The enrichment tags of each event of `lookups`, in the same order.

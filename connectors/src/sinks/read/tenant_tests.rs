@@ -129,6 +129,28 @@ async fn assert_isolated(reader: &StoreReader, acme_alert: EventId, globex_alert
     }
     assert_eq!(paged, ["acme", "acme", "acme"], "pages of one event each, all acme's");
 
+    // History (backtests): chunks in event-time order, continuing after the last, in range.
+    let from = DateTime::from_timestamp_millis(BUCKET_MS as i64).unwrap();
+    let to = from + chrono::Duration::hours(1);
+    for (scope, expected) in [(&acme, 3), (&globex, 5), (&TenantScope::All, 8), (&none, 0)] {
+        let mut query = HistoryQuery { from, to, after: None, limit: 2 };
+        let mut read: Vec<Event> = Vec::new();
+        loop {
+            let chunk = reader.history(&query, scope).await.unwrap();
+            let Some(last) = chunk.last() else { break };
+            query.after = Some(HistoryCursor { time_us: last.time.timestamp_micros(), id: last.id });
+            read.extend(chunk);
+        }
+        assert_eq!(read.len(), expected, "{scope:?}");
+        assert!(read.windows(2).all(|pair| (pair[0].time, pair[0].id) < (pair[1].time, pair[1].id)), "(time, id) order");
+        if let TenantScope::Only(tenants) = scope {
+            assert!(read.iter().all(|event| tenants.contains(&event.tenant.to_string())));
+        }
+    }
+    let later = HistoryQuery { from: from + chrono::Duration::seconds(1), to: from + chrono::Duration::seconds(2), after: None, limit: 10 };
+    let read = reader.history(&later, &TenantScope::All).await.unwrap();
+    assert_eq!(read.len(), 2, "the events of second 1 of both tenants, none before `from` nor at `to`");
+
     // Dead letters.
     let letters = reader.dead_letters(10, &acme).await.unwrap();
     assert_eq!(letters.len(), 1);

@@ -5,6 +5,7 @@ mod backup;
 mod audit;
 mod config;
 mod enrichment;
+mod history;
 mod progress;
 mod query;
 mod retention;

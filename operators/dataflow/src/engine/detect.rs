@@ -19,7 +19,7 @@ pub struct Rules {
 
 impl Rules {
     /// Every match of `event`, as the correlations and alerts see it.
-    fn matches<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = Match> + 'a {
+    pub(crate) fn matches<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = Match> + 'a {
         self.detectors.matches(event).map(move |found| match_of(&found, event, &self.correlations))
     }
 
@@ -94,8 +94,20 @@ impl std::fmt::Debug for RulesHandle {
 
 /// What one event's matches produce: the single-rule alerts of the rules that emit their own,
 /// and the matches the correlations consume.
-pub(crate) fn detect(rules: &Rules, event: &Event, mut alert: impl FnMut(Alert), mut correlate: impl FnMut(Match)) {
+pub(crate) fn detect(rules: &Rules, event: &Event, alert: impl FnMut(Alert), correlate: impl FnMut(Match)) {
+    detect_each(rules, event, |_| {}, alert, correlate);
+}
+
+/// [`detect`], telling `seen` of every match first (a backtest counts the matches per rule).
+pub(crate) fn detect_each(
+    rules: &Rules,
+    event: &Event,
+    mut seen: impl FnMut(&Match),
+    mut alert: impl FnMut(Alert),
+    mut correlate: impl FnMut(Match),
+) {
     for matched in rules.matches(event) {
+        seen(&matched);
         if let Some(single) = rules.correlations.rule_alert(&matched) {
             alert(single);
         }

@@ -18,7 +18,7 @@
 //! Closing the inboxes ([`Engine::stop`]) closes the inputs; the workers then run the dataflow
 //! to completion, the sinks report the empty frontier, and the threads end.
 
-mod detect;
+pub(crate) mod detect;
 mod frontier;
 pub(crate) mod graph;
 mod worker;

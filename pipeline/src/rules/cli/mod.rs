@@ -42,6 +42,10 @@ use serde_json::{json, Value};
 
 #[derive(Debug, Subcommand)]
 pub enum RulesCommand {
+    /// Runs rules and correlations over stored history with the live engine (a server's job
+    /// with --server, or a data directory's store with --data-dir) and compares with the live
+    /// alerts; `--expect` makes it a CI check.
+    Backtest(Box<crate::jobs::backtest::cli::BacktestArgs>),
     /// Parses and compiles a rules directory (or file); non-zero exit when anything is rejected.
     Check {
         /// Rules directory or file (`.yml` / `.yaml`, searched recursively).
@@ -109,6 +113,7 @@ impl EventSource {
 
 pub fn run(command: RulesCommand) -> anyhow::Result<ExitCode> {
     match command {
+        RulesCommand::Backtest(args) => crate::jobs::backtest::cli::run(*args),
         RulesCommand::Check { path, pipelines } => check(&path, &pipelines),
         RulesCommand::Test { rules, events, expect, format, source, pipelines, builtins, logsource } => {
             let options = TestOptions { source, pipelines, builtins, logsource, format };
