@@ -20,6 +20,7 @@ use super::{ApiError, ApiState};
 use crate::access::{guard_detail, Identity};
 use crate::jobs::results::Cursor;
 use crate::jobs::backtest::replay::{at_low_priority, CHUNK_EVENTS};
+use crate::jobs::backtest::replay::Plan;
 use crate::jobs::backtest::{compile_rules, BacktestJob, RulesSource};
 use crate::jobs::search::{path_name, SearchJob};
 use crate::jobs::{Job, JobError, JobFailure, JobState, JobStatus, Submission};
@@ -174,7 +175,7 @@ async fn submit_backtest(state: &ApiState, caller: &Identity, body: JobRequest) 
         owner: caller.name.clone(),
         scope: caller.scope.clone(),
     };
-    let kind = BacktestJob {
+    let kind = BacktestJob(Plan {
         reader: state.reader.clone(),
         rules: compiled,
         scope: caller.scope.clone(),
@@ -182,7 +183,7 @@ async fn submit_backtest(state: &ApiState, caller: &Identity, body: JobRequest) 
         to,
         correlation: state.backtest.correlation,
         chunk_events,
-    };
+    });
     state.jobs.submit(submission, Arc::new(kind)).map_err(job_error)
 }
 

@@ -19,13 +19,10 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use securewatch_connectors::sinks::read::search::SearchSink;
-use securewatch_connectors::sinks::StoreReader;
 use securewatch_dataflow::engine::Rules;
 use securewatch_dataflow::CorrelationConfig;
 use securewatch_detection::RuleSet;
-use securewatch_schemas::TenantScope;
 
 use super::{JobKind, JobOutput};
 use crate::rules::DetectionConfig;
@@ -128,23 +125,8 @@ pub fn compile_rules(detection: &DetectionConfig, source: &RulesSource) -> Resul
     Ok(CompiledRules { rules: Arc::new(rules), catalogue })
 }
 
-/// A backtest job.
-pub struct BacktestJob {
-    /// The reader of the stores.
-    pub reader: StoreReader,
-    /// The rules.
-    pub rules: CompiledRules,
-    /// The tenants read (the caller's).
-    pub scope: TenantScope,
-    /// Time range start.
-    pub from: DateTime<Utc>,
-    /// Time range end (exclusive).
-    pub to: DateTime<Utc>,
-    /// The live correlations' lateness and retention.
-    pub correlation: CorrelationConfig,
-    /// Events per read from the store.
-    pub chunk_events: u32,
-}
+/// A backtest job: what it replays.
+pub struct BacktestJob(pub replay::Plan);
 
 /// A running job's output as the replay sees it: progress and the cancel signal.
 struct JobProgress<'a>(&'a mut JobOutput);
@@ -169,7 +151,7 @@ impl JobKind for BacktestJob {
     }
 
     fn path(&self) -> String {
-        self.reader.history_store().to_owned()
+        self.0.reader.history_store().to_owned()
     }
 
     fn ends_on_cancel(&self) -> bool {
@@ -178,17 +160,9 @@ impl JobKind for BacktestJob {
 
     fn run<'a>(&'a self, output: &'a mut JobOutput) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
         Box::pin(async move {
-            let plan = replay::Plan {
-                reader: self.reader.clone(),
-                rules: self.rules.clone(),
-                scope: self.scope.clone(),
-                from: self.from,
-                to: self.to,
-                correlation: self.correlation,
-                chunk_events: self.chunk_events,
-            };
-            let found = replay::run(&plan, &mut JobProgress(output)).await?;
-            let report = report::Report::build(&plan, found).await.map_err(|error| error.to_string())?;
+            let plan = &self.0;
+            let found = replay::run(plan, &mut JobProgress(output)).await?;
+            let report = report::Report::build(plan, found).await.map_err(|error| error.to_string())?;
             for row in report.rows() {
                 if !output.row(row) {
                     break;
