@@ -20,6 +20,7 @@ use serde_json::Value as Json;
 use sqlx::{AssertSqlSafe, Row, SqlitePool};
 
 use super::expr::Param;
+use super::run::sqlite_arguments;
 use super::sql::CompiledSearch;
 use super::values::sqlite_values;
 
@@ -42,16 +43,8 @@ pub(super) async fn newest_stored(
     let Some(last) = sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(seq) FROM events").fetch_one(pool).await? else {
         return Ok(None);
     };
-    let mut query = sqlx::query(AssertSqlSafe(sql.clone()));
-    for param in params {
-        query = match param {
-            Param::Text(text) => query.bind(text.clone()),
-            Param::Int(number) => query.bind(*number),
-            Param::Float(number) => query.bind(*number),
-            Param::Time(time) => query.bind(time.timestamp_micros()),
-        };
-    }
-    let rows = query.bind(last - MOST_EXAMINED).fetch_all(pool).await?;
+    let arguments = sqlite_arguments(params.iter().chain([&Param::Int(last - MOST_EXAMINED)]));
+    let rows = sqlx::query_with(AssertSqlSafe(sql.clone()), arguments?).fetch_all(pool).await?;
     if (rows.len() as i64) < remaining {
         return Ok(None);
     }

@@ -4,12 +4,44 @@
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use serde_json::Value as Json;
-use sqlx::{AssertSqlSafe, PgPool, SqlitePool};
+use sqlx::postgres::PgArguments;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{Arguments, AssertSqlSafe, PgPool, SqlitePool};
 
 use super::expr::Param;
 use super::newest;
 use super::sql::{CompiledSearch, SearchPath};
 use super::values::{postgres_values, sqlite_values};
+
+/// `params` bound for SQLite, which keeps times as microseconds.
+pub(super) fn sqlite_arguments<'p>(params: impl IntoIterator<Item = &'p Param>) -> Result<SqliteArguments, sqlx::Error> {
+    let mut arguments = SqliteArguments::default();
+    for param in params {
+        match param {
+            Param::Text(text) => arguments.add(text.clone()),
+            Param::Int(number) => arguments.add(*number),
+            Param::Float(number) => arguments.add(*number),
+            Param::Time(time) => arguments.add(time.timestamp_micros()),
+        }
+        .map_err(sqlx::Error::Encode)?;
+    }
+    Ok(arguments)
+}
+
+/// `params` bound for PostgreSQL.
+fn postgres_arguments(params: &[Param]) -> Result<PgArguments, sqlx::Error> {
+    let mut arguments = PgArguments::default();
+    for param in params {
+        match param {
+            Param::Text(text) => arguments.add(text.clone()),
+            Param::Int(number) => arguments.add(*number),
+            Param::Float(number) => arguments.add(*number),
+            Param::Time(time) => arguments.add(*time),
+        }
+        .map_err(sqlx::Error::Encode)?;
+    }
+    Ok(arguments)
+}
 
 /// Time slices a sliced scan divides its range into: progress moves by this share.
 pub const SLICES: u32 = 20;
@@ -119,27 +151,11 @@ async fn count_scanned(pool: &Pool<'_>, search: &CompiledSearch, params: &[Param
     let params = &params[..search.scanned_params.min(params.len())];
     let count: i64 = match pool {
         Pool::Sqlite(pool) => {
-            let mut query = sqlx::query_scalar(AssertSqlSafe(search.scanned_sql.clone()));
-            for param in params {
-                query = match param {
-                    Param::Text(text) => query.bind(text.clone()),
-                    Param::Int(number) => query.bind(*number),
-                    Param::Float(number) => query.bind(*number),
-                    Param::Time(time) => query.bind(time.timestamp_micros()),
-                };
-            }
+            let query = sqlx::query_scalar_with(AssertSqlSafe(search.scanned_sql.clone()), sqlite_arguments(params)?);
             query.fetch_one(*pool).await?
         }
         Pool::Postgres(pool) => {
-            let mut query = sqlx::query_scalar(AssertSqlSafe(search.scanned_sql.clone()));
-            for param in params {
-                query = match param {
-                    Param::Text(text) => query.bind(text.clone()),
-                    Param::Int(number) => query.bind(*number),
-                    Param::Float(number) => query.bind(*number),
-                    Param::Time(time) => query.bind(*time),
-                };
-            }
+            let query = sqlx::query_scalar_with(AssertSqlSafe(search.scanned_sql.clone()), postgres_arguments(params)?);
             query.fetch_one(*pool).await?
         }
     };
@@ -155,15 +171,7 @@ async fn read(
 ) -> Result<(), sqlx::Error> {
     match pool {
         Pool::Sqlite(pool) => {
-            let mut query = sqlx::query(AssertSqlSafe(search.sql.clone()));
-            for param in params {
-                query = match param {
-                    Param::Text(text) => query.bind(text.clone()),
-                    Param::Int(number) => query.bind(*number),
-                    Param::Float(number) => query.bind(*number),
-                    Param::Time(time) => query.bind(time.timestamp_micros()),
-                };
-            }
+            let query = sqlx::query_with(AssertSqlSafe(search.sql.clone()), sqlite_arguments(params)?);
             let mut rows = query.fetch(*pool);
             while let Some(row) = rows.try_next().await? {
                 outcome.rows += 1;
@@ -174,15 +182,7 @@ async fn read(
             }
         }
         Pool::Postgres(pool) => {
-            let mut query = sqlx::query(AssertSqlSafe(search.sql.clone()));
-            for param in params {
-                query = match param {
-                    Param::Text(text) => query.bind(text.clone()),
-                    Param::Int(number) => query.bind(*number),
-                    Param::Float(number) => query.bind(*number),
-                    Param::Time(time) => query.bind(*time),
-                };
-            }
+            let query = sqlx::query_with(AssertSqlSafe(search.sql.clone()), postgres_arguments(params)?);
             let mut rows = query.fetch(*pool);
             while let Some(row) = rows.try_next().await? {
                 outcome.rows += 1;
