@@ -14,7 +14,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat};
-use securewatch_connectors::sinks::postgres::{PostgresConfig, PostgresSink, TimescaleMode};
 use securewatch_connectors::sinks::sqlite::{SqliteConfig, SqliteStore};
 use securewatch_connectors::sinks::EpochWrite;
 use securewatch_detection::json_event_time;
@@ -38,19 +37,7 @@ pub async fn load(options: Options) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.data_dir)?;
     let sqlite = SqliteStore::open(&options.data_dir, &SqliteConfig::default()).await?;
     let postgres = match &options.url {
-        Some(url) => {
-            let admin = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))).execute(&admin).await?;
-            admin.close().await;
-            let config = PostgresConfig {
-                url: url.clone(),
-                schema: Some(SCHEMA.to_string()),
-                pool_size: 2,
-                timescale: TimescaleMode::Off,
-                ..PostgresConfig::default()
-            };
-            Some(Arc::new(PostgresSink::connect(&config).await?))
-        }
+        Some(url) => Some(Arc::new(crate::pg::fresh_sink(url, SCHEMA, None).await?)),
         None => None,
     };
     let text = std::fs::read_to_string(&options.events).with_context(|| format!("reading {}", options.events.display()))?;

@@ -8,6 +8,25 @@ use securewatch_connectors::sinks::postgres::{LoadMethod, PostgresConfig, Postgr
 use securewatch_connectors::sinks::EpochWrite;
 use securewatch_schemas::{Event, EventId, FieldValue, Fields, Severity, Source, SourceKind};
 
+/// A PostgreSQL sink on a fresh copy of `schema` (dropped first, then migrated), plain
+/// PostgreSQL, two connections: the store the search and backtest benches load.
+pub(crate) async fn fresh_sink(url: &str, schema: &str, partitions_behind_days: Option<u32>) -> anyhow::Result<PostgresSink> {
+    let admin = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).execute(&admin).await?;
+    admin.close().await;
+    let mut config = PostgresConfig {
+        url: url.to_owned(),
+        schema: Some(schema.to_owned()),
+        pool_size: 2,
+        timescale: TimescaleMode::Off,
+        ..PostgresConfig::default()
+    };
+    if let Some(days) = partitions_behind_days {
+        config.partitions_behind_days = days;
+    }
+    Ok(PostgresSink::connect(&config).await?)
+}
+
 pub struct Options {
     pub url: String,
     pub events: u64,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use securewatch_connectors::sinks::postgres::{PostgresConfig, PostgresSink, TimescaleMode};
+use securewatch_connectors::sinks::postgres::PostgresSink;
 use securewatch_connectors::sinks::read::search::{compile_search, Dialect, SearchSink};
 use securewatch_connectors::sinks::sqlite::{SqliteConfig, SqliteStore};
 use securewatch_connectors::sinks::{EpochWrite, StoreReader};
@@ -161,20 +161,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.data_dir)?;
     let sqlite = SqliteStore::open(&options.data_dir, &SqliteConfig::default()).await?;
     let postgres = match &options.url {
-        Some(url) => {
-            let admin = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))).execute(&admin).await?;
-            admin.close().await;
-            let config = PostgresConfig {
-                url: url.clone(),
-                schema: Some(SCHEMA.to_string()),
-                pool_size: 2,
-                timescale: TimescaleMode::Off,
-                partitions_behind_days: 3,
-                ..PostgresConfig::default()
-            };
-            Some(Arc::new(PostgresSink::connect(&config).await?))
-        }
+        Some(url) => Some(Arc::new(crate::pg::fresh_sink(url, SCHEMA, Some(3)).await?)),
         None => None,
     };
     load(&sqlite, postgres.as_deref(), &options, start).await?;
