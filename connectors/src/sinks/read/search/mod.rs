@@ -1,6 +1,7 @@
 //! Search: a typed plan of the query language compiled to the SQL of the store that answers it,
 //! run with the caller's tenant scope and time range, its rows streamed to a sink.
 
+mod bind;
 mod expr;
 mod hours;
 mod level;

@@ -20,7 +20,7 @@ use serde_json::Value as Json;
 use sqlx::{AssertSqlSafe, Row, SqlitePool};
 
 use super::expr::Param;
-use super::run::sqlite_arguments;
+use super::bind::sqlite_arguments;
 use super::sql::CompiledSearch;
 use super::values::sqlite_values;
 

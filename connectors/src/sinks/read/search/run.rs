@@ -4,44 +4,13 @@
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use serde_json::Value as Json;
-use sqlx::postgres::PgArguments;
-use sqlx::sqlite::SqliteArguments;
-use sqlx::{Arguments, AssertSqlSafe, PgPool, SqlitePool};
+use sqlx::{AssertSqlSafe, PgPool, SqlitePool};
 
+use super::bind::{postgres_arguments, sqlite_arguments};
 use super::expr::Param;
 use super::newest;
 use super::sql::{CompiledSearch, SearchPath};
 use super::values::{postgres_values, sqlite_values};
-
-/// `params` bound for SQLite, which keeps times as microseconds.
-pub(super) fn sqlite_arguments<'p>(params: impl IntoIterator<Item = &'p Param>) -> Result<SqliteArguments, sqlx::Error> {
-    let mut arguments = SqliteArguments::default();
-    for param in params {
-        match param {
-            Param::Text(text) => arguments.add(text.clone()),
-            Param::Int(number) => arguments.add(*number),
-            Param::Float(number) => arguments.add(*number),
-            Param::Time(time) => arguments.add(time.timestamp_micros()),
-        }
-        .map_err(sqlx::Error::Encode)?;
-    }
-    Ok(arguments)
-}
-
-/// `params` bound for PostgreSQL.
-fn postgres_arguments(params: &[Param]) -> Result<PgArguments, sqlx::Error> {
-    let mut arguments = PgArguments::default();
-    for param in params {
-        match param {
-            Param::Text(text) => arguments.add(text.clone()),
-            Param::Int(number) => arguments.add(*number),
-            Param::Float(number) => arguments.add(*number),
-            Param::Time(time) => arguments.add(*time),
-        }
-        .map_err(sqlx::Error::Encode)?;
-    }
-    Ok(arguments)
-}
 
 /// Time slices a sliced scan divides its range into: progress moves by this share.
 pub const SLICES: u32 = 20;
