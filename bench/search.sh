@@ -26,7 +26,7 @@ PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
   SECUREWATCH_SOURCES__SYSLOG__UDP_LISTEN=127.0.0.1:0 SECUREWATCH_SOURCES__SYSLOG__TCP_LISTEN=127.0.0.1:0 \
   exec "$OLDPWD/$BIN_DIR/securewatch" run --data-dir "$DATA" >"$DATA/run.log" 2>&1) &
 SERVER=$!
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/api/v1/health/ready" >/dev/null && break; sleep 0.2; done
+for _ in $(seq 300); do [ -s "$DATA/api_token" ] && curl -fs "http://127.0.0.1:$PORT/api/v1/health/ready" >/dev/null && break; sleep 0.2; done
 python3 - "$PORT" "$DATA/api_token" <<'PY'
 import json, sys, time, urllib.request
 from websockets.sync.client import connect

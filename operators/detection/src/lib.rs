@@ -43,6 +43,7 @@
 pub mod correlation;
 mod detector;
 mod error;
+mod expansion;
 pub mod event_time;
 mod load;
 pub mod logsource;
