@@ -104,13 +104,12 @@ fn read_frame(reader: &mut impl Read, buffer: &mut Vec<u8>) -> std::io::Result<R
     if length > MAX_FRAME {
         return Ok(Err(format!("frame length {length} is implausible")));
     }
+    // Read what is there rather than allocate what the header claims: a damaged length would
+    // otherwise zero up to MAX_FRAME bytes for every torn tail (fuzzing: 130 ms each).
     buffer.clear();
-    buffer.resize(length as usize, 0);
-    if let Err(error) = reader.read_exact(buffer) {
-        return match error.kind() {
-            std::io::ErrorKind::UnexpectedEof => Ok(Err("torn frame".into())),
-            _ => Err(error),
-        };
+    reader.take(u64::from(length)).read_to_end(buffer)?;
+    if buffer.len() < length as usize {
+        return Ok(Err("torn frame".into()));
     }
     if crc32fast::hash(buffer) != crc {
         return Ok(Err("checksum mismatch".into()));
@@ -333,18 +332,23 @@ mod tests {
 
     #[test]
     fn a_torn_tail_is_cut_off_and_appending_goes_on_after_the_last_whole_record() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut journal = Journal::open(dir.path(), 1 << 20).unwrap();
-        let end = journal.append(&[record(1), record(2)]).unwrap();
-        drop(journal);
-        let path = segment_path(dir.path(), 0);
-        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
-        file.write_all(&[40, 0, 0, 0, 1, 2, 3, 4, b'v']).unwrap(); // a frame cut short by a crash
-        drop(file);
-        let mut journal = Journal::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(journal.end(), end);
-        journal.append(&[record(3)]).unwrap();
-        assert_eq!(bodies(&journal.read_from(0).0), ["<13>line 1", "<13>line 2", "<13>line 3"]);
+        // A frame cut short by a crash, and a damaged header claiming 200 MiB (read as far as
+        // the file goes, not allocated: fuzzing found each such open cost 130 ms).
+        for claimed in [40u32, 200 << 20] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut journal = Journal::open(dir.path(), 1 << 20).unwrap();
+            let end = journal.append(&[record(1), record(2)]).unwrap();
+            drop(journal);
+            let path = segment_path(dir.path(), 0);
+            let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+            file.write_all(&claimed.to_le_bytes()).unwrap();
+            file.write_all(&[1, 2, 3, 4, b'v']).unwrap();
+            drop(file);
+            let mut journal = Journal::open(dir.path(), 1 << 20).unwrap();
+            assert_eq!(journal.end(), end);
+            journal.append(&[record(3)]).unwrap();
+            assert_eq!(bodies(&journal.read_from(0).0), ["<13>line 1", "<13>line 2", "<13>line 3"]);
+        }
     }
 
     #[test]
