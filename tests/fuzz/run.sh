@@ -6,6 +6,9 @@
 #                                                      the same inputs on every machine; what CI runs)
 #        FUZZ_RUNS=N FUZZ_KEEP_CORPUS=1 tests/fuzz/run.sh [TARGET...]
 #                                                     (N inputs each, growing the kept corpus: long runs)
+#        FUZZ_TIMEOUT=S ...                           (an input running S seconds is a hang; default 10.
+#                                                      Long runs niced beside benchmarks use more, so
+#                                                      waiting for a core is not taken for a hang)
 # New inputs go to tests/fuzz/corpus/<target> (kept between runs, not committed), crashes to
 # tests/fuzz/artifacts/<target>; the seeds are tests/fuzz/seeds/<target> plus, when it exists,
 # the matching part of ../shared/corpus, read in place. Exits non-zero when a target crashed.
@@ -51,7 +54,7 @@ max_len() {
 }
 
 failed=0
-printf '%-12s %12s %10s %8s  %s\n' target executions exec/s seconds result
+printf '%-12s %12s %10s %8s %8s  %s\n' target executions exec/s seconds slowest result
 SECONDS=0
 for target in "${targets[@]}"; do
   corpus="tests/fuzz/corpus/$target"
@@ -62,7 +65,7 @@ for target in "${targets[@]}"; do
   log="$(mktemp)"
   # shellcheck disable=SC2046 # each shared seed directory is an argument of its own
   if cargo fuzz run "${flags[@]}" "$target" "$corpus" "tests/fuzz/seeds/$target" $(shared_seeds "$target") -- \
-      "${budget[@]}" -max_len="$(max_len "$target")" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+      "${budget[@]}" -max_len="$(max_len "$target")" -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="tests/fuzz/artifacts/$target/" >"$log" 2>&1; then
     result=ok
   else
@@ -72,7 +75,8 @@ for target in "${targets[@]}"; do
   took=$SECONDS; SECONDS=0
   executions="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
   rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)"
-  printf '%-12s %12s %10s %8s  %s\n' "$target" "${executions:-?}" "${rate:-?}" "$took" "$result"
+  slowest="$(sed -n 's/^stat::slowest_unit_time_sec: *//p' "$log" | tail -1)"
+  printf '%-12s %12s %10s %8s %8s  %s\n' "$target" "${executions:-?}" "${rate:-?}" "$took" "${slowest:-?}" "$result"
   [ "$result" = ok ] || tail -40 "$log"
   rm -f "$log"
   [ -z "$fresh_corpus" ] || rm -rf "$corpus"
