@@ -14,7 +14,8 @@ let alerts = [];       // the last results' backtest alerts (`alert` rows' detai
 export const allowed = () => session.can("backtests:run") && session.can("jobs:run");
 
 const count = (value) => (value === null || value === undefined ? "-" : Number(value).toLocaleString("en"));
-const perDay = (value) => (Number.isInteger(value) ? String(value) : value.toFixed(1));
+// Alerts per day to one decimal, without a trailing ".0" (40/day over a day is "40").
+const perDay = (value) => Number(Number(value).toFixed(1)).toLocaleString("en");
 
 function setState(status, feed = "http") {
   job = status;
