@@ -115,7 +115,7 @@ async function finished(status) {
     return;
   }
   // A cancelled backtest still writes what it found.
-  if (status.state === "done" || status.state === "cancelled") await results(status);
+  if ((status.state === "done" || status.state === "cancelled") && allowed()) await results(status);
 }
 
 async function run(event) {
@@ -151,6 +151,27 @@ export function prefill(file) {
   $("backtest-error").textContent = "";
   $("backtest-range").focus();
 }
+
+// Signing out stops following and forgets the results: the next identity starts blank.
+function forget() {
+  following?.stop();
+  following = null;
+  job = null;
+  alerts = [];
+  $("backtest-results").hidden = true;
+  for (const id of ["backtest-summary", "backtest-alert"]) clear($(id));
+  for (const id of ["backtest-rule-table", "backtest-alerts", "backtest-only-live-list"]) clear($(id).querySelector("tbody"));
+  $("backtest-rules").value = "";
+  $("backtest-error").textContent = "";
+  $("backtest-state").textContent = "idle";
+  delete $("backtest-state").dataset.state;
+  delete $("backtest-state").dataset.job;
+  $("backtest-progress").value = 0;
+  $("backtest-run").disabled = false;
+  $("backtest-cancel").disabled = true;
+}
+
+window.addEventListener("securewatch:signed-out", forget);
 
 let wired = false;
 export function wire() {

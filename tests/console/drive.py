@@ -204,9 +204,10 @@ try:
     assert driver.switch_to.active_element.get_attribute("id") == "backtest-range"
     summary["backtest_rules_field"] = find("#backtest-rules").get_attribute("value")
     Select(find("#backtest-range")).select_by_value("-24h")
-    find("#backtest-rules").send_keys(Keys.CONTROL, Keys.ENTER)
     state = find("#backtest-state")
-    wait.until(lambda _: state.get_attribute("data-state") not in (None, "queued", "running"))
+    assert state.get_attribute("data-job") is None and state.text == "idle", "a fresh sign-in starts with no backtest"
+    find("#backtest-rules").send_keys(Keys.CONTROL, Keys.ENTER)
+    wait.until(lambda _: state.get_attribute("data-job") and state.get_attribute("data-state") not in ("queued", "running"))
     assert state.get_attribute("data-state") == "done", state.text + " " + find("#backtest-error").text
     assert state.get_attribute("data-feed") == "websocket", state.get_attribute("data-feed")
     assert float(find("#backtest-progress").get_attribute("value")) == 1.0
@@ -284,6 +285,7 @@ try:
     wait.until(lambda _: finds("#rule-list tbody tr td"))
     assert not shown("#reload") and not shown("#backtest") and not shown("#backtest-form")
     assert not shown("#backtest-results"), "the engineer's results are not left for the viewer"
+    assert not finds("#backtest-alerts tbody tr") and find("#backtest-rules").get_attribute("value") == ""
     assert not finds("#rule-list tbody button") and not shown("#rule-backtest-column")
     summary["viewer_nav"] = [link.text for link in finds("#nav a") if link.is_displayed()]
     shot("viewer-rules")
