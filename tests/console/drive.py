@@ -242,8 +242,17 @@ try:
     summary["backtest_evidence"] = evidence
     shot("backtest")
 
-    # Changed rules typed in as YAML: the comparison splits into same, only backtest, only live.
+    # A rule the server rejects refuses the backtest, with the reason at the rules field.
     box = find("#backtest-rules")
+    box.clear()
+    box.send_keys("title: Broken\nlogsource: {product: linux}\ndetection:\n  selection:\n    message|nosuchmodifier: x\n  condition: selection\n")
+    find("#backtest-run").click()
+    wait.until(lambda _: find("#backtest-error").text)
+    summary["backtest_refused"] = find("#backtest-error").text
+    assert box.get_attribute("aria-invalid") == "true"
+    assert not shown("#backtest-results"), "a refused backtest leaves no results"
+
+    # Changed rules typed in as YAML: the comparison splits into same, only backtest, only live.
     box.clear()
     box.send_keys(CHANGED_RULES)
     Select(find("#backtest-range")).select_by_value("-1h")

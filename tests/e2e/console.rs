@@ -255,6 +255,9 @@ fn assert_backtests_match_the_seeded_data(summary: &Value) {
     assert_eq!((first["alerts"].as_u64(), first["only_live"].as_u64()), (Some(failures as u64), Some(0)));
     assert_eq!(summary["backtest_evidence"].as_array().map(Vec::len), Some(1), "one evidence event per alert: {summary}");
 
+    let refused = summary["backtest_refused"].as_str().unwrap();
+    assert!(refused.starts_with("rules: 1 rejected") && refused.contains("nosuchmodifier"), "{refused}");
+
     let changed = &summary["backtest_changed"];
     assert_eq!(changed["summary"]["Matches"], text(narrowed + one_address), "{changed:#}");
     assert_eq!(
