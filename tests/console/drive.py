@@ -253,14 +253,23 @@ try:
     assert not shown("#backtest-results"), "a refused backtest leaves no results"
 
     # Changed rules typed in as YAML: the comparison splits into same, only backtest, only live.
+    # This time the job's WebSocket upgrade fails (sent to a path the server answers 404, as a
+    # proxy that drops upgrades would make it fail): the page follows the job by polling.
     box.clear()
     box.send_keys(CHANGED_RULES)
     Select(find("#backtest-range")).select_by_value("-1h")
     first_job = state.get_attribute("data-job")
+    driver.execute_script("""
+        window.realWebSocket = window.WebSocket;
+        window.WebSocket = class extends window.realWebSocket {
+            constructor(url, protocols) { super(url.replace(/\\/ws$/, "/ws-dropped"), protocols); }
+        };""")
     find("#backtest-run").click()
     wait.until(lambda _: state.get_attribute("data-job") != first_job)
     wait.until(lambda _: state.get_attribute("data-state") not in ("queued", "running") and shown("#backtest-results"))
+    driver.execute_script("window.WebSocket = window.realWebSocket")
     assert state.get_attribute("data-state") == "done", state.text + " " + find("#backtest-error").text
+    assert state.get_attribute("data-feed") == "http", state.get_attribute("data-feed")
     summary["backtest_changed"] = backtest_results()
     Select(find("#backtest-filter")).select_by_value("only_backtest")
     only_backtest = finds("#backtest-alerts tbody tr[data-id]")
