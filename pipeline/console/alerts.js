@@ -6,7 +6,7 @@ const $ = (id) => document.getElementById(id);
 const SPANS = { "-1h": 3600e3, "-24h": 86400e3, "-7d": 7 * 86400e3 };
 const NS = "http://www.w3.org/2000/svg";
 
-const groupText = (group) => Object.entries(group || {}).map(([name, value]) => `${name}=${value}`).join(", ");
+export const groupText = (group) => Object.entries(group || {}).map(([name, value]) => `${name}=${value}`).join(", ");
 
 async function list() {
   const span = SPANS[$("alert-range").value];
@@ -52,14 +52,13 @@ function windowChart(alert) {
   return root;
 }
 
-async function detail(id) {
-  const panel = $("alert-detail");
-  for (const row of document.querySelectorAll("#alert-list tbody tr")) row.setAttribute("aria-selected", String(row.dataset.id === id));
-  const alert = await get(`/api/v1/alerts/${encodeURIComponent(id)}`);
+// One alert with its evidence: its facts, the correlation window with the evidence events on
+// it, and the events' table (`ids.title`, `ids.table`: ids of the heading and the table).
+export function alertView(alert, ids = { title: "alert-title", table: "evidence" }) {
   const pair = (name, value) => [el("dt", {}, name), el("dd", {}, value)];
   const events = alert.events || [];
-  clear(panel,
-    el("h2", { id: "alert-title", tabindex: "-1" }, alert.title),
+  return [
+    el("h2", { id: ids.title, tabindex: "-1" }, alert.title),
     el("dl", { class: "pairs" },
       pair("Level", alert.level ?? "-"), pair("Rule", alert.rule_id), pair("Kind", alert.kind), pair("Tenant", alert.tenant),
       pair("Group", groupText(alert.group) || "-"),
@@ -68,12 +67,20 @@ async function detail(id) {
       pair("Fired", time(alert.fired_at)), pair("Tags", alert.tags.join(", ") || "-")),
     el("h2", {}, `Evidence (${events.length} of ${alert.event_ids.length} events)`),
     el("div", { class: "window" }, windowChart({ ...alert, events })),
-    el("div", { class: "scroll" }, el("table", { class: "table", id: "evidence" },
+    el("div", { class: "scroll" }, el("table", { class: "table", id: ids.table },
       el("caption", { class: "sr" }, "Evidence events"),
       el("thead", {}, el("tr", {}, ["Time", "Host", "Severity", "Source", "Message"].map((name) => el("th", { scope: "col" }, name)))),
       el("tbody", {}, events.map((event) => el("tr", {},
         el("td", {}, time(event.time)), el("td", {}, event.host ?? ""), el("td", {}, event.severity ?? ""),
-        el("td", {}, event.source ? `${event.source.kind}/${event.source.name}` : ""), el("td", {}, event.message)))))));
+        el("td", {}, event.source ? `${event.source.kind}/${event.source.name}` : ""), el("td", {}, event.message)))))),
+  ];
+}
+
+async function detail(id) {
+  const panel = $("alert-detail");
+  for (const row of document.querySelectorAll("#alert-list tbody tr")) row.setAttribute("aria-selected", String(row.dataset.id === id));
+  const alert = await get(`/api/v1/alerts/${encodeURIComponent(id)}`);
+  clear(panel, alertView(alert));
   $("alert-title").focus();
 }
 

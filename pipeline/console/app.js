@@ -21,6 +21,8 @@ function signedOut(message) {
   session.identity = null;
   if (current) PAGES[current].module.hide?.();
   current = null;
+  // Pages drop what the previous identity saw (a backtest still followed, its results).
+  window.dispatchEvent(new CustomEvent("securewatch:signed-out"));
   document.getElementById("nav").hidden = true;
   document.getElementById("identity").hidden = true;
   for (const page of document.querySelectorAll(".page")) page.hidden = page.id !== "signin";

@@ -1,21 +1,14 @@
 // Search: the query editor (errors at their position), time range, live progress over the job's WebSocket, a histogram, paged results, cancel and export.
 
-import { get, post, del, call, query, el, clear, showError, jobSocket, download } from "./api.js";
+import { get, post, call, query, el, clear, showError, download } from "./api.js";
+import { follow, cancel, timeRange } from "./jobs.js";
 import { barChart } from "./charts.js";
 
 const $ = (id) => document.getElementById(id);
 let job = null;      // the running or last job's status
-let socket = null;
+let following = null; // the job being followed (its WebSocket or polling)
 let cursors = [];    // cursor of each page shown so far (the first is null)
 let nextCursor = null;
-
-function range() {
-  const choice = $("range").value;
-  if (choice !== "custom") return { from: choice, to: "now" };
-  const from = $("range-from").value ? new Date($("range-from").value).toISOString() : "-1h";
-  const to = $("range-to").value ? new Date($("range-to").value).toISOString() : "now";
-  return { from, to };
-}
 
 // The job's byte offset as a character index of the query text.
 function characterAt(text, byteOffset) {
@@ -91,32 +84,16 @@ async function histogram(status) {
   barChart(container, "Results over time", bars, from, to, minutes * 60000);
 }
 
-function follow(id) {
-  socket?.close();
-  socket = jobSocket(id);
-  socket.addEventListener("message", (message) => {
-    const data = JSON.parse(message.data);
-    if (data.type === "progress" || data.type === "end") setState(data.job, "websocket");
-    if (data.type === "preview" && cursors.length <= 1) renderRows(data.columns, data.rows.slice(0, Number($("page-size").value)));
-    if (data.type === "end") finished(data.job).catch(showError);
+function watch(id) {
+  following?.stop();
+  following = follow(id, {
+    onStatus: setState,
+    onPreview: (columns, rows) => { if (cursors.length <= 1) renderRows(columns, rows.slice(0, Number($("page-size").value))); },
   });
-  socket.addEventListener("error", () => {
-    // No WebSocket (a proxy that drops upgrades): poll the job instead.
-    poll(id).catch(showError);
-  });
-}
-
-async function poll(id) {
-  while (job && job.id === id && (job.state === "queued" || job.state === "running")) {
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    setState(await get(`/api/v1/jobs/${encodeURIComponent(id)}`));
-  }
-  if (job && job.id === id) await finished(job);
+  following.done.then((status) => status && finished(status)).catch(showError);
 }
 
 async function finished(status) {
-  socket?.close();
-  socket = null;
   if (status.state === "failed") showQueryError(status.error);
   if (status.state !== "done") return;
   cursors = [null];
@@ -133,7 +110,7 @@ async function run(event) {
   $("page-info").textContent = "";
   let status;
   try {
-    status = await post("/api/v1/jobs", { query: $("query").value, ...range() });
+    status = await post("/api/v1/jobs", { query: $("query").value, ...timeRange($("range"), $("range-from"), $("range-to")) });
   } catch (error) {
     if (error.body && error.body.error && error.body.id) {
       setState(error.body);
@@ -145,7 +122,7 @@ async function run(event) {
   }
   cursors = [null];
   setState(status);
-  follow(status.id);
+  watch(status.id);
 }
 
 async function exportAll(format) {
@@ -172,7 +149,7 @@ function wire() {
   $("range").addEventListener("change", () => { $("custom-range").hidden = $("range").value !== "custom"; });
   $("cancel").addEventListener("click", async () => {
     if (!job) return;
-    try { setState(await del(`/api/v1/jobs/${encodeURIComponent(job.id)}`)); } catch (error) { showError(error); }
+    try { setState(await cancel(job.id)); } catch (error) { showError(error); }
   });
   $("next-page").addEventListener("click", () => {
     if (!nextCursor) return;

@@ -1,7 +1,9 @@
 """Drives the SecureWatch console in a real headless Chromium (Debian's chromium and
 chromium-driver, through Selenium) against a running instance.
 
-Usage: drive.py URL ADMIN_TOKEN VIEWER_TOKEN TENANTS_TOKEN SCREENSHOT_DIR
+Usage: drive.py URL ADMIN_TOKEN ENGINEER_TOKEN VIEWER_TOKEN TENANTS_TOKEN SCREENSHOT_DIR
+With SECUREWATCH_CONSOLE_RULE (a loaded rule's id) the engineer backtests it from the Rules
+page, then the rules in SECUREWATCH_CONSOLE_CHANGED_RULES (YAML) typed into the form.
 Every check is an assertion; the last line printed is a JSON summary of what was seen.
 """
 
@@ -17,7 +19,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-URL, ADMIN, VIEWER, TENANTS, SHOTS = sys.argv[1:6]
+URL, ADMIN, ENGINEER, VIEWER, TENANTS, SHOTS = sys.argv[1:7]
+RULE = os.environ["SECUREWATCH_CONSOLE_RULE"]
+CHANGED_RULES = os.environ["SECUREWATCH_CONSOLE_CHANGED_RULES"]
 os.makedirs(SHOTS, exist_ok=True)
 DOWNLOADS = os.path.join(SHOTS, "downloads")
 shutil.rmtree(DOWNLOADS, ignore_errors=True)  # the export below must find this run's file
@@ -163,6 +167,7 @@ try:
     assert any("Failed SSH password" in rule for rule in rules), rules
     assert any("broken.yml" in row for row in rejected), rejected
     assert shown("#reload") and shown("#backtest-form")
+    assert not shown("#backtest-results"), "no results before a backtest ran"
     find("#reload").click()
     wait.until(lambda _: find("#reload-result").text.startswith("Applied"))
     summary["reload"] = find("#reload-result").text
@@ -185,6 +190,109 @@ try:
     problems = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
     assert not [problem for problem in problems if "Content Security Policy" in problem or "Uncaught" in problem], problems
 
+    # An engineer backtests a loaded rule from the Rules page, by keyboard: its "Backtest"
+    # button fills in the rule's file, Ctrl+Enter runs, progress over the WebSocket to done.
+    find("#sign-out").click()
+    wait.until(lambda _: shown("#credential"))
+    sign_in(ENGINEER)
+    assert "engineer" in find("#who").text, find("#who").text
+    go("rules")
+    offer = f'#rule-list tbody tr[data-rule-id="{RULE}"] button'
+    wait.until(lambda _: finds(offer))
+    assert shown("#backtest") and not shown("#backtest-results")
+    find(offer).send_keys(Keys.ENTER)
+    assert driver.switch_to.active_element.get_attribute("id") == "backtest-range"
+    summary["backtest_rules_field"] = find("#backtest-rules").get_attribute("value")
+    Select(find("#backtest-range")).select_by_value("-24h")
+    state = find("#backtest-state")
+    assert state.get_attribute("data-job") is None and state.text == "idle", "a fresh sign-in starts with no backtest"
+    find("#backtest-rules").send_keys(Keys.CONTROL, Keys.ENTER)
+    wait.until(lambda _: state.get_attribute("data-job") and state.get_attribute("data-state") not in ("queued", "running"))
+    assert state.get_attribute("data-state") == "done", state.text + " " + find("#backtest-error").text
+    assert state.get_attribute("data-feed") == "websocket", state.get_attribute("data-feed")
+    assert float(find("#backtest-progress").get_attribute("value")) == 1.0
+    assert not find("#backtest-cancel").is_enabled()
+    wait.until(lambda _: shown("#backtest-results"))
+
+    def backtest_results():
+        """What the result view shows: summary pairs, rule rows, comparison counts, alerts."""
+        pairs = finds("#backtest-summary dt")
+        rules = {}
+        for row in finds("#backtest-rule-table tbody tr"):
+            cells = [cell.text for cell in row.find_elements(By.CSS_SELECTOR, "td")]
+            rules[row.get_attribute("data-rule-id")] = {
+                "matches": cells[2], "alerts": cells[3], "alerts_per_day": cells[4], "by_day": cells[5], "top_groups": cells[6]}
+        return {
+            "state": state.text,
+            "summary": {dt.text: dt.find_element(By.XPATH, "following-sibling::dd[1]").text for dt in pairs},
+            "rules": rules,
+            "comparison": {name: find(f"#backtest-{name}").text for name in ("same", "differs", "only-backtest", "only-live")},
+            "alerts": len(finds("#backtest-alerts tbody tr[data-id]")),
+            "only_live": len(finds("#backtest-only-live-list tbody tr[data-id]")),
+        }
+
+    summary["backtest"] = backtest_results()
+    # An alert's evidence, rendered as on the Alerts page.
+    find("#backtest-alerts tbody tr[data-id] button").send_keys(Keys.ENTER)
+    wait.until(lambda _: finds("#backtest-evidence tbody tr"))
+    evidence = [row.text for row in finds("#backtest-evidence tbody tr")]
+    assert all("Failed password" in row for row in evidence), evidence
+    assert finds("#backtest-alert svg rect.c3"), "the window shows the evidence ticks"
+    assert driver.switch_to.active_element.get_attribute("id") == "backtest-alert-title"
+    summary["backtest_evidence"] = evidence
+    shot("backtest")
+
+    # A rule the server rejects refuses the backtest, with the reason at the rules field.
+    box = find("#backtest-rules")
+    box.clear()
+    box.send_keys("title: Broken\nlogsource: {product: linux}\ndetection:\n  selection:\n    message|nosuchmodifier: x\n  condition: selection\n")
+    find("#backtest-run").click()
+    wait.until(lambda _: find("#backtest-error").text)
+    summary["backtest_refused"] = find("#backtest-error").text
+    assert box.get_attribute("aria-invalid") == "true"
+    assert not shown("#backtest-results"), "a refused backtest leaves no results"
+
+    # Changed rules typed in as YAML: the comparison splits into same, only backtest, only live.
+    # This time the job's WebSocket upgrade fails (sent to a path the server answers 404, as a
+    # proxy that drops upgrades would make it fail): the page follows the job by polling.
+    box.clear()
+    box.send_keys(CHANGED_RULES)
+    Select(find("#backtest-range")).select_by_value("-1h")
+    first_job = state.get_attribute("data-job")
+    driver.execute_script("""
+        window.realWebSocket = window.WebSocket;
+        window.WebSocket = class extends window.realWebSocket {
+            constructor(url, protocols) { super(url.replace(/\\/ws$/, "/ws-dropped"), protocols); }
+        };""")
+    find("#backtest-run").click()
+    wait.until(lambda _: state.get_attribute("data-job") != first_job)
+    wait.until(lambda _: state.get_attribute("data-state") not in ("queued", "running") and shown("#backtest-results"))
+    driver.execute_script("window.WebSocket = window.realWebSocket")
+    assert state.get_attribute("data-state") == "done", state.text + " " + find("#backtest-error").text
+    assert state.get_attribute("data-feed") == "http", state.get_attribute("data-feed")
+    summary["backtest_changed"] = backtest_results()
+    Select(find("#backtest-filter")).select_by_value("only_backtest")
+    only_backtest = finds("#backtest-alerts tbody tr[data-id]")
+    assert all(row.get_attribute("data-comparison") == "only_backtest" for row in only_backtest)
+    summary["backtest_changed"]["only_backtest_listed"] = len(only_backtest)
+    only_backtest[0].find_element(By.CSS_SELECTOR, "button").click()
+    wait.until(lambda _: finds("#backtest-evidence tbody tr"))
+    summary["backtest_changed"]["only_backtest_evidence"] = find("#backtest-evidence tbody").text
+    shot("backtest-changed")
+    # Readable at 390 px: the result tables scroll inside their cards, the page does not.
+    driver.set_window_size(390, 844)
+    time.sleep(0.3)
+    overflow = driver.execute_script("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"the backtest results are {overflow} px wider than 390"
+    shot("backtest-390")
+    driver.set_window_size(1280, 900)
+    # An only-live alert opens on the Alerts page with its live evidence.
+    find("#backtest-only-live-list tbody tr[data-id] a").click()
+    wait.until(lambda _: shown("#alerts") and finds("#evidence tbody tr"))
+    assert "Failed password" in find("#evidence tbody").text
+    problems = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not [problem for problem in problems if "Content Security Policy" in problem or "Uncaught" in problem], problems
+
     # A viewer: no search page, no reload, no backtest.
     find("#sign-out").click()
     wait.until(lambda _: shown("#credential"))
@@ -193,7 +301,10 @@ try:
     assert not shown('#nav a[data-page="search"]')
     go("rules")
     wait.until(lambda _: finds("#rule-list tbody tr td"))
-    assert not shown("#reload") and not shown("#backtest-form")
+    assert not shown("#reload") and not shown("#backtest") and not shown("#backtest-form")
+    assert not shown("#backtest-results"), "the engineer's results are not left for the viewer"
+    assert not finds("#backtest-alerts tbody tr") and find("#backtest-rules").get_attribute("value") == ""
+    assert not finds("#rule-list tbody button") and not shown("#rule-backtest-column")
     summary["viewer_nav"] = [link.text for link in finds("#nav a") if link.is_displayed()]
     shot("viewer-rules")
 

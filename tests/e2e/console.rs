@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 
 const HEC_TOKEN: &str = "e2e-console-token";
 
+const FAILED_LOGIN_ID: &str = "6e2d9b5f-0000-4000-8000-000000000001";
+
 const FAILED_LOGIN_RULE: &str = "title: Failed SSH password
 id: 6e2d9b5f-0000-4000-8000-000000000001
 level: medium
@@ -34,6 +36,36 @@ detection:
   condition: selection
 ";
 
+/// The seeded rule, changed for a backtest: narrowed to the failed logins of `user-1…` (the live
+/// alerts of the others become only-live), and a new rule over the failures from one address
+/// (its alerts only in the backtest).
+fn changed_rules() -> String {
+    let narrowed = FAILED_LOGIN_RULE.replace("'Failed password'", &format!("'{NARROWED}'"));
+    let new_rule = FAILED_LOGIN_RULE
+        .replace("Failed SSH password", "Failed SSH password from one address")
+        .replace("000000000001", "000000000003")
+        .replace("'Failed password'", &format!("'{ONE_ADDRESS}'"));
+    format!("{narrowed}---\n{new_rule}")
+}
+
+const NARROWED: &str = "Failed password for user-1";
+const ONE_ADDRESS: &str = "from 203.0.113.3 port";
+const SEEDED: u32 = 80;
+
+/// The `n`th seeded event: its sourcetype and message (even: a failed login, odd: a web log).
+fn seeded_event(n: u32) -> (&'static str, String) {
+    if n % 2 == 0 {
+        ("linux_secure", format!("Failed password for user-{n} from 203.0.113.{} port 22 ssh2", n % 7))
+    } else {
+        ("nginx", format!("GET /page/{n} 200"))
+    }
+}
+
+/// How many seeded messages contain `text`.
+fn seeded_containing(text: &str) -> usize {
+    (0..SEEDED).filter(|n| seeded_event(*n).1.contains(text)).count()
+}
+
 /// An instance with the two rules and 80 HEC events over four hosts, half of them failed
 /// logins (alerts), the rest web logs; returns once the alerts are stored.
 fn seeded_instance() -> (tempfile::TempDir, Instance) {
@@ -45,15 +77,11 @@ fn seeded_instance() -> (tempfile::TempDir, Instance) {
     let config = format!("[detection]\nenabled = true\nrules_dir = \"{}\"\n", rules.display());
     let instance = Instance::start(dir.path(), &config, &[("SECUREWATCH_HEC_TOKEN", HEC_TOKEN)]).unwrap();
     let now = Utc::now().timestamp_millis() as f64 / 1000.0;
-    let body: String = (0..80)
+    let body: String = (0..SEEDED)
         .map(|n| {
-            let (sourcetype, message) = if n % 2 == 0 {
-                ("linux_secure", format!("Failed password for user-{n} from 203.0.113.{} port 22 ssh2", n % 7))
-            } else {
-                ("nginx", format!("GET /page/{n} 200"))
-            };
+            let (sourcetype, message) = seeded_event(n);
             // Within the last four minutes: inside the rollups' lateness, so the charts count them all.
-            let time = now - f64::from(80 - n) * 3.0;
+            let time = now - f64::from(SEEDED - n) * 3.0;
             json!({"time": time, "host": format!("web-{}", n % 4), "sourcetype": sourcetype, "event": {"message": message}}).to_string()
         })
         .collect();
@@ -152,20 +180,23 @@ fn screenshot_dir() -> PathBuf {
 }
 
 #[test]
-fn a_real_browser_signs_in_sees_the_overview_searches_opens_an_alert_and_a_viewer_sees_less() {
+fn a_real_browser_signs_in_sees_the_overview_searches_opens_an_alert_backtests_and_a_viewer_sees_less() {
     if !browser_available() {
         return;
     }
     let (_dir, instance) = seeded_instance();
     let admin = instance.api_token();
+    let engineer = token(&instance, "console-engineer", &["engineer"], &["default"]);
     let viewer = token(&instance, "console-viewer", &["viewer"], &["default"]);
     let two_tenants = token(&instance, "console-analyst", &["analyst"], &["acme", "default"]);
     let shots = screenshot_dir();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("console").join("drive.py");
     let output = Command::new("python3")
         .arg(&script)
-        .args([&instance.api_url(""), &admin, &viewer, &two_tenants])
+        .args([&instance.api_url(""), &admin, &engineer, &viewer, &two_tenants])
         .arg(&shots)
+        .env("SECUREWATCH_CONSOLE_RULE", FAILED_LOGIN_ID)
+        .env("SECUREWATCH_CONSOLE_CHANGED_RULES", changed_rules())
         .output()
         .expect("python3");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -187,8 +218,60 @@ fn a_real_browser_signs_in_sees_the_overview_searches_opens_an_alert_and_a_viewe
     assert!(summary["reload"].as_str().unwrap().starts_with("Applied: 1 rules"), "{summary}");
     assert_eq!(summary["viewer_nav"], json!(["Overview", "Alerts", "Rules"]));
     assert!(summary["acme_top_hosts"].as_str().unwrap().contains("No events"), "{summary}");
-    for name in ["overview", "search", "alerts", "rules", "overview-390", "viewer-rules", "tenant-acme"] {
+    assert_backtests_match_the_seeded_data(&summary);
+    for name in ["overview", "search", "alerts", "rules", "overview-390", "backtest", "backtest-changed", "backtest-390", "viewer-rules", "tenant-acme"] {
         let file = shots.join(format!("{name}.png"));
         assert!(std::fs::metadata(&file).is_ok_and(|meta| meta.len() > 1000), "{}", file.display());
     }
+}
+
+/// The two backtests the engineer ran in the browser, against what the seeded events give: the
+/// seeded rule (its file, last 24 hours) raises the 40 live alerts again; the changed rules (last
+/// hour) keep the narrowed rule's alerts, lose the others to only-live and add the new rule's.
+fn assert_backtests_match_the_seeded_data(summary: &Value) {
+    let failures = seeded_containing("Failed password");
+    let narrowed = seeded_containing(NARROWED);
+    let one_address = seeded_containing(ONE_ADDRESS);
+    assert_eq!((failures, narrowed, one_address), (40, 5, 5), "the seeded data as the checks below expect it");
+    let text = |value: usize| value.to_string();
+
+    assert_eq!(summary["backtest_rules_field"], "ssh.yml", "the rule's Backtest button fills in its file");
+    let first = &summary["backtest"];
+    let state = first["state"].as_str().unwrap();
+    for part in [format!("{SEEDED} events read"), format!("{failures} matches"), format!("{failures} alerts")] {
+        assert!(state.starts_with("done ·") && state.contains(&part), "progress {state:?} lacks {part:?}");
+    }
+    let pairs = &first["summary"];
+    assert_eq!((&pairs["Events read"], &pairs["Matches"], &pairs["Alerts"]), (&json!(text(80)), &json!(text(failures)), &json!(text(failures))), "{first:#}");
+    let rule = &first["rules"][FAILED_LOGIN_ID];
+    assert_eq!((&rule["matches"], &rule["alerts"]), (&json!(text(failures)), &json!(text(failures))), "{first:#}");
+    // Over 24 hours the average per day is the count; the days listed add up to it.
+    assert_eq!(rule["alerts_per_day"], text(failures), "{first:#}");
+    let by_day: usize = rule["by_day"].as_str().unwrap().split(", ").map(|day| day.rsplit(": ").next().unwrap().parse::<usize>().unwrap()).sum();
+    assert_eq!(by_day, failures, "{first:#}");
+    // A single-event rule's top groups are hosts: the failed logins are on web-0 and web-2.
+    assert_eq!(rule["top_groups"], "host=web-0 (20); host=web-2 (20)", "{first:#}");
+    assert_eq!(first["comparison"], json!({"same": text(failures), "differs": "0", "only-backtest": "0", "only-live": "0"}));
+    assert_eq!((first["alerts"].as_u64(), first["only_live"].as_u64()), (Some(failures as u64), Some(0)));
+    assert_eq!(summary["backtest_evidence"].as_array().map(Vec::len), Some(1), "one evidence event per alert: {summary}");
+
+    let refused = summary["backtest_refused"].as_str().unwrap();
+    assert!(refused.starts_with("rules: 1 rejected") && refused.contains("nosuchmodifier"), "{refused}");
+
+    let changed = &summary["backtest_changed"];
+    assert_eq!(changed["summary"]["Matches"], text(narrowed + one_address), "{changed:#}");
+    assert_eq!(
+        changed["comparison"],
+        json!({"same": text(narrowed), "differs": "0", "only-backtest": text(one_address), "only-live": text(failures - narrowed)}),
+        "{changed:#}"
+    );
+    let narrowed_rule = &changed["rules"][FAILED_LOGIN_ID];
+    assert_eq!((&narrowed_rule["matches"], &narrowed_rule["alerts"]), (&json!(text(narrowed)), &json!(text(narrowed))), "{changed:#}");
+    // Over one hour the average per day is 24 times the count.
+    assert_eq!(narrowed_rule["alerts_per_day"], text(narrowed * 24), "{changed:#}");
+    let new_rule = &changed["rules"]["6e2d9b5f-0000-4000-8000-000000000003"];
+    assert_eq!(new_rule["alerts"], text(one_address), "{changed:#}");
+    assert_eq!((changed["alerts"].as_u64(), changed["only_live"].as_u64()), (Some((narrowed + one_address) as u64), Some((failures - narrowed) as u64)));
+    assert_eq!(changed["only_backtest_listed"], one_address);
+    assert!(changed["only_backtest_evidence"].as_str().unwrap().contains(ONE_ADDRESS), "{changed:#}");
 }

@@ -22,7 +22,7 @@ struct Asset {
 const JS: &str = "text/javascript; charset=utf-8";
 
 /// Every file the console has; `index.html` is also served at `/`.
-const ASSETS: [Asset; 9] = [
+const ASSETS: [Asset; 11] = [
     Asset { name: "index.html", media_type: "text/html; charset=utf-8", text: include_str!("../../console/index.html") },
     Asset { name: "console.css", media_type: "text/css; charset=utf-8", text: include_str!("../../console/console.css") },
     Asset { name: "app.js", media_type: JS, text: include_str!("../../console/app.js") },
@@ -32,6 +32,8 @@ const ASSETS: [Asset; 9] = [
     Asset { name: "search.js", media_type: JS, text: include_str!("../../console/search.js") },
     Asset { name: "alerts.js", media_type: JS, text: include_str!("../../console/alerts.js") },
     Asset { name: "rules.js", media_type: JS, text: include_str!("../../console/rules.js") },
+    Asset { name: "backtest.js", media_type: JS, text: include_str!("../../console/backtest.js") },
+    Asset { name: "jobs.js", media_type: JS, text: include_str!("../../console/jobs.js") },
 ];
 
 /// The entity tag of each asset (a hash of its text), computed once.
