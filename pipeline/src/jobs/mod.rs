@@ -128,6 +128,16 @@ impl Job {
         self.preview.lock().expect("job preview").clone()
     }
 
+    /// How many preview rows there are so far.
+    pub fn preview_len(&self) -> usize {
+        self.preview.lock().expect("job preview").len()
+    }
+
+    /// Whether the job has reached a final state.
+    pub fn is_final(&self) -> bool {
+        self.status.lock().expect("job status").state.is_final()
+    }
+
     /// A receiver told of every change.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.updates.subscribe()
