@@ -168,6 +168,9 @@ enum Command {
         /// Runs of each timed query.
         #[arg(long, default_value_t = 200)]
         rounds: usize,
+        /// Loads the store and stops, timing nothing (bench/console.sh serves it after).
+        #[arg(long)]
+        load_only: bool,
     },
     /// Writes the detection benchmark's events: the SigmaHQ regression samples of the corpus,
     /// flattened and replicated with varied hosts, users and times, as JSON lines.
@@ -235,8 +238,8 @@ async fn main() -> anyhow::Result<()> {
             let span = std::time::Duration::from_secs(hours * 3600);
             dashboard::run(dashboard::Options { url, events, span, hosts, rounds, reuse }).await
         }
-        Command::Search { url, data_dir, events, hosts, rounds } => {
-            search::run(search::Options { url, data_dir, events, hosts, rounds }).await
+        Command::Search { url, data_dir, events, hosts, rounds, load_only } => {
+            search::run(search::Options { url, data_dir, events, hosts, rounds, load_only }).await
         }
         Command::Idle { pid, seconds } => idle::run(pid, seconds).await,
         Command::DetectionEvents { corpus, out, events, hosts, users } => {

@@ -27,6 +27,8 @@ pub struct Options {
     pub events: u64,
     pub hosts: u64,
     pub rounds: usize,
+    /// Load, then stop without timing anything.
+    pub load_only: bool,
 }
 
 const SCHEMA: &str = "bench_search";
@@ -171,6 +173,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         None => None,
     };
     load(&sqlite, postgres.as_deref(), &options, start).await?;
+    if options.load_only {
+        sqlite.close().await;
+        return Ok(());
+    }
     let mut readers = vec![("sqlite", StoreReader::new(sqlite.clone(), None, None))];
     if let Some(postgres) = &postgres {
         readers.push(("postgres", StoreReader::new(sqlite.clone(), Some(Arc::clone(postgres)), None)));
