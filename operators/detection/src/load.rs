@@ -143,30 +143,13 @@ impl RuleSet {
         } else {
             collection.errors
         };
-        for rule in collection.rules {
-            match too_large(&rule.detection) {
-                Some(reason) => self.rejected.push(Rejection {
-                    file: file.to_path_buf(),
-                    rule_id: rule.id.clone(),
-                    title: Some(rule.title.clone()),
-                    reason,
-                }),
-                None => self.rules.push(loaded(file, rule, &warnings)),
-            }
-        }
+        let rules = within_budget(file, collection.rules, &mut self.rejected, |rule| (&rule.detection, &rule.id, &rule.title));
+        self.rules.extend(rules.map(|item| loaded(file, item, &warnings)));
         self.correlations
             .extend(collection.correlations.into_iter().map(|item| loaded(file, item, &warnings)));
-        for filter in collection.filters {
-            match too_large(&filter.detection) {
-                Some(reason) => self.rejected.push(Rejection {
-                    file: file.to_path_buf(),
-                    rule_id: filter.id.clone(),
-                    title: Some(filter.title.clone()),
-                    reason,
-                }),
-                None => self.filters.push(loaded(file, filter, &warnings)),
-            }
-        }
+        let filters =
+            within_budget(file, collection.filters, &mut self.rejected, |filter| (&filter.detection, &filter.id, &filter.title));
+        self.filters.extend(filters.map(|item| loaded(file, item, &warnings)));
     }
 
     /// Rejects duplicate rule ids and correlations whose references do not resolve.
@@ -251,6 +234,22 @@ fn only_title_missing(errors: &[String]) -> bool {
 fn stand_in_title(text: &str, file: &Path) -> String {
     top_level(text, "name").or_else(|| top_level(text, "id")).unwrap_or_else(|| {
         file.file_stem().map_or_else(|| "untitled".to_string(), |stem| stem.to_string_lossy().into_owned())
+    })
+}
+
+/// The documents of `items` whose detections fit the expansion budget; the others become
+/// rejections of `file`. `parts` gives a document's detection, id and title.
+fn within_budget<'a, T: 'a>(
+    file: &'a Path,
+    items: Vec<T>,
+    rejected: &'a mut Vec<Rejection>,
+    parts: impl Fn(&T) -> (&Detections, &Option<String>, &String) + 'a,
+) -> impl Iterator<Item = T> + 'a {
+    items.into_iter().filter(move |item| {
+        let (detection, id, title) = parts(item);
+        let Some(reason) = too_large(detection) else { return true };
+        rejected.push(Rejection { file: file.to_path_buf(), rule_id: id.clone(), title: Some(title.clone()), reason });
+        false
     })
 }
 
