@@ -171,24 +171,35 @@ async fn run_async(args: SearchArgs) -> anyhow::Result<ExitCode> {
     }
     let columns: Vec<String> = job["columns"].as_array().map(|columns| columns.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect()).unwrap_or_default();
     let mut rows: Vec<Value> = Vec::new();
+    each_result_row(&call, &id, |row| rows.push(row)).await?;
+    print_rows(args.format, &columns, &rows)?;
+    if job["truncated"] == true {
+        eprintln!("warning: the job stopped at its row cap; narrow the query or the time range for the rest");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads every result row of job `id` page by page (cursor paging), handing each to `row`.
+pub(crate) async fn each_result_row(
+    call: &impl Fn(reqwest::Method, String) -> reqwest::RequestBuilder,
+    id: &str,
+    mut row: impl FnMut(Value),
+) -> anyhow::Result<()> {
     let mut cursor: Option<String> = None;
     loop {
         let mut path = format!("/api/v1/jobs/{id}/results?limit=10000");
         if let Some(cursor) = &cursor {
             path.push_str(&format!("&cursor={cursor}"));
         }
-        let page: Value = call(reqwest::Method::GET, path).send().await?.json().await?;
-        rows.extend(page["rows"].as_array().cloned().unwrap_or_default());
+        let mut page: Value = call(reqwest::Method::GET, path).send().await?.json().await?;
+        if let Some(rows) = page["rows"].as_array_mut() {
+            rows.drain(..).for_each(&mut row);
+        }
         match page["next"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
-            None => break,
+            None => return Ok(()),
         }
     }
-    print_rows(args.format, &columns, &rows)?;
-    if job["truncated"] == true {
-        eprintln!("warning: the job stopped at its row cap; narrow the query or the time range for the rest");
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn print_rows(format: Format, columns: &[String], rows: &[Value]) -> anyhow::Result<()> {

@@ -25,6 +25,7 @@ use super::report::Report;
 use super::{compile_rules, RulesSource};
 use crate::api::jobs::{time_of, TimeBound};
 use crate::config::Config;
+use crate::jobs::cli::each_result_row;
 use crate::jobs::record::BacktestProgress;
 
 /// Output formats.
@@ -317,21 +318,11 @@ async fn remote(args: &BacktestArgs) -> anyhow::Result<(Collected, bool)> {
         _ => bail!("backtest job {id} ended {}: {}", job["state"], job["error"]["message"].as_str().unwrap_or("-")),
     }
     let mut collected = Collected::default();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut path = format!("/api/v1/jobs/{id}/results?limit=10000");
-        if let Some(cursor) = &cursor {
-            path.push_str(&format!("&cursor={cursor}"));
-        }
-        let page: Value = call(reqwest::Method::GET, path).send().await?.json().await?;
-        for row in page["rows"].as_array().into_iter().flatten() {
-            collected.add(row["record"].as_str().unwrap_or_default(), row["detail"].clone());
-        }
-        match page["next"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => break,
-        }
-    }
+    each_result_row(&call, &id, |mut row| {
+        let detail = row["detail"].take();
+        collected.add(row["record"].as_str().unwrap_or_default(), detail);
+    })
+    .await?;
     if job["truncated"] == true {
         eprintln!("warning: the job stopped at its row cap; some alerts are missing from the results");
     }
